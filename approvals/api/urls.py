@@ -1,0 +1,15 @@
+from django.urls import path
+
+from approvals.api import views
+
+app_name = "approvals-api"
+
+urlpatterns = [
+    path("releases/", views.ReleaseListCreate.as_view(), name="release-list"),
+    path("releases/<int:pk>/", views.ReleaseDetail.as_view(), name="release-detail"),
+    path("releases/<int:pk>/gate", views.ReleaseGate.as_view(), name="release-gate"),
+    path("releases/<int:pk>/evidence/", views.ReleaseEvidence.as_view(), name="release-evidence"),
+    path("releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"),
+    path("releases/<int:pk>/deployments/", views.ReleaseDeployments.as_view(),
+         name="release-deployments"),
+]

@@ -1,0 +1,127 @@
+"""Pipeline API: request approval, ask the gate, add evidence, decide, report deployments."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals import services
+from approvals.api import serializers as s
+from approvals.exceptions import InvalidRequest
+from approvals.gate import evaluate_gate
+from approvals.models import DIGEST_PATTERN, Release
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _release(request: Request, pk: int, action: str = "view", *, for_gate: bool = False) -> Release:
+    queryset = Release.objects.restrict(request.user, action)
+    queryset = queryset.for_gate() if for_gate else queryset.with_list_related()
+    return get_object_or_404(queryset, pk=pk)
+
+
+def _gate_payload(release_id: int, digest: str | None = None) -> dict:
+    release = Release.objects.for_gate().get(pk=release_id)
+    return evaluate_gate(release, digest=digest).as_dict()
+
+
+class ReleaseListCreate(generics.ListAPIView):
+    """List releases in your scope, or request approval for a new one."""
+
+    serializer_class = s.ReleaseSerializer
+
+    def get_queryset(self):
+        return Release.objects.restrict(self.request.user).with_list_related().order_by("-pk")
+
+    @extend_schema(
+        request=s.ReleaseRequestSerializer,
+        responses={201: s.ReleaseCreatedSerializer, 200: s.ReleaseCreatedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise InvalidRequest(f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters.")
+        serializer = s.ReleaseRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        release, created = services.request_approval(
+            data=_release_input(serializer.validated_data), actor=request.user, idempotency_key=key
+        )
+        release = Release.objects.with_list_related().get(pk=release.pk)
+        release.gate = _gate_payload(release.pk)
+        body = s.ReleaseCreatedSerializer(release, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _release_input(data: dict) -> services.ReleaseInput:
+    change, pipeline = data["change"], data.get("pipeline") or {}
+    return services.ReleaseInput(
+        service=data["service"], environment=data["environment"], version=data["version"],
+        image=data["artifact"]["image"], digest=data["artifact"]["digest"],
+        change_ref=change["ref"], change_type=change["type"], change_title=change["title"],
+        pipeline_provider=pipeline.get("provider", ""), pipeline_run_url=pipeline.get("run_url", ""),
+        triggered_by=pipeline.get("triggered_by", ""),
+        evidence=tuple(data.get("evidence") or ()),
+    )
+
+
+class ReleaseDetail(APIView):
+    @extend_schema(responses=s.ReleaseSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk)
+        return Response(s.ReleaseSerializer(release, context={"request": request}).data)
+
+
+class ReleaseGate(APIView):
+    """May this release go to its environment now? Use `status == "approved"` as the check."""
+
+    @extend_schema(
+        responses=s.GateSerializer,
+        parameters=[OpenApiParameter("digest", str, description="The digest about to be deployed.")],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        digest = request.query_params.get("digest")
+        if digest is not None and not DIGEST_PATTERN.match(digest):
+            raise InvalidRequest("digest must be 'sha256:' followed by 64 lowercase hex digits.",
+                                 fields={"digest": ["Malformed digest."]})
+        release = _release(request, pk, for_gate=True)
+        return Response(evaluate_gate(release, digest=digest).as_dict())
+
+
+class ReleaseEvidence(APIView):
+    @extend_schema(request=s.EvidenceInputSerializer, responses={201: s.GateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk, "request")
+        serializer = s.EvidenceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.add_evidence(release=release, actor=request.user, **serializer.validated_data)
+        return Response(_gate_payload(release.pk), status=status.HTTP_201_CREATED)
+
+
+class ReleaseDecisions(APIView):
+    @extend_schema(request=s.DecisionInputSerializer, responses={201: s.DecisionSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk)
+        serializer = s.DecisionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        decision = services.record_decision(
+            release=release, actor=request.user, verdict=data["decision"],
+            rationale=data["rationale"], digest=data.get("digest"),
+            step_up_code=data.get("step_up_code"), channel="api",
+        )
+        return Response(s.DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseDeployments(APIView):
+    @extend_schema(request=s.DeploymentInputSerializer, responses={201: s.GateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk, "request")
+        serializer = s.DeploymentInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.record_deployment(release=release, actor=request.user, **serializer.validated_data)
+        return Response(_gate_payload(release.pk), status=status.HTTP_201_CREATED)

@@ -1,0 +1,40 @@
+"""The context a policy's CEL conditions see for one release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from approvals.models import Release
+
+
+def policy_context(release: Release, evidence: list | None = None) -> dict[str, Any]:
+    """Plain data only, so that a policy can be tried against any release, past or present."""
+    service, environment, change = release.service, release.environment, release.change
+    items = evidence if evidence is not None else list(release.evidence.all())
+    latest = {item.kind: item for item in items}
+    return {
+        "release": {"version": release.version, "image": release.image, "digest": release.digest},
+        "service": {
+            "slug": service.slug,
+            "name": service.name,
+            "tier": service.tier,
+            "compliance_tags": list(service.compliance_tags or []),
+            "team": service.team.slug,
+        },
+        "environment": {
+            "slug": environment.slug,
+            "name": environment.name,
+            "risk": environment.risk,
+            "regulated": environment.regulated,
+        },
+        "change": {"ref": change.ref, "type": change.type, "state": change.state},
+        "evidence": {
+            kind: {"status": item.status, **_counts(item.summary)} for kind, item in latest.items()
+        },
+    }
+
+
+def _counts(summary: Any) -> dict[str, int]:
+    if not isinstance(summary, dict):
+        return {}
+    return {k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)}

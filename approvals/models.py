@@ -1,0 +1,282 @@
+"""Releases, their evidence, approval requests with frozen plans, stages and decisions."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from changes.models import ChangeRecord
+from governance.models import Environment, Service, User
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ReleaseQuerySet(models.QuerySet):
+    def restrict(self, user: User, action: str = "view") -> ReleaseQuerySet:
+        """Releases of services on which `user` may perform `action`."""
+        return self.filter(service__in=Service.objects.restrict(user, action))
+
+    def with_list_related(self) -> ReleaseQuerySet:
+        return self.select_related(
+            "service", "environment", "change", "approval", "requested_by", "triggered_by"
+        )
+
+    def for_gate(self) -> ReleaseQuerySet:
+        """Everything the gate reads, in a fixed number of queries whatever the data size."""
+        return self.select_related(
+            "service", "environment", "change", "approval", "requested_by", "triggered_by"
+        ).prefetch_related(
+            models.Prefetch(
+                "approval__stages",
+                queryset=ApprovalStage.objects.order_by("position").prefetch_related(
+                    models.Prefetch(
+                        "decisions",
+                        queryset=Decision.objects.select_related("approver", "on_behalf_of")
+                        .order_by("created_at"),
+                    ),
+                    "eligible_approvers",
+                ),
+            ),
+            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at")),
+        )
+
+
+class Release(models.Model):
+    """A version of a service, as an artifact digest, headed for one environment."""
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="releases")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="releases")
+    version = models.CharField(max_length=100)
+    image = models.CharField(max_length=255)
+    digest = models.CharField(max_length=71, help_text="sha256:<64 hex>")
+    change = models.ForeignKey(ChangeRecord, on_delete=models.PROTECT, related_name="releases")
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    triggered_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The person behind the pipeline run, when known.",
+    )
+    triggered_by_name = models.CharField(max_length=150, blank=True)
+    pipeline_provider = models.CharField(max_length=32, blank=True)
+    pipeline_run_url = models.URLField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReleaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A retried pipeline step sends the same key and gets the same release back.
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"], name="unique_idempotency_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} {self.version} → {self.environment.name}"
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+    def conflicted_user_ids(self) -> set[int]:
+        """People who may never approve this release: its requester, trigger and change author."""
+        ids = {self.requested_by_id, self.triggered_by_id, self.change.author_id}
+        return {i for i in ids if i is not None}
+
+
+class Evidence(models.Model):
+    """A check result attached to a release (tests, scans, reviews...)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=50)
+    status = models.CharField(max_length=20)
+    summary = models.JSONField(default=dict, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.status}"
+
+    @property
+    def failed_count(self) -> int | None:
+        value = self.summary.get("failed") if isinstance(self.summary, dict) else None
+        return value if isinstance(value, int) else None
+
+
+class ApprovalRequest(models.Model):
+    """The approval of one release, with the plan resolved from the policy frozen onto it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="approval")
+    policy_version = models.ForeignKey(
+        "governance.PolicyVersion", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    plan = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    dual_control = models.BooleanField(default=False)
+    retro_review = models.BooleanField(default=False)
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(help_text="A pending request expires undecided at this time.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"Approval of {self.release} ({self.status})"
+
+
+class ApprovalStageQuerySet(models.QuerySet):
+    def decidable_by(self, user: User) -> ApprovalStageQuerySet:
+        """Active stages `user` may decide now: eligible, still authorised, no conflict of interest."""
+        if not user.is_authenticated or not user.is_active or user.is_service_account:
+            return self.none()
+        own_release = (
+            Q(request__release__requested_by=user)
+            | Q(request__release__triggered_by=user)
+            | Q(request__release__change__author=user)
+        )
+        already = Decision.objects.filter(request=OuterRef("request"), approver=user).filter(
+            Q(stage=OuterRef("pk")) | Q(request__dual_control=True)
+        )
+        authorised = (
+            Q(approvers="service_approvers",
+              request__release__service__in=Service.objects.restrict(user, "approve"))
+            | Q(approvers="cab", request__release__service__in=Service.objects.restrict(user, "cab"))
+            | Q(approvers="service_owners", request__release__service__owners=user)
+        )
+        return (
+            self.filter(
+                status=ApprovalStage.Status.ACTIVE,
+                request__status=ApprovalRequest.Status.PENDING,
+                eligible_approvers=user,
+            )
+            .filter(authorised)
+            .exclude(own_release)
+            .exclude(Exists(already))
+            .distinct()
+        )
+
+    def with_queue_related(self) -> ApprovalStageQuerySet:
+        return self.select_related(
+            "request__release__service",
+            "request__release__environment",
+            "request__release__change",
+            "request__release__requested_by",
+            "request__release__triggered_by",
+        )
+
+
+class ApprovalStage(models.Model):
+    """One ordered stage of a plan: who may approve and how many distinct approvals it needs."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for earlier stages"
+        ACTIVE = "active", "Awaiting decisions"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveSmallIntegerField()
+    key = models.CharField(max_length=50)
+    name = models.CharField(max_length=100)
+    approvers = models.CharField(max_length=30, help_text="Approver source from the policy.")
+    required_count = models.PositiveSmallIntegerField(default=1)
+    step_up = models.BooleanField(default=False)
+    sla_hours = models.PositiveIntegerField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    approval_count = models.PositiveSmallIntegerField(default=0)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    rules = models.JSONField(default=list, help_text="Policy rules that produced this stage.")
+    eligible_approvers = models.ManyToManyField(User, related_name="eligible_stages", blank=True)
+
+    objects = ApprovalStageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["request", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "position"], name="unique_stage_position"),
+            models.UniqueConstraint(fields=["request", "key"], name="unique_stage_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.approval_count}/{self.required_count})"
+
+
+class Decision(models.Model):
+    """An approver's approve/reject with rationale, bound to the artifact digest it was made on."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    stage = models.ForeignKey(ApprovalStage, on_delete=models.CASCADE, related_name="decisions")
+    approver = models.ForeignKey(User, on_delete=models.PROTECT, related_name="decisions")
+    on_behalf_of = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="delegated_decisions"
+    )
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    rationale = models.TextField()
+    digest = models.CharField(max_length=71)
+    step_up_method = models.CharField(max_length=20, blank=True)
+    dual_control = models.BooleanField(default=False)
+    channel = models.CharField(max_length=10, default="ui", help_text="ui or api")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            # The database itself refuses a second decision by one person on one stage, and,
+            # under dual control, a second decision by one person anywhere in the request.
+            models.UniqueConstraint(fields=["stage", "approver"], name="one_decision_per_stage"),
+            models.UniqueConstraint(
+                fields=["request", "approver"],
+                condition=Q(dual_control=True),
+                name="one_decision_per_request_under_dual_control",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.verdict}d {self.stage.name}"
+
+
+class Deployment(models.Model):
+    """A deployment outcome reported by the pipeline."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deployments")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.release} {self.status}"

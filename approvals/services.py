@@ -1,0 +1,356 @@
+"""The approval workflow: request, evidence, decisions, expiry, deployments.
+
+Every function here is the single path for its transition, used alike by the UI, the API and
+integrations, so the segregation-of-duties rules hold on all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from approvals.context import policy_context
+from approvals.exceptions import (
+    InvalidRequest,
+    InvalidTransition,
+    NotEligible,
+    SelfApprovalForbidden,
+    StepUpRequired,
+)
+from approvals.models import ApprovalRequest, ApprovalStage, Decision, Deployment, Evidence, Release
+from changes.services import find_or_open_change
+from governance import ledger
+from governance.models import Environment, Service, User
+from governance.policy import Plan, evaluate
+from governance.selectors import eligible_approvers, has_stage_authority
+from governance.services import active_policy_version
+from governance.stepup import verify_step_up
+
+EXPIRE_BATCH = 500
+
+
+@dataclass
+class ReleaseInput:
+    """A validated approval request, as the API serializer or the UI form produce it."""
+
+    service: Service
+    environment: Environment
+    version: str
+    image: str
+    digest: str
+    change_ref: str
+    change_type: str
+    change_title: str
+    pipeline_provider: str = ""
+    pipeline_run_url: str = ""
+    triggered_by: str = ""
+    evidence: tuple[dict, ...] = ()
+
+
+def request_approval(
+    *, data: ReleaseInput, actor: User, idempotency_key: str | None = None
+) -> tuple[Release, bool]:
+    """Create a release and its approval request with the plan frozen on. Returns (release, created).
+
+    A repeated `idempotency_key` from the same requester returns the first release unchanged.
+    """
+    if idempotency_key:
+        existing = _idempotent_replay(actor, idempotency_key, data)
+        if existing:
+            return existing, False
+    try:
+        with transaction.atomic():
+            release = _create_release(data, actor, idempotency_key)
+            _create_plan(release, actor)
+    except IntegrityError:
+        # A concurrent retry with the same key won the race: answer with its release.
+        existing = _idempotent_replay(actor, idempotency_key, data) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return release, True
+
+
+def _idempotent_replay(actor: User, key: str, data: ReleaseInput) -> Release | None:
+    release = Release.objects.filter(requested_by=actor, idempotency_key=key).first()
+    if release is None:
+        return None
+    same = (release.service_id, release.environment_id, release.version, release.digest) == (
+        data.service.pk, data.environment.pk, data.version, data.digest
+    )
+    if not same:
+        raise InvalidTransition(
+            "This Idempotency-Key was already used for a different release; use a new key."
+        )
+    return release
+
+
+def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None) -> Release:
+    triggered_by = (
+        User.objects.filter(username__iexact=data.triggered_by, is_active=True).first()
+        if data.triggered_by
+        else None
+    )
+    author = triggered_by or (None if actor.is_service_account else actor)
+    change = find_or_open_change(
+        ref=data.change_ref, type=data.change_type, title=data.change_title, author=author,
+        actor=actor,
+    )
+    release = Release.objects.create(
+        service=data.service, environment=data.environment, version=data.version,
+        image=data.image, digest=data.digest, change=change, requested_by=actor,
+        triggered_by=triggered_by, triggered_by_name=data.triggered_by,
+        pipeline_provider=data.pipeline_provider, pipeline_run_url=data.pipeline_run_url,
+        idempotency_key=idempotency_key or None,
+    )
+    for item in data.evidence:
+        Evidence.objects.create(release=release, reported_by=actor, **item)
+    return release
+
+
+def _create_plan(release: Release, actor: User) -> ApprovalRequest:
+    now = timezone.now()
+    version = active_policy_version()
+    evidence = list(release.evidence.all())
+    if version is None:
+        plan = Plan(errors=["No active policy; an administrator must publish one."])
+    else:
+        plan = evaluate(version.source, policy_context(release, evidence))
+    approval = ApprovalRequest.objects.create(
+        release=release, policy_version=version, plan=plan.to_dict(),
+        dual_control=plan.dual_control, retro_review=plan.retro_review, requested_at=now,
+        expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
+    )
+    conflicted = release.conflicted_user_ids()
+    for position, requirement in enumerate(plan.stages, start=1):
+        stage = ApprovalStage.objects.create(
+            request=approval, position=position, key=requirement.key, name=requirement.name,
+            approvers=requirement.approvers, required_count=requirement.count,
+            step_up=requirement.step_up, sla_hours=requirement.sla_hours, rules=requirement.rules,
+        )
+        people = eligible_approvers(release.service, requirement.approvers).exclude(pk__in=conflicted)
+        stage.eligible_approvers.set(people)
+    ledger.append(
+        kind="approval.requested", subject=f"release:{release.pk}", actor=actor.username,
+        payload=_request_payload(release, approval, version),
+    )
+    _advance(approval, actor, now)
+    return approval
+
+
+def _request_payload(release: Release, approval: ApprovalRequest, version) -> dict:
+    return {
+        "service": release.service.slug, "environment": release.environment.slug,
+        "version": release.version, "image": release.image, "digest": release.digest,
+        "change": release.change.ref, "requested_by": release.requested_by.username,
+        "triggered_by": release.triggered_by_name,
+        "policy": f"{version.policy.slug}@v{version.number}" if version else None,
+        "plan": approval.plan,
+    }
+
+
+def _advance(approval: ApprovalRequest, actor: User, now) -> None:
+    """Open the next waiting stage, or approve the request when none is left."""
+    stage = approval.stages.filter(status=ApprovalStage.Status.WAITING).order_by("position").first()
+    if stage is not None:
+        due = now + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
+        ApprovalStage.objects.filter(pk=stage.pk).update(
+            status=ApprovalStage.Status.ACTIVE, activated_at=now, due_at=due
+        )
+        return
+    plan = Plan.from_dict(approval.plan)
+    if plan.errors:
+        return  # Nothing to approve until the policy problem is fixed; the gate says why.
+    valid_until = now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
+    _transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
+
+
+def _transition(approval: ApprovalRequest, status: str, actor: User | None, now, **fields) -> None:
+    previous = approval.status
+    ApprovalRequest.objects.filter(pk=approval.pk).update(status=status, decided_at=now, **fields)
+    approval.status = status
+    for name, value in fields.items():
+        setattr(approval, name, value)
+    ledger.append(
+        kind="gate.transition", subject=f"release:{approval.release_id}",
+        actor=actor.username if actor else "system",
+        payload={"from": previous, "to": status,
+                 **{k: v.isoformat() if v else None for k, v in fields.items()}},
+    )
+
+
+def add_evidence(*, release: Release, actor: User, kind: str, status: str, summary: dict,
+                 url: str = "") -> Evidence:
+    """Attach a check result; the gate re-evaluates preconditions with it from now on."""
+    with transaction.atomic():
+        evidence = Evidence.objects.create(
+            release=release, kind=kind, status=status, summary=summary, url=url, reported_by=actor
+        )
+        ledger.append(
+            kind="evidence.added", subject=f"release:{release.pk}", actor=actor.username,
+            payload={"kind": kind, "status": status, "summary": summary, "url": url},
+        )
+    return evidence
+
+
+def decision_blocker(release: Release, approval: ApprovalRequest, user: User, now=None) -> tuple[ApprovalStage | None, str | None]:
+    """The stage `user` would decide now, or why they cannot. Reads only."""
+    now = now or timezone.now()
+    if user.pk in release.conflicted_user_ids():
+        return None, ("You requested this release, triggered its pipeline or wrote its change "
+                      "record; someone else must approve it.")
+    if user.is_service_account:
+        return None, "Service accounts request releases; only people approve them."
+    if approval.status != ApprovalRequest.Status.PENDING:
+        return None, f"This request is {approval.get_status_display().lower()}; no more decisions."
+    if approval.expires_at <= now:
+        return None, "This request expired undecided; a new approval request is needed."
+    stages = list(approval.stages.all())
+    active = next((s for s in stages if s.status == ApprovalStage.Status.ACTIVE), None)
+    if active is None:
+        return None, "No stage is open for decisions."
+    mine = [s for s in stages if _is_eligible(s, user, release)]
+    if active not in mine:
+        waiting = next((s for s in mine if s.status == ApprovalStage.Status.WAITING), None)
+        if waiting:
+            return None, f"{waiting.name} opens after {active.name} is complete."
+        return None, f"You are not an eligible approver for {active.name}."
+    decided = {(d.stage_id, d.approver_id) for s in stages for d in s.decisions.all()}
+    if (active.pk, user.pk) in decided:
+        return None, f"You have already decided {active.name}; it needs distinct approvers."
+    if approval.dual_control and any(a == user.pk for _, a in decided):
+        return None, ("Dual control: you already decided another stage of this request; "
+                      "one person counts in one stage only.")
+    return active, None
+
+
+def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
+    frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
+    return frozen and has_stage_authority(user, release.service, stage.approvers)
+
+
+def record_decision(
+    *, release: Release, actor: User, verdict: str, rationale: str, digest: str | None = None,
+    step_up_code: str | None = None, channel: str = "ui",
+) -> Decision:
+    """Record an approve/reject on the open stage, counting distinct people under a row lock."""
+    rationale = (rationale or "").strip()
+    if verdict not in Decision.Verdict.values:
+        raise InvalidRequest("Decision must be 'approve' or 'reject'.",
+                             fields={"decision": ["Must be 'approve' or 'reject'."]})
+    if not rationale:
+        raise InvalidRequest("A rationale is required for every decision.",
+                             fields={"rationale": ["This field is required."]})
+    if digest is not None and digest != release.digest:
+        raise InvalidRequest(f"You reviewed {digest}, but this release is {release.digest}.",
+                             fields={"digest": ["Does not match the release's artifact."]})
+    now = timezone.now()
+    with transaction.atomic():
+        # Locking the request serialises concurrent decisions: none is lost or counted twice.
+        approval = ApprovalRequest.objects.select_for_update().get(release=release)
+        approval = ApprovalRequest.objects.prefetch_related(
+            "stages__eligible_approvers", "stages__decisions"
+        ).get(pk=approval.pk)
+        stage, blocker = decision_blocker(release, approval, actor, now)
+        if blocker:
+            error = SelfApprovalForbidden if actor.pk in release.conflicted_user_ids() else NotEligible
+            if approval.status != ApprovalRequest.Status.PENDING or approval.expires_at <= now:
+                error = InvalidTransition
+            raise error(blocker)
+        method = _step_up(stage, actor, step_up_code)
+        decision = Decision.objects.create(
+            request=approval, stage=stage, approver=actor, verdict=verdict, rationale=rationale,
+            digest=release.digest, step_up_method=method, dual_control=approval.dual_control,
+            channel=channel, created_at=now,
+        )
+        ledger.append(
+            kind="decision.recorded", subject=f"release:{release.pk}", actor=actor.username,
+            payload={"stage": stage.key, "verdict": verdict, "rationale": rationale,
+                     "digest": release.digest, "on_behalf_of": None, "step_up": method,
+                     "channel": channel},
+        )
+        _apply_decision(approval, stage, decision, actor, now)
+    return decision
+
+
+def _step_up(stage: ApprovalStage, actor: User, code: str | None) -> str:
+    if not stage.step_up:
+        return ""
+    method = verify_step_up(actor, code)
+    if method is None:
+        raise StepUpRequired(
+            f"{stage.name} requires a fresh one-time code from your authenticator app. "
+            "Enrol one on your profile page if you have none.",
+            fields={"step_up_code": ["A valid one-time code is required."]},
+        )
+    return method
+
+
+def _apply_decision(approval: ApprovalRequest, stage: ApprovalStage, decision: Decision,
+                    actor: User, now) -> None:
+    if decision.verdict == Decision.Verdict.REJECT:
+        ApprovalStage.objects.filter(pk=stage.pk).update(
+            status=ApprovalStage.Status.REJECTED, completed_at=now
+        )
+        approval.stages.filter(status=ApprovalStage.Status.WAITING).update(
+            status=ApprovalStage.Status.CANCELLED
+        )
+        _transition(approval, ApprovalRequest.Status.REJECTED, actor, now)
+        return
+    count = stage.decisions.filter(verdict=Decision.Verdict.APPROVE).values("approver").distinct().count()
+    done = count >= stage.required_count
+    ApprovalStage.objects.filter(pk=stage.pk).update(
+        approval_count=count,
+        status=ApprovalStage.Status.APPROVED if done else ApprovalStage.Status.ACTIVE,
+        completed_at=now if done else None,
+    )
+    if done:
+        _advance(approval, actor, now)
+
+
+def expire_requests(*, now=None) -> int:
+    """Mark undecided requests past their deadline, and approvals past their validity, expired.
+
+    Set-based and batched: claims rows with SKIP LOCKED so concurrent sweeps never collide.
+    """
+    now = now or timezone.now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                ApprovalRequest.objects.select_for_update(skip_locked=True)
+                .filter(_expired_filter(now))
+                .only("pk", "status", "release_id")[:EXPIRE_BATCH]
+            )
+            for approval in batch:
+                _transition(approval, ApprovalRequest.Status.EXPIRED, None, now)
+        total += len(batch)
+        if len(batch) < EXPIRE_BATCH:
+            return total
+
+
+def _expired_filter(now) -> Q:
+    return Q(status=ApprovalRequest.Status.PENDING, expires_at__lte=now) | Q(
+        status=ApprovalRequest.Status.APPROVED, valid_until__lte=now
+    )
+
+
+def record_deployment(*, release: Release, actor: User, status: str, url: str = "") -> Deployment:
+    """Record a deployment outcome reported by the pipeline."""
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            release=release, status=status, reported_by=actor, url=url
+        )
+        if status == Deployment.Status.SUCCEEDED:
+            Release.objects.filter(pk=release.pk).update(deployed_at=deployment.created_at)
+        ledger.append(
+            kind="deployment.reported", subject=f"release:{release.pk}", actor=actor.username,
+            payload={"status": status, "url": url, "digest": release.digest,
+                     "approval_status": release.approval.status},
+        )
+    return deployment

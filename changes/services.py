@@ -1,0 +1,44 @@
+"""Change-record actions."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from changes.models import ChangeRecord
+from governance import ledger
+from governance.models import User
+
+
+def find_or_open_change(
+    *, ref: str, type: str, title: str, author: User | None, actor: User
+) -> ChangeRecord:
+    """The change record with `ref`, opening it when it does not exist yet.
+
+    Must run inside the caller's transaction (the release request that needs it).
+    """
+    change = ChangeRecord.objects.select_for_update().filter(ref=ref).first()
+    if change is not None:
+        return change
+    change = ChangeRecord.objects.create(ref=ref, type=type, title=title or ref, author=author)
+    ledger.append(
+        kind="change.opened",
+        subject=f"change:{change.pk}",
+        actor=actor.username,
+        payload={"ref": ref, "type": type, "title": change.title},
+    )
+    return change
+
+
+def set_change_state(*, change: ChangeRecord, state: str, actor: User, reason: str) -> ChangeRecord:
+    """Move a change record to `state` (e.g. withdrawn), recorded in the ledger."""
+    with transaction.atomic():
+        previous = change.state
+        ChangeRecord.objects.filter(pk=change.pk).update(state=state)
+        ledger.append(
+            kind="change.state_changed",
+            subject=f"change:{change.pk}",
+            actor=actor.username,
+            payload={"ref": change.ref, "from": previous, "to": state, "reason": reason},
+        )
+    change.refresh_from_db()
+    return change

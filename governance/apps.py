@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class GovernanceConfig(AppConfig):
+    name = "governance"
+    verbose_name = "Governance"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from governance import models
+
+        # Configuration history (who changed which field when) is kept by django-auditlog; the
+        # approval evidence itself goes to the signed ledger, written explicitly by services.
+        for model in (models.Team, models.Service, models.Environment, models.RoleAssignment):
+            auditlog.register(model)
+        auditlog.register(models.Policy, exclude_fields=["updated_at"])

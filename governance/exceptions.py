@@ -1,0 +1,22 @@
+"""Domain errors raised by governance services; each message is shown to people as-is."""
+
+
+class GovernanceError(Exception):
+    """Base class: `code` is the stable machine code the API returns."""
+
+    code = "governance_error"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class PermissionDenied(GovernanceError):
+    code = "permission_denied"
+    status = 403
+
+
+class InvalidPolicy(GovernanceError):
+    code = "invalid_policy"

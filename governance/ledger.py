@@ -1,0 +1,107 @@
+"""Appending to and verifying the evidence ledger.
+
+Appends must happen inside the caller's transaction, so an event is recorded if and only if the
+change it describes is committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Iterator
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance import ledger_format
+from governance.models import LedgerEntry, LedgerHead
+
+VERIFY_BATCH = 5000
+
+
+@functools.cache
+def signing_key() -> Ed25519PrivateKey:
+    """The configured key; in development, one generated once under var/ and then reused."""
+    if settings.LEDGER_SIGNING_KEY:
+        return ledger_format.load_private_key(settings.LEDGER_SIGNING_KEY)
+    key_file = settings.LEDGER_KEY_FILE
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        raw = Ed25519PrivateKey.generate().private_bytes_raw()
+        key_file.write_text(base64.b64encode(raw).decode())
+        key_file.chmod(0o600)
+    return ledger_format.load_private_key(key_file.read_text().strip())
+
+
+def public_keys() -> dict[str, Ed25519PublicKey]:
+    """Keys accepted when verifying: the current one plus retired ones from LEDGER_PUBLIC_KEYS."""
+    keys = [signing_key().public_key()]
+    keys += [ledger_format.load_public_key(k) for k in getattr(settings, "LEDGER_PUBLIC_KEYS", [])]
+    return {ledger_format.key_id(k): k for k in keys}
+
+
+def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry:
+    """Append one signed entry. Must run inside the transaction of the change it records."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger entries must be appended inside the recording transaction")
+    # The head row lock serialises appenders, so sequence numbers and hash links never fork.
+    head, _ = LedgerHead.objects.select_for_update().get_or_create(pk=1)
+    recorded_at = timezone.now()
+    seq = head.seq + 1
+    body = ledger_format.canonical_bytes(
+        seq=seq,
+        recorded_at=recorded_at.isoformat(timespec="microseconds"),
+        kind=kind,
+        subject=subject,
+        actor=actor,
+        payload=payload,
+        prev_hash=head.entry_hash,
+    )
+    digest = ledger_format.entry_hash(body)
+    key = signing_key()
+    entry = LedgerEntry.objects.create(
+        seq=seq,
+        recorded_at=recorded_at,
+        kind=kind,
+        subject=subject,
+        actor=actor,
+        payload=payload,
+        prev_hash=head.entry_hash,
+        entry_hash=digest,
+        key_id=ledger_format.key_id(key.public_key()),
+        signature=ledger_format.sign(key, digest),
+    )
+    LedgerHead.objects.filter(pk=1).update(seq=seq, entry_hash=digest)
+    return entry
+
+
+def stored_entries() -> Iterator[dict]:
+    """Every entry as the dict the verifier expects, streamed in keyset-paginated batches."""
+    last = 0
+    fields = ["seq", "recorded_at", "kind", "subject", "actor", "payload", "prev_hash"]
+    fields += ["entry_hash", "key_id", "signature"]
+    while True:
+        batch = list(
+            LedgerEntry.objects.filter(seq__gt=last).order_by("seq").values(*fields)[:VERIFY_BATCH]
+        )
+        if not batch:
+            return
+        for row in batch:
+            row["recorded_at"] = row["recorded_at"].isoformat(timespec="microseconds")
+            yield row
+        last = batch[-1]["seq"]
+
+
+def verify() -> tuple[int, ledger_format.Problem | None]:
+    """Verify the whole stored chain: (entries verified, first problem or None)."""
+    count = 0
+    for result in ledger_format.verify_entries(stored_entries(), public_keys()):
+        if isinstance(result, ledger_format.Problem):
+            return count, result
+        count += 1
+    head = LedgerHead.objects.filter(pk=1).first()
+    if head and head.seq != count:
+        return count, ledger_format.Problem(count + 1, "entries after this point are missing")
+    return count, None

@@ -1,0 +1,146 @@
+"""Load the demo organisation: people, teams, services, environments, roles and the policy.
+
+Idempotent: running it again changes nothing. Releases with history are added by the approvals
+app's `seed_demo_releases`, which `make run` calls right after this.
+"""
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from governance.models import Environment, Role, Service, Team, User
+from governance.services import grant_role
+
+DEMO_PASSWORD = "signoff-demo"
+
+PEOPLE = [
+    # username, first, last, team, time zone, working hours
+    ("alice", "Alice", "Nakamura", "payments", "Europe/London", (8, 17)),
+    ("bob", "Bob", "Okafor", "payments", "America/New_York", (9, 18)),
+    ("dave", "Dave", "Moreau", "payments", "Europe/Paris", (9, 17)),
+    ("frank", "Frank", "Ivanova", "payments", "Europe/Berlin", (8, 16)),
+    ("grace", "Grace", "Lindqvist", "web", "Europe/Stockholm", (9, 17)),
+    ("heidi", "Heidi", "Fischer", "web", "America/Los_Angeles", (9, 17)),
+    ("ivan", "Ivan", "Petrov", "web", "Europe/Sofia", (10, 18)),
+    ("judy", "Judy", "Chen", "platform", "Asia/Singapore", (9, 18)),
+    ("carol", "Carol", "Singh", "change-advisory", "Europe/London", (9, 17)),
+    ("trent", "Trent", "Walker", "change-advisory", "America/Chicago", (8, 16)),
+    ("erin", "Erin", "Kowalski", "risk-audit", "Europe/Warsaw", (9, 17)),
+    ("admin", "Ada", "Admin", "platform", "UTC", (0, 24)),
+]
+
+TEAMS = [
+    ("payments", "Payments"),
+    ("web", "Web Experience"),
+    ("platform", "Platform Engineering"),
+    ("change-advisory", "Change Advisory Board"),
+    ("risk-audit", "Risk & Internal Audit"),
+]
+
+SERVICES = [
+    # slug, name, tier, team, owners, compliance tags, description
+    ("payments-api", "payments-api", 1, "payments", ["alice"], ["SOX", "PCI"],
+     "Card and bank payment initiation API."),
+    ("payments-ledger", "payments-ledger", 1, "payments", ["bob"], ["SOX"],
+     "Double-entry ledger of settled payments."),
+    ("checkout-service", "checkout-service", 2, "web", ["heidi"], ["PCI"],
+     "Basket, pricing and checkout orchestration."),
+    ("web-frontend", "web-frontend", 3, "web", ["grace"], [],
+     "Customer-facing web application."),
+    ("search-api", "search-api", 3, "web", ["ivan"], [], "Product search."),
+    ("identity-service", "identity-service", 2, "platform", ["judy"], ["SOX"],
+     "Customer sign-in and sessions."),
+    ("ingress-gateway", "ingress-gateway", 2, "platform", ["judy"], [],
+     "Edge routing and TLS termination."),
+]
+
+ENVIRONMENTS = [
+    ("dev", "Development", Environment.Risk.LOW, False, 1),
+    ("staging", "Staging", Environment.Risk.MEDIUM, False, 2),
+    ("production", "Production", Environment.Risk.HIGH, True, 3),
+]
+
+ROLES = [
+    # username, role, service slug or None for every service
+    ("alice", Role.APPROVER, "payments-api"),
+    ("alice", Role.APPROVER, "payments-ledger"),
+    ("bob", Role.APPROVER, "payments-api"),
+    ("bob", Role.APPROVER, "payments-ledger"),
+    ("frank", Role.APPROVER, "payments-ledger"),
+    ("dave", Role.RELEASE_MANAGER, "payments-api"),
+    ("dave", Role.RELEASE_MANAGER, "payments-ledger"),
+    ("grace", Role.APPROVER, "web-frontend"),
+    ("grace", Role.APPROVER, "search-api"),
+    ("heidi", Role.APPROVER, "web-frontend"),
+    ("heidi", Role.APPROVER, "checkout-service"),
+    ("ivan", Role.APPROVER, "checkout-service"),
+    ("ivan", Role.RELEASE_MANAGER, "web-frontend"),
+    ("ivan", Role.RELEASE_MANAGER, "search-api"),
+    ("judy", Role.APPROVER, "identity-service"),
+    ("judy", Role.APPROVER, "ingress-gateway"),
+    ("carol", Role.CAB_MEMBER, None),
+    ("trent", Role.CAB_MEMBER, None),
+    ("erin", Role.AUDITOR, None),
+    ("admin", Role.ADMINISTRATOR, None),
+    ("ci-bot", Role.RELEASE_MANAGER, None),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo organisation (idempotent)."
+
+    def handle(self, *args, **options) -> None:
+        call_command("load_default_policy", stdout=self.stdout)
+        with transaction.atomic():
+            teams = {slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+                     for slug, name in TEAMS}
+            people = self._people(teams)
+            self._environments()
+            self._services(teams, people)
+            self._roles(people)
+        call_command("seed_demo_releases", stdout=self.stdout)
+        self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
+
+    def _people(self, teams: dict[str, Team]) -> dict[str, User]:
+        people = {}
+        for username, first, last, team, tz, (start, end) in PEOPLE:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "time_zone": tz,
+                          "email": f"{username}@example.com", "working_hours_start": start,
+                          "working_hours_end": end, "is_superuser": username == "admin",
+                          "is_staff": username == "admin"},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            teams[team].members.add(user)
+            people[username] = user
+        bot, _ = User.objects.get_or_create(
+            username="ci-bot",
+            defaults={"first_name": "CI", "last_name": "pipeline", "is_service_account": True},
+        )
+        people["ci-bot"] = bot
+        return people
+
+    def _environments(self) -> None:
+        for slug, name, risk, regulated, order in ENVIRONMENTS:
+            Environment.objects.get_or_create(
+                slug=slug, defaults={"name": name, "risk": risk, "regulated": regulated, "order": order}
+            )
+
+    def _services(self, teams: dict[str, Team], people: dict[str, User]) -> None:
+        for slug, name, tier, team, owners, tags, description in SERVICES:
+            service, created = Service.objects.get_or_create(
+                slug=slug,
+                defaults={"name": name, "tier": tier, "team": teams[team],
+                          "compliance_tags": tags, "description": description},
+            )
+            if created:
+                service.owners.set([people[o] for o in owners])
+
+    def _roles(self, people: dict[str, User]) -> None:
+        for username, role, service_slug in ROLES:
+            service = Service.objects.get(slug=service_slug) if service_slug else None
+            grant_role(user=people[username], role=role, service=service,
+                       reason="Demo organisation", actor=None)

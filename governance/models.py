@@ -1,0 +1,327 @@
+"""Who and what is governed: people, teams, services, environments, roles, policies, the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import pgtrigger
+from django.contrib.auth.models import AbstractUser, Permission
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_scim.models import AbstractSCIMUserMixin
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class User(AbstractSCIMUserMixin, AbstractUser):
+    """A person (or a pipeline's service account) known to Signoff.
+
+    SCIM-ready from the first migration: identity providers provision these rows later.
+    """
+
+    time_zone = models.CharField(max_length=64, default="UTC")
+    working_hours_start = models.PositiveSmallIntegerField(default=9)
+    working_hours_end = models.PositiveSmallIntegerField(default=17)
+    is_service_account = models.BooleanField(
+        default=False, help_text="A pipeline identity: may request releases, never approves."
+    )
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    def is_available_at(self, moment: datetime) -> bool:
+        """True when `moment` falls on a weekday inside this person's working hours."""
+        local = moment.astimezone(ZoneInfo(self.time_zone))
+        return local.weekday() < 5 and self.working_hours_start <= local.hour < self.working_hours_end
+
+
+class Team(models.Model):
+    """A group of people that owns services."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(unique=True)
+    members = models.ManyToManyField(User, related_name="teams", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A deployment target (dev, staging, production) with its risk class."""
+
+    class Risk(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(unique=True)
+    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.LOW)
+    regulated = models.BooleanField(default=False)
+    order = models.PositiveSmallIntegerField(default=0, help_text="Position in the promotion path.")
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServiceQuerySet(models.QuerySet):
+    def restrict(self, user: User, action: str = "view") -> ServiceQuerySet:
+        """Services on which `user` may perform `action` (view, approve, request).
+
+        The one chokepoint for scoping: views and endpoints start from it, so anything outside a
+        person's scope is a 404 rather than a 403 that confirms it exists.
+        """
+        from guardian.shortcuts import get_objects_for_user
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        codename = SERVICE_ACTIONS[action]
+        if user.has_perm(f"governance.{codename}"):
+            return self.all()
+        allowed = get_objects_for_user(
+            user, f"governance.{codename}", klass=Service, accept_global_perms=False
+        )
+        return self.filter(pk__in=allowed.values("pk"))
+
+
+class Service(models.Model):
+    """An entry of the service catalogue (CMDB): what is released, who owns it, how critical it is."""
+
+    class Tier(models.IntegerChoices):
+        TIER_1 = 1, "Tier 1 (business critical)"
+        TIER_2 = 2, "Tier 2"
+        TIER_3 = 3, "Tier 3"
+        TIER_4 = 4, "Tier 4 (internal)"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.TIER_3)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    owners = models.ManyToManyField(User, related_name="owned_services", blank=True)
+    compliance_tags = models.JSONField(
+        default=list, blank=True, help_text='Regimes in scope, e.g. ["SOX", "PCI"].'
+    )
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("view_releases", "View the service's releases"),
+            ("request_release", "Request approval for releases of the service"),
+            ("approve_release", "Approve releases of the service"),
+            ("cab_approve", "Decide CAB stages"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SERVICE_ACTIONS = {
+    "view": "view_releases",
+    "request": "request_release",
+    "approve": "approve_release",
+    "cab": "cab_approve",
+}
+
+
+class Role(models.TextChoices):
+    APPROVER = "approver", "Approver"
+    RELEASE_MANAGER = "release_manager", "Release manager"
+    CAB_MEMBER = "cab_member", "CAB member"
+    AUDITOR = "auditor", "Auditor"
+    ADMINISTRATOR = "administrator", "Administrator"
+
+
+# Which service permissions each role carries. A role with no service scope holds them globally.
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    Role.APPROVER: ("view_releases", "approve_release"),
+    Role.RELEASE_MANAGER: ("view_releases", "request_release"),
+    Role.CAB_MEMBER: ("view_releases", "cab_approve"),
+    Role.AUDITOR: ("view_releases",),
+    Role.ADMINISTRATOR: ("view_releases", "request_release"),
+}
+
+
+class RoleAssignment(models.Model):
+    """The record of a role grant; the permissions themselves live in django-guardian.
+
+    Written only by `governance.services.grant_role` / `revoke_role`, which keep both in step.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_assignments")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="role_assignments",
+        help_text="Empty means every service.",
+    )
+    reason = models.TextField()
+    granted_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["user__username", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "role", "service"], name="unique_role_per_scope"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "role"],
+                condition=Q(service__isnull=True),
+                name="unique_global_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} on {self.scope_label}"
+
+    @property
+    def scope_label(self) -> str:
+        return self.service.name if self.service_id else "all services"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the pipeline API. Only its SHA-256 is stored; the secret is shown once."""
+
+    PREFIX = "so_"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def generate_key(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class Policy(models.Model):
+    """A policy-as-code document (YAML rules with CEL conditions); each save is a new version."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    source = models.TextField(help_text="YAML: rules with `when:` (CEL) and `require:`.")
+    is_active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=0, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "policies"
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class PolicyVersion(models.Model):
+    """An immutable published version of a policy; approval plans reference the one they used."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    source = models.TextField()
+    checksum = models.CharField(max_length=64)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["policy", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "number"], name="unique_policy_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} v{self.number}"
+
+
+class LedgerHead(models.Model):
+    """The single row holding the chain's tip; locked to serialise appends."""
+
+    seq = models.BigIntegerField(default=0)
+    entry_hash = models.CharField(max_length=64, default="0" * 64)
+
+
+@pgtrigger.register(
+    pgtrigger.Protect(
+        name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+    )
+)
+class LedgerEntry(models.Model):
+    """One append-only, hash-chained, Ed25519-signed record of an approval-relevant event."""
+
+    seq = models.BigIntegerField(unique=True)
+    recorded_at = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    subject = models.CharField(max_length=100, db_index=True)
+    actor = models.CharField(max_length=150, blank=True)
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} {self.subject}"
+
+
+def global_permission(codename: str) -> Permission:
+    """The model-level permission used for roles that span every service."""
+    return Permission.objects.get(content_type__app_label="governance", codename=codename)
+
+
+def ledger_subject(obj: models.Model) -> str:
+    """A stable subject string for ledger entries: `<model>:<pk>`."""
+    return f"{obj._meta.model_name}:{obj.pk}"
+

@@ -1,0 +1,298 @@
+"""The policy engine: YAML documents of `when: <CEL>` → `require: {...}` rules.
+
+Every rule whose condition holds contributes its requirements; requirements on the same stage or
+evidence kind combine so that the strictest wins (more approvals, shorter SLA, fewer failures
+allowed, shorter validity). The resulting plan remembers which rules produced each requirement,
+which is what the release page's "explain" view shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cel
+import yaml
+
+# What a `when:` expression may refer to; the approvals app builds this context for a release.
+CONTEXT_VARIABLES = ("release", "service", "environment", "change", "evidence")
+APPROVER_SOURCES = {
+    "service_approvers": "approvers of the service",
+    "service_owners": "owners of the service (CMDB)",
+    "cab": "CAB members",
+}
+_RULE_KEYS = {"id", "description", "when", "require"}
+_REQUIRE_KEYS = {"stages", "evidence", "approval_valid_hours", "dual_control", "retro_review"}
+_STAGE_KEYS = {"key", "name", "approvers", "count", "order", "step_up", "sla_hours"}
+_EVIDENCE_KEYS = {"kind", "status", "max_failed"}
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.+)")
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; the message names the rule and the place."""
+
+
+@dataclass
+class StageRequirement:
+    key: str
+    name: str
+    approvers: str
+    count: int
+    order: int
+    step_up: bool
+    sla_hours: int | None
+    rules: list[str] = field(default_factory=list)
+
+    @property
+    def approvers_label(self) -> str:
+        return APPROVER_SOURCES[self.approvers]
+
+
+@dataclass
+class EvidenceRequirement:
+    kind: str
+    status: str
+    max_failed: int | None
+    rules: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        text = f"{self.kind} evidence with status '{self.status}'"
+        if self.max_failed is not None:
+            text += f" and at most {self.max_failed} failed"
+        return text
+
+
+@dataclass
+class Plan:
+    """The approval plan resolved for one release; frozen onto its approval request."""
+
+    stages: list[StageRequirement] = field(default_factory=list)
+    evidence: list[EvidenceRequirement] = field(default_factory=list)
+    approval_valid_hours: int | None = None
+    dual_control: bool = False
+    retro_review: bool = False
+    matched_rules: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            stages=[StageRequirement(**s) for s in data.get("stages", [])],
+            evidence=[EvidenceRequirement(**e) for e in data.get("evidence", [])],
+            approval_valid_hours=data.get("approval_valid_hours"),
+            dual_control=data.get("dual_control", False),
+            retro_review=data.get("retro_review", False),
+            matched_rules=data.get("matched_rules", []),
+            errors=data.get("errors", []),
+        )
+
+
+@dataclass
+class Rule:
+    id: str
+    description: str
+    when: str
+    require: dict[str, Any]
+    program: Any
+
+
+def checksum(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def parse(source: str) -> tuple[Rule, ...]:
+    """Parse and validate a policy document; raise PolicyError naming the rule, line and column."""
+    try:
+        root = yaml.compose(source)
+        document = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"The policy is not valid YAML: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
+        raise PolicyError("The policy must be a mapping with a list under 'rules'.")
+    rule_nodes = _rule_nodes(root)
+    rules, seen = [], set()
+    for index, raw in enumerate(document["rules"]):
+        line = rule_nodes[index].start_mark.line + 1 if index < len(rule_nodes) else 0
+        rule = _parse_rule(raw, index, line, _when_line(rule_nodes, index))
+        if rule.id in seen:
+            raise PolicyError(f"Rule '{rule.id}' (line {line}): the id is used twice.")
+        seen.add(rule.id)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _rule_nodes(root: yaml.Node | None) -> list[yaml.Node]:
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            return value.value
+    return []
+
+
+def _when_line(rule_nodes: list[yaml.Node], index: int) -> int:
+    node = rule_nodes[index] if index < len(rule_nodes) else None
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "when":
+                # A block scalar (`when: >`) starts on the line after its indicator.
+                return value.start_mark.line + 1 + (1 if value.style in ("|", ">") else 0)
+    return 0
+
+
+def _parse_rule(raw: Any, index: int, line: int, when_line: int) -> Rule:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"Rule {index + 1} (line {line}) must be a mapping.")
+    rule_id = str(raw.get("id") or "").strip()
+    if not rule_id:
+        raise PolicyError(f"Rule {index + 1} (line {line}) needs an 'id'.")
+    where = f"Rule '{rule_id}' (line {line})"
+    _reject_unknown(raw, _RULE_KEYS, where)
+    when = str(raw.get("when", "true")).strip()
+    program = _compile(when, where, when_line)
+    require = raw.get("require") or {}
+    if not isinstance(require, dict):
+        raise PolicyError(f"{where}: 'require' must be a mapping.")
+    _reject_unknown(require, _REQUIRE_KEYS, f"{where}, require")
+    _validate_require(require, where)
+    return Rule(rule_id, str(raw.get("description", "")), when, require, program)
+
+
+def _compile(when: str, where: str, when_line: int) -> Any:
+    try:
+        program = cel.compile(when)
+    except ValueError as exc:
+        match = _CEL_POSITION.search(str(exc))
+        if match:
+            expr_line, column, message = match.groups()
+            at_line = when_line + int(expr_line) - 1 if when_line else int(expr_line)
+            raise PolicyError(
+                f"{where}: CEL syntax error in 'when' at line {at_line}, column {column}: {message}"
+            ) from None
+        raise PolicyError(f"{where}: CEL error in 'when': {exc}") from None
+    unknown = sorted(set(program.variables()) - set(CONTEXT_VARIABLES))
+    if unknown:
+        raise PolicyError(
+            f"{where}: 'when' uses unknown variable(s) {', '.join(unknown)}; "
+            f"available: {', '.join(CONTEXT_VARIABLES)}."
+        )
+    return program
+
+
+def _reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}.")
+
+
+def _validate_require(require: dict, where: str) -> None:
+    for stage in require.get("stages") or []:
+        if not isinstance(stage, dict):
+            raise PolicyError(f"{where}: each stage must be a mapping.")
+        _reject_unknown(stage, _STAGE_KEYS, f"{where}, stage")
+        if stage.get("approvers") not in APPROVER_SOURCES:
+            raise PolicyError(
+                f"{where}: stage approvers must be one of {', '.join(APPROVER_SOURCES)}."
+            )
+        if not stage.get("key"):
+            raise PolicyError(f"{where}: each stage needs a 'key'.")
+        _positive_int(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
+        if stage.get("sla_hours") is not None:
+            _positive_int(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
+    for evidence in require.get("evidence") or []:
+        if not isinstance(evidence, dict) or not evidence.get("kind"):
+            raise PolicyError(f"{where}: each evidence requirement needs a 'kind'.")
+        _reject_unknown(evidence, _EVIDENCE_KEYS, f"{where}, evidence")
+    if require.get("approval_valid_hours") is not None:
+        _positive_int(require["approval_valid_hours"], f"{where}, approval_valid_hours")
+
+
+def _positive_int(value: Any, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PolicyError(f"{where} must be a positive whole number, got {value!r}.")
+
+
+def evaluate(source: str, context: dict[str, Any]) -> Plan:
+    """Resolve the plan for one release context. A rule that fails at run time blocks (fail closed)."""
+    plan = Plan()
+    stages: dict[str, StageRequirement] = {}
+    evidence: dict[str, EvidenceRequirement] = {}
+    for rule in parse(source):
+        try:
+            matched = rule.program.execute(context) is True
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            plan.errors.append(f"Policy rule '{rule.id}' could not be evaluated: {exc!r}")
+            continue
+        if not matched:
+            continue
+        plan.matched_rules.append({"id": rule.id, "description": rule.description, "when": rule.when})
+        _merge(plan, stages, evidence, rule)
+    plan.stages = sorted(stages.values(), key=lambda s: (s.order, s.key))
+    plan.evidence = sorted(evidence.values(), key=lambda e: e.kind)
+    if not plan.matched_rules and not plan.errors:
+        plan.errors.append("No policy rule applies to this release; an administrator must add one.")
+    return plan
+
+
+def _merge(
+    plan: Plan,
+    stages: dict[str, StageRequirement],
+    evidence: dict[str, EvidenceRequirement],
+    rule: Rule,
+) -> None:
+    require = rule.require
+    for raw in require.get("stages") or []:
+        _merge_stage(stages, raw, rule.id)
+    for raw in require.get("evidence") or []:
+        _merge_evidence(evidence, raw, rule.id)
+    valid = require.get("approval_valid_hours")
+    if valid is not None:
+        plan.approval_valid_hours = min(valid, plan.approval_valid_hours or valid)
+    plan.dual_control = plan.dual_control or bool(require.get("dual_control"))
+    plan.retro_review = plan.retro_review or bool(require.get("retro_review"))
+
+
+def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -> None:
+    key = raw["key"]
+    incoming = StageRequirement(
+        key=key,
+        name=raw.get("name") or key.replace("_", " ").capitalize(),
+        approvers=raw["approvers"],
+        count=raw.get("count", 1),
+        order=raw.get("order", 100),
+        step_up=bool(raw.get("step_up", False)),
+        sla_hours=raw.get("sla_hours"),
+        rules=[rule_id],
+    )
+    current = stages.get(key)
+    if current is None:
+        stages[key] = incoming
+        return
+    current.count = max(current.count, incoming.count)
+    current.step_up = current.step_up or incoming.step_up
+    slas = [s for s in (current.sla_hours, incoming.sla_hours) if s is not None]
+    current.sla_hours = min(slas) if slas else None
+    current.order = min(current.order, incoming.order)
+    current.rules.append(rule_id)
+
+
+def _merge_evidence(evidence: dict[str, EvidenceRequirement], raw: dict, rule_id: str) -> None:
+    kind = raw["kind"]
+    incoming = EvidenceRequirement(
+        kind=kind, status=raw.get("status", "passed"), max_failed=raw.get("max_failed"),
+        rules=[rule_id],
+    )
+    current = evidence.get(kind)
+    if current is None:
+        evidence[kind] = incoming
+        return
+    limits = [m for m in (current.max_failed, incoming.max_failed) if m is not None]
+    current.max_failed = min(limits) if limits else None
+    current.rules.append(rule_id)

@@ -1,0 +1,117 @@
+"""Shared fixtures: the default policy, a small organisation and its personas."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.management import call_command
+
+from approvals import services
+from governance.models import Role
+from tests import factories
+
+# Playwright's sync API keeps an event loop in the main thread; Django's ORM must be allowed there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def policy(db):
+    call_command("load_default_policy", verbosity=0, stdout=open(os.devnull, "w"))
+
+
+@pytest.fixture
+def production(db):
+    return factories.environment("production")
+
+
+@pytest.fixture
+def staging(db):
+    return factories.environment("staging")
+
+
+@pytest.fixture
+def dev(db):
+    return factories.environment("dev")
+
+
+@pytest.fixture
+def team(db):
+    return factories.TeamFactory(slug="payments", name="Payments")
+
+
+@pytest.fixture
+def service(team):
+    """Tier-1, SOX-scoped: production needs two service approvers and then the CAB."""
+    return factories.ServiceFactory(slug="payments-api", tier=1, team=team, compliance_tags=["SOX"])
+
+
+@pytest.fixture
+def low_tier_service(team):
+    return factories.ServiceFactory(slug="web-frontend", tier=3, team=team)
+
+
+@pytest.fixture
+def requester(service, low_tier_service):
+    user = factories.UserFactory(username="dave", first_name="Dave")
+    factories.grant(user, Role.RELEASE_MANAGER, service)
+    factories.grant(user, Role.RELEASE_MANAGER, low_tier_service)
+    return user
+
+
+@pytest.fixture
+def approver(service, low_tier_service):
+    user = factories.UserFactory(username="alice", first_name="Alice")
+    factories.grant(user, Role.APPROVER, service)
+    factories.grant(user, Role.APPROVER, low_tier_service)
+    return user
+
+
+@pytest.fixture
+def second_approver(service, low_tier_service):
+    user = factories.UserFactory(username="bob", first_name="Bob")
+    factories.grant(user, Role.APPROVER, service)
+    factories.grant(user, Role.APPROVER, low_tier_service)
+    return user
+
+
+@pytest.fixture
+def cab_member(db):
+    user = factories.UserFactory(username="carol", first_name="Carol")
+    factories.grant(user, Role.CAB_MEMBER)
+    return user
+
+
+@pytest.fixture
+def auditor(db):
+    user = factories.UserFactory(username="erin", first_name="Erin")
+    factories.grant(user, Role.AUDITOR)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed in, but holds no role anywhere."""
+    return factories.UserFactory(username="mallory")
+
+
+@pytest.fixture
+def pipeline_bot(db):
+    user = factories.UserFactory(username="ci-bot", is_service_account=True)
+    factories.grant(user, Role.RELEASE_MANAGER)
+    return user
+
+
+@pytest.fixture
+def org(policy, production, staging, dev, requester, approver, second_approver, cab_member,
+        auditor, outsider, pipeline_bot):
+    """Everything above, for tests that need the whole cast."""
+
+
+@pytest.fixture
+def production_release(org, service, production, requester, pipeline_bot):
+    """dave's tier-1 release to production, requested through the pipeline bot."""
+    release, _ = services.request_approval(
+        data=factories.release_input(service, production, triggered_by="dave"), actor=pipeline_bot
+    )
+    return release
