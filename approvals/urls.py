@@ -1,4 +1,12 @@
 from django.urls import path
 
+from approvals import views
+
 app_name = "approvals"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("releases/", views.release_list, name="release_list"),
+    path("releases/<int:pk>/", views.release_detail, name="release_detail"),
+    path("releases/<int:pk>/decide/", views.release_decide, name="release_decide"),
+]

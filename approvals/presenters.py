@@ -1,0 +1,109 @@
+"""Display data for approval pages, computed here so that templates hold no logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from approvals.gate import GateResult, evaluate_gate
+from approvals.models import ApprovalStage, Decision, Release
+from approvals.services import decision_blocker
+from governance.models import User
+from governance.policy import Plan
+
+STATUS_STYLES = {
+    "approved": "success", "deployed": "primary", "pending": "warning", "rejected": "danger",
+    "blocked": "danger", "expired": "secondary", "active": "warning", "waiting": "light",
+    "cancelled": "secondary",
+}
+
+
+@dataclass
+class PersonView:
+    user: User
+    available: bool
+    local_time: str
+    hours: str
+    availability: str
+
+
+@dataclass
+class StageView:
+    stage: ApprovalStage
+    css: str
+    approvers: list[PersonView]
+    decisions: list[Decision]
+    rules: list[dict]
+    progress_percent: int
+    overdue: bool
+
+
+@dataclass
+class ReleasePage:
+    release: Release
+    gate: GateResult
+    gate_css: str
+    plan: Plan
+    stages: list[StageView]
+    evidence: list
+    decisions: list[Decision]
+    can_decide: bool
+    decide_stage: ApprovalStage | None
+    blocker: str | None
+    matched_rules: list[dict] = field(default_factory=list)
+
+
+def person_view(user: User, now: datetime) -> PersonView:
+    local = now.astimezone(ZoneInfo(user.time_zone))
+    available = user.is_available_at(now)
+    if available:
+        availability = f"working now, until {user.working_hours_end:02d}:00 local"
+    else:
+        availability = f"off hours ({local:%a %H:%M} local), works from {user.working_hours_start:02d}:00"
+    return PersonView(
+        user=user,
+        available=available,
+        local_time=f"{local:%H:%M} {user.time_zone}",
+        hours=f"{user.working_hours_start:02d}:00–{user.working_hours_end:02d}:00",
+        availability=availability,
+    )
+
+
+def release_page(release: Release, viewer: User) -> ReleasePage:
+    """Everything the release page shows, from a release loaded with `for_gate()`."""
+    now = timezone.now()
+    gate = evaluate_gate(release, now=now)
+    plan = Plan.from_dict(release.approval.plan)
+    rules = {r["id"]: r for r in plan.matched_rules}
+    stages = [_stage_view(s, rules, now) for s in release.approval.stages.all()]
+    stage, blocker = decision_blocker(release, release.approval, viewer, now)
+    return ReleasePage(
+        release=release, gate=gate, gate_css=STATUS_STYLES.get(gate.status, "secondary"),
+        plan=plan, stages=stages, evidence=list(release.evidence.all()),
+        decisions=sorted((d for s in stages for d in s.decisions), key=lambda d: d.created_at),
+        can_decide=stage is not None, decide_stage=stage, blocker=blocker,
+        matched_rules=plan.matched_rules,
+    )
+
+
+def _stage_view(stage: ApprovalStage, rules: dict[str, dict], now: datetime) -> StageView:
+    decided = {d.approver_id for d in stage.decisions.all()}
+    people = [person_view(u, now) for u in stage.eligible_approvers.all()]
+    people.sort(key=lambda p: (p.user.pk in decided, not p.available, p.user.username))
+    return StageView(
+        stage=stage,
+        css=STATUS_STYLES.get(stage.status, "secondary"),
+        approvers=people,
+        decisions=list(stage.decisions.all()),
+        rules=[rules.get(r, {"id": r, "description": "", "when": ""}) for r in stage.rules],
+        progress_percent=min(100, int(100 * stage.approval_count / max(stage.required_count, 1))),
+        overdue=bool(stage.due_at and stage.status == "active" and stage.due_at < now),
+    )
+
+
+def release_status(release: Release) -> str:
+    """The one word shown in lists: deployed, or the approval's status."""
+    return "deployed" if release.deployed_at else release.approval.status

@@ -1,0 +1,103 @@
+"""Approver pages: my queue, the releases in my scope, a release, and the decision."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals import services
+from approvals.forms import DecisionForm, ReleaseFilterForm
+from approvals.models import ApprovalStage, Release
+from approvals.presenters import person_view, release_page
+from governance.exceptions import GovernanceError
+from governance.models import LedgerEntry
+
+PAGE_SIZE = 25
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    """Only what the signed-in person may decide now, oldest first."""
+    stages = (
+        ApprovalStage.objects.decidable_by(request.user)
+        .with_queue_related()
+        .order_by("request__requested_at", "pk")
+    )
+    page = Paginator(stages, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    return render(request, "approvals/queue.html", {"page": page, "now": now,
+                                                    "me": person_view(request.user, now)})
+
+
+@login_required
+@require_GET
+def release_list(request: HttpRequest) -> HttpResponse:
+    """Every release in the person's scope, newest first, filterable by status and text."""
+    form = ReleaseFilterForm(request.GET or None)
+    releases = Release.objects.restrict(request.user).with_list_related().order_by("-created_at", "-pk")
+    if form.is_valid():
+        releases = _filter_releases(releases, form.cleaned_data)
+    page = Paginator(releases, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "approvals/partials/_release_table.html" if request.htmx else "approvals/release_list.html"
+    return render(request, template, {"page": page, "form": form})
+
+
+def _filter_releases(releases, data: dict):
+    status, text = data.get("status"), data.get("q")
+    if status == "deployed":
+        releases = releases.filter(deployed_at__isnull=False)
+    elif status:
+        releases = releases.filter(approval__status=status, deployed_at__isnull=True)
+    if text:
+        releases = releases.filter(
+            Q(service__slug__icontains=text) | Q(version__icontains=text)
+            | Q(change__ref__icontains=text) | Q(digest__icontains=text)
+        )
+    return releases
+
+
+@login_required
+@require_GET
+def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    release = get_object_or_404(Release.objects.restrict(request.user).for_gate(), pk=pk)
+    return render(request, "approvals/release_detail.html", _detail_context(release, request.user))
+
+
+def _detail_context(release: Release, user, form: DecisionForm | None = None, error: str = "") -> dict:
+    ledger = LedgerEntry.objects.filter(subject=f"release:{release.pk}").order_by("seq")
+    return {"page": release_page(release, user), "form": form or DecisionForm(), "error": error,
+            "ledger_entries": ledger}
+
+
+@login_required
+@require_POST
+def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve or reject. htmx swaps the live panel; a plain POST redirects back to the page."""
+    release = get_object_or_404(Release.objects.restrict(request.user).with_list_related(), pk=pk)
+    form = DecisionForm(request.POST)
+    status, error = 200, ""
+    if form.is_valid():
+        try:
+            services.record_decision(
+                release=release, actor=request.user, verdict=form.cleaned_data["verdict"],
+                rationale=form.cleaned_data["rationale"],
+                step_up_code=form.cleaned_data["step_up_code"] or None, channel="ui",
+            )
+        except GovernanceError as exc:
+            status, error = 409, exc.message
+        else:
+            form = None
+            if not request.htmx:
+                return redirect("approvals:release_detail", pk=release.pk)
+    else:
+        status = 422
+    release = Release.objects.for_gate().get(pk=release.pk)
+    context = _detail_context(release, request.user, form, error)
+    template = "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
+    return render(request, template, context, status=status)

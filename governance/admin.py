@@ -1,0 +1,167 @@
+"""Django admin for governance data. Writes that need an audit trail go through services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.utils import timezone
+
+from governance import policy, services
+from governance.exceptions import GovernanceError
+from governance.models import (
+    ApiToken,
+    Environment,
+    LedgerEntry,
+    Policy,
+    PolicyVersion,
+    RoleAssignment,
+    Service,
+    Team,
+    User,
+)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ["username", "get_full_name", "email", "time_zone", "is_service_account", "is_active"]
+    list_filter = ["is_active", "is_service_account", "is_staff", "teams"]
+    fieldsets = [
+        *BaseUserAdmin.fieldsets,
+        ("Signoff", {"fields": ["time_zone", "working_hours_start", "working_hours_end",
+                                "is_service_account"]}),
+    ]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "tier", "team", "compliance_tags"]
+    list_filter = ["tier", "team"]
+    search_fields = ["name", "slug", "description"]
+    filter_horizontal = ["owners"]
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "risk", "regulated", "order"]
+
+
+class RoleAssignmentForm(forms.ModelForm):
+    class Meta:
+        model = RoleAssignment
+        fields = ["user", "role", "service", "reason"]
+
+
+@admin.register(RoleAssignment)
+class RoleAssignmentAdmin(admin.ModelAdmin):
+    """Grants and revokes go through the governance services (guardian + ledger + SoD checks)."""
+
+    form = RoleAssignmentForm
+    list_display = ["user", "role", "scope_label", "granted_by", "granted_at"]
+    list_filter = ["role", "service"]
+    search_fields = ["user__username", "reason"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        try:
+            services.grant_role(user=data["user"], role=data["role"], service=data["service"],
+                                reason=data["reason"], actor=request.user)
+        except GovernanceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def delete_model(self, request, obj) -> None:
+        services.revoke_role(assignment=obj, reason="Revoked in admin", actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for assignment in queryset:
+            self.delete_model(request, assignment)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    readonly_fields = ["user", "name", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["key_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # Tokens are shown once: issue them with `manage.py issue_token`.
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset) -> None:
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+class PolicyForm(forms.ModelForm):
+    comment = forms.CharField(required=False, help_text="What changed and why (kept with the version).")
+
+    class Meta:
+        model = Policy
+        fields = ["name", "slug", "description", "is_active", "source"]
+        widgets = {"source": forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})}
+
+    def clean_source(self) -> str:
+        source = self.cleaned_data["source"]
+        try:
+            policy.parse(source)
+        except policy.PolicyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return source
+
+
+class PolicyVersionInline(admin.TabularInline):
+    model = PolicyVersion
+    fields = ["number", "comment", "created_by", "created_at", "checksum"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    """Editing the source publishes a new version through the service; old versions stay."""
+
+    form = PolicyForm
+    list_display = ["name", "version", "is_active", "updated_at"]
+    inlines = [PolicyVersionInline]
+
+    def save_model(self, request, obj, form, change) -> None:
+        source = form.cleaned_data["source"]
+        obj.source = Policy.objects.get(pk=obj.pk).source if change else ""
+        obj.save()
+        if not change or source != obj.source:
+            services.publish_policy(policy_obj=obj, source=source, actor=request.user,
+                                    comment=form.cleaned_data.get("comment", ""))
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """Read-only: the ledger is append-only and written by services alone."""
+
+    list_display = ["seq", "kind", "subject", "actor", "recorded_at"]
+    list_filter = ["kind"]
+    search_fields = ["subject", "actor"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
