@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 
 import factory
 
 from approvals import services
-from governance.models import Environment, Service, Team, User
+from approvals.models import (
+    ApprovalRequest,
+    ApprovalStage,
+    Decision,
+    Deployment,
+    Evidence,
+    Release,
+)
+from changes.models import ChangeRecord
+from governance.models import Environment, LedgerEntry, PolicyVersion, Service, Team, User
 from governance.services import grant_role, issue_token
 
 _counter = itertools.count(1)
@@ -30,7 +40,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "signoff-demo")
+    password = factory.django.Password("signoff-demo")
 
 
 class ServiceFactory(factory.django.DjangoModelFactory):
@@ -81,3 +91,69 @@ def release_input(service: Service, env: Environment, **overrides) -> services.R
     }
     values.update(overrides)
     return services.ReleaseInput(**values)
+
+
+# --- Pipeline API and state snapshots ------------------------------------------------------------
+
+
+class ApiClient:
+    """Django's test client speaking the pipeline API as one person (or anonymously).
+
+    Every call sends JSON and returns the response; the token is issued once per client.
+    """
+
+    def __init__(self, client, user: User | None = None) -> None:
+        self.client = client
+        self.headers = {"HTTP_AUTHORIZATION": f"Bearer {token_for(user)}"} if user else {}
+
+    def get(self, path: str, **extra):
+        return self.client.get(path, **self.headers, **extra)
+
+    def post(self, path: str, body: object, **extra):
+        return self.client.post(
+            path, json.dumps(body), content_type="application/json", **self.headers, **extra
+        )
+
+
+def release_body(**overrides) -> dict:
+    """The example request body of the pipeline API: payments-api to production, tests green."""
+    body = {
+        "service": "payments-api",
+        "environment": "production",
+        "version": "2.14.0",
+        "artifact": {"image": "registry.example.com/payments/payments-api", "digest": digest()},
+        "change": {"ref": "CHG0012345", "type": "normal", "title": "Payments API 2.14.0"},
+        "pipeline": {
+            "provider": "github",
+            "run_url": "https://github.com/acme/payments-api/actions/runs/9001",
+            "triggered_by": "dave",
+        },
+        "evidence": [
+            {"kind": "tests", "status": "passed", "summary": {"passed": 812, "failed": 0}}
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def state_counts() -> dict[str, int]:
+    """Row counts of everything an approval write can touch, to prove a denial wrote nothing."""
+    models = (Release, ChangeRecord, ApprovalRequest, ApprovalStage, Decision, Evidence,
+              Deployment, LedgerEntry, PolicyVersion)
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def approval_snapshot(release: Release) -> dict:
+    """The request's status and each stage's (key, status, approval_count), read fresh."""
+    approval = ApprovalRequest.objects.get(release=release)
+    stages = approval.stages.order_by("position").values_list("key", "status", "approval_count")
+    return {"status": approval.status, "stages": list(stages)}
+
+
+def decide(
+    release: Release, user: User, verdict: str = "approve", rationale: str = "Looks good."
+) -> Decision:
+    """Record a decision through the real service, as the UI would."""
+    return services.record_decision(
+        release=release, actor=user, verdict=verdict, rationale=rationale
+    )

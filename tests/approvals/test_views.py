@@ -1,0 +1,231 @@
+"""Approver pages: scope, permission matrix, decisions through the UI, pinned query counts."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from approvals import services
+from approvals.models import ApprovalRequest, Decision
+from governance.models import LedgerEntry, Role
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["approvals:queue", "approvals:release_list", "reporting:dashboard"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_send_anonymous_visitors_to_sign_in(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [
+        # who            release page
+        ("anonymous", 302),
+        ("outsider", 404),  # no role anywhere: the release does not exist for them
+        ("other_service_approver", 404),
+        ("requester", 200),
+        ("approver", 200),
+        ("cab_member", 200),
+        ("auditor", 200),
+    ],
+)
+def test_release_page_permission_matrix(client, production_release, request, persona, status):
+    if persona != "anonymous":
+        client.force_login(_persona(request, persona))
+    response = client.get(reverse("approvals:release_detail", args=[production_release.pk]))
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [
+        ("anonymous", 302),
+        ("outsider", 404),
+        ("other_service_approver", 404),
+        ("requester", 409),  # in scope, but a conflict of interest: refused with the reason
+        ("auditor", 409),  # may read, may not decide
+        ("cab_member", 409),  # the CAB stage is not open yet
+    ],
+)
+def test_decide_permission_matrix_changes_nothing_when_refused(
+    client, production_release, request, persona, status
+):
+    if persona != "anonymous":
+        client.force_login(_persona(request, persona))
+    before = LedgerEntry.objects.count()
+    response = client.post(
+        reverse("approvals:release_decide", args=[production_release.pk]),
+        {"verdict": "approve", "rationale": "looks fine"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == status
+    assert Decision.objects.count() == 0
+    assert LedgerEntry.objects.count() == before
+    production_release.approval.refresh_from_db()
+    assert production_release.approval.status == ApprovalRequest.Status.PENDING
+
+
+def _persona(request, name: str):
+    if name == "other_service_approver":
+        user = factories.UserFactory(username="oscar")
+        factories.grant(user, Role.APPROVER, factories.ServiceFactory(slug="unrelated"))
+        return user
+    return request.getfixturevalue(name)
+
+
+def test_requester_sees_no_approve_button_and_the_reason(client, production_release, requester):
+    client.force_login(requester)
+    response = client.get(reverse("approvals:release_detail", args=[production_release.pk]))
+    body = response.content.decode()
+    assert 'value="approve"' not in body
+    assert "You requested this release" in body
+
+
+def test_approver_sees_the_decision_form_plan_and_explain(client, production_release, approver):
+    client.force_login(approver)
+    response = client.get(reverse("approvals:release_detail", args=[production_release.pk]))
+    body = response.content.decode()
+    assert 'value="approve"' in body
+    assert "production-dual-control" in body  # the explain view names the rule
+    assert "critical-or-sox-cab" in body
+    assert "Bob" in body  # who else can approve the stage
+    assert "approval.requested" in body  # the ledger entries of this release
+
+
+def test_htmx_approval_records_the_decision_and_swaps_the_panel(client, production_release, approver):
+    client.force_login(approver)
+    response = client.post(
+        reverse("approvals:release_decide", args=[production_release.pk]),
+        {"verdict": "approve", "rationale": "Reviewed the diff"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body  # a partial, not a page
+    assert "1 of 2" in body
+    decision = Decision.objects.get()
+    assert (decision.approver, decision.verdict, decision.rationale, decision.channel) == (
+        approver, "approve", "Reviewed the diff", "ui"
+    )
+    assert "already decided" in body
+
+
+def test_plain_post_redirects_back_to_the_release(client, production_release, approver):
+    client.force_login(approver)
+    url = reverse("approvals:release_decide", args=[production_release.pk])
+    response = client.post(url, {"verdict": "reject", "rationale": "Missing rollback plan"})
+    assert response.status_code == 302
+    production_release.approval.refresh_from_db()
+    assert production_release.approval.status == ApprovalRequest.Status.REJECTED
+
+
+def test_missing_rationale_is_a_form_error_and_writes_nothing(client, production_release, approver):
+    client.force_login(approver)
+    before = LedgerEntry.objects.count()
+    response = client.post(
+        reverse("approvals:release_decide", args=[production_release.pk]),
+        {"verdict": "approve", "rationale": "   "},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert "A rationale is required" in response.content.decode()
+    assert Decision.objects.count() == 0
+    assert LedgerEntry.objects.count() == before
+
+
+def test_unknown_verdict_is_refused(client, production_release, approver):
+    client.force_login(approver)
+    response = client.post(
+        reverse("approvals:release_decide", args=[production_release.pk]),
+        {"verdict": "maybe", "rationale": "hmm"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert Decision.objects.count() == 0
+
+
+def test_decide_refuses_get(client, production_release, approver):
+    client.force_login(approver)
+    response = client.get(reverse("approvals:release_decide", args=[production_release.pk]))
+    assert response.status_code == 405
+
+
+def test_queue_shows_only_what_i_may_decide_now(client, production_release, approver, cab_member,
+                                                requester):
+    client.force_login(approver)
+    assert production_release.version in client.get(reverse("approvals:queue")).content.decode()
+    client.force_login(cab_member)  # the CAB stage opens only after the service stage
+    assert production_release.version not in client.get(reverse("approvals:queue")).content.decode()
+    client.force_login(requester)
+    assert production_release.version not in client.get(reverse("approvals:queue")).content.decode()
+
+
+def test_queue_drops_a_release_once_i_decided(client, production_release, approver):
+    services.record_decision(release=production_release, actor=approver, verdict="approve",
+                             rationale="ok")
+    client.force_login(approver)
+    body = client.get(reverse("approvals:queue")).content.decode()
+    assert "Nothing waits for you" in body
+
+
+def test_release_list_filters_by_status_and_text(client, org, service, staging, pipeline_bot,
+                                                 approver):
+    pending, _ = services.request_approval(
+        data=factories.release_input(service, staging, version="7.0.0"), actor=pipeline_bot
+    )
+    rejected, _ = services.request_approval(
+        data=factories.release_input(service, staging, version="7.0.1"), actor=pipeline_bot
+    )
+    services.record_decision(release=rejected, actor=approver, verdict="reject", rationale="no")
+    client.force_login(approver)
+    url = reverse("approvals:release_list")
+    body = client.get(url, {"status": "rejected"}).content.decode()
+    assert "7.0.1" in body and "7.0.0" not in body
+    body = client.get(url, {"q": "7.0.0"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "7.0.0" in body and "7.0.1" not in body and "<html" not in body
+
+
+def _make_pending(count: int, service, env, bot) -> None:
+    for _ in range(count):
+        services.request_approval(data=factories.release_input(service, env), actor=bot)
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("name", ["approvals:queue", "approvals:release_list", "reporting:dashboard"])
+def test_list_pages_use_the_same_number_of_queries_for_1_and_30_rows(
+    client, org, service, production, pipeline_bot, approver, name
+):
+    client.force_login(approver)
+    _make_pending(1, service, production, pipeline_bot)
+    one = _queries(client, reverse(name))
+    _make_pending(29, service, production, pipeline_bot)
+    many = _queries(client, reverse(name))
+    assert one == many
+    assert many <= 12
+
+
+def test_release_page_query_count_does_not_grow_with_decisions(
+    client, org, service, production, pipeline_bot, approver, second_approver
+):
+    release, _ = services.request_approval(
+        data=factories.release_input(service, production), actor=pipeline_bot
+    )
+    client.force_login(approver)
+    url = reverse("approvals:release_detail", args=[release.pk])
+    before = _queries(client, url)
+    services.record_decision(release=release, actor=second_approver, verdict="approve", rationale="ok")
+    after = _queries(client, url)
+    assert before == after
