@@ -35,4 +35,9 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
 class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["pk", "request", "stage", "approver", "verdict", "created_at"]
     list_filter = ["verdict"]
-    list_select_related = ["approver", "stage", "request__release__service", "request__release__environment"]
+    list_select_related = [
+        "approver",
+        "stage",
+        "request__release__service",
+        "request__release__environment",
+    ]

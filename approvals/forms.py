@@ -9,11 +9,14 @@ class DecisionForm(forms.Form):
     verdict = forms.ChoiceField(choices=Decision.Verdict.choices)
     rationale = forms.CharField(
         max_length=5000,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? This goes into the signed record."}),
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Why? This goes into the signed record."}
+        ),
         error_messages={"required": "A rationale is required for every decision."},
     )
     step_up_code = forms.CharField(
-        max_length=10, required=False,
+        max_length=10,
+        required=False,
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
     )
 
@@ -25,7 +28,13 @@ class DecisionForm(forms.Form):
 
 
 class ReleaseFilterForm(forms.Form):
-    STATUS_CHOICES = [("", "Any status"), ("pending", "Pending"), ("approved", "Approved"),
-                      ("rejected", "Rejected"), ("expired", "Expired"), ("deployed", "Deployed")]
+    STATUS_CHOICES = [
+        ("", "Any status"),
+        ("pending", "Pending"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+        ("expired", "Expired"),
+        ("deployed", "Deployed"),
+    ]
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
     q = forms.CharField(required=False, max_length=100)

@@ -25,17 +25,23 @@ class GateResult:
 
     def as_dict(self) -> dict:
         return {
-            "status": self.status, "reasons": self.reasons, "stages": self.stages,
+            "status": self.status,
+            "reasons": self.reasons,
+            "stages": self.stages,
             "digest": self.digest,
         }
 
 
-def evaluate_gate(release: Release, *, digest: str | None = None, now: datetime | None = None) -> GateResult:
+def evaluate_gate(
+    release: Release, *, digest: str | None = None, now: datetime | None = None
+) -> GateResult:
     """Evaluate the gate for a release loaded with `Release.objects.for_gate()`."""
     now = now or timezone.now()
     approval: ApprovalRequest = release.approval
     stages = list(approval.stages.all())
-    result = GateResult(status="approved", stages=[_stage_view(s) for s in stages], digest=release.digest)
+    result = GateResult(
+        status="approved", stages=[_stage_view(s) for s in stages], digest=release.digest
+    )
     if approval.status == ApprovalRequest.Status.REJECTED:
         result.status = "rejected"
         result.reasons = _rejection_reasons(stages)
@@ -44,19 +50,29 @@ def evaluate_gate(release: Release, *, digest: str | None = None, now: datetime 
     if expiry:
         result.status, result.reasons = "expired", [expiry]
         return result
-    blockers = precondition_failures(release, Plan.from_dict(approval.plan), list(release.evidence.all()))
+    blockers = precondition_failures(
+        release, Plan.from_dict(approval.plan), list(release.evidence.all())
+    )
     if digest is not None and digest != release.digest:
-        blockers.insert(0, f"Digest {digest} is not the approved artifact ({release.digest}); "
-                           "a different digest needs a new approval request.")
+        blockers.insert(
+            0,
+            f"Digest {digest} is not the approved artifact ({release.digest}); "
+            "a different digest needs a new approval request.",
+        )
     if blockers:
         result.status, result.reasons = "blocked", blockers
         return result
     if approval.status == ApprovalRequest.Status.PENDING:
         result.status = "pending"
-        result.reasons = [_waiting_reason(s) for s in stages if s.status == ApprovalStage.Status.ACTIVE]
+        result.reasons = [
+            _waiting_reason(s) for s in stages if s.status == ApprovalStage.Status.ACTIVE
+        ]
         return result
-    result.reasons = [f"Approved; valid until {approval.valid_until:%Y-%m-%d %H:%M} UTC."
-                      if approval.valid_until else "Approved."]
+    result.reasons = [
+        f"Approved; valid until {approval.valid_until:%Y-%m-%d %H:%M} UTC."
+        if approval.valid_until
+        else "Approved."
+    ]
     return result
 
 
@@ -80,14 +96,21 @@ def _evidence_problem(requirement: EvidenceRequirement, item: Evidence | None) -
     if item is None:
         return f"Missing required evidence: {requirement.describe()}."
     if item.status != requirement.status:
-        return f"Evidence '{item.kind}' is '{item.status}'; the policy requires '{requirement.status}'."
+        return (
+            f"Evidence '{item.kind}' is '{item.status}'; "
+            f"the policy requires '{requirement.status}'."
+        )
     if requirement.max_failed is not None:
         failed = item.failed_count
         if failed is None:
-            return f"Evidence '{item.kind}' does not report a 'failed' count; the policy requires one."
+            return (
+                f"Evidence '{item.kind}' does not report a 'failed' count; the policy requires one."
+            )
         if failed > requirement.max_failed:
-            return (f"Evidence '{item.kind}' reports {failed} failed; "
-                    f"at most {requirement.max_failed} allowed.")
+            return (
+                f"Evidence '{item.kind}' reports {failed} failed; "
+                f"at most {requirement.max_failed} allowed."
+            )
     return None
 
 
@@ -96,9 +119,15 @@ def _expiry_reason(approval: ApprovalRequest, now: datetime) -> str | None:
         return "The approval request expired; request a new approval."
     if approval.status == ApprovalRequest.Status.PENDING and approval.expires_at <= now:
         return f"No decision before {approval.expires_at:%Y-%m-%d %H:%M} UTC; the request expired."
-    if approval.status == ApprovalRequest.Status.APPROVED and approval.valid_until and approval.valid_until <= now:
-        return (f"The approval was valid until {approval.valid_until:%Y-%m-%d %H:%M} UTC; "
-                "request a new approval.")
+    if (
+        approval.status == ApprovalRequest.Status.APPROVED
+        and approval.valid_until
+        and approval.valid_until <= now
+    ):
+        return (
+            f"The approval was valid until {approval.valid_until:%Y-%m-%d %H:%M} UTC; "
+            "request a new approval."
+        )
     return None
 
 
@@ -116,8 +145,10 @@ def _waiting_reason(stage: ApprovalStage) -> str:
     names = sorted(u.username for u in stage.eligible_approvers.all())
     who = ", ".join(names) if names else "nobody is eligible; ask an administrator"
     due = f", due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else ""
-    return (f"Waiting for {stage.name}: {stage.approval_count} of {stage.required_count} "
-            f"approvals (eligible: {who}{due}).")
+    return (
+        f"Waiting for {stage.name}: {stage.approval_count} of {stage.required_count} "
+        f"approvals (eligible: {who}{due})."
+    )
 
 
 def _stage_view(stage: ApprovalStage) -> dict:

@@ -34,8 +34,9 @@ class ReleaseQuerySet(models.QuerySet):
                 queryset=ApprovalStage.objects.order_by("position").prefetch_related(
                     models.Prefetch(
                         "decisions",
-                        queryset=Decision.objects.select_related("approver", "on_behalf_of")
-                        .order_by("created_at"),
+                        queryset=Decision.objects.select_related(
+                            "approver", "on_behalf_of"
+                        ).order_by("created_at"),
                     ),
                     "eligible_approvers",
                 ),
@@ -55,13 +56,18 @@ class Release(models.Model):
     change = models.ForeignKey(ChangeRecord, on_delete=models.PROTECT, related_name="releases")
     requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     triggered_by = models.ForeignKey(
-        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The person behind the pipeline run, when known.",
     )
     triggered_by_name = models.CharField(max_length=150, blank=True)
     pipeline_provider = models.CharField(max_length=32, blank=True)
     pipeline_run_url = models.URLField(max_length=500, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint must ignore requests without one.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     deployed_at = models.DateTimeField(null=True, blank=True)
 
@@ -146,7 +152,7 @@ class ApprovalRequest(models.Model):
 
 class ApprovalStageQuerySet(models.QuerySet):
     def decidable_by(self, user: User) -> ApprovalStageQuerySet:
-        """Active stages `user` may decide now: eligible, still authorised, no conflict of interest."""
+        """Active stages `user` may decide now: eligible, authorised, no conflict of interest."""
         if not user.is_authenticated or not user.is_active or user.is_service_account:
             return self.none()
         own_release = (
@@ -158,9 +164,13 @@ class ApprovalStageQuerySet(models.QuerySet):
             Q(stage=OuterRef("pk")) | Q(request__dual_control=True)
         )
         authorised = (
-            Q(approvers="service_approvers",
-              request__release__service__in=Service.objects.restrict(user, "approve"))
-            | Q(approvers="cab", request__release__service__in=Service.objects.restrict(user, "cab"))
+            Q(
+                approvers="service_approvers",
+                request__release__service__in=Service.objects.restrict(user, "approve"),
+            )
+            | Q(
+                approvers="cab", request__release__service__in=Service.objects.restrict(user, "cab")
+            )
             | Q(approvers="service_owners", request__release__service__owners=user)
         )
         return (

@@ -15,8 +15,14 @@ from governance.models import User
 from governance.policy import Plan
 
 STATUS_STYLES = {
-    "approved": "success", "deployed": "primary", "pending": "warning", "rejected": "danger",
-    "blocked": "danger", "expired": "secondary", "active": "warning", "waiting": "light",
+    "approved": "success",
+    "deployed": "primary",
+    "pending": "warning",
+    "rejected": "danger",
+    "blocked": "danger",
+    "expired": "secondary",
+    "active": "warning",
+    "waiting": "light",
     "cancelled": "secondary",
 }
 
@@ -62,12 +68,14 @@ def person_view(user: User, now: datetime) -> PersonView:
     if available:
         availability = f"working now, until {user.working_hours_end:02d}:00 local"
     else:
-        availability = f"off hours ({local:%a %H:%M} local), works from {user.working_hours_start:02d}:00"
+        availability = (
+            f"off hours ({local:%a %H:%M} local), works from {user.working_hours_start:02d}:00"
+        )
     return PersonView(
         user=user,
         available=available,
         local_time=f"{local:%H:%M} {user.time_zone}",
-        hours=f"{user.working_hours_start:02d}:00–{user.working_hours_end:02d}:00",
+        hours=f"{user.working_hours_start:02d}:00-{user.working_hours_end:02d}:00",
         availability=availability,
     )
 
@@ -81,10 +89,16 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     stages = [_stage_view(s, rules, now) for s in release.approval.stages.all()]
     stage, blocker = decision_blocker(release, release.approval, viewer, now)
     return ReleasePage(
-        release=release, gate=gate, gate_css=STATUS_STYLES.get(gate.status, "secondary"),
-        plan=plan, stages=stages, evidence=list(release.evidence.all()),
+        release=release,
+        gate=gate,
+        gate_css=STATUS_STYLES.get(gate.status, "secondary"),
+        plan=plan,
+        stages=stages,
+        evidence=list(release.evidence.all()),
         decisions=sorted((d for s in stages for d in s.decisions), key=lambda d: d.created_at),
-        can_decide=stage is not None, decide_stage=stage, blocker=blocker,
+        can_decide=stage is not None,
+        decide_stage=stage,
+        blocker=blocker,
         matched_rules=plan.matched_rules,
     )
 

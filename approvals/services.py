@@ -55,7 +55,7 @@ class ReleaseInput:
 def request_approval(
     *, data: ReleaseInput, actor: User, idempotency_key: str | None = None
 ) -> tuple[Release, bool]:
-    """Create a release and its approval request with the plan frozen on. Returns (release, created).
+    """Create a release and its approval request, the plan frozen on. Returns (release, created).
 
     A repeated `idempotency_key` from the same requester returns the first release unchanged.
     """
@@ -77,11 +77,28 @@ def request_approval(
 
 
 def _idempotent_replay(actor: User, key: str, data: ReleaseInput) -> Release | None:
-    release = Release.objects.filter(requested_by=actor, idempotency_key=key).first()
+    release = (
+        Release.objects.select_related("change")
+        .filter(requested_by=actor, idempotency_key=key)
+        .first()
+    )
     if release is None:
         return None
-    same = (release.service_id, release.environment_id, release.version, release.digest) == (
-        data.service.pk, data.environment.pk, data.version, data.digest
+    # Everything that identifies the release: a retry repeats it all, a new release differs.
+    same = (
+        release.service_id,
+        release.environment_id,
+        release.version,
+        release.image,
+        release.digest,
+        release.change.ref,
+    ) == (
+        data.service.pk,
+        data.environment.pk,
+        data.version,
+        data.image,
+        data.digest,
+        data.change_ref,
     )
     if not same:
         raise InvalidTransition(
@@ -98,14 +115,24 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
     )
     author = triggered_by or (None if actor.is_service_account else actor)
     change = find_or_open_change(
-        ref=data.change_ref, type=data.change_type, title=data.change_title, author=author,
+        ref=data.change_ref,
+        type=data.change_type,
+        title=data.change_title,
+        author=author,
         actor=actor,
     )
     release = Release.objects.create(
-        service=data.service, environment=data.environment, version=data.version,
-        image=data.image, digest=data.digest, change=change, requested_by=actor,
-        triggered_by=triggered_by, triggered_by_name=data.triggered_by,
-        pipeline_provider=data.pipeline_provider, pipeline_run_url=data.pipeline_run_url,
+        service=data.service,
+        environment=data.environment,
+        version=data.version,
+        image=data.image,
+        digest=data.digest,
+        change=change,
+        requested_by=actor,
+        triggered_by=triggered_by,
+        triggered_by_name=data.triggered_by,
+        pipeline_provider=data.pipeline_provider,
+        pipeline_run_url=data.pipeline_run_url,
         idempotency_key=idempotency_key or None,
     )
     for item in data.evidence:
@@ -122,21 +149,35 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
     else:
         plan = evaluate(version.source, policy_context(release, evidence))
     approval = ApprovalRequest.objects.create(
-        release=release, policy_version=version, plan=plan.to_dict(),
-        dual_control=plan.dual_control, retro_review=plan.retro_review, requested_at=now,
+        release=release,
+        policy_version=version,
+        plan=plan.to_dict(),
+        dual_control=plan.dual_control,
+        retro_review=plan.retro_review,
+        requested_at=now,
         expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
     )
     conflicted = release.conflicted_user_ids()
     for position, requirement in enumerate(plan.stages, start=1):
         stage = ApprovalStage.objects.create(
-            request=approval, position=position, key=requirement.key, name=requirement.name,
-            approvers=requirement.approvers, required_count=requirement.count,
-            step_up=requirement.step_up, sla_hours=requirement.sla_hours, rules=requirement.rules,
+            request=approval,
+            position=position,
+            key=requirement.key,
+            name=requirement.name,
+            approvers=requirement.approvers,
+            required_count=requirement.count,
+            step_up=requirement.step_up,
+            sla_hours=requirement.sla_hours,
+            rules=requirement.rules,
         )
-        people = eligible_approvers(release.service, requirement.approvers).exclude(pk__in=conflicted)
+        people = eligible_approvers(release.service, requirement.approvers).exclude(
+            pk__in=conflicted
+        )
         stage.eligible_approvers.set(people)
     ledger.append(
-        kind="approval.requested", subject=f"release:{release.pk}", actor=actor.username,
+        kind="approval.requested",
+        subject=f"release:{release.pk}",
+        actor=actor.username,
         payload=_request_payload(release, approval, version),
     )
     _advance(approval, actor, now)
@@ -145,9 +186,13 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
 
 def _request_payload(release: Release, approval: ApprovalRequest, version) -> dict:
     return {
-        "service": release.service.slug, "environment": release.environment.slug,
-        "version": release.version, "image": release.image, "digest": release.digest,
-        "change": release.change.ref, "requested_by": release.requested_by.username,
+        "service": release.service.slug,
+        "environment": release.environment.slug,
+        "version": release.version,
+        "image": release.image,
+        "digest": release.digest,
+        "change": release.change.ref,
+        "requested_by": release.requested_by.username,
         "triggered_by": release.triggered_by_name,
         "policy": f"{version.policy.slug}@v{version.number}" if version else None,
         "plan": approval.plan,
@@ -166,7 +211,9 @@ def _advance(approval: ApprovalRequest, actor: User, now) -> None:
     plan = Plan.from_dict(approval.plan)
     if plan.errors:
         return  # Nothing to approve until the policy problem is fixed; the gate says why.
-    valid_until = now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
+    valid_until = (
+        now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
+    )
     _transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
 
 
@@ -177,33 +224,44 @@ def _transition(approval: ApprovalRequest, status: str, actor: User | None, now,
     for name, value in fields.items():
         setattr(approval, name, value)
     ledger.append(
-        kind="gate.transition", subject=f"release:{approval.release_id}",
+        kind="gate.transition",
+        subject=f"release:{approval.release_id}",
         actor=actor.username if actor else "system",
-        payload={"from": previous, "to": status,
-                 **{k: v.isoformat() if v else None for k, v in fields.items()}},
+        payload={
+            "from": previous,
+            "to": status,
+            **{k: v.isoformat() if v else None for k, v in fields.items()},
+        },
     )
 
 
-def add_evidence(*, release: Release, actor: User, kind: str, status: str, summary: dict,
-                 url: str = "") -> Evidence:
+def add_evidence(
+    *, release: Release, actor: User, kind: str, status: str, summary: dict, url: str = ""
+) -> Evidence:
     """Attach a check result; the gate re-evaluates preconditions with it from now on."""
     with transaction.atomic():
         evidence = Evidence.objects.create(
             release=release, kind=kind, status=status, summary=summary, url=url, reported_by=actor
         )
         ledger.append(
-            kind="evidence.added", subject=f"release:{release.pk}", actor=actor.username,
+            kind="evidence.added",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
             payload={"kind": kind, "status": status, "summary": summary, "url": url},
         )
     return evidence
 
 
-def decision_blocker(release: Release, approval: ApprovalRequest, user: User, now=None) -> tuple[ApprovalStage | None, str | None]:
+def decision_blocker(
+    release: Release, approval: ApprovalRequest, user: User, now=None
+) -> tuple[ApprovalStage | None, str | None]:
     """The stage `user` would decide now, or why they cannot. Reads only."""
     now = now or timezone.now()
     if user.pk in release.conflicted_user_ids():
-        return None, ("You requested this release, triggered its pipeline or wrote its change "
-                      "record; someone else must approve it.")
+        return None, (
+            "You requested this release, triggered its pipeline or wrote its change "
+            "record; someone else must approve it."
+        )
     if user.is_service_account:
         return None, "Service accounts request releases; only people approve them."
     if approval.status != ApprovalRequest.Status.PENDING:
@@ -224,8 +282,10 @@ def decision_blocker(release: Release, approval: ApprovalRequest, user: User, no
     if (active.pk, user.pk) in decided:
         return None, f"You have already decided {active.name}; it needs distinct approvers."
     if approval.dual_control and any(a == user.pk for _, a in decided):
-        return None, ("Dual control: you already decided another stage of this request; "
-                      "one person counts in one stage only.")
+        return None, (
+            "Dual control: you already decided another stage of this request; "
+            "one person counts in one stage only."
+        )
     return active, None
 
 
@@ -235,20 +295,32 @@ def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
 
 
 def record_decision(
-    *, release: Release, actor: User, verdict: str, rationale: str, digest: str | None = None,
-    step_up_code: str | None = None, channel: str = "ui",
+    *,
+    release: Release,
+    actor: User,
+    verdict: str,
+    rationale: str,
+    digest: str | None = None,
+    step_up_code: str | None = None,
+    channel: str = "ui",
 ) -> Decision:
     """Record an approve/reject on the open stage, counting distinct people under a row lock."""
     rationale = (rationale or "").strip()
     if verdict not in Decision.Verdict.values:
-        raise InvalidRequest("Decision must be 'approve' or 'reject'.",
-                             fields={"decision": ["Must be 'approve' or 'reject'."]})
+        raise InvalidRequest(
+            "Decision must be 'approve' or 'reject'.",
+            fields={"decision": ["Must be 'approve' or 'reject'."]},
+        )
     if not rationale:
-        raise InvalidRequest("A rationale is required for every decision.",
-                             fields={"rationale": ["This field is required."]})
+        raise InvalidRequest(
+            "A rationale is required for every decision.",
+            fields={"rationale": ["This field is required."]},
+        )
     if digest is not None and digest != release.digest:
-        raise InvalidRequest(f"You reviewed {digest}, but this release is {release.digest}.",
-                             fields={"digest": ["Does not match the release's artifact."]})
+        raise InvalidRequest(
+            f"You reviewed {digest}, but this release is {release.digest}.",
+            fields={"digest": ["Does not match the release's artifact."]},
+        )
     now = timezone.now()
     with transaction.atomic():
         # Locking the request serialises concurrent decisions: none is lost or counted twice.
@@ -258,21 +330,38 @@ def record_decision(
         ).get(pk=approval.pk)
         stage, blocker = decision_blocker(release, approval, actor, now)
         if blocker:
-            error = SelfApprovalForbidden if actor.pk in release.conflicted_user_ids() else NotEligible
+            error = (
+                SelfApprovalForbidden if actor.pk in release.conflicted_user_ids() else NotEligible
+            )
             if approval.status != ApprovalRequest.Status.PENDING or approval.expires_at <= now:
                 error = InvalidTransition
             raise error(blocker)
         method = _step_up(stage, actor, step_up_code)
         decision = Decision.objects.create(
-            request=approval, stage=stage, approver=actor, verdict=verdict, rationale=rationale,
-            digest=release.digest, step_up_method=method, dual_control=approval.dual_control,
-            channel=channel, created_at=now,
+            request=approval,
+            stage=stage,
+            approver=actor,
+            verdict=verdict,
+            rationale=rationale,
+            digest=release.digest,
+            step_up_method=method,
+            dual_control=approval.dual_control,
+            channel=channel,
+            created_at=now,
         )
         ledger.append(
-            kind="decision.recorded", subject=f"release:{release.pk}", actor=actor.username,
-            payload={"stage": stage.key, "verdict": verdict, "rationale": rationale,
-                     "digest": release.digest, "on_behalf_of": None, "step_up": method,
-                     "channel": channel},
+            kind="decision.recorded",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
+            payload={
+                "stage": stage.key,
+                "verdict": verdict,
+                "rationale": rationale,
+                "digest": release.digest,
+                "on_behalf_of": None,
+                "step_up": method,
+                "channel": channel,
+            },
         )
         _apply_decision(approval, stage, decision, actor, now)
     return decision
@@ -291,8 +380,9 @@ def _step_up(stage: ApprovalStage, actor: User, code: str | None) -> str:
     return method
 
 
-def _apply_decision(approval: ApprovalRequest, stage: ApprovalStage, decision: Decision,
-                    actor: User, now) -> None:
+def _apply_decision(
+    approval: ApprovalRequest, stage: ApprovalStage, decision: Decision, actor: User, now
+) -> None:
     if decision.verdict == Decision.Verdict.REJECT:
         ApprovalStage.objects.filter(pk=stage.pk).update(
             status=ApprovalStage.Status.REJECTED, completed_at=now
@@ -302,7 +392,12 @@ def _apply_decision(approval: ApprovalRequest, stage: ApprovalStage, decision: D
         )
         _transition(approval, ApprovalRequest.Status.REJECTED, actor, now)
         return
-    count = stage.decisions.filter(verdict=Decision.Verdict.APPROVE).values("approver").distinct().count()
+    count = (
+        stage.decisions.filter(verdict=Decision.Verdict.APPROVE)
+        .values("approver")
+        .distinct()
+        .count()
+    )
     done = count >= stage.required_count
     ApprovalStage.objects.filter(pk=stage.pk).update(
         approval_count=count,
@@ -349,8 +444,14 @@ def record_deployment(*, release: Release, actor: User, status: str, url: str = 
         if status == Deployment.Status.SUCCEEDED:
             Release.objects.filter(pk=release.pk).update(deployed_at=deployment.created_at)
         ledger.append(
-            kind="deployment.reported", subject=f"release:{release.pk}", actor=actor.username,
-            payload={"status": status, "url": url, "digest": release.digest,
-                     "approval_status": release.approval.status},
+            kind="deployment.reported",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
+            payload={
+                "status": status,
+                "url": url,
+                "digest": release.digest,
+                "approval_status": release.approval.status,
+            },
         )
     return deployment

@@ -31,8 +31,11 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(stages, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    return render(request, "approvals/queue.html", {"page": page, "now": now,
-                                                    "me": person_view(request.user, now)})
+    return render(
+        request,
+        "approvals/queue.html",
+        {"page": page, "now": now, "me": person_view(request.user, now)},
+    )
 
 
 @login_required
@@ -40,11 +43,15 @@ def queue(request: HttpRequest) -> HttpResponse:
 def release_list(request: HttpRequest) -> HttpResponse:
     """Every release in the person's scope, newest first, filterable by status and text."""
     form = ReleaseFilterForm(request.GET or None)
-    releases = Release.objects.restrict(request.user).with_list_related().order_by("-created_at", "-pk")
+    releases = (
+        Release.objects.restrict(request.user).with_list_related().order_by("-created_at", "-pk")
+    )
     if form.is_valid():
         releases = _filter_releases(releases, form.cleaned_data)
     page = Paginator(releases, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "approvals/partials/_release_table.html" if request.htmx else "approvals/release_list.html"
+    template = (
+        "approvals/partials/_release_table.html" if request.htmx else "approvals/release_list.html"
+    )
     return render(request, template, {"page": page, "form": form})
 
 
@@ -56,8 +63,10 @@ def _filter_releases(releases, data: dict):
         releases = releases.filter(approval__status=status, deployed_at__isnull=True)
     if text:
         releases = releases.filter(
-            Q(service__slug__icontains=text) | Q(version__icontains=text)
-            | Q(change__ref__icontains=text) | Q(digest__icontains=text)
+            Q(service__slug__icontains=text)
+            | Q(version__icontains=text)
+            | Q(change__ref__icontains=text)
+            | Q(digest__icontains=text)
         )
     return releases
 
@@ -69,10 +78,16 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/release_detail.html", _detail_context(release, request.user))
 
 
-def _detail_context(release: Release, user, form: DecisionForm | None = None, error: str = "") -> dict:
+def _detail_context(
+    release: Release, user, form: DecisionForm | None = None, error: str = ""
+) -> dict:
     ledger = LedgerEntry.objects.filter(subject=f"release:{release.pk}").order_by("seq")
-    return {"page": release_page(release, user), "form": form or DecisionForm(), "error": error,
-            "ledger_entries": ledger}
+    return {
+        "page": release_page(release, user),
+        "form": form or DecisionForm(),
+        "error": error,
+        "ledger_entries": ledger,
+    }
 
 
 @login_required
@@ -85,9 +100,12 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             services.record_decision(
-                release=release, actor=request.user, verdict=form.cleaned_data["verdict"],
+                release=release,
+                actor=request.user,
+                verdict=form.cleaned_data["verdict"],
                 rationale=form.cleaned_data["rationale"],
-                step_up_code=form.cleaned_data["step_up_code"] or None, channel="ui",
+                step_up_code=form.cleaned_data["step_up_code"] or None,
+                channel="ui",
             )
         except GovernanceError as exc:
             status, error = 409, exc.message
@@ -99,5 +117,7 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
         status = 422
     release = Release.objects.for_gate().get(pk=release.pk)
     context = _detail_context(release, request.user, form, error)
-    template = "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
+    template = (
+        "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
+    )
     return render(request, template, context, status=status)

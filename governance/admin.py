@@ -24,12 +24,28 @@ from governance.models import (
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "get_full_name", "email", "time_zone", "is_service_account", "is_active"]
+    list_display = [
+        "username",
+        "get_full_name",
+        "email",
+        "time_zone",
+        "is_service_account",
+        "is_active",
+    ]
     list_filter = ["is_active", "is_service_account", "is_staff", "teams"]
     fieldsets = [
         *BaseUserAdmin.fieldsets,
-        ("Signoff", {"fields": ["time_zone", "working_hours_start", "working_hours_end",
-                                "is_service_account"]}),
+        (
+            "Signoff",
+            {
+                "fields": [
+                    "time_zone",
+                    "working_hours_start",
+                    "working_hours_end",
+                    "is_service_account",
+                ]
+            },
+        ),
     ]
 
 
@@ -75,8 +91,13 @@ class RoleAssignmentAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         try:
-            services.grant_role(user=data["user"], role=data["role"], service=data["service"],
-                                reason=data["reason"], actor=request.user)
+            services.grant_role(
+                user=data["user"],
+                role=data["role"],
+                service=data["service"],
+                reason=data["reason"],
+                actor=request.user,
+            )
         except GovernanceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 
@@ -105,12 +126,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 class PolicyForm(forms.ModelForm):
-    comment = forms.CharField(required=False, help_text="What changed and why (kept with the version).")
+    comment = forms.CharField(
+        required=False, help_text="What changed and why (kept with the version)."
+    )
 
     class Meta:
         model = Policy
         fields = ["name", "slug", "description", "is_active", "source"]
-        widgets = {"source": forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})}
+        widgets = {
+            "source": forms.Textarea(
+                attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"}
+            )
+        }
 
     def clean_source(self) -> str:
         source = self.cleaned_data["source"]
@@ -145,8 +172,12 @@ class PolicyAdmin(admin.ModelAdmin):
         obj.source = Policy.objects.get(pk=obj.pk).source if change else ""
         obj.save()
         if not change or source != obj.source:
-            services.publish_policy(policy_obj=obj, source=source, actor=request.user,
-                                    comment=form.cleaned_data.get("comment", ""))
+            services.publish_policy(
+                policy_obj=obj,
+                source=source,
+                actor=request.user,
+                comment=form.cleaned_data.get("comment", ""),
+            )
 
 
 @admin.register(LedgerEntry)

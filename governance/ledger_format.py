@@ -21,7 +21,14 @@ GENESIS_HASH = "0" * 64
 
 
 def canonical_bytes(
-    *, seq: int, recorded_at: str, kind: str, subject: str, actor: str, payload: dict, prev_hash: str
+    *,
+    seq: int,
+    recorded_at: str,
+    kind: str,
+    subject: str,
+    actor: str,
+    payload: dict,
+    prev_hash: str,
 ) -> bytes:
     """The exact bytes that are hashed: sorted keys, no whitespace, UTF-8."""
     document = {

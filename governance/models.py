@@ -44,7 +44,9 @@ class User(AbstractSCIMUserMixin, AbstractUser):
     def is_available_at(self, moment: datetime) -> bool:
         """True when `moment` falls on a weekday inside this person's working hours."""
         local = moment.astimezone(ZoneInfo(self.time_zone))
-        return local.weekday() < 5 and self.working_hours_start <= local.hour < self.working_hours_end
+        return (
+            local.weekday() < 5 and self.working_hours_start <= local.hour < self.working_hours_end
+        )
 
 
 class Team(models.Model):
@@ -103,7 +105,7 @@ class ServiceQuerySet(models.QuerySet):
 
 
 class Service(models.Model):
-    """An entry of the service catalogue (CMDB): what is released, who owns it, how critical it is."""
+    """An entry of the service catalogue (CMDB): what is released, who owns it, how critical."""
 
     class Tier(models.IntegerChoices):
         TIER_1 = 1, "Tier 1 (business critical)"
@@ -288,11 +290,12 @@ class LedgerHead(models.Model):
     seq = models.BigIntegerField(default=0)
     entry_hash = models.CharField(max_length=64, default="0" * 64)
 
+    def __str__(self) -> str:
+        return f"ledger head #{self.seq}"
+
 
 @pgtrigger.register(
-    pgtrigger.Protect(
-        name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete
-    )
+    pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
 )
 class LedgerEntry(models.Model):
     """One append-only, hash-chained, Ed25519-signed record of an approval-relevant event."""
@@ -324,4 +327,3 @@ def global_permission(codename: str) -> Permission:
 def ledger_subject(obj: models.Model) -> str:
     """A stable subject string for ledger entries: `<model>:<pk>`."""
     return f"{obj._meta.model_name}:{obj.pk}"
-

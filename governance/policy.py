@@ -155,7 +155,9 @@ def _parse_rule(raw: Any, index: int, line: int, when_line: int) -> Rule:
         raise PolicyError(f"Rule {index + 1} (line {line}) needs an 'id'.")
     where = f"Rule '{rule_id}' (line {line})"
     _reject_unknown(raw, _RULE_KEYS, where)
-    when = str(raw.get("when", "true")).strip()
+    when = raw.get("when", "true")
+    # YAML reads a bare `when: true` as a boolean; CEL spells it in lower case.
+    when = str(when).lower() if isinstance(when, bool) else str(when).strip()
     program = _compile(when, where, when_line)
     require = raw.get("require") or {}
     if not isinstance(require, dict):
@@ -203,36 +205,49 @@ def _validate_require(require: dict, where: str) -> None:
             )
         if not stage.get("key"):
             raise PolicyError(f"{where}: each stage needs a 'key'.")
-        _positive_int(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
+        _whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
+        _whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
         if stage.get("sla_hours") is not None:
-            _positive_int(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
+            _whole_number(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
     for evidence in require.get("evidence") or []:
         if not isinstance(evidence, dict) or not evidence.get("kind"):
             raise PolicyError(f"{where}: each evidence requirement needs a 'kind'.")
         _reject_unknown(evidence, _EVIDENCE_KEYS, f"{where}, evidence")
+        if evidence.get("max_failed") is not None:
+            _whole_number(
+                evidence["max_failed"],
+                f"{where}, evidence '{evidence['kind']}' max_failed",
+                minimum=0,
+            )
     if require.get("approval_valid_hours") is not None:
-        _positive_int(require["approval_valid_hours"], f"{where}, approval_valid_hours")
+        _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
 
 
-def _positive_int(value: Any, where: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise PolicyError(f"{where} must be a positive whole number, got {value!r}.")
+def _whole_number(value: Any, where: str, *, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = f"a whole number of at least {minimum}"
+        if minimum == 1:
+            kind = "a positive whole number"
+        raise PolicyError(f"{where} must be {kind}, got {value!r}.")
 
 
 def evaluate(source: str, context: dict[str, Any]) -> Plan:
-    """Resolve the plan for one release context. A rule that fails at run time blocks (fail closed)."""
+    """Resolve the plan for one release context; a rule failing at run time blocks (fail closed)."""
     plan = Plan()
     stages: dict[str, StageRequirement] = {}
     evidence: dict[str, EvidenceRequirement] = {}
     for rule in parse(source):
         try:
             matched = rule.program.execute(context) is True
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        # ArithmeticError: division by zero or overflow in a condition must fail closed too.
+        except (ArithmeticError, KeyError, RuntimeError, TypeError, ValueError) as exc:
             plan.errors.append(f"Policy rule '{rule.id}' could not be evaluated: {exc!r}")
             continue
         if not matched:
             continue
-        plan.matched_rules.append({"id": rule.id, "description": rule.description, "when": rule.when})
+        plan.matched_rules.append(
+            {"id": rule.id, "description": rule.description, "when": rule.when}
+        )
         _merge(plan, stages, evidence, rule)
     plan.stages = sorted(stages.values(), key=lambda s: (s.order, s.key))
     plan.evidence = sorted(evidence.values(), key=lambda e: e.kind)
@@ -286,7 +301,9 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
 def _merge_evidence(evidence: dict[str, EvidenceRequirement], raw: dict, rule_id: str) -> None:
     kind = raw["kind"]
     incoming = EvidenceRequirement(
-        kind=kind, status=raw.get("status", "passed"), max_failed=raw.get("max_failed"),
+        kind=kind,
+        status=raw.get("status", "passed"),
+        max_failed=raw.get("max_failed"),
         rules=[rule_id],
     )
     current = evidence.get(kind)

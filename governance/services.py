@@ -32,7 +32,9 @@ def grant_role(
     if actor is not None and actor.pk == user.pk:
         raise PermissionDenied("Nobody can grant a role to themselves.")
     if not reason.strip():
-        raise PermissionDenied("A reason is required for every grant.", fields={"reason": ["Required."]})
+        raise PermissionDenied(
+            "A reason is required for every grant.", fields={"reason": ["Required."]}
+        )
     with transaction.atomic():
         assignment, created = RoleAssignment.objects.get_or_create(
             user=user,
@@ -53,8 +55,12 @@ def grant_role(
             kind="role.granted",
             subject=f"user:{user.pk}",
             actor=actor.username if actor else "system",
-            payload={"user": user.username, "role": role, "scope": assignment.scope_label,
-                     "reason": reason},
+            payload={
+                "user": user.username,
+                "role": role,
+                "scope": assignment.scope_label,
+                "reason": reason,
+            },
         )
     return assignment
 
@@ -78,8 +84,12 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
             kind="role.revoked",
             subject=f"user:{user.pk}",
             actor=actor.username if actor else "system",
-            payload={"user": user.username, "role": assignment.role,
-                     "scope": service.name if service else "all services", "reason": reason},
+            payload={
+                "user": user.username,
+                "role": assignment.role,
+                "scope": service.name if service else "all services",
+                "reason": reason,
+            },
         )
 
 
@@ -95,7 +105,10 @@ def issue_token(*, user: User, name: str) -> tuple[ApiToken, str]:
 def authenticate_token(key: str) -> ApiToken | None:
     """The active token for a presented secret, recording its use at most once a minute."""
     token = (
-        ApiToken.objects.active().select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
+        ApiToken.objects.active()
+        .select_related("user")
+        .filter(key_hash=ApiToken.hash_key(key))
+        .first()
     )
     if token is None:
         return None
@@ -108,7 +121,7 @@ def authenticate_token(key: str) -> ApiToken | None:
 def publish_policy(
     *, policy_obj: Policy, source: str, actor: User | None, comment: str = ""
 ) -> PolicyVersion:
-    """Validate `source` and store it as the policy's next version. Invalid policies change nothing."""
+    """Validate `source` and store it as the policy's next version; invalid ones change nothing."""
     try:
         policy.parse(source)
     except policy.PolicyError as exc:
@@ -117,16 +130,24 @@ def publish_policy(
         locked = Policy.objects.select_for_update().get(pk=policy_obj.pk)
         number = locked.version + 1
         version = PolicyVersion.objects.create(
-            policy=locked, number=number, source=source, checksum=policy.checksum(source),
-            comment=comment, created_by=actor,
+            policy=locked,
+            number=number,
+            source=source,
+            checksum=policy.checksum(source),
+            comment=comment,
+            created_by=actor,
         )
         Policy.objects.filter(pk=locked.pk).update(source=source, version=number)
         ledger.append(
             kind="policy.published",
             subject=f"policy:{locked.pk}",
             actor=actor.username if actor else "system",
-            payload={"policy": locked.slug, "version": number, "checksum": version.checksum,
-                     "comment": comment},
+            payload={
+                "policy": locked.slug,
+                "version": number,
+                "checksum": version.checksum,
+                "comment": comment,
+            },
         )
     policy_obj.refresh_from_db()
     return version

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from approvals import services
 from governance.models import Role
@@ -17,7 +19,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 @pytest.fixture
 def policy(db):
-    call_command("load_default_policy", verbosity=0, stdout=open(os.devnull, "w"))
+    call_command("load_default_policy", verbosity=0, stdout=io.StringIO())
 
 
 @pytest.fixture
@@ -103,8 +105,19 @@ def pipeline_bot(db):
 
 
 @pytest.fixture
-def org(policy, production, staging, dev, requester, approver, second_approver, cab_member,
-        auditor, outsider, pipeline_bot):
+def org(
+    policy,
+    production,
+    staging,
+    dev,
+    requester,
+    approver,
+    second_approver,
+    cab_member,
+    auditor,
+    outsider,
+    pipeline_bot,
+):
     """Everything above, for tests that need the whole cast."""
 
 
@@ -115,3 +128,39 @@ def production_release(org, service, production, requester, pipeline_bot):
         data=factories.release_input(service, production, triggered_by="dave"), actor=pipeline_bot
     )
     return release
+
+
+# --- Pipeline API, PostgreSQL-only tests and extra personas --------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(request):
+    """Skip tests marked `postgres` when the suite runs on another database (SQLite quick start).
+
+    Triggers and row locks are PostgreSQL behaviour; elsewhere those tests would prove nothing.
+    """
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip(f"needs PostgreSQL; running on {connection.vendor}")
+
+
+@pytest.fixture
+def api(client):
+    """`api(user)` → a pipeline-API client with a fresh bearer token; `api()` is anonymous."""
+
+    def make(user=None) -> factories.ApiClient:
+        return factories.ApiClient(client, user)
+
+    return make
+
+
+@pytest.fixture
+def other_service(team):
+    return factories.ServiceFactory(slug="billing", tier=2, team=team)
+
+
+@pytest.fixture
+def other_service_approver(other_service):
+    """Approves billing only: payments releases are out of scope for them."""
+    user = factories.UserFactory(username="oscar", first_name="Oscar")
+    factories.grant(user, Role.APPROVER, other_service)
+    return user

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
+from collections.abc import Iterator
 
 import factory
 
@@ -58,8 +60,8 @@ class ServiceFactory(factory.django.DjangoModelFactory):
 def environment(slug: str) -> Environment:
     risk = {"dev": "low", "staging": "medium", "production": "high"}[slug]
     env, _ = Environment.objects.get_or_create(
-        slug=slug, defaults={"name": slug.capitalize(), "risk": risk,
-                             "regulated": slug == "production"}
+        slug=slug,
+        defaults={"name": slug.capitalize(), "risk": risk, "regulated": slug == "production"},
     )
     return env
 
@@ -87,7 +89,9 @@ def release_input(service: Service, env: Environment, **overrides) -> services.R
         "change_ref": f"CHG{next(_counter):07d}",
         "change_type": "normal",
         "change_title": "Test change",
-        "evidence": ({"kind": "tests", "status": "passed", "summary": {"passed": 10, "failed": 0}},),
+        "evidence": (
+            {"kind": "tests", "status": "passed", "summary": {"passed": 10, "failed": 0}},
+        ),
     }
     values.update(overrides)
     return services.ReleaseInput(**values)
@@ -138,8 +142,17 @@ def release_body(**overrides) -> dict:
 
 def state_counts() -> dict[str, int]:
     """Row counts of everything an approval write can touch, to prove a denial wrote nothing."""
-    models = (Release, ChangeRecord, ApprovalRequest, ApprovalStage, Decision, Evidence,
-              Deployment, LedgerEntry, PolicyVersion)
+    models = (
+        Release,
+        ChangeRecord,
+        ApprovalRequest,
+        ApprovalStage,
+        Decision,
+        Evidence,
+        Deployment,
+        LedgerEntry,
+        PolicyVersion,
+    )
     return {model.__name__: model.objects.count() for model in models}
 
 
@@ -157,3 +170,14 @@ def decide(
     return services.record_decision(
         release=release, actor=user, verdict=verdict, rationale=rationale
     )
+
+
+@contextlib.contextmanager
+def nothing_changes(release: Release | None = None) -> Iterator[None]:
+    """Assert the block wrote no row anywhere and left the release's approval as it was."""
+    counts = state_counts()
+    snapshot = approval_snapshot(release) if release else None
+    yield
+    assert state_counts() == counts
+    if release:
+        assert approval_snapshot(release) == snapshot

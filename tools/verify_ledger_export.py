@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from governance import ledger_format  # noqa: E402  (pure module, no Django)
+from governance import ledger_format
 
 
 def main() -> int:

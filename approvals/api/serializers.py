@@ -17,7 +17,9 @@ class ArtifactSerializer(serializers.Serializer):
 
     def validate_digest(self, value: str) -> str:
         if not DIGEST_PATTERN.match(value):
-            raise serializers.ValidationError("Must be 'sha256:' followed by 64 lowercase hex digits.")
+            raise serializers.ValidationError(
+                "Must be 'sha256:' followed by 64 lowercase hex digits."
+            )
         return value
 
 
@@ -30,7 +32,9 @@ class ChangeInputSerializer(serializers.Serializer):
 class PipelineSerializer(serializers.Serializer):
     provider = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     run_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    triggered_by = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    triggered_by = serializers.CharField(
+        max_length=150, required=False, allow_blank=True, default=""
+    )
 
 
 class EvidenceInputSerializer(serializers.Serializer):
@@ -44,7 +48,9 @@ class EvidenceInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("At most 50 keys.")
         for key, item in value.items():
             if not isinstance(item, (int, str, bool)) or isinstance(item, float):
-                raise serializers.ValidationError(f"'{key}' must be a whole number, text or boolean.")
+                raise serializers.ValidationError(
+                    f"'{key}' must be a whole number, text or boolean."
+                )
             if isinstance(item, str) and len(item) > 500:
                 raise serializers.ValidationError(f"'{key}' is longer than 500 characters.")
         return value
@@ -87,7 +93,7 @@ class ReleaseRequestSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("change"):
             raise serializers.ValidationError(
-                {"change": ["A linked change record is required: {\"ref\": \"CHG...\"}."]}
+                {"change": ['A linked change record is required: {"ref": "CHG..."}.']}
             )
         return attrs
 
@@ -100,7 +106,9 @@ class GateStageSerializer(serializers.Serializer):
 
 
 class GateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["approved", "pending", "rejected", "blocked", "expired"])
+    status = serializers.ChoiceField(
+        choices=["approved", "pending", "rejected", "blocked", "expired"]
+    )
     reasons = serializers.ListField(child=serializers.CharField())
     stages = GateStageSerializer(many=True)
     digest = serializers.CharField()
@@ -115,8 +123,18 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Release
-        fields = ["id", "service", "environment", "version", "image", "digest", "change",
-                  "status", "created_at", "url"]
+        fields = [
+            "id",
+            "service",
+            "environment",
+            "version",
+            "image",
+            "digest",
+            "change",
+            "status",
+            "created_at",
+            "url",
+        ]
         read_only_fields = fields
 
     def get_url(self, release: Release) -> str:
@@ -145,8 +163,16 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["id", "stage", "approver", "decision", "rationale", "digest", "step_up_method",
-                  "created_at"]
+        fields = [
+            "id",
+            "stage",
+            "approver",
+            "decision",
+            "rationale",
+            "digest",
+            "step_up_method",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -9,7 +9,12 @@ urlpatterns = [
     path("releases/<int:pk>/", views.ReleaseDetail.as_view(), name="release-detail"),
     path("releases/<int:pk>/gate", views.ReleaseGate.as_view(), name="release-gate"),
     path("releases/<int:pk>/evidence/", views.ReleaseEvidence.as_view(), name="release-evidence"),
-    path("releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"),
-    path("releases/<int:pk>/deployments/", views.ReleaseDeployments.as_view(),
-         name="release-deployments"),
+    path(
+        "releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"
+    ),
+    path(
+        "releases/<int:pk>/deployments/",
+        views.ReleaseDeployments.as_view(),
+        name="release-deployments",
+    ),
 ]

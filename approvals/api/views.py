@@ -45,7 +45,9 @@ class ReleaseListCreate(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key and len(key) > IDEMPOTENCY_KEY_MAX:
-            raise InvalidRequest(f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters.")
+            raise InvalidRequest(
+                f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
+            )
         serializer = s.ReleaseRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         release, created = services.request_approval(
@@ -60,10 +62,16 @@ class ReleaseListCreate(generics.ListAPIView):
 def _release_input(data: dict) -> services.ReleaseInput:
     change, pipeline = data["change"], data.get("pipeline") or {}
     return services.ReleaseInput(
-        service=data["service"], environment=data["environment"], version=data["version"],
-        image=data["artifact"]["image"], digest=data["artifact"]["digest"],
-        change_ref=change["ref"], change_type=change["type"], change_title=change["title"],
-        pipeline_provider=pipeline.get("provider", ""), pipeline_run_url=pipeline.get("run_url", ""),
+        service=data["service"],
+        environment=data["environment"],
+        version=data["version"],
+        image=data["artifact"]["image"],
+        digest=data["artifact"]["digest"],
+        change_ref=change["ref"],
+        change_type=change["type"],
+        change_title=change["title"],
+        pipeline_provider=pipeline.get("provider", ""),
+        pipeline_run_url=pipeline.get("run_url", ""),
         triggered_by=pipeline.get("triggered_by", ""),
         evidence=tuple(data.get("evidence") or ()),
     )
@@ -81,13 +89,17 @@ class ReleaseGate(APIView):
 
     @extend_schema(
         responses=s.GateSerializer,
-        parameters=[OpenApiParameter("digest", str, description="The digest about to be deployed.")],
+        parameters=[
+            OpenApiParameter("digest", str, description="The digest about to be deployed.")
+        ],
     )
     def get(self, request: Request, pk: int) -> Response:
         digest = request.query_params.get("digest")
         if digest is not None and not DIGEST_PATTERN.match(digest):
-            raise InvalidRequest("digest must be 'sha256:' followed by 64 lowercase hex digits.",
-                                 fields={"digest": ["Malformed digest."]})
+            raise InvalidRequest(
+                "digest must be 'sha256:' followed by 64 lowercase hex digits.",
+                fields={"digest": ["Malformed digest."]},
+            )
         release = _release(request, pk, for_gate=True)
         return Response(evaluate_gate(release, digest=digest).as_dict())
 
@@ -110,9 +122,13 @@ class ReleaseDecisions(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         decision = services.record_decision(
-            release=release, actor=request.user, verdict=data["decision"],
-            rationale=data["rationale"], digest=data.get("digest"),
-            step_up_code=data.get("step_up_code"), channel="api",
+            release=release,
+            actor=request.user,
+            verdict=data["decision"],
+            rationale=data["rationale"],
+            digest=data.get("digest"),
+            step_up_code=data.get("step_up_code"),
+            channel="api",
         )
         return Response(s.DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 

@@ -11,7 +11,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from governance.exceptions import GovernanceError
 
 
-def error_response(code: str, message: str, http_status: int, fields: dict | None = None) -> Response:
+def error_response(
+    code: str, message: str, http_status: int, fields: dict | None = None
+) -> Response:
     return Response(
         {"error": {"code": code, "message": message, "fields": fields or {}}}, status=http_status
     )
@@ -23,7 +25,8 @@ def exception_handler(exc, context):
         return error_response(exc.code, exc.message, exc.status, exc.fields)
     if isinstance(exc, RequestDataTooBig):
         return error_response(
-            "payload_too_large", "The request body is too large.",
+            "payload_too_large",
+            "The request body is too large.",
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, Http404):
@@ -47,10 +50,27 @@ def exception_handler(exc, context):
 
 
 def _summary(fields: dict) -> str:
-    parts = []
-    for name, messages in fields.items():
-        first = messages[0] if isinstance(messages, list) and messages else messages
-        if isinstance(first, dict):
-            first = "; ".join(f"{k}: {v[0] if isinstance(v, list) else v}" for k, v in first.items())
-        parts.append(f"{name}: {first}" if name != "non_field_errors" else str(first))
-    return "Invalid input. " + " ".join(parts)
+    parts = (_first_error({name: messages}, "") for name, messages in fields.items())
+    return "Invalid input. " + " ".join(part for part in parts if part)
+
+
+def _first_error(errors: object, path: str) -> str | None:
+    """`path: message` for the first message in DRF's nested errors (`artifact.digest: ...`).
+
+    Nested serializers give dicts and lists of them; a valid item in a list is an empty dict.
+    """
+    if isinstance(errors, dict):
+        children = [(_join(path, key), value) for key, value in errors.items()]
+    elif isinstance(errors, list):
+        children = [(path, value) for value in errors]
+    else:
+        return f"{path}: {errors}" if path else str(errors)
+    found = (_first_error(value, child_path) for child_path, value in children)
+    return next((text for text in found if text), None)
+
+
+def _join(path: str, key: object) -> str:
+    """The dotted field path; errors about the whole object keep their parent's path."""
+    if key == "non_field_errors":
+        return path
+    return f"{path}.{key}" if path else str(key)

@@ -100,7 +100,9 @@ def test_approver_sees_the_decision_form_plan_and_explain(client, production_rel
     assert "approval.requested" in body  # the ledger entries of this release
 
 
-def test_htmx_approval_records_the_decision_and_swaps_the_panel(client, production_release, approver):
+def test_htmx_approval_records_the_decision_and_swaps_the_panel(
+    client, production_release, approver
+):
     client.force_login(approver)
     response = client.post(
         reverse("approvals:release_decide", args=[production_release.pk]),
@@ -113,7 +115,10 @@ def test_htmx_approval_records_the_decision_and_swaps_the_panel(client, producti
     assert "1 of 2" in body
     decision = Decision.objects.get()
     assert (decision.approver, decision.verdict, decision.rationale, decision.channel) == (
-        approver, "approve", "Reviewed the diff", "ui"
+        approver,
+        "approve",
+        "Reviewed the diff",
+        "ui",
     )
     assert "already decided" in body
 
@@ -158,8 +163,9 @@ def test_decide_refuses_get(client, production_release, approver):
     assert response.status_code == 405
 
 
-def test_queue_shows_only_what_i_may_decide_now(client, production_release, approver, cab_member,
-                                                requester):
+def test_queue_shows_only_what_i_may_decide_now(
+    client, production_release, approver, cab_member, requester
+):
     client.force_login(approver)
     assert production_release.version in client.get(reverse("approvals:queue")).content.decode()
     client.force_login(cab_member)  # the CAB stage opens only after the service stage
@@ -169,16 +175,18 @@ def test_queue_shows_only_what_i_may_decide_now(client, production_release, appr
 
 
 def test_queue_drops_a_release_once_i_decided(client, production_release, approver):
-    services.record_decision(release=production_release, actor=approver, verdict="approve",
-                             rationale="ok")
+    services.record_decision(
+        release=production_release, actor=approver, verdict="approve", rationale="ok"
+    )
     client.force_login(approver)
     body = client.get(reverse("approvals:queue")).content.decode()
     assert "Nothing waits for you" in body
 
 
-def test_release_list_filters_by_status_and_text(client, org, service, staging, pipeline_bot,
-                                                 approver):
-    pending, _ = services.request_approval(
+def test_release_list_filters_by_status_and_text(
+    client, org, service, staging, pipeline_bot, approver
+):
+    services.request_approval(
         data=factories.release_input(service, staging, version="7.0.0"), actor=pipeline_bot
     )
     rejected, _ = services.request_approval(
@@ -204,7 +212,9 @@ def _queries(client, url: str) -> int:
     return len(ctx.captured_queries)
 
 
-@pytest.mark.parametrize("name", ["approvals:queue", "approvals:release_list", "reporting:dashboard"])
+@pytest.mark.parametrize(
+    "name", ["approvals:queue", "approvals:release_list", "reporting:dashboard"]
+)
 def test_list_pages_use_the_same_number_of_queries_for_1_and_30_rows(
     client, org, service, production, pipeline_bot, approver, name
 ):
@@ -226,6 +236,8 @@ def test_release_page_query_count_does_not_grow_with_decisions(
     client.force_login(approver)
     url = reverse("approvals:release_detail", args=[release.pk])
     before = _queries(client, url)
-    services.record_decision(release=release, actor=second_approver, verdict="approve", rationale="ok")
+    services.record_decision(
+        release=release, actor=second_approver, verdict="approve", rationale="ok"
+    )
     after = _queries(client, url)
     assert before == after

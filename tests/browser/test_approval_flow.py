@@ -1,4 +1,4 @@
-"""The core flow as people live it: a pipeline asks, approvers decide in Chromium, the gate opens."""
+"""The core flow as people live it: a pipeline asks, people decide in Chromium, the gate opens."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ RELEASE = {
     "version": "2.4.1",
     "artifact": {"image": "registry.example.com/payments/api", "digest": factories.digest("2.4.1")},
     "change": {"ref": "CHG0031337", "type": "normal", "title": "Instant payouts for sellers"},
-    "pipeline": {"provider": "gitlab", "run_url": "https://gitlab.example.com/p/-/pipelines/1",
-                 "triggered_by": "dave"},
+    "pipeline": {
+        "provider": "gitlab",
+        "run_url": "https://gitlab.example.com/p/-/pipelines/1",
+        "triggered_by": "dave",
+    },
     "evidence": [{"kind": "tests", "status": "passed", "summary": {"passed": 812, "failed": 0}}],
 }
 
@@ -45,17 +48,25 @@ def approve_from_queue(page: Page, base: str, username: str, rationale: str, pro
 
 
 def gate(base: str, release_id: int, token: str) -> dict:
-    response = requests.get(f"{base}/api/v1/releases/{release_id}/gate",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response = requests.get(
+        f"{base}/api/v1/releases/{release_id}/gate",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
     assert response.status_code == 200
     return response.json()
 
 
-def test_release_through_api_approved_in_browser_then_gate_opens(page: Page, live_server, org,
-                                                                 pipeline_bot, service):
+def test_release_through_api_approved_in_browser_then_gate_opens(
+    page: Page, live_server, org, pipeline_bot, service
+):
     base, token = live_server.url, factories.token_for(pipeline_bot)
-    created = requests.post(f"{base}/api/v1/releases/", json=RELEASE, timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})
+    created = requests.post(
+        f"{base}/api/v1/releases/",
+        json=RELEASE,
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert created.status_code == 201, created.text
     release_id = created.json()["id"]
     assert gate(base, release_id, token)["status"] == "pending"
@@ -87,8 +98,9 @@ def test_release_through_api_approved_in_browser_then_gate_opens(page: Page, liv
     assert [len(s["approvals"]) for s in answer["stages"]] == [2, 1]
 
 
-def test_requester_sees_no_approve_button_and_a_forged_post_is_refused(page: Page, live_server, org,
-                                                                       production_release):
+def test_requester_sees_no_approve_button_and_a_forged_post_is_refused(
+    page: Page, live_server, org, production_release
+):
     base = live_server.url
     sign_in(page, base, "dave")
     page.goto(f"{base}/approvals/releases/{production_release.pk}/")

@@ -4,6 +4,7 @@ Idempotent: each demo release carries a fixed Idempotency-Key; a second run find
 """
 
 import hashlib
+import zlib
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
@@ -18,33 +19,110 @@ SCAN = {"kind": "security-scan", "status": "passed", "summary": {"critical": 0, 
 
 # key, service, environment, version, change (ref, type, title), triggered by, decisions, outcome
 DEMO = [
-    ("demo-web-380-dev", "web-frontend", "dev", "3.8.0", ("CHG0031290", "standard", "Checkout copy refresh"),
-     "ivan", [], "deployed"),
-    ("demo-web-380-stg", "web-frontend", "staging", "3.8.0", ("CHG0031290", "standard", "Checkout copy refresh"),
-     "ivan", [("grace", "approve", "Visual diff reviewed; copy approved by product.")], "deployed"),
-    ("demo-pay-240-prod", "payments-api", "production", "2.4.0",
-     ("CHG0031301", "normal", "Faster SEPA settlement batching"), "dave",
-     [("alice", "approve", "Load test at 3x peak is clean; rollback plan attached."),
-      ("bob", "approve", "Reviewed the settlement diff and the migration; fine."),
-      ("carol", "approve", "CAB: low customer impact, outside month-end window.")], "deployed"),
-    ("demo-pay-239-stg", "payments-api", "staging", "2.3.9",
-     ("CHG0031288", "normal", "Retry policy for acquirer timeouts"), "dave",
-     [("bob", "reject", "Integration tests against the acquirer sandbox are flaky; fix first.")], None),
-    ("demo-ledger-17-prod", "payments-ledger", "production", "1.7.0",
-     ("CHG0031250", "normal", "Ledger archive job"), "dave", [], "expire"),
-    ("demo-pay-241-hf-prod", "payments-api", "production", "2.4.0-hf1",
-     ("CHG0031333", "emergency", "Hotfix: duplicate refund on retry"), "dave",
-     [("alice", "approve", "Sev-1 INC0099812 ongoing; fix is one guarded line.")], None),
-    ("demo-search-52-stg", "search-api", "staging", "5.2.0",
-     ("CHG0031320", "normal", "Synonym dictionary update"), "ivan",
-     [("grace", "approve", "Relevance report attached; looks good.")], None),
-    ("demo-pay-241-prod", "payments-api", "production", "2.4.1",
-     ("CHG0031337", "normal", "Instant payouts for marketplace sellers"), "dave", [], None),
-    ("demo-ledger-18-stg", "payments-ledger", "staging", "1.8.0",
-     ("CHG0031340", "normal", "Faster month-end close"), "dave", [], None),
-    ("demo-web-390-prod", "web-frontend", "production", "3.9.0",
-     ("CHG0031341", "normal", "New product detail page"), "ivan",
-     [("grace", "approve", "Canary on 5% for 2 days, error rate flat.")], None),
+    (
+        "demo-web-380-dev",
+        "web-frontend",
+        "dev",
+        "3.8.0",
+        ("CHG0031290", "standard", "Checkout copy refresh"),
+        "ivan",
+        [],
+        "deployed",
+    ),
+    (
+        "demo-web-380-stg",
+        "web-frontend",
+        "staging",
+        "3.8.0",
+        ("CHG0031290", "standard", "Checkout copy refresh"),
+        "ivan",
+        [("grace", "approve", "Visual diff reviewed; copy approved by product.")],
+        "deployed",
+    ),
+    (
+        "demo-pay-240-prod",
+        "payments-api",
+        "production",
+        "2.4.0",
+        ("CHG0031301", "normal", "Faster SEPA settlement batching"),
+        "dave",
+        [
+            ("alice", "approve", "Load test at 3x peak is clean; rollback plan attached."),
+            ("bob", "approve", "Reviewed the settlement diff and the migration; fine."),
+            ("carol", "approve", "CAB: low customer impact, outside month-end window."),
+        ],
+        "deployed",
+    ),
+    (
+        "demo-pay-239-stg",
+        "payments-api",
+        "staging",
+        "2.3.9",
+        ("CHG0031288", "normal", "Retry policy for acquirer timeouts"),
+        "dave",
+        [("bob", "reject", "Integration tests against the acquirer sandbox are flaky; fix first.")],
+        None,
+    ),
+    (
+        "demo-ledger-17-prod",
+        "payments-ledger",
+        "production",
+        "1.7.0",
+        ("CHG0031250", "normal", "Ledger archive job"),
+        "dave",
+        [],
+        "expire",
+    ),
+    (
+        "demo-pay-241-hf-prod",
+        "payments-api",
+        "production",
+        "2.4.0-hf1",
+        ("CHG0031333", "emergency", "Hotfix: duplicate refund on retry"),
+        "dave",
+        [("alice", "approve", "Sev-1 INC0099812 ongoing; fix is one guarded line.")],
+        None,
+    ),
+    (
+        "demo-search-52-stg",
+        "search-api",
+        "staging",
+        "5.2.0",
+        ("CHG0031320", "normal", "Synonym dictionary update"),
+        "ivan",
+        [("grace", "approve", "Relevance report attached; looks good.")],
+        None,
+    ),
+    (
+        "demo-pay-241-prod",
+        "payments-api",
+        "production",
+        "2.4.1",
+        ("CHG0031337", "normal", "Instant payouts for marketplace sellers"),
+        "dave",
+        [],
+        None,
+    ),
+    (
+        "demo-ledger-18-stg",
+        "payments-ledger",
+        "staging",
+        "1.8.0",
+        ("CHG0031340", "normal", "Faster month-end close"),
+        "dave",
+        [],
+        None,
+    ),
+    (
+        "demo-web-390-prod",
+        "web-frontend",
+        "production",
+        "3.9.0",
+        ("CHG0031341", "normal", "New product detail page"),
+        "ivan",
+        [("grace", "approve", "Canary on 5% for 2 days, error rate flat.")],
+        None,
+    ),
 ]
 
 
@@ -60,7 +138,8 @@ class Command(BaseCommand):
         created_count = 0
         for key, service, env, version, change, trigger, decisions, outcome in DEMO:
             release, created = services.request_approval(
-                data=self._input(key, service, env, version, change, trigger), actor=bot,
+                data=self._input(key, service, env, version, change, trigger),
+                actor=bot,
                 idempotency_key=key,
             )
             if not created:
@@ -68,23 +147,33 @@ class Command(BaseCommand):
             created_count += 1
             for username, verdict, rationale in decisions:
                 services.record_decision(
-                    release=release, actor=User.objects.get(username=username), verdict=verdict,
+                    release=release,
+                    actor=User.objects.get(username=username),
+                    verdict=verdict,
                     rationale=rationale,
                 )
             self._finish(release, outcome, bot)
-        self.stdout.write(f"Demo releases: {created_count} created, "
-                          f"{len(DEMO) - created_count} already present.")
+        self.stdout.write(
+            f"Demo releases: {created_count} created, {len(DEMO) - created_count} already present."
+        )
 
     def _input(self, key, service, env, version, change, trigger) -> services.ReleaseInput:
         ref, change_type, title = change
         slug = service.split("-")[0]
         return services.ReleaseInput(
-            service=Service.objects.get(slug=service), environment=Environment.objects.get(slug=env),
-            version=version, image=f"registry.example.com/{slug}/{service}", digest=demo_digest(key),
-            change_ref=ref, change_type=change_type, change_title=title,
+            service=Service.objects.get(slug=service),
+            environment=Environment.objects.get(slug=env),
+            version=version,
+            image=f"registry.example.com/{slug}/{service}",
+            digest=demo_digest(key),
+            change_ref=ref,
+            change_type=change_type,
+            change_title=title,
             pipeline_provider="gitlab",
-            pipeline_run_url=f"https://gitlab.example.com/{slug}/{service}/-/pipelines/{abs(hash(key)) % 90000 + 10000}",
-            triggered_by=trigger, evidence=(PASSED, SCAN),
+            pipeline_run_url=f"https://gitlab.example.com/{slug}/{service}/-/pipelines/"
+            f"{zlib.crc32(key.encode()) % 90000 + 10000}",
+            triggered_by=trigger,
+            evidence=(PASSED, SCAN),
         )
 
     def _finish(self, release: Release, outcome: str | None, bot: User) -> None:

@@ -17,7 +17,9 @@ class Command(BaseCommand):
     def handle(self, *args, output: str | None = None, **options) -> None:
         stream = open(output, "w") if output else sys.stdout  # noqa: SIM115
         try:
-            keys = {kid: ledger_format.public_key_text(k) for kid, k in ledger.public_keys().items()}
+            keys = {
+                kid: ledger_format.public_key_text(k) for kid, k in ledger.public_keys().items()
+            }
             stream.write(json.dumps({"public_keys": keys}) + "\n")
             for entry in ledger.stored_entries():
                 stream.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -39,19 +39,53 @@ TEAMS = [
 
 SERVICES = [
     # slug, name, tier, team, owners, compliance tags, description
-    ("payments-api", "payments-api", 1, "payments", ["alice"], ["SOX", "PCI"],
-     "Card and bank payment initiation API."),
-    ("payments-ledger", "payments-ledger", 1, "payments", ["bob"], ["SOX"],
-     "Double-entry ledger of settled payments."),
-    ("checkout-service", "checkout-service", 2, "web", ["heidi"], ["PCI"],
-     "Basket, pricing and checkout orchestration."),
-    ("web-frontend", "web-frontend", 3, "web", ["grace"], [],
-     "Customer-facing web application."),
+    (
+        "payments-api",
+        "payments-api",
+        1,
+        "payments",
+        ["alice"],
+        ["SOX", "PCI"],
+        "Card and bank payment initiation API.",
+    ),
+    (
+        "payments-ledger",
+        "payments-ledger",
+        1,
+        "payments",
+        ["bob"],
+        ["SOX"],
+        "Double-entry ledger of settled payments.",
+    ),
+    (
+        "checkout-service",
+        "checkout-service",
+        2,
+        "web",
+        ["heidi"],
+        ["PCI"],
+        "Basket, pricing and checkout orchestration.",
+    ),
+    ("web-frontend", "web-frontend", 3, "web", ["grace"], [], "Customer-facing web application."),
     ("search-api", "search-api", 3, "web", ["ivan"], [], "Product search."),
-    ("identity-service", "identity-service", 2, "platform", ["judy"], ["SOX"],
-     "Customer sign-in and sessions."),
-    ("ingress-gateway", "ingress-gateway", 2, "platform", ["judy"], [],
-     "Edge routing and TLS termination."),
+    (
+        "identity-service",
+        "identity-service",
+        2,
+        "platform",
+        ["judy"],
+        ["SOX"],
+        "Customer sign-in and sessions.",
+    ),
+    (
+        "ingress-gateway",
+        "ingress-gateway",
+        2,
+        "platform",
+        ["judy"],
+        [],
+        "Edge routing and TLS termination.",
+    ),
 ]
 
 ENVIRONMENTS = [
@@ -92,8 +126,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         call_command("load_default_policy", stdout=self.stdout)
         with transaction.atomic():
-            teams = {slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
-                     for slug, name in TEAMS}
+            teams = {
+                slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+                for slug, name in TEAMS
+            }
             people = self._people(teams)
             self._environments()
             self._services(teams, people)
@@ -106,10 +142,16 @@ class Command(BaseCommand):
         for username, first, last, team, tz, (start, end) in PEOPLE:
             user, created = User.objects.get_or_create(
                 username=username,
-                defaults={"first_name": first, "last_name": last, "time_zone": tz,
-                          "email": f"{username}@example.com", "working_hours_start": start,
-                          "working_hours_end": end, "is_superuser": username == "admin",
-                          "is_staff": username == "admin"},
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "time_zone": tz,
+                    "email": f"{username}@example.com",
+                    "working_hours_start": start,
+                    "working_hours_end": end,
+                    "is_superuser": username == "admin",
+                    "is_staff": username == "admin",
+                },
             )
             if created:
                 user.set_password(DEMO_PASSWORD)
@@ -126,15 +168,21 @@ class Command(BaseCommand):
     def _environments(self) -> None:
         for slug, name, risk, regulated, order in ENVIRONMENTS:
             Environment.objects.get_or_create(
-                slug=slug, defaults={"name": name, "risk": risk, "regulated": regulated, "order": order}
+                slug=slug,
+                defaults={"name": name, "risk": risk, "regulated": regulated, "order": order},
             )
 
     def _services(self, teams: dict[str, Team], people: dict[str, User]) -> None:
         for slug, name, tier, team, owners, tags, description in SERVICES:
             service, created = Service.objects.get_or_create(
                 slug=slug,
-                defaults={"name": name, "tier": tier, "team": teams[team],
-                          "compliance_tags": tags, "description": description},
+                defaults={
+                    "name": name,
+                    "tier": tier,
+                    "team": teams[team],
+                    "compliance_tags": tags,
+                    "description": description,
+                },
             )
             if created:
                 service.owners.set([people[o] for o in owners])
@@ -142,5 +190,10 @@ class Command(BaseCommand):
     def _roles(self, people: dict[str, User]) -> None:
         for username, role, service_slug in ROLES:
             service = Service.objects.get(slug=service_slug) if service_slug else None
-            grant_role(user=people[username], role=role, service=service,
-                       reason="Demo organisation", actor=None)
+            grant_role(
+                user=people[username],
+                role=role,
+                service=service,
+                reason="Demo organisation",
+                actor=None,
+            )

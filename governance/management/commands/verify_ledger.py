@@ -15,8 +15,12 @@ class Command(BaseCommand):
         count, problem = ledger.verify()
         elapsed = time.perf_counter() - started
         if problem:
-            raise CommandError(f"Ledger verification FAILED at {problem} ({count} entries verified before it).")
+            raise CommandError(
+                f"Ledger verification FAILED at {problem} ({count} entries verified before it)."
+            )
         rate = count / elapsed if elapsed else 0
-        self.stdout.write(self.style.SUCCESS(
-            f"Ledger OK: {count} entries verified in {elapsed:.2f}s ({rate:,.0f} entries/s)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Ledger OK: {count} entries verified in {elapsed:.2f}s ({rate:,.0f} entries/s)."
+            )
+        )

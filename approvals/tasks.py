@@ -1,0 +1,11 @@
+"""Timed approval work run by Celery beat."""
+
+from celery import shared_task
+
+from approvals import services
+
+
+@shared_task
+def expire_requests_task() -> int:
+    """Expire undecided requests past their deadline and approvals past their validity."""
+    return services.expire_requests()

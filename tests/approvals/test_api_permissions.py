@@ -1,0 +1,122 @@
+"""Permission matrix of the pipeline API: every endpoint by every persona.
+
+The release under test is dave's payments-api release to production, requested by ci-bot.
+
+- 401: no credentials.
+- 404: the release is outside the caller's scope; the API does not confirm that it exists. Adding
+  evidence or deployments needs the *request* role, so for someone who may only look, those are
+  out of scope too (the queryset is restricted per action).
+- 400 on create: the service is not one the caller may request releases for (a field error).
+- 403: in scope, but segregation of duties forbids it: ci-bot requested the release, an auditor
+  only looks, the CAB stage opens after the service stage.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories
+
+MATRIX = """
+endpoint     anonymous  outsider  other_approver  pipeline  approver  auditor  cab_member
+list         401        200       200             200       200       200      200
+create       401        400       400             201       400       400      400
+detail       401        404       404             200       200       200      200
+gate         401        404       404             200       200       200      200
+evidence     401        404       404             201       404       404      404
+decisions    401        404       404             403       201       403      403
+deployments  401        404       404             201       404       404      404
+"""
+
+# Which fixture plays each persona (anonymous has none).
+PERSONAS = {
+    "anonymous": None,
+    "outsider": "outsider",
+    "other_approver": "other_service_approver",
+    "pipeline": "pipeline_bot",
+    "approver": "approver",
+    "auditor": "auditor",
+    "cab_member": "cab_member",
+}
+
+ENDPOINTS = {
+    "list": lambda api, r: api.get("/api/v1/releases/"),
+    "create": lambda api, r: api.post("/api/v1/releases/", factories.release_body()),
+    "detail": lambda api, r: api.get(f"/api/v1/releases/{r.pk}/"),
+    "gate": lambda api, r: api.get(f"/api/v1/releases/{r.pk}/gate"),
+    "evidence": lambda api, r: api.post(
+        f"/api/v1/releases/{r.pk}/evidence/",
+        {"kind": "security-scan", "status": "passed", "summary": {"critical": 0}},
+    ),
+    "decisions": lambda api, r: api.post(
+        f"/api/v1/releases/{r.pk}/decisions/",
+        {"decision": "approve", "rationale": "Reviewed.", "digest": r.digest},
+    ),
+    "deployments": lambda api, r: api.post(
+        f"/api/v1/releases/{r.pk}/deployments/",
+        {"status": "succeeded", "url": "https://deploy.example.com/runs/1"},
+    ),
+}
+
+
+def parse_matrix(table: str) -> list[tuple[str, str, int]]:
+    """(endpoint, persona, expected status) for every cell of the table above."""
+    header, *rows = (line.split() for line in table.strip().splitlines())
+    return [
+        (row[0], persona, int(status))
+        for row in rows
+        for persona, status in zip(header[1:], row[1:], strict=True)
+    ]
+
+
+CASES = parse_matrix(MATRIX)
+
+
+def test_the_matrix_covers_every_endpoint_and_persona():
+    assert {(e, p) for e, p, _ in CASES} == {(e, p) for e in ENDPOINTS for p in PERSONAS}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "persona", "expected"), CASES, ids=[f"{e}-{p}" for e, p, _ in CASES]
+)
+def test_permission_matrix(
+    request, production_release, other_service_approver, api, endpoint, persona, expected
+):
+    fixture = PERSONAS[persona]
+    client = api(request.getfixturevalue(fixture) if fixture else None)
+    counts = factories.state_counts()
+    snapshot = factories.approval_snapshot(production_release)
+
+    response = ENDPOINTS[endpoint](client, production_release)
+
+    assert response.status_code == expected, response.content
+    assert response["Content-Type"] == "application/json"
+    if expected >= 400:
+        assert set(response.json()["error"]) == {"code", "message", "fields"}
+    if expected == 201:
+        assert factories.state_counts() != counts
+    else:
+        assert factories.state_counts() == counts
+        assert factories.approval_snapshot(production_release) == snapshot
+
+
+@pytest.mark.parametrize(
+    ("persona", "visible"),
+    [
+        ("outsider", 0),
+        ("other_approver", 0),
+        ("pipeline", 1),
+        ("approver", 1),
+        ("auditor", 1),
+        ("cab_member", 1),
+    ],
+)
+def test_the_list_shows_only_releases_in_scope(
+    request, production_release, other_service_approver, api, persona, visible
+):
+    client = api(request.getfixturevalue(PERSONAS[persona]))
+
+    data = client.get("/api/v1/releases/").json()
+
+    assert data["count"] == visible
+    assert [r["id"] for r in data["results"]] == [production_release.pk] * visible

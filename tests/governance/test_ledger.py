@@ -1,0 +1,248 @@
+"""The evidence ledger: hash chain, signatures, database immutability, offline verification."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pgtrigger
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from governance import ledger, ledger_format
+from governance.models import LedgerEntry, LedgerHead
+
+VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger_export.py"
+PROTECTION = "governance.LedgerEntry:ledger_append_only"
+
+
+def tamper(sql: str, *params: object) -> None:
+    """Change ledger rows behind the application's back, as an attacker with SQL access could.
+
+    On PostgreSQL the append-only trigger must be bypassed for that; elsewhere there is none.
+    """
+    with pgtrigger.ignore(PROTECTION), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def verify_ledger() -> str:
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def entries(production_release) -> list[LedgerEntry]:
+    """The ledger after seeding an organisation and one production request (roles, policy...)."""
+    rows = list(LedgerEntry.objects.order_by("seq"))
+    assert len(rows) >= 5
+    return rows
+
+
+def test_entries_are_hash_chained_signed_and_verify(entries):
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    assert entries[0].prev_hash == ledger_format.GENESIS_HASH
+    for previous, entry in itertools.pairwise(entries):
+        assert entry.prev_hash == previous.entry_hash
+    for entry in entries:
+        body = ledger_format.canonical_bytes(
+            seq=entry.seq,
+            recorded_at=entry.recorded_at.isoformat(timespec="microseconds"),
+            kind=entry.kind,
+            subject=entry.subject,
+            actor=entry.actor,
+            payload=entry.payload,
+            prev_hash=entry.prev_hash,
+        )
+        assert entry.entry_hash == ledger_format.entry_hash(body)
+    head = LedgerHead.objects.get(pk=1)
+    assert (head.seq, head.entry_hash) == (entries[-1].seq, entries[-1].entry_hash)
+
+    assert verify_ledger().startswith(f"Ledger OK: {len(entries)} entries verified in ")
+
+
+def test_the_request_is_recorded_with_its_frozen_plan(entries, production_release):
+    requested = LedgerEntry.objects.get(kind="approval.requested")
+
+    assert (requested.subject, requested.actor) == (f"release:{production_release.pk}", "ci-bot")
+    assert requested.payload["digest"] == production_release.digest
+    assert requested.payload["policy"] == "default@v1"
+    assert [s["key"] for s in requested.payload["plan"]["stages"]] == ["service", "cab"]
+
+
+def test_an_altered_entry_is_named_by_verify_ledger(entries):
+    tamper("UPDATE governance_ledgerentry SET actor = %s WHERE seq = %s", "mallory", 3)
+
+    with pytest.raises(CommandError) as excinfo:
+        verify_ledger()
+
+    assert str(excinfo.value) == (
+        "Ledger verification FAILED at entry #3: content does not match its hash "
+        "(the entry was altered) (2 entries verified before it)."
+    )
+
+
+def test_an_altered_entry_with_a_recomputed_hash_fails_its_signature(entries):
+    entry = entries[2]
+    forged_payload = {**entry.payload, "reason": "forged"}
+    body = ledger_format.canonical_bytes(
+        seq=entry.seq,
+        recorded_at=entry.recorded_at.isoformat(timespec="microseconds"),
+        kind=entry.kind,
+        subject=entry.subject,
+        actor=entry.actor,
+        payload=forged_payload,
+        prev_hash=entry.prev_hash,
+    )
+    tamper(
+        "UPDATE governance_ledgerentry SET payload = %s, entry_hash = %s WHERE seq = %s",
+        json.dumps(forged_payload),
+        ledger_format.entry_hash(body),
+        entry.seq,
+    )
+
+    with pytest.raises(
+        CommandError,
+        match=r"^Ledger verification FAILED at entry #3: "
+        r"signature is not valid \(2 entries verified",
+    ):
+        verify_ledger()
+
+
+def test_a_deleted_middle_entry_is_detected(entries):
+    tamper("DELETE FROM governance_ledgerentry WHERE seq = %s", 3)
+
+    with pytest.raises(CommandError) as excinfo:
+        verify_ledger()
+
+    assert str(excinfo.value) == (
+        "Ledger verification FAILED at entry #4: expected sequence number 3 "
+        "(an entry is missing or out of order) (2 entries verified before it)."
+    )
+
+
+def test_a_deleted_last_entry_is_detected(entries):
+    last = entries[-1].seq
+    tamper("DELETE FROM governance_ledgerentry WHERE seq = %s", last)
+
+    with pytest.raises(CommandError) as excinfo:
+        verify_ledger()
+
+    assert str(excinfo.value) == (
+        f"Ledger verification FAILED at entry #{last}: entries after this point are missing "
+        f"({last - 1} entries verified before it)."
+    )
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_update_a_ledger_entry(entries):
+    with (
+        pytest.raises(DatabaseError, match="pgtrigger: Cannot update or delete rows"),
+        transaction.atomic(),
+    ):
+        LedgerEntry.objects.filter(seq=2).update(actor="mallory")
+
+    assert LedgerEntry.objects.get(seq=2).actor == entries[1].actor
+    assert verify_ledger().startswith(f"Ledger OK: {len(entries)} entries")
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_save_over_a_ledger_entry(entries):
+    entry = LedgerEntry.objects.get(seq=2)
+    entry.payload = {"rewritten": True}
+
+    with (
+        pytest.raises(DatabaseError, match="pgtrigger: Cannot update or delete rows"),
+        transaction.atomic(),
+    ):
+        entry.save()
+
+    assert LedgerEntry.objects.get(seq=2).payload == entries[1].payload
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_delete_ledger_entries(entries):
+    with (
+        pytest.raises(DatabaseError, match="pgtrigger: Cannot update or delete rows"),
+        transaction.atomic(),
+    ):
+        LedgerEntry.objects.filter(seq__gte=2).delete()
+
+    assert LedgerEntry.objects.count() == len(entries)
+
+
+def run_verifier(export: Path, *args: str) -> subprocess.CompletedProcess:
+    """The offline verifier, run the way an auditor would: a separate Python, no Django."""
+    return subprocess.run(
+        [sys.executable, str(VERIFIER), str(export), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_export_verifies_offline(entries, tmp_path):
+    export = tmp_path / "ledger.jsonl"
+    call_command("export_ledger", output=str(export))
+
+    result = run_verifier(export)
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"OK: {len(entries)} entries verified\n",
+        "",
+    )
+    lines = export.read_text().splitlines()
+    assert len(lines) == len(entries) + 1
+    assert list(json.loads(lines[0])["public_keys"]) == [entries[0].key_id]
+
+
+def test_offline_verifier_detects_a_tampered_export(entries, tmp_path):
+    export = tmp_path / "ledger.jsonl"
+    call_command("export_ledger", output=str(export))
+    lines = export.read_text().splitlines()
+    second = json.loads(lines[2])
+    second["actor"] = "mallory"
+    lines[2] = json.dumps(second, sort_keys=True)
+    export.write_text("\n".join(lines) + "\n")
+
+    result = run_verifier(export)
+
+    assert result.returncode == 1
+    assert result.stdout == (
+        "FAILED at entry #2: content does not match its hash (the entry was altered) "
+        "(1 entries verified before it)\n"
+    )
+
+
+def test_offline_verifier_refuses_entries_signed_by_another_key(entries, tmp_path):
+    export = tmp_path / "ledger.jsonl"
+    call_command("export_ledger", output=str(export))
+    other = ledger_format.public_key_text(
+        ledger_format.load_private_key("A" * 43 + "=").public_key()
+    )
+
+    result = run_verifier(export, "--public-key", other)
+
+    assert result.returncode == 1
+    assert result.stdout.startswith(
+        f"FAILED at entry #1: signed with unknown key {entries[0].key_id} "
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_append_outside_a_transaction_is_refused():
+    with pytest.raises(RuntimeError) as excinfo:
+        ledger.append(kind="test.event", subject="test:1", actor="system", payload={})
+
+    assert str(excinfo.value) == (
+        "ledger entries must be appended inside the recording transaction"
+    )
+    assert LedgerEntry.objects.count() == 0
