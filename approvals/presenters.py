@@ -81,7 +81,7 @@ def person_view(user: User, now: datetime) -> PersonView:
 
 
 def release_page(release: Release, viewer: User) -> ReleasePage:
-    """Everything the release page shows, from a release loaded with `for_gate()`."""
+    """Everything the release page shows, from a release loaded with `for_page()`."""
     now = timezone.now()
     gate = evaluate_gate(release, now=now)
     plan = Plan.from_dict(release.approval.plan)

@@ -74,7 +74,7 @@ def _filter_releases(releases, data: dict):
 @login_required
 @require_GET
 def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    release = get_object_or_404(Release.objects.restrict(request.user).for_gate(), pk=pk)
+    release = get_object_or_404(Release.objects.restrict(request.user).for_page(), pk=pk)
     return render(request, "approvals/release_detail.html", _detail_context(release, request.user))
 
 
@@ -115,7 +115,7 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("approvals:release_detail", pk=release.pk)
     else:
         status = 422
-    release = Release.objects.for_gate().get(pk=release.pk)
+    release = Release.objects.for_page().get(pk=release.pk)
     context = _detail_context(release, request.user, form, error)
     template = (
         "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"

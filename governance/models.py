@@ -96,7 +96,7 @@ class ServiceQuerySet(models.QuerySet):
         if not user.is_authenticated or not user.is_active:
             return self.none()
         codename = SERVICE_ACTIONS[action]
-        if user.has_perm(f"governance.{codename}"):
+        if holds_everywhere(user, action):
             return self.all()
         allowed = get_objects_for_user(
             user, f"governance.{codename}", klass=Service, accept_global_perms=False
@@ -144,6 +144,27 @@ SERVICE_ACTIONS = {
     "approve": "approve_release",
     "cab": "cab_approve",
 }
+
+
+def holds_everywhere(user: User, action: str) -> bool:
+    """Whether `user` may perform `action` on every service (a role with no service scope).
+
+    One query per request at most: the answer set is cached on the user object, as Django caches
+    its own permission sets. Roles are granted to users directly, never through auth groups.
+    """
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_signoff_global_codenames", None)
+    if cached is None:
+        cached = set(
+            user.user_permissions.filter(content_type__app_label="governance").values_list(
+                "codename", flat=True
+            )
+        )
+        user._signoff_global_codenames = cached
+    return SERVICE_ACTIONS[action] in cached
 
 
 class Role(models.TextChoices):

@@ -14,9 +14,10 @@ from approvals.models import ApprovalRequest, ApprovalStage
 from changes.services import set_change_state
 from tests import factories
 
-# Token, the caller's global permissions (user + group), the release with its change, service,
-# environment and approval, then stages, decisions, eligible approvers and evidence.
-GATE_QUERIES = 8
+# Token, the caller's global role permissions (one query), the release with its change and
+# approval (scoped by a subquery when the caller's roles are per service), then stages,
+# decisions, eligible approvers and evidence.
+GATE_QUERIES = 7
 
 
 def gate_url(release, digest: str | None = None) -> str:
