@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from changes.models import ChangeRecord
 from governance import ledger
@@ -19,7 +19,15 @@ def find_or_open_change(
     change = ChangeRecord.objects.select_for_update().filter(ref=ref).first()
     if change is not None:
         return change
-    change = ChangeRecord.objects.create(ref=ref, type=type, title=title or ref, author=author)
+    try:
+        # A savepoint, so that losing a race with a concurrent request for the same new ref
+        # leaves the outer transaction usable and simply links the winner's record.
+        with transaction.atomic():
+            change = ChangeRecord.objects.create(
+                ref=ref, type=type, title=title or ref, author=author
+            )
+    except IntegrityError:
+        return ChangeRecord.objects.select_for_update().get(ref=ref)
     ledger.append(
         kind="change.opened",
         subject=f"change:{change.pk}",

@@ -140,7 +140,8 @@ class PolicyForm(forms.ModelForm):
         }
 
     def clean_source(self) -> str:
-        source = self.cleaned_data["source"]
+        # Browsers send textareas with CRLF; store what a git checkout of the policy would hold.
+        source = self.cleaned_data["source"].replace("\r\n", "\n").rstrip() + "\n"
         try:
             policy.parse(source)
         except policy.PolicyError as exc:

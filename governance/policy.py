@@ -209,6 +209,7 @@ def _validate_require(require: dict, where: str) -> None:
         _whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
         if stage.get("sla_hours") is not None:
             _whole_number(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
+        _boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
     for evidence in require.get("evidence") or []:
         if not isinstance(evidence, dict) or not evidence.get("kind"):
             raise PolicyError(f"{where}: each evidence requirement needs a 'kind'.")
@@ -221,6 +222,14 @@ def _validate_require(require: dict, where: str) -> None:
             )
     if require.get("approval_valid_hours") is not None:
         _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
+    for flag in ("dual_control", "retro_review"):
+        _boolean(require.get(flag, False), f"{where}, {flag}")
+
+
+def _boolean(value: Any, where: str) -> None:
+    # YAML reads `no` as False but "no" (quoted) as a truthy string: refuse anything not boolean.
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where} must be true or false, got {value!r}.")
 
 
 def _whole_number(value: Any, where: str, *, minimum: int = 1) -> None:

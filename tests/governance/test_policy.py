@@ -496,3 +496,34 @@ def test_a_failing_condition_answers_the_pipeline_instead_of_crashing(org, pipel
     assert response.json()["gate"]["reasons"][0].startswith(
         "Policy rule 'failure-rate' could not be evaluated: ZeroDivisionError("
     )
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ('dual_control: "no"', "dual_control must be true or false"),
+        ("retro_review: 1", "retro_review must be true or false"),
+    ],
+)
+def test_non_boolean_flags_are_refused(snippet, message):
+    source = f"""
+rules:
+  - id: flags
+    when: "true"
+    require:
+      {snippet}
+"""
+    with pytest.raises(PolicyError, match=message):
+        engine.parse(source)
+
+
+def test_non_boolean_step_up_is_refused():
+    source = """
+rules:
+  - id: stepup
+    require:
+      stages:
+        - {key: service, approvers: service_approvers, step_up: "yes"}
+"""
+    with pytest.raises(PolicyError, match="step_up must be true or false"):
+        engine.parse(source)
