@@ -1,8 +1,13 @@
 """The gate: may this release (this digest) go to its environment now?
 
-Read-only and computed live, so a precondition that stopped holding since the approval (a
-withdrawn change record, evidence that turned red) blocks at once. Status precedence:
+Computed live at every call, so a precondition that stopped holding since the approval (a
+withdrawn change record, evidence that turned red, an expiry) blocks at once. Status precedence:
 rejected > expired > blocked > pending > approved.
+
+Pipelines ask the gate far more often than anything changes, so the picture of stages, decisions
+and evidence it needs is kept as a snapshot on the approval request (`gate_snapshot`), rebuilt
+by `refresh_snapshot` inside every service transaction that changes one of them. The gate then
+reads one row with its change record, whatever the size of the history.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import models
 from django.utils import timezone
 
-from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
+from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
+from changes.models import ChangeRecord
 from governance.policy import EvidenceRequirement, Plan
 
 
@@ -35,24 +42,25 @@ class GateResult:
 def evaluate_gate(
     release: Release, *, digest: str | None = None, now: datetime | None = None
 ) -> GateResult:
-    """Evaluate the gate for a release loaded with `Release.objects.for_gate()`."""
+    """Evaluate the gate for a release loaded with its change record and approval request."""
     now = now or timezone.now()
     approval: ApprovalRequest = release.approval
-    stages = list(approval.stages.all())
+    snapshot = approval.gate_snapshot or {}
+    stages = snapshot.get("stages", [])
     result = GateResult(
-        status="approved", stages=[_stage_view(s) for s in stages], digest=release.digest
+        status="approved",
+        stages=[{key: stage[key] for key in STAGE_FIELDS} for stage in stages],
+        digest=release.digest,
     )
     if approval.status == ApprovalRequest.Status.REJECTED:
-        result.status = "rejected"
-        result.reasons = _rejection_reasons(stages)
+        result.status, result.reasons = "rejected", list(snapshot.get("rejections", []))
         return result
     expiry = _expiry_reason(approval, now)
     if expiry:
         result.status, result.reasons = "expired", [expiry]
         return result
-    blockers = precondition_failures(
-        release, Plan.from_dict(approval.plan), list(release.evidence.all())
-    )
+    plan = Plan.from_dict(approval.plan)
+    blockers = precondition_failures(release.change, plan, snapshot.get("evidence", {}))
     if digest is not None and digest != release.digest:
         blockers.insert(
             0,
@@ -65,7 +73,7 @@ def evaluate_gate(
     if approval.status == ApprovalRequest.Status.PENDING:
         result.status = "pending"
         result.reasons = [
-            _waiting_reason(s) for s in stages if s.status == ApprovalStage.Status.ACTIVE
+            s["waiting"] for s in stages if s["status"] == ApprovalStage.Status.ACTIVE
         ]
         return result
     result.reasons = [
@@ -76,39 +84,36 @@ def evaluate_gate(
     return result
 
 
-def precondition_failures(release: Release, plan: Plan, evidence: list[Evidence]) -> list[str]:
+def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, dict]) -> list[str]:
     """Everything that must hold at deploy time, in words a person can act on."""
     failures = list(plan.errors)
-    if not release.change.is_approvable:
+    if not change.is_approvable:
         failures.append(
-            f"Change record {release.change.ref} is {release.change.get_state_display().lower()}; "
+            f"Change record {change.ref} is {change.get_state_display().lower()}; "
             "it must be open or approved."
         )
-    latest = {item.kind: item for item in evidence}
     for requirement in plan.evidence:
-        problem = _evidence_problem(requirement, latest.get(requirement.kind))
+        problem = _evidence_problem(requirement, evidence.get(requirement.kind))
         if problem:
             failures.append(problem)
     return failures
 
 
-def _evidence_problem(requirement: EvidenceRequirement, item: Evidence | None) -> str | None:
+def _evidence_problem(requirement: EvidenceRequirement, item: dict | None) -> str | None:
+    kind = requirement.kind
     if item is None:
         return f"Missing required evidence: {requirement.describe()}."
-    if item.status != requirement.status:
+    if item["status"] != requirement.status:
         return (
-            f"Evidence '{item.kind}' is '{item.status}'; "
-            f"the policy requires '{requirement.status}'."
+            f"Evidence '{kind}' is '{item['status']}'; the policy requires '{requirement.status}'."
         )
     if requirement.max_failed is not None:
-        failed = item.failed_count
+        failed = item["failed"]
         if failed is None:
-            return (
-                f"Evidence '{item.kind}' does not report a 'failed' count; the policy requires one."
-            )
+            return f"Evidence '{kind}' does not report a 'failed' count; the policy requires one."
         if failed > requirement.max_failed:
             return (
-                f"Evidence '{item.kind}' reports {failed} failed; "
+                f"Evidence '{kind}' reports {failed} failed; "
                 f"at most {requirement.max_failed} allowed."
             )
     return None
@@ -131,27 +136,73 @@ def _expiry_reason(approval: ApprovalRequest, now: datetime) -> str | None:
     return None
 
 
-def _rejection_reasons(stages: list[ApprovalStage]) -> list[str]:
-    return [
-        f"Rejected by {d.approver.username} at {d.created_at:%Y-%m-%d %H:%M} UTC "
-        f"({stage.name}): {d.rationale}"
-        for stage in stages
-        for d in stage.decisions.all()
-        if d.verdict == "reject"
-    ]
+STAGE_FIELDS = ("name", "status", "required", "approvals")
 
 
-def _waiting_reason(stage: ApprovalStage) -> str:
-    names = sorted(u.username for u in stage.eligible_approvers.all())
-    who = ", ".join(names) if names else "nobody is eligible; ask an administrator"
-    due = f", due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else ""
-    return (
-        f"Waiting for {stage.name}: {stage.approval_count} of {stage.required_count} "
-        f"approvals (eligible: {who}{due})."
+def refresh_snapshot(approval: ApprovalRequest) -> None:
+    """Rebuild the gate's snapshot from the stored rows. Call inside the changing transaction."""
+    snapshot = build_snapshot(approval)
+    ApprovalRequest.objects.filter(pk=approval.pk).update(gate_snapshot=snapshot)
+    approval.gate_snapshot = snapshot
+
+
+def build_snapshot(approval: ApprovalRequest) -> dict:
+    """The snapshot of one request, read from the stored rows."""
+    return _snapshot(_with_snapshot_data(ApprovalRequest.objects.filter(pk=approval.pk)).get())
+
+
+def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
+    """Rebuild the snapshots of many requests in batches (repair, or after a bulk import)."""
+    done, last = 0, 0
+    while True:
+        chunk = list(_with_snapshot_data(approvals.filter(pk__gt=last).order_by("pk"))[:batch])
+        if not chunk:
+            return done
+        for approval in chunk:
+            approval.gate_snapshot = _snapshot(approval)
+        ApprovalRequest.objects.bulk_update(chunk, ["gate_snapshot"])
+        done, last = done + len(chunk), chunk[-1].pk
+
+
+def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
+    stages = ApprovalStage.objects.order_by("position").prefetch_related(
+        models.Prefetch(
+            "decisions",
+            queryset=Decision.objects.select_related("approver").order_by("created_at", "pk"),
+        ),
+        "eligible_approvers",
+    )
+    return approvals.prefetch_related(
+        models.Prefetch("stages", queryset=stages),
+        models.Prefetch(
+            "release__evidence", queryset=Evidence.objects.order_by("created_at", "pk")
+        ),
     )
 
 
-def _stage_view(stage: ApprovalStage) -> dict:
+def _snapshot(approval: ApprovalRequest) -> dict:
+    """Stages with their approvals, rejection reasons and the latest evidence of each kind."""
+    stages = list(approval.stages.all())
+    evidence = approval.release.evidence.all()
+    return {
+        "stages": [_stage_snapshot(stage) for stage in stages],
+        "rejections": [
+            f"Rejected by {d.approver.username} at {d.created_at:%Y-%m-%d %H:%M} UTC "
+            f"({stage.name}): {d.rationale}"
+            for stage in stages
+            for d in stage.decisions.all()
+            if d.verdict == Decision.Verdict.REJECT
+        ],
+        "evidence": {
+            item.kind: {"status": item.status, "failed": item.failed_count} for item in evidence
+        },
+    }
+
+
+def _stage_snapshot(stage: ApprovalStage) -> dict:
+    names = sorted(u.username for u in stage.eligible_approvers.all())
+    who = ", ".join(names) if names else "nobody is eligible; ask an administrator"
+    due = f", due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else ""
     return {
         "name": stage.name,
         "status": stage.status,
@@ -159,6 +210,10 @@ def _stage_view(stage: ApprovalStage) -> dict:
         "approvals": [
             {"user": d.approver.username, "at": d.created_at.isoformat()}
             for d in stage.decisions.all()
-            if d.verdict == "approve"
+            if d.verdict == Decision.Verdict.APPROVE
         ],
+        "waiting": (
+            f"Waiting for {stage.name}: {stage.approval_count} of {stage.required_count} "
+            f"approvals (eligible: {who}{due})."
+        ),
     }

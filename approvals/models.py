@@ -31,42 +31,42 @@ class ReleaseQuerySet(models.QuerySet):
         return self.select_related(
             "service", "environment", "change", "approval", "requested_by", "triggered_by"
         ).prefetch_related(
-            *self._plan_prefetches(
-                Decision.objects.select_related("approver", "on_behalf_of"), User.objects.all()
-            )
+            models.Prefetch(
+                "approval__stages",
+                queryset=ApprovalStage.objects.order_by("position").prefetch_related(
+                    models.Prefetch(
+                        "decisions",
+                        queryset=Decision.objects.select_related(
+                            "approver", "on_behalf_of"
+                        ).order_by("created_at"),
+                    ),
+                    "eligible_approvers",
+                ),
+            ),
+            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at")),
         )
 
     def for_gate(self) -> ReleaseQuerySet:
-        """Everything the gate reads, in a fixed number of queries whatever the data size.
+        """What the gate reads: one row with its change record and approval request.
 
-        Only the joins and columns the gate needs: the gate is asked by every pipeline run,
-        and building, planning and reading wide rows is most of its cost.
+        Stages, decisions and evidence come from the request's snapshot (see approvals.gate):
+        the gate is asked by every pipeline run, far more often than anything changes.
         """
-        people = User.objects.only("id", "username")
-        decisions = Decision.objects.select_related("approver").only(
+        return self.select_related("change", "approval").only(
             "id",
-            "stage_id",
-            "approver_id",
-            "verdict",
-            "rationale",
-            "created_at",
-            "approver__id",
-            "approver__username",
+            "digest",
+            "service_id",
+            "change__id",
+            "change__ref",
+            "change__state",
+            "approval__id",
+            "approval__release_id",
+            "approval__status",
+            "approval__plan",
+            "approval__expires_at",
+            "approval__valid_until",
+            "approval__gate_snapshot",
         )
-        return self.select_related("change", "approval").prefetch_related(
-            *self._plan_prefetches(decisions, people)
-        )
-
-    @staticmethod
-    def _plan_prefetches(decisions: models.QuerySet, people: models.QuerySet) -> list:
-        stages = ApprovalStage.objects.order_by("position").prefetch_related(
-            models.Prefetch("decisions", queryset=decisions.order_by("created_at")),
-            models.Prefetch("eligible_approvers", queryset=people),
-        )
-        return [
-            models.Prefetch("approval__stages", queryset=stages),
-            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at")),
-        ]
 
 
 class Release(models.Model):
@@ -166,6 +166,9 @@ class ApprovalRequest(models.Model):
     expires_at = models.DateTimeField(help_text="A pending request expires undecided at this time.")
     decided_at = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
+    gate_snapshot = models.JSONField(
+        default=dict, editable=False, help_text="Maintained by approvals.gate.refresh_snapshot."
+    )
 
     class Meta:
         ordering = ["-requested_at"]

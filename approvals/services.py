@@ -22,6 +22,7 @@ from approvals.exceptions import (
     SelfApprovalForbidden,
     StepUpRequired,
 )
+from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Deployment, Evidence, Release
 from changes.services import find_or_open_change
 from governance import ledger
@@ -181,6 +182,7 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         payload=_request_payload(release, approval, version),
     )
     _advance(approval, actor, now)
+    refresh_snapshot(approval)
     return approval
 
 
@@ -249,6 +251,7 @@ def add_evidence(
             actor=actor.username,
             payload={"kind": kind, "status": status, "summary": summary, "url": url},
         )
+        refresh_snapshot(release.approval)
     return evidence
 
 
@@ -364,6 +367,7 @@ def record_decision(
             },
         )
         _apply_decision(approval, stage, decision, actor, now)
+        refresh_snapshot(approval)
     return decision
 
 

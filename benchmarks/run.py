@@ -81,6 +81,17 @@ def start_django(db: database.BenchDatabase) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
+def seed_snapshots() -> int:
+    """Gate snapshots for requests COPYed in without one (the services build them normally)."""
+    from approvals.gate import rebuild_snapshots
+    from approvals.models import ApprovalRequest
+
+    missing = ApprovalRequest.objects.filter(gate_snapshot={})
+    if missing.exists():
+        log("building gate snapshots of seeded requests")
+    return rebuild_snapshots(missing)
+
+
 class Phases(dict):
     """Wall-clock seconds of each phase of the run, in order."""
 
@@ -100,6 +111,7 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 
     org = phases.run("seed: organisation", seed_org)
     added = phases.run("seed: releases", lambda: seed_releases(org, args.releases, log))
+    phases.run("seed: gate snapshots", seed_snapshots)
     added += phases.run("seed: ledger", lambda: seed_ledger(args.ledger, sample_plans(org), log))
     if added:
         spent = sum(v for k, v in phases.items() if k.startswith("seed"))

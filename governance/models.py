@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pgtrigger
 from django.contrib.auth.models import AbstractUser, Permission
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 from django_scim.models import AbstractSCIMUserMixin
@@ -158,13 +158,26 @@ def holds_everywhere(user: User, action: str) -> bool:
         return True
     cached = getattr(user, "_signoff_global_codenames", None)
     if cached is None:
-        cached = set(
-            user.user_permissions.filter(content_type__app_label="governance").values_list(
-                "codename", flat=True
-            )
-        )
+        cached = _global_codenames(user.pk)
         user._signoff_global_codenames = cached
     return SERVICE_ACTIONS[action] in cached
+
+
+def _global_codenames(user_id: int) -> set[str]:
+    # Plain SQL on purpose: this runs on every gate check, and building the equivalent ORM
+    # query costs several times more than executing it. Table names come from the models'
+    # metadata; every value is a bound parameter.
+    link = User.user_permissions.through._meta.db_table
+    codenames = tuple(SERVICE_ACTIONS.values())
+    placeholders = ", ".join(["%s"] * len(codenames))
+    sql = (
+        f"SELECT p.codename FROM {Permission._meta.db_table} p "
+        f"JOIN {link} up ON up.permission_id = p.id "
+        f"WHERE up.user_id = %s AND p.codename IN ({placeholders})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, *codenames])
+        return {row[0] for row in cursor.fetchall()}
 
 
 class Role(models.TextChoices):

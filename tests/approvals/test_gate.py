@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import services
+from approvals.gate import build_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage
 from changes.services import set_change_state
 from tests import factories
 
-# Token, the caller's global role permissions (one query), the release with its change and
-# approval (scoped by a subquery when the caller's roles are per service), then stages,
-# decisions, eligible approvers and evidence.
-GATE_QUERIES = 7
+# Token, the caller's global role permissions, then the release with its change record and
+# approval request (whose snapshot holds stages, decisions and evidence).
+GATE_QUERIES = 3
 
 
 def gate_url(release, digest: str | None = None) -> str:
@@ -299,3 +301,37 @@ def test_the_gate_uses_a_constant_number_of_queries(
     with_many = count_gate_queries(client, production_release)
 
     assert with_one_decision == with_many == GATE_QUERIES
+
+
+def test_the_stored_snapshot_always_matches_the_rows_it_summarises(
+    production_release, pipeline_bot, approver, second_approver, cab_member
+):
+    def assert_fresh() -> None:
+        approval = ApprovalRequest.objects.get(release=production_release)
+        assert approval.gate_snapshot == build_snapshot(approval)
+
+    assert_fresh()
+    services.add_evidence(
+        release=production_release,
+        actor=pipeline_bot,
+        kind="tests",
+        status="failed",
+        summary={"passed": 3, "failed": 1},
+    )
+    assert_fresh()
+    factories.decide(production_release, approver)
+    assert_fresh()
+    factories.decide(production_release, second_approver)
+    assert_fresh()
+    services.record_decision(
+        release=production_release, actor=cab_member, verdict="reject", rationale="Failing tests"
+    )
+    assert_fresh()
+
+
+def test_rebuild_gate_snapshots_repairs_a_lost_snapshot(production_release, approver):
+    factories.decide(production_release, approver)
+    expected = ApprovalRequest.objects.get(release=production_release).gate_snapshot
+    ApprovalRequest.objects.filter(release=production_release).update(gate_snapshot={})
+    call_command("rebuild_gate_snapshots", "--missing", stdout=io.StringIO())
+    assert ApprovalRequest.objects.get(release=production_release).gate_snapshot == expected
