@@ -168,6 +168,9 @@ class PolicyAdmin(admin.ModelAdmin):
     list_display = ["name", "version", "is_active", "updated_at"]
     inlines = [PolicyVersionInline]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # Requests reference their policy version forever: deactivate instead.
+
     def save_model(self, request, obj, form, change) -> None:
         source = form.cleaned_data["source"]
         obj.source = Policy.objects.get(pk=obj.pk).source if change else ""
