@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean migrate demo
+.PHONY: run test lint bench install clean screenshots
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run -v 0 || (echo "Missing migrations"; exit 1)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	SIGNOFF_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

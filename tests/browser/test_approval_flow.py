@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,12 @@ from tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots for review go under var/ (ignored by git); `make screenshots` refreshes the README's.
+SCREENSHOTS = Path(
+    os.environ.get(
+        "SIGNOFF_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"
+    )
+)
 RELEASE = {
     "service": "payments-api",
     "environment": "production",
