@@ -3,17 +3,7 @@
 from django.contrib import admin
 
 from approvals.models import ApprovalRequest, Decision, Release
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from governance.admin import ReadOnlyAdmin
 
 
 @admin.register(Release)

@@ -184,13 +184,8 @@ class PolicyAdmin(admin.ModelAdmin):
             )
 
 
-@admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
-    """Read-only: the ledger is append-only and written by services alone."""
-
-    list_display = ["seq", "kind", "subject", "actor", "recorded_at"]
-    list_filter = ["kind"]
-    search_fields = ["subject", "actor"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that change only through services: browse, never edit."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -200,3 +195,12 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    """The ledger is append-only and written by services alone."""
+
+    list_display = ["seq", "kind", "subject", "actor", "recorded_at"]
+    list_filter = ["kind"]
+    search_fields = ["subject", "actor"]
