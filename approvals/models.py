@@ -5,21 +5,23 @@ from __future__ import annotations
 import re
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from changes.models import ChangeRecord
-from governance.models import Environment, Service, User, holds_everywhere
+from governance.models import Delegation, Environment, Service, User, holds_everywhere
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class ReleaseQuerySet(models.QuerySet):
-    def restrict(self, user: User, action: str = "view") -> ReleaseQuerySet:
-        """Releases of services on which `user` may perform `action`."""
+    def restrict(
+        self, user: User, action: str = "view", *, delegated: bool = False
+    ) -> ReleaseQuerySet:
+        """Releases of services on which `user` may perform `action` (see Service.restrict)."""
         if user.is_authenticated and holds_everywhere(user, action):
             return self.all()  # No subquery: it would only cost the planner time.
-        return self.filter(service__in=Service.objects.restrict(user, action))
+        return self.filter(service__in=Service.objects.restrict(user, action, delegated=delegated))
 
     def with_list_related(self) -> ReleaseQuerySet:
         return self.select_related(
@@ -177,6 +179,19 @@ class ApprovalRequest(models.Model):
         return f"Approval of {self.release} ({self.status})"
 
 
+def _lent_to(user: User) -> models.QuerySet:
+    """Delegations in force to `user` from someone eligible on the outer stage's release.
+
+    The decision service re-checks everything (live authority, who was already counted); this
+    keeps the queue to what the delegate can act on.
+    """
+    return (
+        Delegation.objects.in_force(timezone.now())
+        .filter(delegate=user, delegator__is_active=True, delegator__eligible_stages=OuterRef("pk"))
+        .filter(Q(service__isnull=True) | Q(service=OuterRef("request__release__service")))
+    )
+
+
 class ApprovalStageQuerySet(models.QuerySet):
     def decidable_by(self, user: User) -> ApprovalStageQuerySet:
         """Active stages `user` may decide now: eligible, authorised, no conflict of interest."""
@@ -205,14 +220,19 @@ class ApprovalStageQuerySet(models.QuerySet):
         owner = Service.owners.through.objects.filter(
             service=OuterRef("request__release__service"), user=user
         )
+        eligible = ApprovalStage.eligible_approvers.through.objects.filter(
+            approvalstage=OuterRef("pk"), user=user
+        )
+        mine = Q(Exists(eligible)) & authorised
         return (
-            self.annotate(owner=Exists(owner))
-            .filter(
-                status=ApprovalStage.Status.ACTIVE,
-                request__status=ApprovalRequest.Status.PENDING,
-                eligible_approvers=user,
+            self.annotate(
+                owner=Exists(owner),
+                as_delegate=ExpressionWrapper(~mine, output_field=models.BooleanField()),
             )
-            .filter(authorised)
+            .filter(
+                status=ApprovalStage.Status.ACTIVE, request__status=ApprovalRequest.Status.PENDING
+            )
+            .filter(mine | Q(Exists(_lent_to(user))))
             .exclude(own_release)
             .exclude(Exists(already))
         )
@@ -301,6 +321,15 @@ class Decision(models.Model):
                 fields=["request", "approver"],
                 condition=Q(dual_control=True),
                 name="one_decision_per_request_under_dual_control",
+            ),
+            # Acting for someone fills their seat: nobody decides twice for the same person.
+            models.UniqueConstraint(
+                fields=["stage", "on_behalf_of"], name="one_decision_per_stage_per_principal"
+            ),
+            models.UniqueConstraint(
+                fields=["request", "on_behalf_of"],
+                condition=Q(dual_control=True),
+                name="one_principal_per_request_under_dual_control",
             ),
         ]
 

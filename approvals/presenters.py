@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Release
-from approvals.services import decision_blocker
 from governance.models import User
 from governance.policy import Plan
 
@@ -58,6 +58,7 @@ class ReleasePage:
     decisions: list[Decision]
     can_decide: bool
     decide_stage: ApprovalStage | None
+    on_behalf_of: User | None
     blocker: str | None
     matched_rules: list[dict] = field(default_factory=list)
 
@@ -87,7 +88,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     plan = Plan.from_dict(release.approval.plan)
     rules = {r["id"]: r for r in plan.matched_rules}
     stages = [_stage_view(s, rules, now) for s in release.approval.stages.all()]
-    stage, blocker = decision_blocker(release, release.approval, viewer, now)
+    capacity = decision_capacity(release, release.approval, viewer, now)
     return ReleasePage(
         release=release,
         gate=gate,
@@ -96,9 +97,10 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         stages=stages,
         evidence=list(release.evidence.all()),
         decisions=sorted((d for s in stages for d in s.decisions), key=lambda d: d.created_at),
-        can_decide=stage is not None,
-        decide_stage=stage,
-        blocker=blocker,
+        can_decide=capacity.stage is not None,
+        decide_stage=capacity.stage,
+        on_behalf_of=capacity.on_behalf_of,
+        blocker=capacity.blocker,
         matched_rules=plan.matched_rules,
     )
 

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from approvals.authority import Capacity, decision_capacity
 from approvals.context import policy_context
 from approvals.exceptions import (
     InvalidRequest,
@@ -28,7 +29,7 @@ from changes.services import find_or_open_change
 from governance import ledger
 from governance.models import Environment, Service, User
 from governance.policy import Plan, evaluate
-from governance.selectors import eligible_approvers, has_stage_authority
+from governance.selectors import eligible_approvers
 from governance.services import active_policy_version
 from governance.stepup import verify_step_up
 
@@ -255,48 +256,6 @@ def add_evidence(
     return evidence
 
 
-def decision_blocker(
-    release: Release, approval: ApprovalRequest, user: User, now=None
-) -> tuple[ApprovalStage | None, str | None]:
-    """The stage `user` would decide now, or why they cannot. Reads only."""
-    now = now or timezone.now()
-    if user.pk in release.conflicted_user_ids():
-        return None, (
-            "You requested this release, triggered its pipeline or wrote its change "
-            "record; someone else must approve it."
-        )
-    if user.is_service_account:
-        return None, "Service accounts request releases; only people approve them."
-    if approval.status != ApprovalRequest.Status.PENDING:
-        return None, f"This request is {approval.get_status_display().lower()}; no more decisions."
-    if approval.expires_at <= now:
-        return None, "This request expired undecided; a new approval request is needed."
-    stages = list(approval.stages.all())
-    active = next((s for s in stages if s.status == ApprovalStage.Status.ACTIVE), None)
-    if active is None:
-        return None, "No stage is open for decisions."
-    mine = [s for s in stages if _is_eligible(s, user, release)]
-    if active not in mine:
-        waiting = next((s for s in mine if s.status == ApprovalStage.Status.WAITING), None)
-        if waiting:
-            return None, f"{waiting.name} opens after {active.name} is complete."
-        return None, f"You are not an eligible approver for {active.name}."
-    decided = {(d.stage_id, d.approver_id) for s in stages for d in s.decisions.all()}
-    if (active.pk, user.pk) in decided:
-        return None, f"You have already decided {active.name}; it needs distinct approvers."
-    if approval.dual_control and any(a == user.pk for _, a in decided):
-        return None, (
-            "Dual control: you already decided another stage of this request; "
-            "one person counts in one stage only."
-        )
-    return active, None
-
-
-def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
-    frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
-    return frozen and has_stage_authority(user, release.service, stage.approvers)
-
-
 def record_decision(
     *,
     release: Release,
@@ -331,19 +290,16 @@ def record_decision(
         approval = ApprovalRequest.objects.prefetch_related(
             "stages__eligible_approvers", "stages__decisions"
         ).get(pk=approval.pk)
-        stage, blocker = decision_blocker(release, approval, actor, now)
-        if blocker:
-            error = (
-                SelfApprovalForbidden if actor.pk in release.conflicted_user_ids() else NotEligible
-            )
-            if approval.status != ApprovalRequest.Status.PENDING or approval.expires_at <= now:
-                error = InvalidTransition
-            raise error(blocker)
+        capacity = decision_capacity(release, approval, actor, now)
+        if capacity.blocker:
+            raise _refusal(capacity, release, approval, actor, now)
+        stage, principal = capacity.stage, capacity.on_behalf_of
         method = _step_up(stage, actor, step_up_code)
         decision = Decision.objects.create(
             request=approval,
             stage=stage,
             approver=actor,
+            on_behalf_of=principal,
             verdict=verdict,
             rationale=rationale,
             digest=release.digest,
@@ -361,7 +317,7 @@ def record_decision(
                 "verdict": verdict,
                 "rationale": rationale,
                 "digest": release.digest,
-                "on_behalf_of": None,
+                "on_behalf_of": principal.username if principal else None,
                 "step_up": method,
                 "channel": channel,
             },
@@ -369,6 +325,14 @@ def record_decision(
         _apply_decision(approval, stage, decision, actor, now)
         refresh_snapshot(approval)
     return decision
+
+
+def _refusal(capacity: Capacity, release: Release, approval: ApprovalRequest, actor: User, now):
+    if approval.status != ApprovalRequest.Status.PENDING or approval.expires_at <= now:
+        return InvalidTransition(capacity.blocker)
+    if actor.pk in release.conflicted_user_ids():
+        return SelfApprovalForbidden(capacity.blocker)
+    return NotEligible(capacity.blocker)
 
 
 def _step_up(stage: ApprovalStage, actor: User, code: str | None) -> str:

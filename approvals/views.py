@@ -44,7 +44,9 @@ def release_list(request: HttpRequest) -> HttpResponse:
     """Every release in the person's scope, newest first, filterable by status and text."""
     form = ReleaseFilterForm(request.GET or None)
     releases = (
-        Release.objects.restrict(request.user).with_list_related().order_by("-created_at", "-pk")
+        Release.objects.restrict(request.user, delegated=True)
+        .with_list_related()
+        .order_by("-created_at", "-pk")
     )
     if form.is_valid():
         releases = _filter_releases(releases, form.cleaned_data)
@@ -74,7 +76,9 @@ def _filter_releases(releases, data: dict):
 @login_required
 @require_GET
 def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    release = get_object_or_404(Release.objects.restrict(request.user).for_page(), pk=pk)
+    release = get_object_or_404(
+        Release.objects.restrict(request.user, delegated=True).for_page(), pk=pk
+    )
     return render(request, "approvals/release_detail.html", _detail_context(release, request.user))
 
 
@@ -94,7 +98,9 @@ def _detail_context(
 @require_POST
 def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """Approve or reject. htmx swaps the live panel; a plain POST redirects back to the page."""
-    release = get_object_or_404(Release.objects.restrict(request.user).with_list_related(), pk=pk)
+    release = get_object_or_404(
+        Release.objects.restrict(request.user, delegated=True).with_list_related(), pk=pk
+    )
     form = DecisionForm(request.POST)
     status, error = 200, ""
     if form.is_valid():

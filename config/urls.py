@@ -8,6 +8,7 @@ from governance import views as governance_views
 urlpatterns = [
     path("", include("reporting.urls")),
     path("approvals/", include("approvals.urls")),
+    path("governance/", include("governance.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

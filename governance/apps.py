@@ -12,6 +12,12 @@ class GovernanceConfig(AppConfig):
 
         # Configuration history (who changed which field when) is kept by django-auditlog; the
         # approval evidence itself goes to the signed ledger, written explicitly by services.
-        for model in (models.Team, models.Service, models.Environment, models.RoleAssignment):
+        for model in (
+            models.Team,
+            models.Service,
+            models.Environment,
+            models.RoleAssignment,
+            models.Delegation,
+        ):
             auditlog.register(model)
         auditlog.register(models.Policy, exclude_fields=["updated_at"])

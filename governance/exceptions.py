@@ -18,5 +18,9 @@ class PermissionDenied(GovernanceError):
     status = 403
 
 
+class InvalidDelegation(GovernanceError):
+    code = "invalid_delegation"
+
+
 class InvalidPolicy(GovernanceError):
     code = "invalid_policy"

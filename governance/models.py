@@ -85,11 +85,14 @@ class Environment(models.Model):
 
 
 class ServiceQuerySet(models.QuerySet):
-    def restrict(self, user: User, action: str = "view") -> ServiceQuerySet:
-        """Services on which `user` may perform `action` (view, approve, request).
+    def restrict(
+        self, user: User, action: str = "view", *, delegated: bool = False
+    ) -> ServiceQuerySet:
+        """Services on which `user` may perform `action` (view, approve, cab, request).
 
         The one chokepoint for scoping: views and endpoints start from it, so anything outside a
-        person's scope is a 404 rather than a 403 that confirms it exists.
+        person's scope is a 404 rather than a 403 that confirms it exists. With `delegated`, the
+        services lent to `user` by delegations in force now count too (never for requesting).
         """
         from guardian.shortcuts import get_objects_for_user
 
@@ -101,7 +104,10 @@ class ServiceQuerySet(models.QuerySet):
         allowed = get_objects_for_user(
             user, f"governance.{codename}", klass=Service, accept_global_perms=False
         )
-        return self.filter(pk__in=allowed.values("pk"))
+        scope = Q(pk__in=allowed.values("pk"))
+        if delegated and action != "request":
+            scope |= Q(pk__in=delegated_service_ids(user))
+        return self.filter(scope)
 
 
 class Service(models.Model):
@@ -144,6 +150,28 @@ SERVICE_ACTIONS = {
     "approve": "approve_release",
     "cab": "cab_approve",
 }
+
+
+def delegated_service_ids(user: User) -> set[int]:
+    """Services on which someone lent `user` their approval authority, for delegations in force.
+
+    Only the delegators' own authority counts, never what was delegated to them: no chains.
+    """
+    ids: set[int] = set()
+    now = timezone.now()
+    for delegation in (
+        Delegation.objects.in_force(now)
+        .filter(delegate=user, delegator__is_active=True)
+        .select_related("delegator")
+    ):
+        if delegation.service_id:
+            ids.add(delegation.service_id)
+            continue
+        principal = delegation.delegator
+        for action in ("approve", "cab"):
+            ids.update(Service.objects.restrict(principal, action).values_list("pk", flat=True))
+        ids.update(principal.owned_services.values_list("pk", flat=True))
+    return ids
 
 
 def holds_everywhere(user: User, action: str) -> bool:
@@ -235,6 +263,66 @@ class RoleAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} on {self.scope_label}"
+
+    @property
+    def scope_label(self) -> str:
+        return self.service.name if self.service_id else "all services"
+
+
+class DelegationQuerySet(models.QuerySet):
+    def in_force(self, at: datetime) -> DelegationQuerySet:
+        """Delegations whose window contains `at` and that nobody revoked."""
+        return self.filter(revoked_at__isnull=True, starts_at__lte=at, ends_at__gt=at)
+
+    def overlapping(self, starts_at: datetime, ends_at: datetime) -> DelegationQuerySet:
+        return self.filter(revoked_at__isnull=True, starts_at__lt=ends_at, ends_at__gt=starts_at)
+
+    def covering(self, service: Service) -> DelegationQuerySet:
+        """Delegations whose scope includes `service` (no service means all of it)."""
+        return self.filter(Q(service__isnull=True) | Q(service=service))
+
+
+class Delegation(models.Model):
+    """A person's approval authority lent to another person for a window, during an absence.
+
+    The delegate acts on the delegator's own authority only: authority received through a
+    delegation is never passed on (no chains). Decisions made under it record both people.
+    """
+
+    delegator = models.ForeignKey(User, on_delete=models.CASCADE, related_name="delegations_given")
+    delegate = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="delegations_received"
+    )
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="delegations",
+        help_text="Empty means all of the delegator's authority.",
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DelegationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="delegation_window_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(delegator=models.F("delegate")), name="delegation_not_to_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delegator} → {self.delegate} ({self.scope_label})"
 
     @property
     def scope_label(self) -> str:
@@ -356,8 +444,3 @@ class LedgerEntry(models.Model):
 def global_permission(codename: str) -> Permission:
     """The model-level permission used for roles that span every service."""
     return Permission.objects.get(content_type__app_label="governance", codename=codename)
-
-
-def ledger_subject(obj: models.Model) -> str:
-    """A stable subject string for ledger entries: `<model>:<pk>`."""
-    return f"{obj._meta.model_name}:{obj.pk}"

@@ -31,6 +31,15 @@ def eligible_approvers(service: Service, source: str) -> QuerySet[User]:
     return people.filter(Q(pk__in=object_grants) | global_grant).distinct()
 
 
+def holds_any_authority(user: User) -> bool:
+    """Whether `user` may approve anything at all: a role on some service, or an ownership."""
+    return (
+        Service.objects.restrict(user, "approve").exists()
+        or Service.objects.restrict(user, "cab").exists()
+        or user.owned_services.exists()
+    )
+
+
 def has_stage_authority(user: User, service: Service, source: str) -> bool:
     """Whether `user` holds, right now, the authority a stage's approver source requires."""
     if not user.is_active or user.is_service_account:

@@ -1,16 +1,19 @@
-"""Governance actions: roles, API tokens and policy versions. Each writes its audit trail."""
+"""Governance actions: roles, delegations, API tokens and policy versions, each audited."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from governance import ledger, policy
-from governance.exceptions import InvalidPolicy, PermissionDenied
+from governance.exceptions import InvalidDelegation, InvalidPolicy, PermissionDenied
 from governance.models import (
     ROLE_PERMISSIONS,
     ApiToken,
+    Delegation,
     Policy,
     PolicyVersion,
     Role,
@@ -19,6 +22,8 @@ from governance.models import (
     User,
     global_permission,
 )
+from governance.policy import APPROVER_SOURCES
+from governance.selectors import has_stage_authority, holds_any_authority
 
 
 def grant_role(
@@ -91,6 +96,140 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
                 "reason": reason,
             },
         )
+
+
+def create_delegation(
+    *,
+    delegator: User,
+    delegate: User,
+    service: Service | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    actor: User,
+) -> Delegation:
+    """Lend `delegator`'s approval authority (on `service`, or all of it) to `delegate`.
+
+    Refused with a reason when the window is empty or over, when it overlaps another delegation
+    of the same person and scope, when the delegate could not approve anyway, or is away too.
+    """
+    _check_delegation(delegator, delegate, service, starts_at, ends_at, reason)
+    with transaction.atomic():
+        # Lock the delegator's row: two concurrent requests must not both pass the overlap check.
+        User.objects.select_for_update().get(pk=delegator.pk)
+        _refuse_overlap(delegator, service, starts_at, ends_at)
+        delegation = Delegation.objects.create(
+            delegator=delegator,
+            delegate=delegate,
+            service=service,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=reason.strip(),
+            created_by=actor,
+        )
+        ledger.append(
+            kind="delegation.created",
+            subject=f"user:{delegator.pk}",
+            actor=actor.username,
+            payload={
+                "delegator": delegator.username,
+                "delegate": delegate.username,
+                "scope": delegation.scope_label,
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+                "reason": delegation.reason,
+            },
+        )
+    return delegation
+
+
+def _check_delegation(
+    delegator: User,
+    delegate: User,
+    service: Service | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+) -> None:
+    if delegator.pk == delegate.pk:
+        raise InvalidDelegation(
+            "Nobody can delegate to themselves.", fields={"delegate": ["Choose someone else."]}
+        )
+    if not reason.strip():
+        raise InvalidDelegation("A reason is required.", fields={"reason": ["Required."]})
+    if ends_at <= starts_at:
+        raise InvalidDelegation(
+            "The delegation must end after it starts.",
+            fields={"ends_at": ["Must be after the start."]},
+        )
+    if ends_at <= timezone.now():
+        raise InvalidDelegation(
+            "This window is already over.", fields={"ends_at": ["Must be in the future."]}
+        )
+    if not delegate.is_active or delegate.is_service_account:
+        raise InvalidDelegation(
+            f"{delegate.username} cannot approve anything: only active people can be delegates.",
+            fields={"delegate": ["Not eligible to approve."]},
+        )
+    if service is not None and not any(
+        has_stage_authority(delegator, service, source) for source in APPROVER_SOURCES
+    ):
+        raise InvalidDelegation(
+            f"You hold no approval authority on {service.name} to delegate.",
+            fields={"service": ["Not in your authority."]},
+        )
+    if service is None and not holds_any_authority(delegator):
+        raise InvalidDelegation(
+            "You hold no approval authority to delegate.",
+            fields={"delegate": ["Nothing to delegate."]},
+        )
+    away = Delegation.objects.filter(delegator=delegate).overlapping(starts_at, ends_at)
+    if service is not None:
+        away = away.covering(service)
+    if away.exists():
+        raise InvalidDelegation(
+            f"{delegate.username} is delegating their own authority during this window; "
+            "delegations do not chain, so choose someone who is available.",
+            fields={"delegate": ["Away during this window."]},
+        )
+
+
+def _refuse_overlap(
+    delegator: User, service: Service | None, starts_at: datetime, ends_at: datetime
+) -> None:
+    overlapping = Delegation.objects.filter(delegator=delegator).overlapping(starts_at, ends_at)
+    if service is not None:
+        overlapping = overlapping.covering(service)
+    clash = overlapping.select_related("delegate").first()
+    if clash:
+        raise InvalidDelegation(
+            f"This overlaps your delegation to {clash.delegate.username} "
+            f"({clash.starts_at:%Y-%m-%d %H:%M} to {clash.ends_at:%Y-%m-%d %H:%M} UTC, "
+            f"{clash.scope_label}); end or revoke that one first.",
+            fields={"starts_at": ["Overlaps another delegation."]},
+        )
+
+
+def revoke_delegation(*, delegation: Delegation, actor: User, reason: str = "") -> Delegation:
+    """End a delegation now; decisions already made under it stand."""
+    with transaction.atomic():
+        now = timezone.now()
+        updated = Delegation.objects.filter(pk=delegation.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if updated:
+            ledger.append(
+                kind="delegation.revoked",
+                subject=f"user:{delegation.delegator_id}",
+                actor=actor.username,
+                payload={
+                    "delegation": delegation.pk,
+                    "delegate": delegation.delegate.username,
+                    "reason": reason,
+                },
+            )
+    delegation.refresh_from_db()
+    return delegation
 
 
 def issue_token(*, user: User, name: str) -> tuple[ApiToken, str]:

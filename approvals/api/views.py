@@ -18,8 +18,15 @@ from approvals.models import DIGEST_PATTERN, Release
 IDEMPOTENCY_KEY_MAX = 200
 
 
-def _release(request: Request, pk: int, action: str = "view", *, for_gate: bool = False) -> Release:
-    queryset = Release.objects.restrict(request.user, action)
+def _release(
+    request: Request,
+    pk: int,
+    action: str = "view",
+    *,
+    for_gate: bool = False,
+    delegated: bool = False,
+) -> Release:
+    queryset = Release.objects.restrict(request.user, action, delegated=delegated)
     queryset = queryset.for_gate() if for_gate else queryset.with_list_related()
     return get_object_or_404(queryset, pk=pk)
 
@@ -117,7 +124,7 @@ class ReleaseEvidence(APIView):
 class ReleaseDecisions(APIView):
     @extend_schema(request=s.DecisionInputSerializer, responses={201: s.DecisionSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        release = _release(request, pk)
+        release = _release(request, pk, delegated=True)
         serializer = s.DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -1,0 +1,149 @@
+"""Who may decide which stage of a release now, and for whom. Reads only.
+
+One function answers it for every path (the release page, the queue's promise, the decision
+service), so the segregation-of-duties rules cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest, ApprovalStage, Release
+from governance.models import Delegation, User
+from governance.selectors import has_stage_authority
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The stage a person may decide now and on whose behalf (None: their own), or why not."""
+
+    stage: ApprovalStage | None = None
+    on_behalf_of: User | None = None
+    blocker: str | None = None
+
+
+def decision_capacity(
+    release: Release, approval: ApprovalRequest, user: User, now: datetime | None = None
+) -> Capacity:
+    """In which capacity `user` may decide `approval` now. Stages must be prefetched with
+    their decisions and eligible approvers."""
+    now = now or timezone.now()
+    refusal = _request_refusal(release, approval, user, now)
+    if refusal:
+        return Capacity(blocker=refusal)
+    stages = list(approval.stages.all())
+    active = next((s for s in stages if s.status == ApprovalStage.Status.ACTIVE), None)
+    if active is None:
+        return Capacity(blocker="No stage is open for decisions.")
+    counted = _people_counted(stages)
+    if _is_eligible(active, user, release):
+        return _own_capacity(approval, active, user, counted)
+    delegated = _delegated_capacity(release, approval, active, user, counted, now)
+    if delegated:
+        return delegated
+    waiting = next(
+        (
+            s
+            for s in stages
+            if s.status == ApprovalStage.Status.WAITING and _is_eligible(s, user, release)
+        ),
+        None,
+    )
+    if waiting:
+        return Capacity(blocker=f"{waiting.name} opens after {active.name} is complete.")
+    return Capacity(blocker=f"You are not an eligible approver for {active.name}.")
+
+
+def _request_refusal(
+    release: Release, approval: ApprovalRequest, user: User, now: datetime
+) -> str | None:
+    if user.pk in release.conflicted_user_ids():
+        return (
+            "You requested this release, triggered its pipeline or wrote its change record; "
+            "someone else must approve it."
+        )
+    if user.is_service_account:
+        return "Service accounts request releases; only people approve them."
+    if approval.status != ApprovalRequest.Status.PENDING:
+        return f"This request is {approval.get_status_display().lower()}; no more decisions."
+    if approval.expires_at <= now:
+        return "This request expired undecided; a new approval request is needed."
+    return None
+
+
+def _people_counted(stages: list[ApprovalStage]) -> dict[int, set[int]]:
+    """Per stage, everyone already counted there: who decided and on whose behalf."""
+    return {
+        stage.pk: {
+            person
+            for d in stage.decisions.all()
+            for person in (d.approver_id, d.on_behalf_of_id)
+            if person is not None
+        }
+        for stage in stages
+    }
+
+
+def _own_capacity(
+    approval: ApprovalRequest, active: ApprovalStage, user: User, counted: dict[int, set[int]]
+) -> Capacity:
+    if user.pk in counted[active.pk]:
+        return Capacity(
+            blocker=f"You have already decided {active.name}; it needs distinct approvers."
+        )
+    if approval.dual_control and _counted_elsewhere(counted, active, {user.pk}):
+        return Capacity(
+            blocker="Dual control: you already decided another stage of this request; "
+            "one person counts in one stage only."
+        )
+    return Capacity(stage=active)
+
+
+def _delegated_capacity(
+    release: Release,
+    approval: ApprovalRequest,
+    active: ApprovalStage,
+    user: User,
+    counted: dict[int, set[int]],
+    now: datetime,
+) -> Capacity | None:
+    """Acting for someone who delegated to `user`: only on that person's own authority."""
+    conflicted = release.conflicted_user_ids()
+    delegations = (
+        Delegation.objects.in_force(now)
+        .covering(release.service)
+        .filter(delegate=user, delegator__is_active=True)
+        .select_related("delegator")
+        .order_by("delegator__username")
+    )
+    for delegation in delegations:
+        principal = delegation.delegator
+        if principal.pk in conflicted or not _is_eligible(active, principal, release):
+            continue
+        people = {user.pk, principal.pk}
+        if people & counted[active.pk]:
+            return Capacity(
+                blocker=f"You or {principal.username} have already been counted in {active.name}."
+            )
+        if approval.dual_control and _counted_elsewhere(counted, active, people):
+            return Capacity(
+                blocker=f"Dual control: you or {principal.username} already decided another "
+                "stage of this request; one person counts in one stage only."
+            )
+        return Capacity(stage=active, on_behalf_of=principal)
+    return None
+
+
+def _counted_elsewhere(
+    counted: dict[int, set[int]], active: ApprovalStage, people: set[int]
+) -> bool:
+    return any(people & ids for stage_id, ids in counted.items() if stage_id != active.pk)
+
+
+def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
+    """In the stage's frozen list of approvers and still holding that authority right now."""
+    frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
+    return frozen and has_stage_authority(user, release.service, stage.approvers)

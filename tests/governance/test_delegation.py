@@ -1,0 +1,242 @@
+"""Delegation during absence: who may act for whom, and segregation of duties through it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from approvals.exceptions import NotEligible, SelfApprovalForbidden
+from approvals.models import Decision
+from governance.exceptions import InvalidDelegation
+from governance.models import Delegation, LedgerEntry
+from governance.services import create_delegation, revoke_delegation
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def frank(db):
+    """A colleague with no approval role of his own."""
+    return factories.UserFactory(username="frank", first_name="Frank")
+
+
+def delegate(delegator, to, *, service=None, hours=(-1, 48), reason="annual leave"):
+    now = timezone.now()
+    return create_delegation(
+        delegator=delegator,
+        delegate=to,
+        service=service,
+        reason=reason,
+        actor=delegator,
+        starts_at=now + timedelta(hours=hours[0]),
+        ends_at=now + timedelta(hours=hours[1]),
+    )
+
+
+def test_a_delegate_approves_on_behalf_and_the_record_names_both(
+    client, production_release, approver, frank
+):
+    delegate(approver, frank)
+    client.force_login(frank)
+    queue = client.get(reverse("approvals:queue")).content.decode()
+    assert production_release.version in queue and "delegated to you" in queue
+
+    decision = factories.decide(production_release, frank)
+
+    assert (decision.approver, decision.on_behalf_of) == (frank, approver)
+    entry = LedgerEntry.objects.filter(kind="decision.recorded").get()
+    assert (entry.actor, entry.payload["on_behalf_of"]) == ("frank", "alice")
+    page = client.get(reverse("approvals:release_detail", args=[production_release.pk]))
+    assert "Frank</strong> for Alice" in page.content.decode()
+
+
+def test_the_delegator_cannot_fill_the_seat_a_second_time(production_release, approver, frank):
+    delegate(approver, frank)
+    factories.decide(production_release, frank)
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, approver)
+
+
+def test_a_delegate_who_decided_for_himself_cannot_decide_again_for_someone_else(
+    production_release, approver, second_approver
+):
+    delegate(approver, second_approver)
+    factories.decide(production_release, second_approver)  # as himself
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, second_approver)
+
+
+def test_a_delegation_never_lets_the_requester_approve_his_own_release(
+    production_release, approver, requester
+):
+    delegate(approver, requester)
+    with factories.nothing_changes(production_release), pytest.raises(SelfApprovalForbidden):
+        factories.decide(production_release, requester)
+
+
+def test_delegations_do_not_chain(production_release, approver, second_approver, outsider):
+    delegate(approver, second_approver)  # alice → bob
+    delegate(second_approver, outsider, hours=(0, 24))  # bob → mallory: only bob's own authority
+    assert factories.decide(production_release, outsider).on_behalf_of == second_approver
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, outsider)  # never alice's seat through bob
+
+
+def test_someone_without_authority_has_nothing_to_delegate(org, frank, outsider):
+    with pytest.raises(InvalidDelegation, match="no approval authority to delegate"):
+        delegate(outsider, frank)
+
+
+def test_dual_control_counts_a_delegate_once_per_request(
+    production_release, approver, second_approver, cab_member
+):
+    factories.decide(production_release, approver)
+    factories.decide(production_release, second_approver)  # service stage done; CAB is next
+    delegate(cab_member, second_approver)
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible, match="Dual"):
+        factories.decide(production_release, second_approver)
+
+
+@pytest.mark.parametrize("change", ["revoked", "ended", "not_started", "delegator_deactivated"])
+def test_a_delegation_not_in_force_gives_nothing(production_release, approver, frank, change):
+    delegation = delegate(approver, frank, hours=(24, 48) if change == "not_started" else (-1, 48))
+    if change == "revoked":
+        revoke_delegation(delegation=delegation, actor=approver)
+    elif change == "ended":
+        Delegation.objects.filter(pk=delegation.pk).update(
+            starts_at=timezone.now() - timedelta(days=3), ends_at=timezone.now() - timedelta(days=1)
+        )
+    elif change == "delegator_deactivated":
+        approver.is_active = False
+        approver.save(update_fields=["is_active"])
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, frank)
+
+
+def test_a_scoped_delegation_covers_only_its_service(
+    org, production_release, approver, frank, low_tier_service
+):
+    delegate(approver, frank, service=low_tier_service)
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, frank)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hours": (-48, -1)}, "already over"),
+        ({"hours": (5, 1)}, "must end after it starts"),
+        ({"reason": "  "}, "reason is required"),
+    ],
+)
+def test_bad_delegations_are_refused_and_nothing_is_written(approver, frank, kwargs, message):
+    before = (Delegation.objects.count(), LedgerEntry.objects.count())
+    with pytest.raises(InvalidDelegation, match=message):
+        delegate(approver, frank, **kwargs)
+    assert (Delegation.objects.count(), LedgerEntry.objects.count()) == before
+
+
+def test_an_overlapping_delegation_is_refused(approver, frank, second_approver):
+    delegate(approver, frank)
+    with pytest.raises(InvalidDelegation, match="overlaps your delegation to frank"):
+        delegate(approver, second_approver, hours=(10, 20))
+
+
+def test_nobody_delegates_to_someone_who_is_away_too(approver, second_approver, frank):
+    delegate(second_approver, frank)
+    with pytest.raises(InvalidDelegation, match="do not chain"):
+        delegate(approver, second_approver)
+
+
+def test_service_accounts_and_oneself_cannot_be_delegates(approver, pipeline_bot):
+    with pytest.raises(InvalidDelegation, match="only active people"):
+        delegate(approver, pipeline_bot)
+    with pytest.raises(InvalidDelegation, match="themselves"):
+        delegate(approver, approver)
+
+
+def test_a_service_scope_must_be_within_the_delegators_authority(org, frank, outsider, service):
+    with pytest.raises(InvalidDelegation, match="no approval authority on payments-api"):
+        delegate(outsider, frank, service=service)
+
+
+def test_the_delegations_page_creates_and_ends_a_delegation(client, org, approver, frank):
+    client.force_login(approver)
+    url = reverse("governance:delegation_list")
+    assert client.get(url).status_code == 200
+    start = timezone.localtime(timezone.now()).strftime("%Y-%m-%dT%H:%M")
+    end = (timezone.localtime(timezone.now()) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        url,
+        {
+            "delegate": frank.pk,
+            "service": "",
+            "starts_at": start,
+            "ends_at": end,
+            "reason": "Conference",
+        },
+    )
+    assert response.status_code == 302
+    delegation = Delegation.objects.get()
+    assert (delegation.delegator, delegation.delegate, delegation.reason) == (
+        approver,
+        frank,
+        "Conference",
+    )
+
+    client.force_login(frank)  # only the delegator may end it
+    revoke = reverse("governance:delegation_revoke", args=[delegation.pk])
+    assert client.post(revoke).status_code == 404
+    client.force_login(approver)
+    assert client.post(revoke).status_code == 302
+    delegation.refresh_from_db()
+    assert delegation.revoked_at is not None
+
+
+def test_the_delegations_page_shows_why_a_delegation_is_refused(client, org, approver):
+    client.force_login(approver)
+    now = timezone.localtime(timezone.now())
+    response = client.post(
+        reverse("governance:delegation_list"),
+        {
+            "delegate": approver.pk,
+            "starts_at": now.strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "x",
+        },
+    )
+    assert response.status_code == 400
+    assert Delegation.objects.count() == 0
+
+
+def test_delegations_page_needs_sign_in(client):
+    response = client.get(reverse("governance:delegation_list"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_queue_query_count_is_unchanged_by_delegations(
+    client, org, approver, frank, service, production, pipeline_bot
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from approvals import services
+
+    delegate(approver, frank)
+    client.force_login(frank)
+    services.request_approval(data=factories.release_input(service, production), actor=pipeline_bot)
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("approvals:queue"))
+    for _ in range(5):
+        services.request_approval(
+            data=factories.release_input(service, production), actor=pipeline_bot
+        )
+    with CaptureQueriesContext(connection) as many:
+        body = client.get(reverse("approvals:queue")).content.decode()
+    assert body.count("delegated to you") == 6
+    assert len(one) == len(many)
+    assert Decision.objects.count() == 0
