@@ -232,6 +232,19 @@ def revoke_delegation(*, delegation: Delegation, actor: User, reason: str = "") 
     return delegation
 
 
+def update_profile(
+    *, user: User, time_zone: str, working_hours_start: int, working_hours_end: int
+) -> User:
+    """Set where and when a person works: approval routing prefers people in working hours."""
+    User.objects.filter(pk=user.pk).update(
+        time_zone=time_zone,
+        working_hours_start=working_hours_start,
+        working_hours_end=working_hours_end,
+    )
+    user.refresh_from_db()
+    return user
+
+
 def issue_token(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Create an API token; returns the row and the secret, which is never stored or shown again."""
     key = ApiToken.generate_key()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
@@ -12,9 +14,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import services
+from governance import services, stepup
 from governance.exceptions import GovernanceError
-from governance.forms import DelegationForm
+from governance.forms import DelegationForm, ProfileForm, StepUpCodeForm
 from governance.models import Delegation
 
 
@@ -45,6 +47,49 @@ def delegations(request: HttpRequest) -> HttpResponse:
     return render(
         request, "governance/delegations.html", context, status=400 if form.errors else 200
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """Working hours, time zone and the step-up authenticator."""
+    action = request.POST.get("action") if request.method == "POST" else None
+    profile_form = ProfileForm(request.POST if action == "profile" else None, instance=request.user)
+    code_form = StepUpCodeForm(request.POST if action == "confirm" else None)
+    if action == "profile" and profile_form.is_valid():
+        services.update_profile(user=request.user, **profile_form.cleaned_data)
+        messages.success(request, "Profile saved.")
+        return redirect("governance:profile")
+    if action == "confirm" and code_form.is_valid():
+        try:
+            stepup.confirm_enrolment(user=request.user, code=code_form.cleaned_data["code"])
+        except GovernanceError as exc:
+            code_form.add_error("code", exc.message)
+        else:
+            messages.success(request, "Authenticator enrolled: step-up approvals will ask for it.")
+            return redirect("governance:profile")
+    if action == "remove":
+        stepup.remove_authenticator(user=request.user)
+        messages.success(request, "Authenticator removed.")
+        return redirect("governance:profile")
+    return render(
+        request,
+        "governance/profile.html",
+        _profile_context(request, profile_form, code_form),
+        status=400 if action and (profile_form.errors or code_form.errors) else 200,
+    )
+
+
+def _profile_context(request: HttpRequest, profile_form, code_form) -> dict:
+    device = stepup.confirmed_device(request.user)
+    pending = None if device else stepup.pending_device(request.user)
+    return {
+        "profile_form": profile_form,
+        "code_form": code_form,
+        "device": device,
+        "qr_svg": stepup.qr_svg(pending) if pending else "",
+        "secret": base64.b32encode(pending.bin_key).decode() if pending else "",
+    }
 
 
 @login_required
