@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import Service, User
+from governance.models import Role, Service, User
 
 TIME_ZONES = sorted(available_timezones())
 
@@ -84,3 +84,24 @@ class DelegationForm(forms.Form):
 
     def clean_ends_at(self):
         return self._localise("ends_at")
+
+
+class RoleGrantForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), label="Person")
+    role = forms.ChoiceField(choices=Role.choices)
+    service = forms.ModelChoiceField(
+        queryset=Service.objects.all(), required=False, empty_label="All services", label="Scope"
+    )
+    reason = forms.CharField(max_length=500)
+
+
+class RoleFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    role = forms.ChoiceField(choices=[("", "Any role"), *Role.choices], required=False)
+    service = forms.ModelChoiceField(
+        queryset=Service.objects.all(), required=False, empty_label="Any scope"
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500)

@@ -31,11 +31,17 @@ def grant_role(
 ) -> RoleAssignment:
     """Grant `role` on `service` (or on every service) and mirror it into guardian permissions.
 
-    `actor` None means the system itself (seeding, identity sync); a person may never grant
-    anything to themselves.
+    `actor` None means the system itself (seeding, identity sync). A person must be an
+    administrator, and may never grant anything to themselves.
     """
     if actor is not None and actor.pk == user.pk:
         raise PermissionDenied("Nobody can grant a role to themselves.")
+    _require_administrator(actor, "grant roles")
+    if user.is_service_account and role != Role.RELEASE_MANAGER:
+        raise PermissionDenied(
+            "Service accounts only request releases: they can hold the release manager role only.",
+            fields={"role": ["Not for a service account."]},
+        )
     if not reason.strip():
         raise PermissionDenied(
             "A reason is required for every grant.", fields={"reason": ["Required."]}
@@ -70,8 +76,36 @@ def grant_role(
     return assignment
 
 
+def is_administrator(user: User) -> bool:
+    """Holds the administrator role everywhere (or is a Django superuser)."""
+    return user.is_active and (
+        user.is_superuser
+        or RoleAssignment.objects.filter(
+            user=user, role=Role.ADMINISTRATOR, service__isnull=True
+        ).exists()
+    )
+
+
+def _require_administrator(actor: User | None, what: str) -> None:
+    # Least privilege: only administrators change who holds authority. Roles are never above
+    # an administrator's own authority, which spans every service.
+    if actor is not None and not is_administrator(actor):
+        raise PermissionDenied(f"Only administrators can {what}.")
+
+
 def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) -> None:
     """Remove a role grant and the guardian permissions that only it provided."""
+    _require_administrator(actor, "revoke roles")
+    if (
+        actor is not None
+        and actor.pk == assignment.user_id
+        and assignment.role == Role.ADMINISTRATOR
+    ):
+        raise PermissionDenied("Administrators cannot revoke their own administrator role.")
+    if not reason.strip():
+        raise PermissionDenied(
+            "A reason is required for every revocation.", fields={"reason": ["Required."]}
+        )
     user, service = assignment.user, assignment.service
     with transaction.atomic():
         assignment.delete()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -16,8 +19,101 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from governance import services, stepup
 from governance.exceptions import GovernanceError
-from governance.forms import DelegationForm, ProfileForm, StepUpCodeForm
-from governance.models import Delegation
+from governance.forms import (
+    DelegationForm,
+    ProfileForm,
+    ReasonForm,
+    RoleFilterForm,
+    RoleGrantForm,
+    StepUpCodeForm,
+)
+from governance.models import Delegation, LedgerEntry, RoleAssignment
+
+ROLE_PAGE_SIZE = 50
+
+
+def administrator_required(view):
+    """Administrators only; everyone else gets 403 (the page exists, it is just not theirs)."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not services.is_administrator(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _form_errors_from(form, exc: GovernanceError) -> None:
+    """Show a refused service call on the form: the message on top, field hints in place."""
+    form.add_error(None, exc.message)
+    for field, errors in exc.fields.items():
+        if field in form.fields:
+            form.add_error(field, errors)
+
+
+@administrator_required
+@require_http_methods(["GET", "POST"])
+def roles(request: HttpRequest) -> HttpResponse:
+    """Who holds which role where: search, filter, grant, revoke, and the recent history."""
+    form = RoleGrantForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.grant_role(actor=request.user, **form.cleaned_data)
+        except GovernanceError as exc:
+            _form_errors_from(form, exc)
+        else:
+            messages.success(request, "Role granted.")
+            return redirect("governance:role_list")
+    filters = RoleFilterForm(request.GET or None)
+    assignments = RoleAssignment.objects.select_related("user", "service", "granted_by")
+    if filters.is_valid():
+        assignments = _filter_roles(assignments, filters.cleaned_data)
+    page = Paginator(assignments.order_by("user__username", "role", "pk"), ROLE_PAGE_SIZE)
+    history = LedgerEntry.objects.filter(kind__in=["role.granted", "role.revoked"]).order_by("-seq")
+    context = {
+        "form": form,
+        "filters": filters,
+        "history": history[:15],
+        "page": page.get_page(request.GET.get("page")),
+    }
+    return render(request, "governance/roles.html", context, status=400 if form.errors else 200)
+
+
+def _filter_roles(assignments, data: dict):
+    if data.get("q"):
+        text = data["q"]
+        assignments = assignments.filter(
+            Q(user__username__icontains=text)
+            | Q(user__first_name__icontains=text)
+            | Q(user__last_name__icontains=text)
+            | Q(reason__icontains=text)
+        )
+    if data.get("role"):
+        assignments = assignments.filter(role=data["role"])
+    if data.get("service"):
+        assignments = assignments.filter(service=data["service"])
+    return assignments
+
+
+@administrator_required
+@require_POST
+def role_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    assignment = get_object_or_404(RoleAssignment.objects.select_related("user", "service"), pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A reason is required to revoke a role.")
+        return redirect("governance:role_list")
+    try:
+        services.revoke_role(assignment=assignment, actor=request.user, **form.cleaned_data)
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Revoked {assignment.get_role_display()} from {assignment.user}."
+        )
+    return redirect("governance:role_list")
 
 
 @login_required
@@ -31,10 +127,7 @@ def delegations(request: HttpRequest) -> HttpResponse:
                 delegator=request.user, actor=request.user, **form.cleaned_data
             )
         except GovernanceError as exc:
-            for field, errors in exc.fields.items():
-                form.add_error(field if field in form.fields else None, errors)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            _form_errors_from(form, exc)
         else:
             messages.success(request, "Delegation saved.")
             return redirect("governance:delegation_list")

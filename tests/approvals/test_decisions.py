@@ -121,8 +121,12 @@ def test_the_requester_cannot_approve_in_the_service_layer(production_release, r
 
 
 def test_a_service_account_can_never_approve(org, service, production, pipeline_bot, api):
-    deploy_bot = factories.UserFactory(username="deploy-bot", is_service_account=True)
+    # Granting it the role is refused outright (see test_roles); this account was flagged as a
+    # service account only after its grant, so the decision path must refuse it by itself.
+    deploy_bot = factories.UserFactory(username="deploy-bot")
     factories.grant(deploy_bot, Role.APPROVER, service)
+    deploy_bot.is_service_account = True
+    deploy_bot.save(update_fields=["is_service_account"])
     release = request_release(service, production, pipeline_bot)
 
     with factories.nothing_changes(release):
