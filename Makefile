@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) lint
-	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run -v 0 || (echo "Missing migrations"; exit 1)
+	env -u DATABASE_URL DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run -v 0 || (echo "Missing migrations"; exit 1)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 screenshots: $(STAMP)

@@ -24,3 +24,10 @@ class InvalidDelegation(GovernanceError):
 
 class InvalidPolicy(GovernanceError):
     code = "invalid_policy"
+
+
+class IdentityConflict(GovernanceError):
+    """A provisioned identity clashes with an existing one (userName is case-insensitive)."""
+
+    code = "identity_conflict"
+    status = 409
