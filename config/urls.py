@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from governance import oidc
 from governance import views as governance_views
 
 urlpatterns = [
@@ -11,6 +12,8 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/authenticate/", oidc.authenticate_view, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback_view, name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

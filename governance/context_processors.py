@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
+
+
+def sign_in(request: HttpRequest) -> dict:
+    """Whether the sign-in page offers single sign-on, and under which name."""
+    return {"sso_name": settings.OIDC_PROVIDER_NAME if settings.OIDC_RP_CLIENT_ID else ""}
 
 
 def navigation(request: HttpRequest) -> dict:
