@@ -7,6 +7,7 @@ secret fails at start-up instead of running with a guessable one.
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "pgtrigger",
+    "django_scim",
     "governance",
     "changes",
     "approvals",
@@ -225,6 +227,33 @@ LEDGER_KEY_FILE = VAR_DIR / "ledger-signing.key"
 LEDGER_PUBLIC_KEYS = env_list("LEDGER_PUBLIC_KEYS")
 if not LEDGER_SIGNING_KEY and not (DEBUG or TESTING):
     raise ImproperlyConfigured("LEDGER_SIGNING_KEY (or LEDGER_SIGNING_KEY_FILE) must be set")
+
+# SCIM 2.0 provisioning at /scim/v2/ (Okta, Microsoft Entra ID). Bearer tokens come from
+# `manage.py issue_scim_token`; the check wraps django-scim2's views (AUTH_CHECK_MIDDLEWARE), so
+# there is no SCIM middleware in MIDDLEWARE and sessions never authenticate a SCIM request.
+_SITE = urlsplit(SITE_URL)
+SCIM_SERVICE_PROVIDER = {
+    "SCHEME": _SITE.scheme or "https",
+    "NETLOC": _SITE.netloc,
+    "USER_ADAPTER": "governance.scim.ScimUser",
+    "GROUP_ADAPTER": "governance.scim.ScimGroup",
+    "GROUP_MODEL": "governance.models.IdentityGroup",
+    "USER_FILTER_PARSER": "governance.scim_filters.UserFilter",
+    "GROUP_FILTER_PARSER": "governance.scim_filters.GroupFilter",
+    "AUTH_CHECK_MIDDLEWARE": "governance.scim.ScimTokenAuthMiddleware",
+    "GET_EXTRA_MODEL_FILTER_KWARGS_GETTER": "governance.scim.extra_filter_kwargs_getter",
+    "SERVICE_PROVIDER_CONFIG_MODEL": "governance.scim.ServiceProviderConfig",
+    "WWW_AUTHENTICATE_HEADER": 'Bearer realm="signoff-scim"',
+    "AUTHENTICATION_SCHEMES": [
+        {
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authorization: Bearer <token from manage.py issue_scim_token>",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": True,
+        }
+    ],
+}
 
 # How long a pending request waits for decisions before it is reported as expired.
 SIGNOFF_PENDING_TIMEOUT_HOURS = env_int("SIGNOFF_PENDING_TIMEOUT_HOURS", 24 * 7)

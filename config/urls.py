@@ -16,6 +16,8 @@ urlpatterns = [
     path("oidc/callback/", oidc.callback_view, name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
+    # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
+    path("scim/v2/", include("django_scim.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", governance_views.healthz, name="healthz"),

@@ -7,15 +7,18 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils import timezone
 
-from governance import policy, services
+from governance import identity, policy, services
 from governance.exceptions import GovernanceError
 from governance.models import (
     ApiToken,
     Environment,
+    GroupRoleMapping,
+    IdentityGroup,
     LedgerEntry,
     Policy,
     PolicyVersion,
     RoleAssignment,
+    ScimToken,
     Service,
     Team,
     User,
@@ -204,3 +207,65 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["seq", "kind", "subject", "actor", "recorded_at"]
     list_filter = ["kind"]
     search_fields = ["subject", "actor"]
+
+
+# --- Identity provisioning (SCIM) ----------------------------------------------------------------
+
+
+@admin.register(IdentityGroup)
+class IdentityGroupAdmin(ReadOnlyAdmin):
+    """Groups and their members come from the identity provider; map them to roles below."""
+
+    list_display = ["name", "scim_external_id", "created_at"]
+    search_fields = ["name", "scim_external_id"]
+
+
+@admin.register(GroupRoleMapping)
+class GroupRoleMappingAdmin(admin.ModelAdmin):
+    """Adding or removing a mapping grants or revokes the role for the group's members now."""
+
+    list_display = ["group", "role", "scope_label", "created_by", "created_at"]
+    list_filter = ["role", "service"]
+    fields = ["group", "role", "service", "reason"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None  # Change a mapping by removing it and adding another.
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        try:
+            identity.add_role_mapping(
+                group=data["group"],
+                role=data["role"],
+                service=data["service"],
+                reason=data["reason"],
+                actor=request.user,
+            )
+        except GovernanceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def delete_model(self, request, obj) -> None:
+        identity.remove_role_mapping(mapping=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for mapping in queryset:
+            self.delete_model(request, mapping)
+
+
+@admin.register(ScimToken)
+class ScimTokenAdmin(ReadOnlyAdmin):
+    """Tokens are shown once: issue them with `manage.py issue_scim_token`."""
+
+    list_display = ["name", "key_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["key_hash"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return True  # For the revoke action; every field is read-only.
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return ["name", "key_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    @admin.action(description="Revoke selected SCIM tokens")
+    def revoke(self, request, queryset) -> None:
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

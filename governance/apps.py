@@ -18,6 +18,9 @@ class GovernanceConfig(AppConfig):
             models.Environment,
             models.RoleAssignment,
             models.Delegation,
+            models.IdentityGroup,
+            models.GroupRoleMapping,
         ):
             auditlog.register(model)
+        auditlog.register(models.ScimToken, exclude_fields=["key_hash", "last_used_at"])
         auditlog.register(models.Policy, exclude_fields=["updated_at"])

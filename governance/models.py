@@ -493,7 +493,7 @@ class ScimToken(models.Model):
 class IdentityGroup(AbstractSCIMGroupMixin, models.Model):
     """A group pushed by the identity provider; mapped to roles by `GroupRoleMapping`.
 
-    Membership changes only through `governance.identity`, which grants and revokes the mapped roles.
+    Membership changes only through `governance.identity`, which grants and revokes mapped roles.
     """
 
     name = models.CharField(max_length=254)

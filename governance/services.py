@@ -54,6 +54,8 @@ def grant_role(
             defaults={"reason": reason, "granted_by": actor},
         )
         if not created:
+            if actor is not None and assignment.mapped_grants.exists():
+                _take_over_mapped_grant(assignment, actor, reason)
             return assignment
         for codename in ROLE_PERMISSIONS[role]:
             if service is None:
@@ -74,6 +76,25 @@ def grant_role(
             },
         )
     return assignment
+
+
+def _take_over_mapped_grant(assignment: RoleAssignment, actor: User, reason: str) -> None:
+    # A person now grants what an identity-group mapping granted: from here on the role is
+    # held by hand, so leaving the group must no longer revoke it.
+    assignment.mapped_grants.all().delete()
+    RoleAssignment.objects.filter(pk=assignment.pk).update(reason=reason, granted_by=actor)
+    ledger.append(
+        kind="role.granted",
+        subject=f"user:{assignment.user_id}",
+        actor=actor.username,
+        payload={
+            "user": assignment.user.username,
+            "role": assignment.role,
+            "scope": assignment.scope_label,
+            "reason": reason,
+            "note": "was held through an identity group; now granted directly",
+        },
+    )
 
 
 def is_administrator(user: User) -> bool:

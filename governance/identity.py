@@ -1,0 +1,281 @@
+"""Identity provisioning actions (SCIM from Okta / Entra ID), each one transaction with its ledger.
+
+People and groups arrive from the identity provider; roles follow group membership through
+`GroupRoleMapping`. Roles are still granted and revoked only by `governance.services`, so guardian
+permissions and the ledger stay in step, and only grants a mapping made are ever taken back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from governance import ledger
+from governance.exceptions import IdentityConflict, PermissionDenied
+from governance.models import (
+    GroupRoleMapping,
+    IdentityGroup,
+    MappedRoleGrant,
+    RoleAssignment,
+    ScimToken,
+    Service,
+    User,
+)
+from governance.services import grant_role, is_administrator, revoke_role
+
+# --- SCIM tokens -------------------------------------------------------------------------------
+
+
+def issue_scim_token(*, name: str, actor: User | None) -> tuple[ScimToken, str]:
+    """Create a SCIM bearer token; returns the row and the secret, which is never shown again."""
+    key = ScimToken.generate_key()
+    with transaction.atomic():
+        token = ScimToken.objects.create(
+            name=name,
+            key_hash=ScimToken.hash_key(key),
+            key_prefix=key[:10],
+            created_by=actor,
+        )
+        ledger.append(
+            kind="identity.scim_token_issued",
+            subject=f"scim_token:{token.pk}",
+            actor=actor.username if actor else "system",
+            payload={"name": name, "prefix": token.key_prefix},
+        )
+    return token, key
+
+
+def authenticate_scim_token(key: str) -> ScimToken | None:
+    """The unrevoked token for a presented secret, recording its use at most once a minute."""
+    token = ScimToken.objects.active().filter(key_hash=ScimToken.hash_key(key)).first()
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ScimToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+# --- People ------------------------------------------------------------------------------------
+
+
+def provision_user(*, user: User, source: str) -> User:
+    """Create or update a person as the identity provider describes them (unsaved `user`).
+
+    userName is unique regardless of case (RFC 7643 §4.1.1). Turning `is_active` off takes away
+    every authority at once: approvals, scopes and tokens all re-check it.
+    """
+    with transaction.atomic():
+        previous = User.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
+        clash = User.objects.filter(username__iexact=user.username)
+        if user.pk:
+            clash = clash.exclude(pk=user.pk)
+        if clash.exists():
+            raise IdentityConflict(f"userName '{user.username}' is already taken.")
+        try:
+            # A savepoint, so a race lost on the unique index leaves the outer transaction usable.
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            raise IdentityConflict(f"userName '{user.username}' is already taken.") from None
+        _record_user_change(user, previous, source)
+    return user
+
+
+def _record_user_change(user: User, previous: User | None, source: str) -> None:
+    subject = f"user:{user.pk}"
+    if previous is None:
+        payload = {"user": user.username, "active": user.is_active, "source": source}
+        ledger.append(kind="identity.provisioned", subject=subject, actor=source, payload=payload)
+        return
+    if previous.username != user.username:
+        payload = {"from": previous.username, "to": user.username}
+        ledger.append(kind="identity.renamed", subject=subject, actor=source, payload=payload)
+    if previous.is_active != user.is_active:
+        kind = "identity.reactivated" if user.is_active else "identity.deactivated"
+        payload = {"user": user.username, "reason": "Set by the identity provider"}
+        ledger.append(kind=kind, subject=subject, actor=source, payload=payload)
+
+
+def deactivate_user(*, user: User, source: str, reason: str) -> User:
+    """Switch a person off (rows stay: approvals reference them). Idempotent."""
+    with transaction.atomic():
+        # Conditional update: a second deactivation writes no second ledger entry.
+        changed = User.objects.filter(pk=user.pk, is_active=True).update(is_active=False)
+        if changed:
+            ledger.append(
+                kind="identity.deactivated",
+                subject=f"user:{user.pk}",
+                actor=source,
+                payload={"user": user.username, "reason": reason},
+            )
+    user.refresh_from_db()
+    return user
+
+
+# --- Groups and the roles they carry -----------------------------------------------------------
+
+
+def provision_group(
+    *, group: IdentityGroup, members: Iterable[User] | None, source: str
+) -> IdentityGroup:
+    """Create or rename a group (unsaved `group`); `members`, when given, become its membership."""
+    with transaction.atomic():
+        created = group.pk is None
+        group.save()
+        if created:
+            ledger.append(
+                kind="identity.group_created",
+                subject=f"identity_group:{group.pk}",
+                actor=source,
+                payload={"group": group.name, "external_id": group.scim_external_id or ""},
+            )
+        if members is not None:
+            wanted = {user.pk: user for user in members}
+            current = set(group.members.values_list("pk", flat=True))
+            apply_group_membership(
+                group=group,
+                add=[user for pk, user in wanted.items() if pk not in current],
+                remove=list(User.objects.filter(pk__in=current - wanted.keys())),
+                source=source,
+            )
+    return group
+
+
+def apply_group_membership(
+    *, group: IdentityGroup, add: Iterable[User], remove: Iterable[User], source: str
+) -> IdentityGroup:
+    """Add and remove members, granting and revoking the roles the group's mappings carry."""
+    with transaction.atomic():
+        # Lock the group: two concurrent PATCHes must not both decide a grant is (not) needed.
+        IdentityGroup.objects.select_for_update().get(pk=group.pk)
+        current = set(group.members.values_list("pk", flat=True))
+        added = [user for user in add if user.pk not in current]
+        removed = [user for user in remove if user.pk in current]
+        if not added and not removed:
+            return group
+        mappings = list(group.role_mappings.select_related("service"))
+        group.members.add(*added)
+        group.members.remove(*removed)
+        for user in added:
+            for mapping in mappings:
+                _grant_mapped(mapping, user)
+        for user in removed:
+            for mapping in mappings:
+                _release_mapped(mapping, user)
+        ledger.append(
+            kind="identity.group_membership_changed",
+            subject=f"identity_group:{group.pk}",
+            actor=source,
+            payload={
+                "group": group.name,
+                "added": sorted(user.username for user in added),
+                "removed": sorted(user.username for user in removed),
+            },
+        )
+    return group
+
+
+def delete_group(*, group: IdentityGroup, source: str) -> None:
+    """The provider deleted the group: members lose its mapped roles, then the group goes."""
+    with transaction.atomic():
+        apply_group_membership(group=group, add=[], remove=list(group.members.all()), source=source)
+        ledger.append(
+            kind="identity.group_deleted",
+            subject=f"identity_group:{group.pk}",
+            actor=source,
+            payload={"group": group.name},
+        )
+        group.delete()
+
+
+def add_role_mapping(
+    *, group: IdentityGroup, role: str, service: Service | None, reason: str, actor: User | None
+) -> GroupRoleMapping:
+    """Map a group to a role on a scope and grant it to the group's current members.
+
+    Grants are made as the system, so the rules for people granting roles are checked here:
+    only administrators map groups, and never a group they belong to (that would be a self-grant).
+    """
+    if actor is not None and not is_administrator(actor):
+        raise PermissionDenied("Only administrators can map groups to roles.")
+    if actor is not None and group.members.filter(pk=actor.pk).exists():
+        raise PermissionDenied("You are a member of this group; another administrator must map it.")
+    if not reason.strip():
+        raise PermissionDenied("A reason is required.", fields={"reason": ["Required."]})
+    with transaction.atomic():
+        IdentityGroup.objects.select_for_update().get(pk=group.pk)
+        mapping = GroupRoleMapping.objects.create(
+            group=group, role=role, service=service, reason=reason, created_by=actor
+        )
+        for user in group.members.all():
+            _grant_mapped(mapping, user)
+        ledger.append(
+            kind="identity.group_mapping_added",
+            subject=f"identity_group:{group.pk}",
+            actor=actor.username if actor else "system",
+            payload=_mapping_payload(mapping),
+        )
+    return mapping
+
+
+def remove_role_mapping(*, mapping: GroupRoleMapping, actor: User | None) -> None:
+    """Delete a mapping, revoking the grants that only it provided."""
+    with transaction.atomic():
+        IdentityGroup.objects.select_for_update().get(pk=mapping.group_id)
+        for user in mapping.group.members.all():
+            _release_mapped(mapping, user)
+        ledger.append(
+            kind="identity.group_mapping_removed",
+            subject=f"identity_group:{mapping.group_id}",
+            actor=actor.username if actor else "system",
+            payload=_mapping_payload(mapping),
+        )
+        mapping.delete()
+
+
+def _mapping_payload(mapping: GroupRoleMapping) -> dict:
+    return {
+        "group": mapping.group.name,
+        "role": mapping.role,
+        "scope": mapping.scope_label,
+        "reason": mapping.reason,
+    }
+
+
+def _grant_mapped(mapping: GroupRoleMapping, user: User) -> None:
+    existing = RoleAssignment.objects.filter(
+        user=user, role=mapping.role, service=mapping.service
+    ).first()
+    if existing is not None and not existing.mapped_grants.exists():
+        # Granted by hand: that grant is an administrator's, and group sync never touches it.
+        return
+    assignment = existing or grant_role(
+        user=user,
+        role=mapping.role,
+        service=mapping.service,
+        reason=f"Member of identity group '{mapping.group.name}' (SCIM group mapping)",
+        actor=None,
+    )
+    MappedRoleGrant.objects.get_or_create(mapping=mapping, assignment=assignment)
+
+
+def _release_mapped(mapping: GroupRoleMapping, user: User) -> None:
+    link = (
+        MappedRoleGrant.objects.filter(mapping=mapping, assignment__user=user)
+        .select_related("assignment__user", "assignment__service")
+        .first()
+    )
+    if link is None:
+        return
+    assignment = link.assignment
+    link.delete()
+    # Another group may carry the same role on the same scope: then the grant stays.
+    if not assignment.mapped_grants.exists():
+        revoke_role(
+            assignment=assignment,
+            reason=f"No longer in identity group '{mapping.group.name}' (SCIM group mapping)",
+            actor=None,
+        )

@@ -1,0 +1,642 @@
+"""SCIM 2.0 at /scim/v2/, driven by the request sequences Okta and Microsoft Entra ID document.
+
+Okta: "SCIM 2.0 protocol reference" (developer.okta.com); Entra ID: "Tutorial: Develop and plan
+provisioning for a SCIM endpoint" (learn.microsoft.com). Bodies below are theirs, ids aside.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from approvals.exceptions import NotEligible
+from governance import identity
+from governance.exceptions import PermissionDenied
+from governance.models import (
+    IdentityGroup,
+    LedgerEntry,
+    MappedRoleGrant,
+    Role,
+    RoleAssignment,
+    ScimToken,
+    User,
+)
+from governance.selectors import has_stage_authority
+from governance.services import grant_role
+from tests import factories
+
+SCIM_JSON = "application/scim+json"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+class ScimClient:
+    """Django's test client speaking SCIM with a bearer token, as an identity provider does."""
+
+    def __init__(self, client, key: str | None) -> None:
+        self.client = client
+        self.headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+
+    def get(self, path: str, **params):
+        return self.client.get(f"/scim/v2/{path}", params, **self.headers)
+
+    def send(self, method: str, path: str, body: object | str | None = None):
+        data = body if isinstance(body, str) else json.dumps(body)
+        call = getattr(self.client, method)
+        return call(f"/scim/v2/{path}", data, content_type=SCIM_JSON, **self.headers)
+
+    def post(self, path: str, body):
+        return self.send("post", path, body)
+
+    def put(self, path: str, body):
+        return self.send("put", path, body)
+
+    def patch(self, path: str, *operations):
+        return self.send("patch", path, {"schemas": [PATCH_SCHEMA], "Operations": list(operations)})
+
+    def delete(self, path: str):
+        return self.client.delete(f"/scim/v2/{path}", **self.headers)
+
+
+@pytest.fixture
+def scim(client, db):
+    _, key = identity.issue_scim_token(name="okta", actor=None)
+    return ScimClient(client, key)
+
+
+def okta_user(user_name: str = "jane.doe@example.com", **overrides) -> dict:
+    body = {
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": "Jane", "familyName": "Doe"},
+        "emails": [{"primary": True, "value": user_name, "type": "work"}],
+        "displayName": "Jane Doe",
+        "locale": "en-US",
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [],
+        "password": "1mz050nq",
+        "active": True,
+    }
+    body.update(overrides)
+    return body
+
+
+def entra_user(user_name: str = "Test_User_ab6490ee@testuser.com") -> dict:
+    return {
+        "schemas": [USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": user_name,
+        "active": True,
+        "emails": [{"primary": True, "type": "work", "value": "Test_User_fd0ea19b@testuser.com"}],
+        "meta": {"resourceType": "User"},
+        "name": {
+            "formatted": "givenName familyName",
+            "familyName": "familyName",
+            "givenName": "givenName",
+        },
+        "roles": [],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops"},
+    }
+
+
+def json_of(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == SCIM_JSON
+    return response.json()
+
+
+def scim_error_of(response, status: int) -> dict:
+    body = json_of(response, status)
+    assert body["schemas"] == [ERROR_SCHEMA]
+    assert body["status"] == str(status)
+    assert body["detail"]
+    return body
+
+
+def ledger_kinds() -> list[str]:
+    return list(LedgerEntry.objects.order_by("seq").values_list("kind", flat=True))
+
+
+# --- Okta: the user lifecycle --------------------------------------------------------------------
+
+
+def test_okta_lookup_of_an_unknown_user_returns_an_empty_list_response(scim):
+    body = json_of(
+        scim.get("Users", filter='userName eq "jane.doe@example.com"', startIndex=1, count=100),
+        200,
+    )
+    assert body == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 0,
+        "itemsPerPage": 0,
+        "startIndex": 1,
+        "Resources": [],
+    }
+
+
+def test_okta_creates_a_user_and_gets_201_with_id_and_no_password(scim):
+    response = scim.post("Users", okta_user())
+
+    body = json_of(response, 201)
+    user = User.objects.get(username="jane.doe@example.com")
+    assert body["id"] == str(user.pk)
+    assert "password" not in body
+    assert b"1mz050nq" not in response.content
+    assert body["userName"] == "jane.doe@example.com"
+    assert body["name"]["givenName"] == "Jane"
+    assert body["name"]["familyName"] == "Doe"
+    assert body["emails"] == [{"value": "jane.doe@example.com", "primary": True, "type": "work"}]
+    assert body["externalId"] == "00ujl29u0le5T6Aj10h7"
+    assert body["active"] is True
+    assert response["Location"].endswith(f"/scim/v2/Users/{user.pk}")
+    assert (user.first_name, user.last_name, user.email) == ("Jane", "Doe", "jane.doe@example.com")
+    assert user.scim_external_id == "00ujl29u0le5T6Aj10h7"
+    assert user.check_password("1mz050nq")
+    entry = LedgerEntry.objects.get(kind="identity.provisioned")
+    assert (entry.subject, entry.actor) == (f"user:{user.pk}", "scim:okta")
+
+
+def test_okta_finds_and_reads_the_created_user(scim):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+
+    listed = json_of(
+        scim.get("Users", filter='userName eq "jane.doe@example.com"', startIndex=1, count=100),
+        200,
+    )
+    single = json_of(scim.get(f"Users/{user_id}"), 200)
+
+    assert listed["totalResults"] == 1
+    assert listed["itemsPerPage"] == 1
+    assert [resource["id"] for resource in listed["Resources"]] == [user_id]
+    assert single["id"] == user_id
+    assert single["schemas"] == [USER_SCHEMA]
+    assert single["meta"]["resourceType"] == "User"
+
+
+def test_okta_deactivation_patch_switches_the_user_off_and_is_ledgered(scim):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+
+    body = json_of(
+        scim.patch(f"Users/{user_id}", {"op": "replace", "value": {"active": False}}), 200
+    )
+
+    assert body["active"] is False
+    user = User.objects.get(pk=user_id)
+    assert user.is_active is False
+    entry = LedgerEntry.objects.get(kind="identity.deactivated")
+    assert entry.subject == f"user:{user_id}"
+    assert entry.actor == "scim:okta"
+
+
+def test_okta_put_replaces_the_user(scim):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    replacement = okta_user(
+        "jane.smith@example.com",
+        id=user_id,
+        name={"givenName": "Jane", "familyName": "Smith"},
+        emails=[{"primary": True, "value": "jane.smith@example.com", "type": "work"}],
+    )
+    del replacement["externalId"]
+
+    body = json_of(scim.put(f"Users/{user_id}", replacement), 200)
+
+    user = User.objects.get(pk=user_id)
+    assert body["userName"] == "jane.smith@example.com"
+    assert (user.username, user.last_name, user.email) == (
+        "jane.smith@example.com",
+        "Smith",
+        "jane.smith@example.com",
+    )
+    assert user.scim_external_id is None
+    assert "identity.renamed" in ledger_kinds()
+
+
+def test_delete_deactivates_and_keeps_the_row(scim):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+
+    response = scim.delete(f"Users/{user_id}")
+
+    assert response.status_code == 204
+    assert User.objects.get(pk=user_id).is_active is False
+    assert ledger_kinds().count("identity.deactivated") == 1
+    assert json_of(scim.get(f"Users/{user_id}"), 200)["active"] is False
+
+
+# --- Entra ID: its spellings ------------------------------------------------------------------
+
+
+def test_entra_filter_matches_user_name_in_another_case(scim):
+    user_id = json_of(scim.post("Users", entra_user()), 201)["id"]
+
+    for query in (
+        'userName eq "test_user_ab6490ee@testuser.com"',
+        'UserName eq "TEST_USER_AB6490EE@TESTUSER.COM"',
+    ):
+        body = json_of(scim.get("Users", filter=query), 200)
+        assert [resource["id"] for resource in body["Resources"]] == [user_id], query
+
+
+def test_entra_filter_by_external_id(scim):
+    user_id = json_of(scim.post("Users", entra_user()), 201)["id"]
+
+    body = json_of(
+        scim.get("Users", filter='externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"'), 200
+    )
+
+    assert [resource["id"] for resource in body["Resources"]] == [user_id]
+
+
+def test_entra_replace_active_with_the_string_false(scim):
+    user_id = scim.post("Users", entra_user()).json()["id"]
+
+    body = json_of(
+        scim.patch(f"Users/{user_id}", {"op": "Replace", "path": "active", "value": "False"}), 200
+    )
+
+    assert body["active"] is False
+    assert User.objects.get(pk=user_id).is_active is False
+    assert ledger_kinds().count("identity.deactivated") == 1
+
+
+def test_entra_multi_operation_patch_with_filtered_and_extension_paths(scim):
+    user_id = scim.post("Users", entra_user()).json()["id"]
+
+    response = scim.patch(
+        f"Users/{user_id}",
+        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "updated@testuser.com"},
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+        {"op": "Add", "path": "externalId", "value": "new-external-id"},
+        {
+            "op": "Replace",
+            "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "value": "Finance",
+        },
+        {"op": "Add", "value": {"name.givenName": "updatedGivenName", "title": "Engineer"}},
+    )
+
+    body = json_of(response, 200)
+    user = User.objects.get(pk=user_id)
+    assert (user.email, user.first_name, user.last_name, user.scim_external_id) == (
+        "updated@testuser.com",
+        "updatedGivenName",
+        "updatedFamilyName",
+        "new-external-id",
+    )
+    assert body["emails"][0]["value"] == "updated@testuser.com"
+
+
+def test_entra_reactivation_with_the_string_true_is_ledgered(scim):
+    user_id = scim.post("Users", entra_user()).json()["id"]
+    scim.patch(f"Users/{user_id}", {"op": "Replace", "path": "active", "value": "False"})
+
+    scim.patch(f"Users/{user_id}", {"op": "Replace", "path": "active", "value": "True"})
+
+    assert User.objects.get(pk=user_id).is_active is True
+    assert ledger_kinds()[-1] == "identity.reactivated"
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+
+def test_duplicate_user_name_in_any_case_is_409_uniqueness(scim):
+    scim.post("Users", okta_user())
+    count = User.objects.count()
+
+    body = scim_error_of(scim.post("Users", okta_user("JANE.DOE@example.com")), 409)
+
+    assert body["scimType"] == "uniqueness"
+    assert User.objects.count() == count
+
+
+def test_renaming_onto_a_taken_user_name_is_409_uniqueness(scim):
+    scim.post("Users", okta_user())
+    other_id = scim.post("Users", okta_user("john@example.com", externalId="x")).json()["id"]
+
+    response = scim.patch(
+        f"Users/{other_id}", {"op": "replace", "path": "userName", "value": "Jane.Doe@example.com"}
+    )
+
+    assert scim_error_of(response, 409)["scimType"] == "uniqueness"
+    assert User.objects.get(pk=other_id).username == "john@example.com"
+
+
+def test_unknown_id_is_a_scim_404(scim):
+    scim_error_of(scim.get("Users/999999"), 404)
+    scim_error_of(scim.patch("Groups/999999", {"op": "add", "path": "members", "value": []}), 404)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dXNlcjpwYXNz", "Bearer "])
+def test_missing_or_bad_token_is_401_and_changes_nothing(client, db, header):
+    headers = {"HTTP_AUTHORIZATION": header} if header else {}
+    count = User.objects.count()
+
+    response = client.post(
+        "/scim/v2/Users", json.dumps(okta_user()), content_type=SCIM_JSON, **headers
+    )
+
+    scim_error_of(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert User.objects.count() == count
+
+
+def test_a_signed_in_session_is_not_enough(client, admin_user):
+    client.force_login(admin_user)
+
+    scim_error_of(client.get("/scim/v2/Users"), 401)
+
+
+def test_revoked_token_is_refused(client, db):
+    token, key = identity.issue_scim_token(name="entra", actor=None)
+    ScimToken.objects.filter(pk=token.pk).update(revoked_at=token.created_at)
+
+    scim_error_of(ScimClient(client, key).get("Users"), 401)
+
+
+def test_malformed_json_is_400_in_the_error_schema(scim):
+    scim_error_of(scim.send("post", "Users", '{"userName": '), 400)
+
+
+def test_unknown_patch_op_is_400(scim):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+
+    body = scim_error_of(scim.patch(f"Users/{user_id}", {"op": "merge", "value": {}}), 400)
+
+    assert body["scimType"] == "invalidSyntax"
+
+
+def test_service_accounts_and_no_anonymous_user_are_listed(scim, pipeline_bot):
+    factories.UserFactory(username="alice")
+
+    body = json_of(scim.get("Users"), 200)
+
+    assert [resource["userName"] for resource in body["Resources"]] == ["alice"]
+    scim_error_of(scim.get(f"Users/{pipeline_bot.pk}"), 404)
+
+
+# --- Groups: Okta and Entra sequences ----------------------------------------------------------
+
+
+def test_okta_group_push_and_membership_patches(scim):
+    jane = scim.post("Users", okta_user()).json()["id"]
+    john = scim.post("Users", okta_user("john@example.com", externalId="x")).json()["id"]
+
+    created = json_of(
+        scim.post("Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Approvers", "members": []}),
+        201,
+    )
+    group_id = created["id"]
+    assert created["displayName"] == "Approvers"
+    assert created["members"] == []
+
+    scim.patch(f"Groups/{group_id}", {"op": "add", "path": "members", "value": [{"value": jane}]})
+    scim.patch(f"Groups/{group_id}", {"op": "add", "path": "members", "value": [{"value": john}]})
+    assert _member_ids(scim, group_id) == {jane, john}
+
+    scim.patch(f"Groups/{group_id}", {"op": "remove", "path": f'members[value eq "{jane}"]'})
+    assert _member_ids(scim, group_id) == {john}
+
+    scim.patch(
+        f"Groups/{group_id}", {"op": "replace", "path": "members", "value": [{"value": jane}]}
+    )
+    assert _member_ids(scim, group_id) == {jane}
+
+    scim.patch(
+        f"Groups/{group_id}", {"op": "replace", "value": {"id": group_id, "displayName": "CAB"}}
+    )
+    assert IdentityGroup.objects.get(pk=group_id).name == "CAB"
+    found = json_of(scim.get("Groups", filter='displayName eq "CAB"'), 200)
+    assert [resource["id"] for resource in found["Resources"]] == [group_id]
+
+
+def test_entra_group_membership_with_capitalised_ops(scim):
+    user_id = scim.post("Users", entra_user()).json()["id"]
+    group_id = scim.post("Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Ops"}).json()["id"]
+
+    json_of(
+        scim.patch(
+            f"Groups/{group_id}", {"op": "Add", "path": "members", "value": [{"value": user_id}]}
+        ),
+        200,
+    )
+    assert _member_ids(scim, group_id) == {user_id}
+    without = json_of(scim.get(f"Groups/{group_id}", excludedAttributes="members"), 200)
+    assert "members" not in without
+
+    scim.patch(
+        f"Groups/{group_id}", {"op": "Remove", "path": "members", "value": [{"value": user_id}]}
+    )
+    assert _member_ids(scim, group_id) == set()
+
+
+def test_adding_an_unknown_member_is_400_and_changes_nothing(scim):
+    group_id = scim.post("Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Ops"}).json()["id"]
+    kinds = ledger_kinds()
+
+    response = scim.patch(
+        f"Groups/{group_id}", {"op": "add", "path": "members", "value": [{"value": "424242"}]}
+    )
+
+    scim_error_of(response, 400)
+    assert ledger_kinds() == kinds
+
+
+def _member_ids(scim: ScimClient, group_id: str) -> set[str]:
+    return {member["value"] for member in scim.get(f"Groups/{group_id}").json()["members"]}
+
+
+# --- Group → role mappings -------------------------------------------------------------------
+
+
+@pytest.fixture
+def approvers_group(scim, service):
+    group_id = scim.post(
+        "Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Payments approvers"}
+    ).json()["id"]
+    group = IdentityGroup.objects.get(pk=group_id)
+    identity.add_role_mapping(
+        group=group, role=Role.APPROVER, service=service, reason="Payments approvers", actor=None
+    )
+    return group
+
+
+def test_joining_a_mapped_group_grants_the_role_and_leaving_revokes_it(
+    scim, approvers_group, service
+):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+
+    scim.patch(
+        f"Groups/{approvers_group.pk}",
+        {"op": "add", "path": "members", "value": [{"value": user_id}]},
+    )
+
+    user = User.objects.get(pk=user_id)
+    assert user.has_perm("governance.approve_release", service)
+    granted = LedgerEntry.objects.get(kind="role.granted", subject=f"user:{user_id}")
+    assert granted.actor == "system"
+    assert "Payments approvers" in granted.payload["reason"]
+
+    scim.patch(
+        f"Groups/{approvers_group.pk}", {"op": "remove", "path": f'members[value eq "{user_id}"]'}
+    )
+
+    user = User.objects.get(pk=user_id)
+    assert not user.has_perm("governance.approve_release", service)
+    assert not RoleAssignment.objects.filter(user=user).exists()
+    revoked = LedgerEntry.objects.get(kind="role.revoked", subject=f"user:{user_id}")
+    assert "Payments approvers" in revoked.payload["reason"]
+
+
+def test_leaving_a_mapped_group_leaves_a_hand_granted_role_alone(scim, approvers_group, service):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    user = User.objects.get(pk=user_id)
+    factories.grant(user, Role.APPROVER, service)  # By an administrator, before any group sync.
+    group = f"Groups/{approvers_group.pk}"
+
+    scim.patch(group, {"op": "add", "path": "members", "value": [{"value": user_id}]})
+    scim.patch(group, {"op": "remove", "path": "members", "value": [{"value": user_id}]})
+
+    user = User.objects.get(pk=user_id)
+    assert user.has_perm("governance.approve_release", service)
+    assert RoleAssignment.objects.filter(user=user, role=Role.APPROVER, service=service).exists()
+    assert not LedgerEntry.objects.filter(kind="role.revoked").exists()
+
+
+def test_a_role_two_groups_carry_stays_until_the_last_one_is_left(scim, approvers_group, service):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    other_id = scim.post(
+        "Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Release leads"}
+    ).json()["id"]
+    identity.add_role_mapping(
+        group=IdentityGroup.objects.get(pk=other_id),
+        role=Role.APPROVER,
+        service=service,
+        reason="Leads approve too",
+        actor=None,
+    )
+    add = {"op": "add", "path": "members", "value": [{"value": user_id}]}
+    scim.patch(f"Groups/{approvers_group.pk}", add)
+    scim.patch(f"Groups/{other_id}", add)
+
+    scim.patch(
+        f"Groups/{approvers_group.pk}", {"op": "remove", "path": f'members[value eq "{user_id}"]'}
+    )
+    assert User.objects.get(pk=user_id).has_perm("governance.approve_release", service)
+
+    scim.patch(f"Groups/{other_id}", {"op": "remove", "path": f'members[value eq "{user_id}"]'})
+    assert not User.objects.get(pk=user_id).has_perm("governance.approve_release", service)
+
+
+def test_deleting_a_mapped_group_revokes_its_roles(scim, approvers_group, service):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    scim.patch(
+        f"Groups/{approvers_group.pk}",
+        {"op": "add", "path": "members", "value": [{"value": user_id}]},
+    )
+
+    assert scim.delete(f"Groups/{approvers_group.pk}").status_code == 204
+
+    assert not IdentityGroup.objects.filter(pk=approvers_group.pk).exists()
+    assert not MappedRoleGrant.objects.exists()
+    assert not User.objects.get(pk=user_id).has_perm("governance.approve_release", service)
+    assert "identity.group_deleted" in ledger_kinds()
+
+
+def test_a_new_mapping_grants_current_members_and_removing_it_revokes(scim, service):
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    group_id = scim.post(
+        "Groups", {"schemas": [GROUP_SCHEMA], "displayName": "CAB", "members": [{"value": user_id}]}
+    ).json()["id"]
+
+    mapping = identity.add_role_mapping(
+        group=IdentityGroup.objects.get(pk=group_id),
+        role=Role.CAB_MEMBER,
+        service=None,
+        reason="The CAB",
+        actor=None,
+    )
+    assert User.objects.get(pk=user_id).has_perm("governance.cab_approve")
+
+    identity.remove_role_mapping(mapping=mapping, actor=None)
+    assert not User.objects.get(pk=user_id).has_perm("governance.cab_approve")
+
+
+def test_an_administrator_cannot_map_a_group_they_belong_to(scim, service):
+    admin = factories.UserFactory(username="ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    group = IdentityGroup.objects.create(name="Approvers")
+    group.members.add(admin)
+    kinds = ledger_kinds()
+
+    with pytest.raises(PermissionDenied):
+        identity.add_role_mapping(
+            group=group, role=Role.APPROVER, service=service, reason="Mine", actor=admin
+        )
+    with pytest.raises(PermissionDenied):
+        identity.add_role_mapping(
+            group=group,
+            role=Role.APPROVER,
+            service=service,
+            reason="Not an admin",
+            actor=factories.UserFactory(username="mallory"),
+        )
+
+    assert not group.role_mappings.exists()
+    assert ledger_kinds() == kinds
+
+
+# --- Deactivation stops approvals at once ------------------------------------------------------
+
+
+def test_scim_deactivation_stops_the_approver_deciding(scim, production_release, approver, service):
+    assert has_stage_authority(approver, service, "service_approvers")
+
+    response = scim.patch(
+        f"Users/{approver.scim_id}", {"op": "replace", "value": {"active": False}}
+    )
+
+    json_of(response, 200)
+    approver.refresh_from_db()
+    assert not has_stage_authority(approver, service, "service_approvers")
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible) as refused:
+        factories.decide(production_release, approver)
+    assert refused.value.message == "You are not an eligible approver for Service approval."
+
+
+def test_issue_scim_token_prints_a_working_token_once(client, db):
+    out = io.StringIO()
+
+    call_command("issue_scim_token", "--name", "entra", stdout=out)
+
+    key = out.getvalue().strip()
+    token = ScimToken.objects.get()
+    assert token.name == "entra"
+    assert token.key_hash == ScimToken.hash_key(key)
+    assert key.startswith(token.key_prefix)
+    assert key not in json.dumps(list(ScimToken.objects.values()), default=str)
+    json_of(ScimClient(client, key).get("Users"), 200)
+
+
+def test_a_hand_grant_of_a_role_held_through_a_group_survives_leaving_the_group(
+    scim, approvers_group, service
+):
+    admin = factories.UserFactory(username="ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    user_id = scim.post("Users", okta_user()).json()["id"]
+    group = f"Groups/{approvers_group.pk}"
+    scim.patch(group, {"op": "add", "path": "members", "value": [{"value": user_id}]})
+    user = User.objects.get(pk=user_id)
+    grant_role(user=user, role=Role.APPROVER, service=service, reason="Keeps it", actor=admin)
+
+    scim.patch(group, {"op": "remove", "path": "members", "value": [{"value": user_id}]})
+
+    user = User.objects.get(pk=user_id)
+    assert user.has_perm("governance.approve_release", service)
+    assert (
+        RoleAssignment.objects.get(user=user, role=Role.APPROVER, service=service).granted_by
+        == admin
+    )
