@@ -1,0 +1,47 @@
+"""Who and what is governed. One module per concern; everything is importable from here."""
+
+from governance.models.authority import (
+    ROLE_PERMISSIONS,
+    SERVICE_ACTIONS,
+    Delegation,
+    DelegationQuerySet,
+    Environment,
+    Role,
+    RoleAssignment,
+    Service,
+    ServiceQuerySet,
+    delegated_service_ids,
+    global_permission,
+    holds_everywhere,
+)
+from governance.models.identity import GroupRoleMapping, IdentityGroup, MappedRoleGrant, ScimToken
+from governance.models.ledger import LedgerEntry, LedgerHead
+from governance.models.people import Team, User
+from governance.models.policies import Policy, PolicyVersion
+from governance.models.tokens import ApiToken
+
+__all__ = [
+    "ROLE_PERMISSIONS",
+    "SERVICE_ACTIONS",
+    "ApiToken",
+    "Delegation",
+    "DelegationQuerySet",
+    "Environment",
+    "GroupRoleMapping",
+    "IdentityGroup",
+    "LedgerEntry",
+    "LedgerHead",
+    "MappedRoleGrant",
+    "Policy",
+    "PolicyVersion",
+    "Role",
+    "RoleAssignment",
+    "ScimToken",
+    "Service",
+    "ServiceQuerySet",
+    "Team",
+    "User",
+    "delegated_service_ids",
+    "global_permission",
+    "holds_everywhere",
+]

@@ -1,0 +1,138 @@
+"""Identity-provider objects: SCIM tokens, pushed groups and their role mappings."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_scim.models import AbstractSCIMGroupMixin
+
+if TYPE_CHECKING:
+    pass
+
+from governance.models.authority import Role, RoleAssignment, Service
+from governance.models.people import User
+
+
+class ScimTokenQuerySet(models.QuerySet):
+    def active(self) -> ScimTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ScimToken(models.Model):
+    """The bearer secret an identity provider presents on /scim/v2/. Stored as SHA-256, shown once.
+
+    Not tied to a person: provisioning acts as the system, and the ledger names the token.
+    """
+
+    PREFIX = "scim_"
+
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScimTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "SCIM token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def generate_key(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class IdentityGroup(AbstractSCIMGroupMixin, models.Model):
+    """A group pushed by the identity provider; mapped to roles by `GroupRoleMapping`.
+
+    Membership changes only through `governance.identity`, which grants and revokes mapped roles.
+    """
+
+    name = models.CharField(max_length=254)
+    members = models.ManyToManyField(User, related_name="identity_groups", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GroupRoleMapping(models.Model):
+    """Members of `group` hold `role` on `service` (empty: every service) while they are members."""
+
+    group = models.ForeignKey(IdentityGroup, on_delete=models.CASCADE, related_name="role_mappings")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="group_role_mappings",
+        help_text="Empty means every service.",
+    )
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["group__name", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "role", "service"], name="unique_group_role_per_scope"
+            ),
+            models.UniqueConstraint(
+                fields=["group", "role"],
+                condition=Q(service__isnull=True),
+                name="unique_group_global_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} → {self.get_role_display()} on {self.scope_label}"
+
+    @property
+    def scope_label(self) -> str:
+        return self.service.name if self.service_id else "all services"
+
+
+class MappedRoleGrant(models.Model):
+    """Links a role grant to the group mapping(s) that made it.
+
+    Only grants with such a link are ever revoked by identity sync: a role an administrator granted
+    by hand has none. The grant is revoked when its last link goes. PROTECT on the mapping: removing
+    a mapping must go through `governance.identity.remove_role_mapping`, which revokes first.
+    """
+
+    mapping = models.ForeignKey(GroupRoleMapping, on_delete=models.PROTECT, related_name="grants")
+    assignment = models.ForeignKey(
+        RoleAssignment, on_delete=models.CASCADE, related_name="mapped_grants"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mapping", "assignment"], name="unique_mapped_grant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment} via {self.mapping.group}"

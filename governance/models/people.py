@@ -1,0 +1,58 @@
+"""People and teams. The user model is SCIM-ready from the first migration."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django_scim.models import AbstractSCIMUserMixin
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class User(AbstractSCIMUserMixin, AbstractUser):
+    """A person (or a pipeline's service account) known to Signoff.
+
+    SCIM-ready from the first migration: identity providers provision these rows later.
+    """
+
+    time_zone = models.CharField(max_length=64, default="UTC")
+    working_hours_start = models.PositiveSmallIntegerField(default=9)
+    working_hours_end = models.PositiveSmallIntegerField(default=17)
+    is_service_account = models.BooleanField(
+        default=False, help_text="A pipeline identity: may request releases, never approves."
+    )
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    def is_available_at(self, moment: datetime) -> bool:
+        """True when `moment` falls on a weekday inside this person's working hours."""
+        local = moment.astimezone(ZoneInfo(self.time_zone))
+        return (
+            local.weekday() < 5 and self.working_hours_start <= local.hour < self.working_hours_end
+        )
+
+
+class Team(models.Model):
+    """A group of people that owns services."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(unique=True)
+    members = models.ManyToManyField(User, related_name="teams", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
