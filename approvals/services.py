@@ -313,6 +313,7 @@ def record_decision(
             subject=f"release:{release.pk}",
             actor=actor.username,
             payload={
+                "service": release.service.slug,
                 "stage": stage.key,
                 "verdict": verdict,
                 "rationale": rationale,

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_secret, env_str
@@ -215,6 +216,12 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approval-requests": {
         "task": "approvals.tasks.expire_requests_task",
         "schedule": 300.0,
+    },
+    "expire-role-grants": {"task": "governance.tasks.expire_role_grants_task", "schedule": 300.0},
+    # Quarterly access review: 06:00 UTC on the first day of January, April, July and October.
+    "quarterly-access-review": {
+        "task": "governance.tasks.start_access_review_task",
+        "schedule": crontab(minute=0, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -93,6 +93,11 @@ class RoleGrantForm(forms.Form):
         queryset=Service.objects.all(), required=False, empty_label="All services", label="Scope"
     )
     reason = forms.CharField(max_length=500)
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC, optional)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
 
 
 class RoleFilterForm(forms.Form):

@@ -27,7 +27,13 @@ from governance.selectors import has_stage_authority, holds_any_authority
 
 
 def grant_role(
-    *, user: User, role: str, service: Service | None, reason: str, actor: User | None
+    *,
+    user: User,
+    role: str,
+    service: Service | None,
+    reason: str,
+    actor: User | None,
+    expires_at: datetime | None = None,
 ) -> RoleAssignment:
     """Grant `role` on `service` (or on every service) and mirror it into guardian permissions.
 
@@ -46,12 +52,16 @@ def grant_role(
         raise PermissionDenied(
             "A reason is required for every grant.", fields={"reason": ["Required."]}
         )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise PermissionDenied(
+            "The expiry must be in the future.", fields={"expires_at": ["Must be in the future."]}
+        )
     with transaction.atomic():
         assignment, created = RoleAssignment.objects.get_or_create(
             user=user,
             role=role,
             service=service,
-            defaults={"reason": reason, "granted_by": actor},
+            defaults={"reason": reason, "granted_by": actor, "expires_at": expires_at},
         )
         if not created:
             if actor is not None and assignment.mapped_grants.exists():
@@ -73,6 +83,7 @@ def grant_role(
                 "role": role,
                 "scope": assignment.scope_label,
                 "reason": reason,
+                "expires_at": expires_at.isoformat() if expires_at else None,
             },
         )
     return assignment
@@ -298,6 +309,17 @@ def update_profile(
     )
     user.refresh_from_db()
     return user
+
+
+def expire_role_grants(*, now: datetime | None = None) -> int:
+    """Revoke every grant past its expiry (run by Celery beat); returns how many."""
+    now = now or timezone.now()
+    expired = RoleAssignment.objects.filter(expires_at__lte=now).select_related("user", "service")
+    count = 0
+    for assignment in expired:
+        revoke_role(assignment=assignment, reason="Grant expired", actor=None)
+        count += 1
+    return count
 
 
 def issue_token(*, user: User, name: str) -> tuple[ApiToken, str]:

@@ -7,6 +7,18 @@ app_name = "governance"
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("roles/", views.roles, name="role_list"),
+    path("access-reviews/", views.access_reviews, name="access_review_list"),
+    path("access-reviews/<int:pk>/", views.access_review_detail, name="access_review_detail"),
+    path(
+        "access-reviews/<int:pk>/export.csv",
+        views.access_review_export,
+        name="access_review_export",
+    ),
+    path(
+        "access-reviews/items/<int:pk>/certify/",
+        views.access_review_certify,
+        name="access_review_certify",
+    ),
     path("roles/<int:pk>/revoke/", views.role_revoke, name="role_revoke"),
     path("delegations/", views.delegations, name="delegation_list"),
     path("delegations/<int:pk>/revoke/", views.delegation_revoke, name="delegation_revoke"),

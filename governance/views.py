@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import functools
 
 from django.contrib import messages
@@ -10,14 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import services, stepup
+from governance import reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
     DelegationForm,
@@ -27,7 +28,13 @@ from governance.forms import (
     RoleGrantForm,
     StepUpCodeForm,
 )
-from governance.models import Delegation, LedgerEntry, RoleAssignment
+from governance.models import (
+    AccessReview,
+    AccessReviewItem,
+    Delegation,
+    LedgerEntry,
+    RoleAssignment,
+)
 
 ROLE_PAGE_SIZE = 50
 
@@ -224,3 +231,108 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )
+
+
+def _reviewer(user) -> bool:
+    return services.is_administrator(user) or user.owned_services.exists()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def access_reviews(request: HttpRequest) -> HttpResponse:
+    """Campaigns; administrators start one here (Celery beat opens one each quarter)."""
+    if not _reviewer(request.user):
+        raise PermissionDenied
+    if request.method == "POST":
+        try:
+            review = reviews.start_access_review(actor=request.user)
+        except GovernanceError as exc:
+            messages.error(request, exc.message)
+            return redirect("governance:access_review_list")
+        return redirect("governance:access_review_detail", pk=review.pk)
+    campaigns = AccessReview.objects.annotate(
+        grants=Count("items"),
+        pending=Count("items", filter=Q(items__outcome=AccessReviewItem.Outcome.PENDING)),
+        revoked=Count("items", filter=Q(items__outcome=AccessReviewItem.Outcome.REVOKE)),
+    )[:20]
+    return render(
+        request,
+        "governance/access_reviews.html",
+        {"campaigns": campaigns, "can_start": services.is_administrator(request.user)},
+    )
+
+
+@login_required
+@require_GET
+def access_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    if not _reviewer(request.user):
+        raise PermissionDenied
+    review = get_object_or_404(AccessReview, pk=pk)
+    items = reviews.items_for(request.user, review)
+    finding, outcome = request.GET.get("finding", ""), request.GET.get("outcome", "")
+    if finding in FINDING_LABELS:
+        items = items.filter(finding_codes__contains=f",{finding},")
+    if outcome in AccessReviewItem.Outcome.values:
+        items = items.filter(outcome=outcome)
+    page = Paginator(items.order_by("user__username", "role", "pk"), ROLE_PAGE_SIZE)
+    context = {
+        "review": review,
+        "page": page.get_page(request.GET.get("page")),
+        "finding": finding,
+        "outcome": outcome,
+        "finding_codes": FINDING_LABELS,
+    }
+    return render(request, "governance/access_review_detail.html", context)
+
+
+FINDING_LABELS = {
+    "orphaned": "Orphaned",
+    "unused": "Unused 90 days",
+    "excessive": "Excessive",
+    "no_expiry": "No expiry",
+    "grantor_not_admin": "Grantor not an admin",
+}
+
+
+@login_required
+@require_POST
+def access_review_certify(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(
+        AccessReviewItem.objects.select_related("review", "user", "service"), pk=pk
+    )
+    try:
+        reviews.certify(
+            item=item,
+            outcome=request.POST.get("outcome", ""),
+            reason=request.POST.get("reason", ""),
+            actor=request.user,
+        )
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{item.user.username}: {request.POST.get('outcome')} recorded.")
+    return redirect("governance:access_review_detail", pk=item.review_id)
+
+
+@login_required
+@require_GET
+def access_review_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """The campaign's result as CSV, streamed so its size never matters."""
+    if not services.is_administrator(request.user) and not request.user.has_perm(
+        "governance.view_releases"
+    ):
+        raise PermissionDenied
+    review = get_object_or_404(AccessReview, pk=pk)
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in reviews.csv_rows(review)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="access-review-{review.pk}.csv"'
+    return response
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value

@@ -18,11 +18,14 @@ from governance.models.identity import GroupRoleMapping, IdentityGroup, MappedRo
 from governance.models.ledger import LedgerEntry, LedgerHead
 from governance.models.people import Team, User
 from governance.models.policies import Policy, PolicyVersion
+from governance.models.reviews import AccessReview, AccessReviewItem
 from governance.models.tokens import ApiToken
 
 __all__ = [
     "ROLE_PERMISSIONS",
     "SERVICE_ACTIONS",
+    "AccessReview",
+    "AccessReviewItem",
     "ApiToken",
     "Delegation",
     "DelegationQuerySet",

@@ -201,6 +201,9 @@ class RoleAssignment(models.Model):
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Revoked automatically at this time; empty never expires."
+    )
 
     class Meta:
         ordering = ["user__username", "role"]

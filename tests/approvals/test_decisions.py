@@ -237,6 +237,7 @@ def test_an_approval_through_the_api_is_recorded_and_ledgered(production_release
         "alice",
     )
     assert entry.payload == {
+        "service": "payments-api",
         "stage": "service",
         "verdict": "approve",
         "rationale": RATIONALE,

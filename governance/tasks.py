@@ -1,0 +1,17 @@
+"""Timed governance work run by Celery beat."""
+
+from celery import shared_task
+
+from governance import reviews, services
+
+
+@shared_task
+def expire_role_grants_task() -> int:
+    """Revoke role grants whose expiry has passed."""
+    return services.expire_role_grants()
+
+
+@shared_task
+def start_access_review_task() -> int:
+    """Open the quarterly access review campaign; returns its id."""
+    return reviews.start_access_review(actor=None).pk
