@@ -274,10 +274,13 @@ def access_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
         items = items.filter(finding_codes__contains=f",{finding},")
     if outcome in AccessReviewItem.Outcome.values:
         items = items.filter(outcome=outcome)
-    page = Paginator(items.order_by("user__username", "role", "pk"), ROLE_PAGE_SIZE)
+    page = Paginator(items.order_by("user__username", "role", "pk"), ROLE_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    page.object_list = reviews.mark_certifiable(request.user, list(page.object_list))
     context = {
         "review": review,
-        "page": page.get_page(request.GET.get("page")),
+        "page": page,
         "finding": finding,
         "outcome": outcome,
         "finding_codes": FINDING_LABELS,

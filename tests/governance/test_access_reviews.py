@@ -208,3 +208,31 @@ def test_expired_grants_are_revoked_by_the_sweep(org, approver, service):
     approver = type(approver).objects.get(pk=approver.pk)
     assert not approver.has_perm("governance.approve_release", service)
     assert LedgerEntry.objects.filter(kind="role.revoked", payload__reason="Grant expired").exists()
+
+
+def test_nobody_is_offered_to_certify_their_own_access(client, org, administrator):
+    review = reviews.start_access_review(actor=administrator)
+    client.force_login(administrator)
+    body = client.get(
+        reverse("governance:access_review_detail", args=[review.pk]), {"finding": "no_expiry"}
+    ).content.decode()
+    assert "Someone else certifies your own access." in body
+    own = item_for(review, administrator, role=Role.ADMINISTRATOR)
+    assert f"/items/{own.pk}/certify/" not in body
+
+
+def test_review_page_query_count_does_not_grow_with_rows(client, org, administrator, service):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    small = reviews.start_access_review(actor=administrator)
+    for index in range(15):
+        factories.grant(factories.UserFactory(username=f"extra{index}"), Role.APPROVER, service)
+    large = reviews.start_access_review(actor=administrator)
+    client.force_login(administrator)
+    counts = []
+    for review in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            client.get(reverse("governance:access_review_detail", args=[review.pk]))
+        counts.append(len(queries))
+    assert counts[0] == counts[1]

@@ -1,0 +1,71 @@
+"""Administration as people do it: grant a role, delegate, the delegate approves, review access."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from approvals.models import Decision
+from governance.models import Role
+from tests import factories
+from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_grant_delegate_approve_and_review(
+    page: Page, live_server, org, production_release, service, approver
+):
+    base = live_server.url
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    admin = factories.UserFactory(username="ada", first_name="Ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    factories.UserFactory(username="frank", first_name="Frank", last_name="Ivanova")
+
+    # The administrator makes frank an approver of web-frontend, with a reason.
+    sign_in(page, base, "ada")
+    page.goto(f"{base}/governance/roles/")
+    page.select_option("#id_user", label="Frank Ivanova")
+    page.select_option("#id_role", value=Role.APPROVER)
+    page.select_option("#id_service", label="web-frontend")
+    page.fill("#id_reason", "Joins the web on-call rota")
+    page.get_by_role("button", name="Grant").click()
+    expect(page.locator("body")).to_contain_text("Role granted.")
+    expect(page.locator("body")).to_contain_text("Joins the web on-call rota")
+
+    # alice goes on leave and delegates to frank.
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/governance/delegations/")
+    page.select_option("#id_delegate", label="Frank Ivanova")
+    start = timezone.localtime(timezone.now() - timedelta(minutes=5))
+    page.fill("#id_starts_at", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_ends_at", (start + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_reason", "Annual leave")
+    page.get_by_role("button", name="Delegate").click()
+    expect(page.locator("body")).to_contain_text("in force")
+    page.screenshot(path=SCREENSHOTS / "delegations.png", full_page=True)
+
+    # frank finds the release in his queue, marked as delegated, and approves for alice.
+    sign_in(page, base, "frank")
+    page.goto(f"{base}/approvals/")
+    expect(page.locator("body")).to_contain_text("delegated to you")
+    page.get_by_role("link", name="Review").first.click()
+    expect(page.locator("#decide")).to_contain_text("on behalf of Alice")
+    page.fill("#id_rationale", "Reviewed for Alice while she is away.")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("#release-live")).to_contain_text("for Alice")
+    decision = Decision.objects.get()
+    assert (decision.approver.username, decision.on_behalf_of.username) == ("frank", "alice")
+
+    # The administrator starts an access review and sees the findings.
+    sign_in(page, base, "ada")
+    page.goto(f"{base}/governance/access-reviews/")
+    page.get_by_role("button", name="Start a review now").click()
+    expect(page.locator("body")).to_contain_text("no_expiry")
+    page.select_option("select[name=finding]", value="no_expiry")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody")).to_contain_text("Frank")
+    page.screenshot(path=SCREENSHOTS / "access-review.png", full_page=True)
