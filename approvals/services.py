@@ -404,6 +404,39 @@ def _expired_filter(now) -> Q:
     )
 
 
+def reresolve_open_stages() -> int:
+    """Bring the approver lists of undecided stages in line with today's roles and people.
+
+    Plans freeze who may approve when they are made; since then roles were granted or revoked,
+    people deactivated or provisioned. Decisions always re-check authority live, so this only
+    keeps what pages and the gate *show* true. Returns how many requests changed.
+    """
+    stages = (
+        ApprovalStage.objects.filter(
+            status__in=[ApprovalStage.Status.ACTIVE, ApprovalStage.Status.WAITING],
+            request__status=ApprovalRequest.Status.PENDING,
+        )
+        .select_related("request__release__change", "request__release__service")
+        .prefetch_related("eligible_approvers")
+    )
+    resolved: dict[tuple[int, str], set[int]] = {}
+    changed: set[int] = set()
+    for stage in stages.iterator(chunk_size=500):
+        release = stage.request.release
+        key = (release.service_id, stage.approvers)
+        if key not in resolved:
+            resolved[key] = set(
+                eligible_approvers(release.service, stage.approvers).values_list("pk", flat=True)
+            )
+        wanted = resolved[key] - release.conflicted_user_ids()
+        if wanted != {u.pk for u in stage.eligible_approvers.all()}:
+            stage.eligible_approvers.set(wanted)
+            changed.add(stage.request_id)
+    for approval in ApprovalRequest.objects.filter(pk__in=changed):
+        refresh_snapshot(approval)
+    return len(changed)
+
+
 def record_deployment(*, release: Release, actor: User, status: str, url: str = "") -> Deployment:
     """Record a deployment outcome reported by the pipeline."""
     with transaction.atomic():

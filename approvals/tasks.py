@@ -6,6 +6,12 @@ from approvals import services
 
 
 @shared_task
+def reresolve_open_stages_task() -> int:
+    """Keep undecided stages' approver lists in line with current roles and people."""
+    return services.reresolve_open_stages()
+
+
+@shared_task
 def expire_requests_task() -> int:
     """Expire undecided requests past their deadline and approvals past their validity."""
     return services.expire_requests()

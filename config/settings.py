@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.expire_requests_task",
         "schedule": 300.0,
     },
+    "reresolve-open-stages": {
+        "task": "approvals.tasks.reresolve_open_stages_task",
+        "schedule": 120.0,
+    },
     "expire-role-grants": {"task": "governance.tasks.expire_role_grants_task", "schedule": 300.0},
     # Quarterly access review: 06:00 UTC on the first day of January, April, July and October.
     "quarterly-access-review": {

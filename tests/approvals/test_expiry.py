@@ -8,8 +8,10 @@ import pytest
 from django.utils import timezone
 
 from approvals import services
+from approvals.gate import evaluate_gate
 from approvals.models import ApprovalRequest, Release
-from governance.models import LedgerEntry
+from governance.models import LedgerEntry, Role, RoleAssignment
+from governance.services import revoke_role
 from tests import factories
 
 
@@ -115,3 +117,25 @@ def test_expiry_sweeps_in_batches(releases, monkeypatch):
 
     assert services.expire_requests() == 2
     assert status_of(releases["overdue"]) == status_of(releases["stale_approval"]) == "expired"
+
+
+def gate_reasons(release) -> str:
+    return " ".join(evaluate_gate(Release.objects.for_gate().get(pk=release.pk)).reasons)
+
+
+def test_open_stages_follow_role_changes_and_deactivations(
+    production_release, second_approver, approver, service
+):
+    assert "eligible: alice, bob" in gate_reasons(production_release)
+    revoke_role(
+        assignment=RoleAssignment.objects.get(user=second_approver, service=service),
+        reason="Left the team",
+        actor=None,
+    )
+    factories.grant(factories.UserFactory(username="nina"), Role.APPROVER, service)
+    approver.is_active = False
+    approver.save(update_fields=["is_active"])
+
+    assert services.reresolve_open_stages() == 1
+    assert "eligible: nina," in gate_reasons(production_release)
+    assert services.reresolve_open_stages() == 0  # nothing left to change
