@@ -31,7 +31,7 @@ class ReleaseQuerySet(models.QuerySet):
     def for_page(self) -> ReleaseQuerySet:
         """What the release page shows: the gate's data plus who, where and people's details."""
         return self.select_related(
-            "service", "environment", "change", "approval", "requested_by", "triggered_by"
+            "service__vendor", "environment", "change", "approval", "requested_by", "triggered_by"
         ).prefetch_related(
             models.Prefetch(
                 "approval__stages",
@@ -96,6 +96,9 @@ class Release(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     deployed_at = models.DateTimeField(null=True, blank=True)
+    planned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the release is planned to go out (vendor releases)."
+    )
 
     objects = ReleaseQuerySet.as_manager()
 

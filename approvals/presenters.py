@@ -11,6 +11,7 @@ from django.utils import timezone
 from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Release
+from approvals.vendors import VendorSla, vendor_sla
 from governance.models import User
 from governance.policy import Plan
 
@@ -60,6 +61,7 @@ class ReleasePage:
     decide_stage: ApprovalStage | None
     on_behalf_of: User | None
     blocker: str | None
+    vendor_sla: VendorSla | None
     matched_rules: list[dict] = field(default_factory=list)
 
 
@@ -101,6 +103,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         decide_stage=capacity.stage,
         on_behalf_of=capacity.on_behalf_of,
         blocker=capacity.blocker,
+        vendor_sla=vendor_sla(release, now),
         matched_rules=plan.matched_rules,
     )
 

@@ -7,7 +7,7 @@ integrations, so the segregation-of-duties rules hold on all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -52,6 +52,7 @@ class ReleaseInput:
     pipeline_run_url: str = ""
     triggered_by: str = ""
     evidence: tuple[dict, ...] = ()
+    planned_at: datetime | None = None
 
 
 def request_approval(
@@ -136,6 +137,7 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
         pipeline_provider=data.pipeline_provider,
         pipeline_run_url=data.pipeline_run_url,
         idempotency_key=idempotency_key or None,
+        planned_at=data.planned_at,
     )
     for item in data.evidence:
         Evidence.objects.create(release=release, reported_by=actor, **item)

@@ -22,6 +22,7 @@ from governance.models import (
     Service,
     Team,
     User,
+    Vendor,
 )
 
 
@@ -62,8 +63,8 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "tier", "team", "compliance_tags"]
-    list_filter = ["tier", "team"]
+    list_display = ["name", "tier", "team", "vendor", "compliance_tags"]
+    list_filter = ["tier", "team", "vendor"]
     search_fields = ["name", "slug", "description"]
     filter_horizontal = ["owners"]
 
@@ -269,3 +270,16 @@ class ScimTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke selected SCIM tokens")
     def revoke(self, request, queryset) -> None:
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "contact_name",
+        "contact_email",
+        "notice_period_hours",
+        "approval_turnaround_hours",
+    ]
+    search_fields = ["name", "contact_name", "contact_email"]
+    prepopulated_fields = {"slug": ["name"]}

@@ -18,6 +18,7 @@ class GovernanceConfig(AppConfig):
             models.Environment,
             models.RoleAssignment,
             models.Delegation,
+            models.Vendor,
             models.IdentityGroup,
             models.GroupRoleMapping,
         ):

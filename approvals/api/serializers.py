@@ -64,6 +64,9 @@ class ReleaseRequestSerializer(serializers.Serializer):
     change = ChangeInputSerializer(required=False)
     pipeline = PipelineSerializer(required=False)
     evidence = EvidenceInputSerializer(many=True, required=False)
+    planned_at = serializers.DateTimeField(
+        required=False, help_text="When the release will go out (vendor releases: for the SLA)."
+    )
 
     def validate_service(self, value: str) -> Service:
         user = self.context["request"].user

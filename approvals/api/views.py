@@ -81,6 +81,7 @@ def _release_input(data: dict) -> services.ReleaseInput:
         pipeline_run_url=pipeline.get("run_url", ""),
         triggered_by=pipeline.get("triggered_by", ""),
         evidence=tuple(data.get("evidence") or ()),
+        planned_at=data.get("planned_at"),
     )
 
 

@@ -20,6 +20,7 @@ from governance.models.people import Team, User
 from governance.models.policies import Policy, PolicyVersion
 from governance.models.reviews import AccessReview, AccessReviewItem
 from governance.models.tokens import ApiToken
+from governance.models.vendors import Vendor
 
 __all__ = [
     "ROLE_PERMISSIONS",
@@ -44,6 +45,7 @@ __all__ = [
     "ServiceQuerySet",
     "Team",
     "User",
+    "Vendor",
     "delegated_service_ids",
     "global_permission",
     "holds_everywhere",

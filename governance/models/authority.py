@@ -79,6 +79,14 @@ class Service(models.Model):
     tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.TIER_3)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
     owners = models.ManyToManyField(User, related_name="owned_services", blank=True)
+    vendor = models.ForeignKey(
+        "governance.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="For a SaaS service run by a third party: its releases follow the vendor's SLA.",
+    )
     compliance_tags = models.JSONField(
         default=list, blank=True, help_text='Regimes in scope, e.g. ["SOX", "PCI"].'
     )

@@ -123,6 +123,16 @@ DEMO = [
         [("grace", "approve", "Canary on 5% for 2 days, error rate flat.")],
         None,
     ),
+    (
+        "demo-payroll-2026-11-prod",
+        "payroll-saas",
+        "production",
+        "2026.11",
+        ("CHG0031350", "normal", "Acme Payroll November release (vendor)"),
+        "",
+        [],
+        None,
+    ),
 ]
 
 
@@ -174,6 +184,8 @@ class Command(BaseCommand):
             f"{zlib.crc32(key.encode()) % 90000 + 10000}",
             triggered_by=trigger,
             evidence=(PASSED, SCAN),
+            # Vendor releases announce when they go out; this one gives only a day's notice.
+            planned_at=timezone.now() + timedelta(hours=24) if service == "payroll-saas" else None,
         )
 
     def _finish(self, release: Release, outcome: str | None, bot: User) -> None:

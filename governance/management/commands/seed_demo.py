@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance.models import Environment, Role, Service, Team, User
+from governance.models import Environment, Role, Service, Team, User, Vendor
 from governance.services import grant_role
 
 DEMO_PASSWORD = "signoff-demo"
@@ -86,6 +86,28 @@ SERVICES = [
         [],
         "Edge routing and TLS termination.",
     ),
+    (
+        "payroll-saas",
+        "payroll-saas",
+        2,
+        "platform",
+        ["judy"],
+        ["SOX"],
+        "Payroll and HR, run by Acme Payroll (SaaS).",
+    ),
+]
+
+VENDORS = [
+    # slug, name, contact, e-mail, notice hours, turnaround hours, services
+    (
+        "acme-payroll",
+        "Acme Payroll",
+        "Priya Raman",
+        "releases@acme-payroll.example",
+        72,
+        24,
+        ["payroll-saas"],
+    ),
 ]
 
 ENVIRONMENTS = [
@@ -112,6 +134,8 @@ ROLES = [
     ("ivan", Role.RELEASE_MANAGER, "search-api"),
     ("judy", Role.APPROVER, "identity-service"),
     ("judy", Role.APPROVER, "ingress-gateway"),
+    ("judy", Role.APPROVER, "payroll-saas"),
+    ("frank", Role.APPROVER, "payroll-saas"),
     ("carol", Role.CAB_MEMBER, None),
     ("trent", Role.CAB_MEMBER, None),
     ("erin", Role.AUDITOR, None),
@@ -133,6 +157,7 @@ class Command(BaseCommand):
             people = self._people(teams)
             self._environments()
             self._services(teams, people)
+            self._vendors()
             self._roles(people)
         call_command("seed_demo_releases", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
@@ -186,6 +211,20 @@ class Command(BaseCommand):
             )
             if created:
                 service.owners.set([people[o] for o in owners])
+
+    def _vendors(self) -> None:
+        for slug, name, contact, email, notice, turnaround, services in VENDORS:
+            vendor, _ = Vendor.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "contact_name": contact,
+                    "contact_email": email,
+                    "notice_period_hours": notice,
+                    "approval_turnaround_hours": turnaround,
+                },
+            )
+            Service.objects.filter(slug__in=services, vendor__isnull=True).update(vendor=vendor)
 
     def _roles(self, people: dict[str, User]) -> None:
         for username, role, service_slug in ROLES:
