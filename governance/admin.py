@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils import timezone
 
-from governance import identity, policy, services
+from governance import identity, policy, policy_changes, services
 from governance.exceptions import GovernanceError
 from governance.models import (
     ApiToken,
@@ -16,6 +16,7 @@ from governance.models import (
     IdentityGroup,
     LedgerEntry,
     Policy,
+    PolicyProposal,
     PolicyVersion,
     RoleAssignment,
     ScimToken,
@@ -166,7 +167,8 @@ class PolicyVersionInline(admin.TabularInline):
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    """Editing the source publishes a new version through the service; old versions stay."""
+    """Editing the source publishes a new version, or proposes it for a second administrator
+    when the editor is governed by it (see governance.policy_changes); old versions stay."""
 
     form = PolicyForm
     list_display = ["name", "version", "is_active", "updated_at"]
@@ -180,12 +182,19 @@ class PolicyAdmin(admin.ModelAdmin):
         obj.source = Policy.objects.get(pk=obj.pk).source if change else ""
         obj.save()
         if not change or source != obj.source:
-            services.publish_policy(
+            result = policy_changes.change_policy(
                 policy_obj=obj,
                 source=source,
                 actor=request.user,
                 comment=form.cleaned_data.get("comment", ""),
             )
+            if isinstance(result, PolicyProposal):
+                self.message_user(
+                    request,
+                    "You hold approval authority under this policy, so the change waits for a "
+                    "second administrator at /governance/policies/.",
+                    messages.WARNING,
+                )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -7,6 +7,12 @@ app_name = "governance"
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("roles/", views.roles, name="role_list"),
+    path("policies/", views.policies, name="policy_list"),
+    path(
+        "policies/proposals/<int:pk>/decide/",
+        views.policy_proposal_decide,
+        name="policy_proposal_decide",
+    ),
     path("access-reviews/", views.access_reviews, name="access_review_list"),
     path("access-reviews/<int:pk>/", views.access_review_detail, name="access_review_detail"),
     path(

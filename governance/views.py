@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import reviews, services, stepup
+from governance import policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
     DelegationForm,
@@ -33,6 +33,8 @@ from governance.models import (
     AccessReviewItem,
     Delegation,
     LedgerEntry,
+    Policy,
+    PolicyProposal,
     RoleAssignment,
 )
 
@@ -339,3 +341,44 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
+
+
+@administrator_required
+@require_GET
+def policies(request: HttpRequest) -> HttpResponse:
+    """Policies, their versions, and changes waiting for a second administrator."""
+    proposals = list(
+        PolicyProposal.objects.filter(outcome=PolicyProposal.Outcome.PENDING).select_related(
+            "policy", "proposed_by"
+        )
+    )
+    for proposal in proposals:
+        proposal.diff = policy_changes.diff(proposal)
+        proposal.mine = proposal.proposed_by_id == request.user.pk
+    context = {
+        "policies": Policy.objects.prefetch_related("versions__created_by"),
+        "proposals": proposals,
+        "decided": PolicyProposal.objects.exclude(
+            outcome=PolicyProposal.Outcome.PENDING
+        ).select_related("policy", "proposed_by", "decided_by")[:10],
+    }
+    return render(request, "governance/policies.html", context)
+
+
+@administrator_required
+@require_POST
+def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    proposal = get_object_or_404(PolicyProposal, pk=pk)
+    reason = request.POST.get("reason", "")
+    try:
+        if request.POST.get("decision") == "approve":
+            version = policy_changes.approve_proposal(
+                proposal=proposal, actor=request.user, reason=reason
+            )
+            messages.success(request, f"Published {version}.")
+        else:
+            policy_changes.reject_proposal(proposal=proposal, actor=request.user, reason=reason)
+            messages.success(request, "Proposal rejected.")
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    return redirect("governance:policy_list")

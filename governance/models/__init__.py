@@ -17,7 +17,7 @@ from governance.models.authority import (
 from governance.models.identity import GroupRoleMapping, IdentityGroup, MappedRoleGrant, ScimToken
 from governance.models.ledger import LedgerEntry, LedgerHead
 from governance.models.people import Team, User
-from governance.models.policies import Policy, PolicyVersion
+from governance.models.policies import Policy, PolicyProposal, PolicyVersion
 from governance.models.reviews import AccessReview, AccessReviewItem
 from governance.models.tokens import ApiToken
 from governance.models.vendors import Vendor
@@ -37,6 +37,7 @@ __all__ = [
     "LedgerHead",
     "MappedRoleGrant",
     "Policy",
+    "PolicyProposal",
     "PolicyVersion",
     "Role",
     "RoleAssignment",

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_scim.models import AbstractSCIMGroupMixin
-
-if TYPE_CHECKING:
-    pass
 
 from governance.models.authority import Role, RoleAssignment, Service
 from governance.models.people import User

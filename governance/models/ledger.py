@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pgtrigger
 from django.db import models
-
-if TYPE_CHECKING:
-    pass
 
 
 class LedgerHead(models.Model):

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import models
 from django.utils import timezone
-
-if TYPE_CHECKING:
-    pass
 
 from governance.models.people import User
 
@@ -53,3 +48,34 @@ class PolicyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy.name} v{self.number}"
+
+
+class PolicyProposal(models.Model):
+    """A policy change waiting for a second administrator (four eyes).
+
+    Needed when the proposer holds approval authority themselves: nobody changes, alone, the
+    rules that govern their own approvals.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Waiting for a second administrator"
+        APPROVED = "approved", "Approved and published"
+        REJECTED = "rejected", "Rejected"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="proposals")
+    source = models.TextField()
+    comment = models.TextField(blank=True)
+    proposed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    decided_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} change by {self.proposed_by} ({self.outcome})"

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING
 
 from django.db import models
 from django.utils import timezone
-
-if TYPE_CHECKING:
-    pass
 
 from governance.models.people import User
 

@@ -1,0 +1,126 @@
+"""Changing a policy: published at once, or held for a second administrator (four eyes).
+
+A change waits for a second administrator when its author holds approval authority: nobody
+alone changes the rules that govern their own approvals.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance import ledger, policy
+from governance.exceptions import InvalidPolicy, PermissionDenied
+from governance.models import Policy, PolicyProposal, PolicyVersion, Role, RoleAssignment, User
+from governance.services import is_administrator, publish_policy
+
+
+def change_policy(
+    *, policy_obj: Policy, source: str, actor: User, comment: str = ""
+) -> PolicyVersion | PolicyProposal:
+    """Publish `source` now, or propose it when `actor` is governed by the policy themselves."""
+    if not is_administrator(actor):
+        raise PermissionDenied("Only administrators change policies.")
+    if not needs_second_administrator(actor):
+        return publish_policy(policy_obj=policy_obj, source=source, actor=actor, comment=comment)
+    _validate(source)
+    with transaction.atomic():
+        proposal = PolicyProposal.objects.create(
+            policy=policy_obj, source=source, comment=comment, proposed_by=actor
+        )
+        ledger.append(
+            kind="policy.proposed",
+            subject=f"policy:{policy_obj.pk}",
+            actor=actor.username,
+            payload={
+                "policy": policy_obj.slug,
+                "proposal": proposal.pk,
+                "checksum": policy.checksum(source),
+                "comment": comment,
+            },
+        )
+    return proposal
+
+
+def needs_second_administrator(actor: User) -> bool:
+    """Whether `actor` could approve releases under the policy: an approver or CAB role, or
+    ownership of a service. (A superuser's blanket permissions do not make them an approver.)"""
+    approves = RoleAssignment.objects.filter(
+        user=actor, role__in=[Role.APPROVER, Role.CAB_MEMBER]
+    ).exists()
+    return approves or actor.owned_services.exists()
+
+
+def _validate(source: str) -> None:
+    try:
+        policy.parse(source)
+    except policy.PolicyError as exc:
+        raise InvalidPolicy(str(exc), fields={"source": [str(exc)]}) from None
+
+
+def approve_proposal(*, proposal: PolicyProposal, actor: User, reason: str = "") -> PolicyVersion:
+    """A second administrator publishes the proposed change."""
+    _check_decider(proposal, actor)
+    with transaction.atomic():
+        locked = _lock_pending(proposal)
+        version = publish_policy(
+            policy_obj=locked.policy,
+            source=locked.source,
+            actor=actor,
+            comment=f"{locked.comment} (proposed by {locked.proposed_by.username}, "
+            f"approved by {actor.username})".strip(),
+        )
+        _close(locked, PolicyProposal.Outcome.APPROVED, actor, reason)
+    return version
+
+
+def reject_proposal(*, proposal: PolicyProposal, actor: User, reason: str) -> PolicyProposal:
+    if not reason.strip():
+        raise PermissionDenied("A reason is required to reject.", fields={"reason": ["Required."]})
+    _check_decider(proposal, actor)
+    with transaction.atomic():
+        locked = _lock_pending(proposal)
+        _close(locked, PolicyProposal.Outcome.REJECTED, actor, reason)
+        ledger.append(
+            kind="policy.proposal_rejected",
+            subject=f"policy:{locked.policy_id}",
+            actor=actor.username,
+            payload={"proposal": locked.pk, "reason": reason},
+        )
+    proposal.refresh_from_db()
+    return proposal
+
+
+def _check_decider(proposal: PolicyProposal, actor: User) -> None:
+    if not is_administrator(actor):
+        raise PermissionDenied("Only administrators decide policy changes.")
+    if actor.pk == proposal.proposed_by_id:
+        raise PermissionDenied("A second administrator must decide; not the one who proposed it.")
+
+
+def _lock_pending(proposal: PolicyProposal) -> PolicyProposal:
+    locked = PolicyProposal.objects.select_for_update().select_related("policy", "proposed_by")
+    locked = locked.get(pk=proposal.pk)
+    if locked.outcome != PolicyProposal.Outcome.PENDING:
+        raise PermissionDenied("This proposal has already been decided.")
+    return locked
+
+
+def _close(proposal: PolicyProposal, outcome: str, actor: User, reason: str) -> None:
+    PolicyProposal.objects.filter(pk=proposal.pk).update(
+        outcome=outcome, decided_by=actor, decided_at=timezone.now(), reason=reason
+    )
+
+
+def diff(proposal: PolicyProposal) -> str:
+    """The proposed change as a unified diff against the policy as published now."""
+    return "".join(
+        difflib.unified_diff(
+            proposal.policy.source.splitlines(keepends=True),
+            proposal.source.splitlines(keepends=True),
+            fromfile=f"{proposal.policy.slug} v{proposal.policy.version}",
+            tofile="proposed",
+        )
+    )
