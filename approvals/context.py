@@ -20,6 +20,7 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "tier": service.tier,
             "compliance_tags": list(service.compliance_tags or []),
             "team": service.team.slug,
+            "teams": [team.slug for team in service.owning_teams()],
             "vendor": service.vendor.slug if service.vendor_id else "",
         },
         "environment": {

@@ -203,6 +203,9 @@ def _stage_snapshot(stage: ApprovalStage) -> dict:
     names = sorted(u.username for u in stage.eligible_approvers.all())
     who = ", ".join(names) if names else "nobody is eligible; ask an administrator"
     due = f", due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else ""
+    missing = stage.teams_still_needed()
+    if missing:
+        due += f"; still needs an approval from team(s): {', '.join(missing)}"
     return {
         "name": stage.name,
         "status": stage.status,

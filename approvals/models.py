@@ -9,7 +9,7 @@ from django.db.models import Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from changes.models import ChangeRecord
-from governance.models import Delegation, Environment, Service, User, holds_everywhere
+from governance.models import Delegation, Environment, Service, Team, User, holds_everywhere
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -274,6 +274,12 @@ class ApprovalStage(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     rules = models.JSONField(default=list, help_text="Policy rules that produced this stage.")
+    team_rule = models.CharField(
+        max_length=10, blank=True, help_text="How a shared service's owning teams decide."
+    )
+    teams_required = models.JSONField(
+        default=list, blank=True, help_text="Team slugs that must each approve (rule 'each')."
+    )
     eligible_approvers = models.ManyToManyField(User, related_name="eligible_stages", blank=True)
 
     objects = ApprovalStageQuerySet.as_manager()
@@ -291,6 +297,26 @@ class ApprovalStage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.approval_count}/{self.required_count})"
+
+    def teams_still_needed(self) -> list[str]:
+        """Under the 'each team' rule, the owning teams (slugs) no approval has come from yet.
+
+        An approval made on someone's behalf counts for the team of the person it was made for.
+        """
+        if not self.teams_required:
+            return []
+        # A fresh read, never a prefetched cache: this runs right after a decision is added.
+        approvals = Decision.objects.filter(stage=self, verdict=Decision.Verdict.APPROVE)
+        seats = [
+            principal or approver
+            for approver, principal in approvals.values_list("approver_id", "on_behalf_of_id")
+        ]
+        covered = set(
+            Team.objects.filter(slug__in=self.teams_required, members__in=seats).values_list(
+                "slug", flat=True
+            )
+        )
+        return [slug for slug in self.teams_required if slug not in covered]
 
 
 class Decision(models.Model):

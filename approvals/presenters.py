@@ -12,8 +12,8 @@ from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Release
 from approvals.vendors import VendorSla, vendor_sla
-from governance.models import User
-from governance.policy import Plan
+from governance.models import Team, User
+from governance.policy import TEAM_RULES, Plan
 
 STATUS_STYLES = {
     "approved": "success",
@@ -46,6 +46,9 @@ class StageView:
     rules: list[dict]
     progress_percent: int
     overdue: bool
+    team_note: str = ""
+    teams_missing: list[str] = field(default_factory=list)
+    ownership_conflict: str = ""
 
 
 @dataclass
@@ -89,7 +92,8 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     gate = evaluate_gate(release, now=now)
     plan = Plan.from_dict(release.approval.plan)
     rules = {r["id"]: r for r in plan.matched_rules}
-    stages = [_stage_view(s, rules, now) for s in release.approval.stages.all()]
+    teams = release.service.owning_teams()
+    stages = [_stage_view(s, rules, now, teams) for s in release.approval.stages.all()]
     capacity = decision_capacity(release, release.approval, viewer, now)
     return ReleasePage(
         release=release,
@@ -108,7 +112,9 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     )
 
 
-def _stage_view(stage: ApprovalStage, rules: dict[str, dict], now: datetime) -> StageView:
+def _stage_view(
+    stage: ApprovalStage, rules: dict[str, dict], now: datetime, teams: list[Team]
+) -> StageView:
     decided = {d.approver_id for d in stage.decisions.all()}
     people = [person_view(u, now) for u in stage.eligible_approvers.all()]
     people.sort(key=lambda p: (p.user.pk in decided, not p.available, p.user.username))
@@ -120,7 +126,30 @@ def _stage_view(stage: ApprovalStage, rules: dict[str, dict], now: datetime) -> 
         rules=[rules.get(r, {"id": r, "description": "", "when": ""}) for r in stage.rules],
         progress_percent=min(100, int(100 * stage.approval_count / max(stage.required_count, 1))),
         overdue=bool(stage.due_at and stage.status == "active" and stage.due_at < now),
+        **_team_view(stage, teams),
     )
+
+
+def _team_view(stage: ApprovalStage, teams: list[Team]) -> dict:
+    """How a shared service's owning teams decide this stage, or the conflict if nothing says."""
+    if stage.approvers == "cab":
+        return {}
+    names = [t.name for t in teams]
+    if stage.team_rule == "primary":
+        return {"team_note": f"Decided by the primary owning team ({names[0]})."}
+    if stage.team_rule:
+        missing = stage.teams_still_needed() if stage.status == "active" else []
+        return {
+            "team_note": f"{TEAM_RULES[stage.team_rule].capitalize()}: {', '.join(names)}.",
+            "teams_missing": [t.name for t in teams if t.slug in missing],
+        }
+    if len(teams) > 1:
+        return {
+            "ownership_conflict": f"Owned by {', '.join(names)}, and no policy rule says how "
+            "these teams decide, so any eligible approver counts. Administrators: add "
+            "`teams: any | each | primary` to the stage's rule."
+        }
+    return {}
 
 
 def release_status(release: Release) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from approvals.authority import Capacity, decision_capacity
@@ -144,6 +144,16 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
     return release
 
 
+def stage_people(service: Service, approvers: str, team_rule: str, teams: list) -> QuerySet[User]:
+    """Who may decide a stage: the approver source, narrowed to owning teams when a rule says."""
+    people = eligible_approvers(service, approvers)
+    if team_rule == "primary":
+        return people.filter(teams=teams[0])
+    if team_rule in ("any", "each"):
+        return people.filter(teams__in=teams).distinct()
+    return people
+
+
 def _create_plan(release: Release, actor: User) -> ApprovalRequest:
     now = timezone.now()
     version = active_policy_version()
@@ -162,22 +172,26 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
     )
     conflicted = release.conflicted_user_ids()
+    teams = release.service.owning_teams()
     for position, requirement in enumerate(plan.stages, start=1):
+        team_rule = requirement.teams if requirement.approvers != "cab" else ""
+        each = [t.slug for t in teams] if team_rule == "each" else []
         stage = ApprovalStage.objects.create(
             request=approval,
             position=position,
             key=requirement.key,
             name=requirement.name,
             approvers=requirement.approvers,
-            required_count=requirement.count,
+            # One approval per owning team at least, and never fewer than the policy's count.
+            required_count=max(requirement.count, len(each)),
             step_up=requirement.step_up,
             sla_hours=requirement.sla_hours,
             rules=requirement.rules,
+            team_rule=team_rule,
+            teams_required=each,
         )
-        people = eligible_approvers(release.service, requirement.approvers).exclude(
-            pk__in=conflicted
-        )
-        stage.eligible_approvers.set(people)
+        people = stage_people(release.service, requirement.approvers, team_rule, teams)
+        stage.eligible_approvers.set(people.exclude(pk__in=conflicted))
     ledger.append(
         kind="approval.requested",
         subject=f"release:{release.pk}",
@@ -369,7 +383,7 @@ def _apply_decision(
         .distinct()
         .count()
     )
-    done = count >= stage.required_count
+    done = count >= stage.required_count and not stage.teams_still_needed()
     ApprovalStage.objects.filter(pk=stage.pk).update(
         approval_count=count,
         status=ApprovalStage.Status.APPROVED if done else ApprovalStage.Status.ACTIVE,
@@ -425,11 +439,12 @@ def reresolve_open_stages() -> int:
     changed: set[int] = set()
     for stage in stages.iterator(chunk_size=500):
         release = stage.request.release
-        key = (release.service_id, stage.approvers)
+        key = (release.service_id, stage.approvers, stage.team_rule)
         if key not in resolved:
-            resolved[key] = set(
-                eligible_approvers(release.service, stage.approvers).values_list("pk", flat=True)
+            people = stage_people(
+                release.service, stage.approvers, stage.team_rule, release.service.owning_teams()
             )
+            resolved[key] = set(people.values_list("pk", flat=True))
         wanted = resolved[key] - release.conflicted_user_ids()
         if wanted != {u.pk for u in stage.eligible_approvers.all()}:
             stage.eligible_approvers.set(wanted)

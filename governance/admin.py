@@ -67,7 +67,7 @@ class ServiceAdmin(admin.ModelAdmin):
     list_display = ["name", "tier", "team", "vendor", "compliance_tags"]
     list_filter = ["tier", "team", "vendor"]
     search_fields = ["name", "slug", "description"]
-    filter_horizontal = ["owners"]
+    filter_horizontal = ["owners", "co_owning_teams"]
 
 
 @admin.register(Environment)

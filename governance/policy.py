@@ -26,7 +26,13 @@ APPROVER_SOURCES = {
 }
 _RULE_KEYS = {"id", "description", "when", "require"}
 _REQUIRE_KEYS = {"stages", "evidence", "approval_valid_hours", "dual_control", "retro_review"}
-_STAGE_KEYS = {"key", "name", "approvers", "count", "order", "step_up", "sla_hours"}
+_STAGE_KEYS = {"key", "name", "approvers", "count", "order", "step_up", "sla_hours", "teams"}
+# How the owning teams of a shared service decide a stage; the later in this list, the stricter.
+TEAM_RULES = {
+    "any": "any owning team",
+    "primary": "the primary owning team",
+    "each": "one approval from each owning team",
+}
 _EVIDENCE_KEYS = {"kind", "status", "max_failed"}
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.+)")
 
@@ -45,6 +51,7 @@ class StageRequirement:
     step_up: bool
     sla_hours: int | None
     rules: list[str] = field(default_factory=list)
+    teams: str = ""  # a TEAM_RULES key, or "" when the policy says nothing about teams
 
     @property
     def approvers_label(self) -> str:
@@ -210,6 +217,10 @@ def _validate_require(require: dict, where: str) -> None:
         if stage.get("sla_hours") is not None:
             _whole_number(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
         _boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
+        if stage.get("teams", "any") not in TEAM_RULES:
+            raise PolicyError(
+                f"{where}: stage '{stage['key']}' teams must be one of {', '.join(TEAM_RULES)}."
+            )
     for evidence in require.get("evidence") or []:
         if not isinstance(evidence, dict) or not evidence.get("kind"):
             raise PolicyError(f"{where}: each evidence requirement needs a 'kind'.")
@@ -294,12 +305,15 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         step_up=bool(raw.get("step_up", False)),
         sla_hours=raw.get("sla_hours"),
         rules=[rule_id],
+        teams=raw.get("teams", ""),
     )
     current = stages.get(key)
     if current is None:
         stages[key] = incoming
         return
     current.count = max(current.count, incoming.count)
+    order = ["", *TEAM_RULES]
+    current.teams = max(current.teams, incoming.teams, key=order.index)
     current.step_up = current.step_up or incoming.step_up
     slas = [s for s in (current.sla_hours, incoming.sla_hours) if s is not None]
     current.sla_hours = min(slas) if slas else None

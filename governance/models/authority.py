@@ -79,6 +79,12 @@ class Service(models.Model):
     tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.TIER_3)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
     owners = models.ManyToManyField(User, related_name="owned_services", blank=True)
+    co_owning_teams = models.ManyToManyField(
+        Team,
+        related_name="co_owned_services",
+        blank=True,
+        help_text="Further teams that own a shared service; `team` is the primary owner.",
+    )
     vendor = models.ForeignKey(
         "governance.Vendor",
         on_delete=models.PROTECT,
@@ -104,6 +110,10 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def owning_teams(self) -> list[Team]:
+        """The primary owning team first, then any co-owners."""
+        return [self.team, *(t for t in self.co_owning_teams.all() if t.pk != self.team_id)]
 
 
 SERVICE_ACTIONS = {
