@@ -133,6 +133,11 @@ def _delegated_capacity(
                 blocker=f"Dual control: you or {principal.username} already decided another "
                 "stage of this request; one person counts in one stage only."
             )
+        if not _in_required_teams(active, user, release):
+            return Capacity(
+                blocker=f"{active.name} is decided by the service's owning teams, and you are "
+                f"not in one, so you cannot act for {principal.username} here."
+            )
         return Capacity(stage=active, on_behalf_of=principal)
     return None
 
@@ -141,6 +146,15 @@ def _counted_elsewhere(
     counted: dict[int, set[int]], active: ApprovalStage, people: set[int]
 ) -> bool:
     return any(people & ids for stage_id, ids in counted.items() if stage_id != active.pk)
+
+
+def _in_required_teams(stage: ApprovalStage, user: User, release: Release) -> bool:
+    """When the policy names the owning teams, a delegate must belong to one of them too."""
+    if not stage.team_rule:
+        return True
+    teams = release.service.owning_teams()
+    allowed = teams[:1] if stage.team_rule == "primary" else teams
+    return user.teams.filter(pk__in=[t.pk for t in allowed]).exists()
 
 
 def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals import services
 from approvals.exceptions import NotEligible
@@ -11,7 +14,7 @@ from approvals.gate import evaluate_gate
 from approvals.models import ApprovalRequest, Release
 from governance.models import Policy, Role
 from governance.policy import PolicyError, parse
-from governance.services import publish_policy
+from governance.services import create_delegation, publish_policy
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +112,23 @@ def test_a_shared_service_without_a_rule_shows_a_conflict_and_blocks_nothing(
 def test_an_unknown_team_rule_is_refused():
     with pytest.raises(PolicyError, match="teams must be one of any, primary, each"):
         parse(POLICY.format(teams=", teams: all"))
+
+
+def test_a_delegate_outside_the_owning_teams_cannot_act_when_the_policy_names_them(
+    shared, staging, pipeline_bot, approver, team
+):
+    use_policy("primary")
+    outsider_colleague = factories.UserFactory(username="omar")
+    release = request(shared, staging, pipeline_bot)
+    now = timezone.now()
+    create_delegation(
+        delegator=approver,
+        delegate=outsider_colleague,
+        service=None,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="leave",
+        actor=approver,
+    )
+    with factories.nothing_changes(release), pytest.raises(NotEligible, match="owning teams"):
+        factories.decide(release, outsider_colleague)
