@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.authority import Capacity, decision_capacity
@@ -27,7 +28,8 @@ from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Deployment, Evidence, Release
 from changes.services import find_or_open_change
 from governance import ledger
-from governance.models import Environment, Service, User
+from governance.models import Delegation, Environment, Service, User
+from governance.notifications import notify, route
 from governance.policy import Plan, evaluate
 from governance.selectors import eligible_approvers
 from governance.services import active_policy_version
@@ -226,6 +228,8 @@ def _advance(approval: ApprovalRequest, actor: User, now) -> None:
         ApprovalStage.objects.filter(pk=stage.pk).update(
             status=ApprovalStage.Status.ACTIVE, activated_at=now, due_at=due
         )
+        stage.due_at = due
+        _announce(approval, stage, now)
         return
     plan = Plan.from_dict(approval.plan)
     if plan.errors:
@@ -234,6 +238,34 @@ def _advance(approval: ApprovalRequest, actor: User, now) -> None:
         now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
     )
     _transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
+
+
+def _announce(approval: ApprovalRequest, stage: ApprovalStage, now) -> None:
+    """Tell the people who can decide the newly opened stage, those at work first.
+
+    Someone away with a delegation in force is represented by their delegate.
+    """
+    release = approval.release
+    people = {u.pk: u for u in stage.eligible_approvers.all()}
+    for delegation in (
+        Delegation.objects.in_force(now)
+        .covering(release.service)
+        .filter(delegator__in=list(people))
+        .select_related("delegate")
+    ):
+        people.pop(delegation.delegator_id, None)
+        people[delegation.delegate_id] = delegation.delegate
+    recipients, reason = route(people.values(), now)
+    due = f" It is due {stage.due_at:%Y-%m-%d %H:%M} UTC." if stage.due_at else ""
+    notify(
+        people=recipients,
+        subject=f"Approval needed: {release} ({stage.name})",
+        body=f"{release.service.name} {release.version} is waiting for {stage.name} "
+        f"({stage.required_count} distinct approval(s)). Change {release.change.ref}: "
+        f"{release.change.title}.{due}",
+        url=reverse("approvals:release_detail", args=[release.pk]),
+        reason=reason,
+    )
 
 
 def _transition(approval: ApprovalRequest, status: str, actor: User | None, now, **fields) -> None:

@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.reresolve_open_stages_task",
         "schedule": 120.0,
     },
+    "deliver-notifications": {
+        "task": "governance.tasks.deliver_notifications_task",
+        "schedule": 60.0,
+    },
     "expire-role-grants": {"task": "governance.tasks.expire_role_grants_task", "schedule": 300.0},
     # Quarterly access review: 06:00 UTC on the first day of January, April, July and October.
     "quarterly-access-review": {
@@ -267,6 +271,20 @@ SCIM_SERVICE_PROVIDER = {
         }
     ],
 }
+
+# E-mail: printed to the console in development unless EMAIL_URL-style settings are given.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Signoff <signoff@localhost>")
 
 # How long a pending request waits for decisions before it is reported as expired.
 SIGNOFF_PENDING_TIMEOUT_HOURS = env_int("SIGNOFF_PENDING_TIMEOUT_HOURS", 24 * 7)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from governance import reviews, services
+from governance import notifications, reviews, services
 
 
 @shared_task
@@ -15,3 +15,9 @@ def expire_role_grants_task() -> int:
 def start_access_review_task() -> int:
     """Open the quarterly access review campaign; returns its id."""
     return reviews.start_access_review(actor=None).pk
+
+
+@shared_task
+def deliver_notifications_task() -> int:
+    """Deliver queued notifications (also run every minute to retry failures)."""
+    return notifications.deliver_pending()

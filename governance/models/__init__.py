@@ -16,6 +16,7 @@ from governance.models.authority import (
 )
 from governance.models.identity import GroupRoleMapping, IdentityGroup, MappedRoleGrant, ScimToken
 from governance.models.ledger import LedgerEntry, LedgerHead
+from governance.models.notifications import Notification
 from governance.models.people import Team, User
 from governance.models.policies import Policy, PolicyProposal, PolicyVersion
 from governance.models.reviews import AccessReview, AccessReviewItem
@@ -36,6 +37,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerHead",
     "MappedRoleGrant",
+    "Notification",
     "Policy",
     "PolicyProposal",
     "PolicyVersion",

@@ -1,0 +1,35 @@
+"""Notifications to people, written in the same transaction as their cause (an outbox)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from governance.models.people import User
+
+
+class Notification(models.Model):
+    """One message to one person; a Celery task delivers it by e-mail, with retries."""
+
+    recipient = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    url = models.CharField(max_length=500, blank=True, help_text="Where the link lands.")
+    reason = models.CharField(max_length=200, blank=True, help_text="Why this person was chosen.")
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(delivered_at__isnull=True),
+                name="notification_undelivered_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.subject}"
