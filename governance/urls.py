@@ -7,6 +7,9 @@ app_name = "governance"
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("roles/", views.roles, name="role_list"),
+    path("catalogue/<slug:section>/", views.catalogue_list, name="catalogue_list"),
+    path("catalogue/<slug:section>/new/", views.catalogue_edit, name="catalogue_add"),
+    path("catalogue/<slug:section>/<int:pk>/", views.catalogue_edit, name="catalogue_edit"),
     path("policies/", views.policies, name="policy_list"),
     path(
         "policies/proposals/<int:pk>/decide/",

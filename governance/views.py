@@ -12,13 +12,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import policy_changes, reviews, services, stepup
+from governance import catalogue, policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
     DelegationForm,
@@ -36,6 +36,7 @@ from governance.models import (
     Policy,
     PolicyProposal,
     RoleAssignment,
+    Team,
 )
 
 ROLE_PAGE_SIZE = 50
@@ -382,3 +383,52 @@ def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except GovernanceError as exc:
         messages.error(request, exc.message)
     return redirect("governance:policy_list")
+
+
+@administrator_required
+@require_GET
+def catalogue_list(request: HttpRequest, section: str) -> HttpResponse:
+    """People, teams, services or environments, with search and filters."""
+    config = _section(section)
+    rows = Paginator(config.rows(request.GET).order_by("pk"), ROLE_PAGE_SIZE)
+    page = rows.get_page(request.GET.get("page"))
+    table = [(row, [getattr(row, attr) for attr, _ in config.columns]) for row in page]
+    context = {
+        "section": section,
+        "config": config,
+        "page": page,
+        "table": table,
+        "teams": Team.objects.all(),
+        "sections": catalogue.SECTIONS,
+    }
+    return render(request, "governance/catalogue_list.html", context)
+
+
+@administrator_required
+@require_http_methods(["GET", "POST"])
+def catalogue_edit(request: HttpRequest, section: str, pk: int | None = None) -> HttpResponse:
+    config = _section(section)
+    if pk is None and not config.can_add:
+        raise Http404("People are added by the identity provider (SCIM) or in /admin/.")
+    instance = get_object_or_404(config.model, pk=pk) if pk else None
+    form = config.form(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        try:
+            catalogue.save_entry(form=form, actor=request.user, section=section)
+        except GovernanceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("governance:catalogue_list", section=section)
+    return render(
+        request,
+        "governance/catalogue_edit.html",
+        {"section": section, "config": config, "form": form, "instance": instance},
+        status=400 if form.errors else 200,
+    )
+
+
+def _section(name: str) -> catalogue.Section:
+    if name not in catalogue.SECTIONS:
+        raise Http404("No such catalogue section.")
+    return catalogue.SECTIONS[name]

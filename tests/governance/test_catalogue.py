@@ -1,0 +1,91 @@
+"""The administrators' catalogue pages: people, teams, services and environments."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from governance.models import LedgerEntry, Role, Service
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+SECTIONS = ["services", "teams", "people", "environments"]
+
+
+@pytest.fixture
+def administrator(db):
+    user = factories.UserFactory(username="ada")
+    factories.grant(user, Role.ADMINISTRATOR)
+    return user
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [("anonymous", 302), ("approver", 403), ("auditor", 403), ("administrator", 200)],
+)
+def test_catalogue_permission_matrix(client, org, request, section, persona, status):
+    if persona != "anonymous":
+        client.force_login(request.getfixturevalue(persona))
+    assert client.get(reverse("governance:catalogue_list", args=[section])).status_code == status
+
+
+def test_search_and_filters(client, org, administrator, service, low_tier_service):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_list", args=["services"])
+    body = client.get(url, {"tier": 1}).content.decode()
+    assert "payments-api" in body and "web-frontend" not in body
+    body = client.get(url, {"q": "web"}).content.decode()
+    assert "web-frontend" in body and "payments-api" not in body
+
+
+def test_ownership_is_edited_and_recorded(client, org, administrator, service, approver):
+    client.force_login(administrator)
+    other = factories.TeamFactory(slug="ledger", name="Ledger")
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+    form = {
+        "name": service.name,
+        "slug": service.slug,
+        "description": "",
+        "tier": 1,
+        "team": service.team.pk,
+        "co_owning_teams": [other.pk],
+        "owners": [approver.pk],
+        "vendor": "",
+        "compliance_tags": '["SOX"]',
+    }
+    assert client.post(url, form).status_code == 302
+    service = Service.objects.get(pk=service.pk)
+    assert list(service.co_owning_teams.all()) == [other]
+    assert list(service.owners.all()) == [approver]
+    entry = LedgerEntry.objects.get(kind="catalogue.updated")
+    assert {"co_owning_teams", "owners"} <= set(entry.payload["fields"])
+
+
+def test_bad_input_is_a_form_error_and_changes_nothing(client, org, administrator, service):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+    response = client.post(url, {"name": "", "slug": "bad slug!", "tier": 9})
+    assert response.status_code == 400
+    assert Service.objects.get(pk=service.pk).name == "payments-api"
+    assert not LedgerEntry.objects.filter(kind__startswith="catalogue.").exists()
+
+
+def test_people_are_not_created_here(client, org, administrator):
+    client.force_login(administrator)
+    assert client.get(reverse("governance:catalogue_add", args=["people"])).status_code == 404
+    assert client.get(reverse("governance:catalogue_list", args=["nope"])).status_code == 404
+
+
+def test_list_query_count_does_not_grow_with_rows(client, org, administrator, team):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_list", args=["services"])
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for index in range(15):
+        factories.ServiceFactory(slug=f"svc-{index}", team=team)
+    with CaptureQueriesContext(connection) as many:
+        client.get(url)
+    assert len(few) == len(many)
