@@ -35,6 +35,8 @@ class ServiceForm(forms.ModelForm):
             "compliance_tags",
         ]
         widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "compliance_tags": forms.Textarea(attrs={"rows": 1}),
             "co_owning_teams": forms.CheckboxSelectMultiple,
             "owners": forms.SelectMultiple(attrs={"size": 8}),
         }
