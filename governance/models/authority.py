@@ -180,6 +180,16 @@ def _global_codenames(user_id: int) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+class ServiceScoped:
+    """For records scoped to one service or, with none, to all of them."""
+
+    service_id: int | None
+
+    @property
+    def scope_label(self) -> str:
+        return self.service.name if self.service_id else "all services"
+
+
 class Role(models.TextChoices):
     APPROVER = "approver", "Approver"
     RELEASE_MANAGER = "release_manager", "Release manager"
@@ -198,7 +208,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class RoleAssignment(models.Model):
+class RoleAssignment(ServiceScoped, models.Model):
     """The record of a role grant; the permissions themselves live in django-guardian.
 
     Written only by `governance.services.grant_role` / `revoke_role`, which keep both in step.
@@ -239,10 +249,6 @@ class RoleAssignment(models.Model):
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} on {self.scope_label}"
 
-    @property
-    def scope_label(self) -> str:
-        return self.service.name if self.service_id else "all services"
-
 
 class DelegationQuerySet(models.QuerySet):
     def in_force(self, at: datetime) -> DelegationQuerySet:
@@ -257,7 +263,7 @@ class DelegationQuerySet(models.QuerySet):
         return self.filter(Q(service__isnull=True) | Q(service=service))
 
 
-class Delegation(models.Model):
+class Delegation(ServiceScoped, models.Model):
     """A person's approval authority lent to another person for a window, during an absence.
 
     The delegate acts on the delegator's own authority only: authority received through a
@@ -298,10 +304,6 @@ class Delegation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delegator} → {self.delegate} ({self.scope_label})"
-
-    @property
-    def scope_label(self) -> str:
-        return self.service.name if self.service_id else "all services"
 
 
 def global_permission(codename: str) -> Permission:

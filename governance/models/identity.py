@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_scim.models import AbstractSCIMGroupMixin
 
-from governance.models.authority import Role, RoleAssignment, Service
+from governance.models.authority import Role, RoleAssignment, Service, ServiceScoped
 from governance.models.people import User
 
 
@@ -72,7 +72,7 @@ class IdentityGroup(AbstractSCIMGroupMixin, models.Model):
         return self.name
 
 
-class GroupRoleMapping(models.Model):
+class GroupRoleMapping(ServiceScoped, models.Model):
     """Members of `group` hold `role` on `service` (empty: every service) while they are members."""
 
     group = models.ForeignKey(IdentityGroup, on_delete=models.CASCADE, related_name="role_mappings")
@@ -106,10 +106,6 @@ class GroupRoleMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} → {self.get_role_display()} on {self.scope_label}"
-
-    @property
-    def scope_label(self) -> str:
-        return self.service.name if self.service_id else "all services"
 
 
 class MappedRoleGrant(models.Model):

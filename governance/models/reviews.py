@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from governance.models.authority import Role, RoleAssignment, Service
+from governance.models.authority import Role, RoleAssignment, Service, ServiceScoped
 from governance.models.people import User
 
 
@@ -27,7 +27,7 @@ class AccessReview(models.Model):
         return self.name
 
 
-class AccessReviewItem(models.Model):
+class AccessReviewItem(ServiceScoped, models.Model):
     """One role grant as it stood when the campaign started, with what the review found."""
 
     class Outcome(models.TextChoices):
@@ -62,7 +62,3 @@ class AccessReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.role} ({self.outcome})"
-
-    @property
-    def scope_label(self) -> str:
-        return self.service.name if self.service_id else "all services"
