@@ -160,4 +160,6 @@ def _in_required_teams(stage: ApprovalStage, user: User, release: Release) -> bo
 def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
     """In the stage's frozen list of approvers and still holding that authority right now."""
     frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
-    return frozen and has_stage_authority(user, release.service, stage.approvers)
+    return frozen and has_stage_authority(
+        user, release.service, stage.approvers, release.environment
+    )

@@ -146,9 +146,10 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
     return release
 
 
-def stage_people(service: Service, approvers: str, team_rule: str, teams: list) -> QuerySet[User]:
-    """Who may decide a stage: the approver source, narrowed to owning teams when a rule says."""
-    people = eligible_approvers(service, approvers)
+def stage_people(release: Release, approvers: str, team_rule: str, teams: list) -> QuerySet[User]:
+    """Who may decide a stage of `release`: the approver source (grants limited to other
+    environments do not count), narrowed to the owning teams when the policy says so."""
+    people = eligible_approvers(release.service, approvers, release.environment)
     if team_rule == "primary":
         return people.filter(teams=teams[0])
     if team_rule in ("any", "each"):
@@ -192,7 +193,7 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
             team_rule=team_rule,
             teams_required=each,
         )
-        people = stage_people(release.service, requirement.approvers, team_rule, teams)
+        people = stage_people(release, requirement.approvers, team_rule, teams)
         stage.eligible_approvers.set(people.exclude(pk__in=conflicted))
     ledger.append(
         kind="approval.requested",
@@ -464,17 +465,21 @@ def reresolve_open_stages() -> int:
             status__in=[ApprovalStage.Status.ACTIVE, ApprovalStage.Status.WAITING],
             request__status=ApprovalRequest.Status.PENDING,
         )
-        .select_related("request__release__change", "request__release__service")
+        .select_related(
+            "request__release__change",
+            "request__release__service",
+            "request__release__environment",
+        )
         .prefetch_related("eligible_approvers")
     )
     resolved: dict[tuple[int, str], set[int]] = {}
     changed: set[int] = set()
     for stage in stages.iterator(chunk_size=500):
         release = stage.request.release
-        key = (release.service_id, stage.approvers, stage.team_rule)
+        key = (release.service_id, release.environment_id, stage.approvers, stage.team_rule)
         if key not in resolved:
             people = stage_people(
-                release.service, stage.approvers, stage.team_rule, release.service.owning_teams()
+                release, stage.approvers, stage.team_rule, release.service.owning_teams()
             )
             resolved[key] = set(people.values_list("pk", flat=True))
         wanted = resolved[key] - release.conflicted_user_ids()

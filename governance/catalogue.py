@@ -17,7 +17,7 @@ from governance import ledger
 from governance.exceptions import PermissionDenied
 from governance.forms import TIME_ZONES
 from governance.models import Environment, Service, Team, User
-from governance.services import is_administrator
+from governance.services import is_administrator, sync_team_grants
 
 
 class ServiceForm(forms.ModelForm):
@@ -146,8 +146,13 @@ def save_entry(*, form: forms.ModelForm, actor: User, section: str) -> Model:
     if not is_administrator(actor):
         raise PermissionDenied("Only administrators edit the catalogue.")
     creating = form.instance.pk is None
+    previous_team = form.initial.get("team")
     with transaction.atomic():
         entry = form.save()
+        if isinstance(entry, Service) and (creating or "team" in form.changed_data):
+            # Team-wide grants follow a service to its new team, and leave the old one.
+            for team in Team.objects.filter(pk__in=[entry.team_id, previous_team]):
+                sync_team_grants(team)
         ledger.append(
             kind=f"catalogue.{'created' if creating else 'updated'}",
             subject=f"{entry._meta.model_name}:{entry.pk}",

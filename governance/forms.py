@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import Role, Service, User
+from governance.models import Environment, Role, Service, Team, User
 
 TIME_ZONES = sorted(available_timezones())
 
@@ -91,6 +91,19 @@ class RoleGrantForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
     service = forms.ModelChoiceField(
         queryset=Service.objects.all(), required=False, empty_label="All services", label="Scope"
+    )
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.all(),
+        required=False,
+        empty_label="—",
+        label="…or every service of a team",
+        help_text="Instead of one service.",
+    )
+    environment = forms.ModelChoiceField(
+        queryset=Environment.objects.all(),
+        required=False,
+        empty_label="Every environment",
+        label="Environment",
     )
     reason = forms.CharField(max_length=500)
     expires_at = forms.DateTimeField(

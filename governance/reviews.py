@@ -43,7 +43,11 @@ def start_access_review(*, actor: User | None, now: datetime | None = None) -> A
     if actor is not None and not is_administrator(actor):
         raise PermissionDenied("Only administrators can start an access review.")
     now = now or timezone.now()
-    grants = list(RoleAssignment.objects.select_related("user", "service", "granted_by"))
+    grants = list(
+        RoleAssignment.objects.select_related(
+            "user", "service", "team", "environment", "granted_by"
+        )
+    )
     context = _FindingContext(grants, now)
     with transaction.atomic():
         review = AccessReview.objects.create(
@@ -76,6 +80,8 @@ def _item(
         user=grant.user,
         role=grant.role,
         service=grant.service,
+        team=grant.team,
+        environment=grant.environment,
         granted_at=grant.granted_at,
         granted_by=grant.granted_by.username if grant.granted_by else "system",
         findings=findings,
@@ -226,7 +232,7 @@ def certify(*, item: AccessReviewItem, outcome: str, reason: str, actor: User) -
 
 def items_for(user: User, review: AccessReview):
     """The items `user` may see: all for administrators, their services' for owners."""
-    items = review.items.select_related("user", "service", "decided_by")
+    items = review.items.select_related("user", "service", "team", "environment", "decided_by")
     if is_administrator(user):
         return items
     return items.filter(Q(service__owners=user)).distinct()
@@ -250,7 +256,9 @@ CSV_HEADER = [
 def csv_rows(review: AccessReview) -> Iterator[list[str]]:
     """The campaign's result, one row per grant, streamed."""
     yield CSV_HEADER
-    items = review.items.select_related("user", "service", "decided_by").order_by("pk")
+    items = review.items.select_related(
+        "user", "service", "team", "environment", "decided_by"
+    ).order_by("pk")
     for item in items.iterator(chunk_size=500):
         yield [
             item.user.username,

@@ -1,34 +1,60 @@
-"""Reusable reads about authority: who may approve what."""
+"""Reusable reads about authority: who may approve or request what, where.
+
+Role grants (RoleAssignment) are scoped to a service, a team's services or everything, and may
+be limited to one environment. Page and API scoping go through guardian permissions that mirror
+the grants (`Service.objects.restrict`); questions about one release — may this person approve
+it, who are its approvers — are answered from the grants themselves, which know environments.
+"""
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
-from guardian.models import UserObjectPermission
+from django.utils import timezone
 
-from governance.models import SERVICE_ACTIONS, Service, User
+from governance.models import (
+    ROLE_PERMISSIONS,
+    SERVICE_ACTIONS,
+    Environment,
+    RoleAssignment,
+    Service,
+    User,
+)
 
 # Policy approver sources → the service permission that grants them.
 SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab"}
 
 
-def eligible_approvers(service: Service, source: str) -> QuerySet[User]:
-    """Active people (never service accounts) who hold the authority `source` names on `service`."""
+def grants_for(action: str, service: Service, environment: Environment | None) -> QuerySet:
+    """Grants in force that allow `action` on `service` (and on `environment`, when given)."""
+    codename = SERVICE_ACTIONS[action]
+    roles = [role for role, codenames in ROLE_PERMISSIONS.items() if codename in codenames]
+    scope = (
+        Q(service=service) | Q(team_id=service.team_id) | Q(service__isnull=True, team__isnull=True)
+    )
+    grants = RoleAssignment.objects.filter(scope, role__in=roles).exclude(
+        expires_at__lte=timezone.now()
+    )
+    if environment is not None:
+        grants = grants.filter(Q(environment__isnull=True) | Q(environment=environment))
+    return grants
+
+
+def eligible_approvers(
+    service: Service, source: str, environment: Environment | None = None
+) -> QuerySet[User]:
+    """Active people (never service accounts) who hold the authority `source` names."""
     people = User.objects.filter(is_active=True, is_service_account=False)
     if source == "service_owners":
         return people.filter(owned_services=service)
-    codename = SERVICE_ACTIONS[SOURCE_ACTIONS[source]]
-    object_grants = UserObjectPermission.objects.filter(
-        permission__codename=codename,
-        permission__content_type__app_label="governance",
-        content_type__app_label="governance",
-        content_type__model="service",
-        object_pk=str(service.pk),
-    ).values("user_id")
-    global_grant = Q(
-        user_permissions__codename=codename,
-        user_permissions__content_type__app_label="governance",
-    )
-    return people.filter(Q(pk__in=object_grants) | global_grant).distinct()
+    grants = grants_for(SOURCE_ACTIONS[source], service, environment)
+    return people.filter(pk__in=grants.values("user_id"))
+
+
+def may_act(user: User, action: str, service: Service, environment: Environment | None) -> bool:
+    """Whether `user` holds a grant for `action` on this service and environment right now."""
+    if not user.is_active:
+        return False
+    return user.is_superuser or grants_for(action, service, environment).filter(user=user).exists()
 
 
 def holds_any_authority(user: User) -> bool:
@@ -40,12 +66,12 @@ def holds_any_authority(user: User) -> bool:
     )
 
 
-def has_stage_authority(user: User, service: Service, source: str) -> bool:
+def has_stage_authority(
+    user: User, service: Service, source: str, environment: Environment | None = None
+) -> bool:
     """Whether `user` holds, right now, the authority a stage's approver source requires."""
     if not user.is_active or user.is_service_account:
         return False
     if source == "service_owners":
         return service.owners.filter(pk=user.pk).exists()
-    permission = f"governance.{SERVICE_ACTIONS[SOURCE_ACTIONS[source]]}"
-    # Django's ModelBackend ignores global permissions when an object is given: check both.
-    return user.has_perm(permission) or user.has_perm(permission, service)
+    return grants_for(SOURCE_ACTIONS[source], service, environment).filter(user=user).exists()

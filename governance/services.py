@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, remove_perm
+from guardian.models import UserObjectPermission
+from guardian.shortcuts import assign_perm
 
 from governance import ledger, policy
 from governance.exceptions import InvalidDelegation, InvalidPolicy, PermissionDenied
 from governance.models import (
     ROLE_PERMISSIONS,
+    SERVICE_ACTIONS,
     ApiToken,
     Delegation,
+    Environment,
     Policy,
     PolicyVersion,
     Role,
     RoleAssignment,
     Service,
+    Team,
     User,
     global_permission,
 )
@@ -34,8 +39,11 @@ def grant_role(
     reason: str,
     actor: User | None,
     expires_at: datetime | None = None,
+    team: Team | None = None,
+    environment: Environment | None = None,
 ) -> RoleAssignment:
-    """Grant `role` on `service` (or on every service) and mirror it into guardian permissions.
+    """Grant `role` on `service`, on `team`'s services, or on every service (optionally only for
+    releases to `environment`), and mirror it into guardian permissions.
 
     `actor` None means the system itself (seeding, identity sync). A person must be an
     administrator, and may never grant anything to themselves.
@@ -52,6 +60,11 @@ def grant_role(
         raise PermissionDenied(
             "A reason is required for every grant.", fields={"reason": ["Required."]}
         )
+    if service is not None and team is not None:
+        raise PermissionDenied(
+            "Grant a role on one service or on a team's services, not both.",
+            fields={"team": ["Choose a service or a team."]},
+        )
     if expires_at is not None and expires_at <= timezone.now():
         raise PermissionDenied(
             "The expiry must be in the future.", fields={"expires_at": ["Must be in the future."]}
@@ -61,17 +74,15 @@ def grant_role(
             user=user,
             role=role,
             service=service,
+            team=team,
+            environment=environment,
             defaults={"reason": reason, "granted_by": actor, "expires_at": expires_at},
         )
         if not created:
             if actor is not None and assignment.mapped_grants.exists():
                 _take_over_mapped_grant(assignment, actor, reason)
             return assignment
-        for codename in ROLE_PERMISSIONS[role]:
-            if service is None:
-                user.user_permissions.add(global_permission(codename))
-            else:
-                assign_perm(f"governance.{codename}", user, service)
+        sync_permissions(user)
         if role == Role.ADMINISTRATOR and not user.is_staff:
             User.objects.filter(pk=user.pk).update(is_staff=True)
         ledger.append(
@@ -138,19 +149,10 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
         raise PermissionDenied(
             "A reason is required for every revocation.", fields={"reason": ["Required."]}
         )
-    user, service = assignment.user, assignment.service
+    user, scope = assignment.user, assignment.scope_label
     with transaction.atomic():
         assignment.delete()
-        still_needed = {
-            codename
-            for other in RoleAssignment.objects.filter(user=user, service=service)
-            for codename in ROLE_PERMISSIONS[other.role]
-        }
-        for codename in set(ROLE_PERMISSIONS[assignment.role]) - still_needed:
-            if service is None:
-                user.user_permissions.remove(global_permission(codename))
-            else:
-                remove_perm(f"governance.{codename}", user, service)
+        sync_permissions(user)
         ledger.append(
             kind="role.revoked",
             subject=f"user:{user.pk}",
@@ -158,10 +160,66 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
             payload={
                 "user": user.username,
                 "role": assignment.role,
-                "scope": service.name if service else "all services",
+                "scope": scope,
                 "reason": reason,
             },
         )
+
+
+def sync_permissions(user: User) -> None:
+    """Make the person's guardian and global permissions match their grants exactly.
+
+    Grants on a team cover every service the team owns, so this also runs when services move
+    between teams (`sync_team_grants`). Environment limits are not permissions: they are
+    checked against each release (governance.selectors.grants_for).
+    """
+    grants = list(RoleAssignment.objects.filter(user=user))
+    team_services = {
+        team_id: list(Service.objects.filter(team_id=team_id).values_list("pk", flat=True))
+        for team_id in {g.team_id for g in grants if g.team_id}
+    }
+    wanted_global, wanted = set(), set()
+    for grant in grants:
+        codenames = ROLE_PERMISSIONS[grant.role]
+        if grant.service_id:
+            wanted |= {(grant.service_id, c) for c in codenames}
+        elif grant.team_id:
+            wanted |= {(pk, c) for pk in team_services[grant.team_id] for c in codenames}
+        else:
+            wanted_global |= set(codenames)
+    _sync_global(user, wanted_global)
+    _sync_objects(user, wanted)
+
+
+def _sync_global(user: User, wanted: set[str]) -> None:
+    current = set(
+        user.user_permissions.filter(
+            content_type__app_label="governance", codename__in=SERVICE_ACTIONS.values()
+        ).values_list("codename", flat=True)
+    )
+    for codename in wanted - current:
+        user.user_permissions.add(global_permission(codename))
+    for codename in current - wanted:
+        user.user_permissions.remove(global_permission(codename))
+
+
+def _sync_objects(user: User, wanted: set[tuple[int, str]]) -> None:
+    held = UserObjectPermission.objects.filter(
+        user=user, content_type=ContentType.objects.get_for_model(Service)
+    )
+    current = {(int(pk), c) for pk, c in held.values_list("object_pk", "permission__codename")}
+    services = Service.objects.in_bulk({pk for pk, _ in wanted - current})
+    for pk, codename in wanted - current:
+        assign_perm(f"governance.{codename}", user, services[pk])
+    for pk, codename in current - wanted:
+        held.filter(object_pk=str(pk), permission__codename=codename).delete()
+
+
+def sync_team_grants(team: Team) -> None:
+    """After services joined or left `team`, bring its team-wide grants' permissions in line."""
+    holders = User.objects.filter(role_assignments__team=team).distinct()
+    for user in holders:
+        sync_permissions(user)
 
 
 def create_delegation(

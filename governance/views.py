@@ -77,7 +77,9 @@ def roles(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Role granted.")
             return redirect("governance:role_list")
     filters = RoleFilterForm(request.GET or None)
-    assignments = RoleAssignment.objects.select_related("user", "service", "granted_by")
+    assignments = RoleAssignment.objects.select_related(
+        "user", "service", "team", "environment", "granted_by"
+    )
     if filters.is_valid():
         assignments = _filter_roles(assignments, filters.cleaned_data)
     page = Paginator(assignments.order_by("user__username", "role", "pk"), ROLE_PAGE_SIZE)

@@ -181,3 +181,16 @@ def nothing_changes(release: Release | None = None) -> Iterator[None]:
     assert state_counts() == counts
     if release:
         assert approval_snapshot(release) == snapshot
+
+
+def grant_scoped(user: User, role: str, **scope):
+    """Grant through the real service with a team and/or environment scope."""
+    return grant_role(
+        user=user,
+        role=role,
+        reason="test fixture",
+        actor=None,
+        service=scope.get("service"),
+        team=scope.get("team"),
+        environment=scope.get("environment"),
+    )

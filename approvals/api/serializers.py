@@ -7,6 +7,7 @@ from rest_framework import serializers
 from approvals.models import DIGEST_PATTERN, Decision, Release
 from changes.models import ChangeRecord
 from governance.models import Environment, Service
+from governance.selectors import may_act
 
 MAX_EVIDENCE_ITEMS = 50
 
@@ -94,6 +95,16 @@ class ReleaseRequestSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
+        user = self.context["request"].user
+        service, environment = attrs.get("service"), attrs.get("environment")
+        if service and environment and not may_act(user, "request", service, environment):
+            raise serializers.ValidationError(
+                {
+                    "environment": [
+                        f"You may not request releases of {service.slug} to {environment.slug}."
+                    ]
+                }
+            )
         if not attrs.get("change"):
             raise serializers.ValidationError(
                 {"change": ['A linked change record is required: {"ref": "CHG..."}.']}

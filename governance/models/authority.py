@@ -187,7 +187,13 @@ class ServiceScoped:
 
     @property
     def scope_label(self) -> str:
-        return self.service.name if self.service_id else "all services"
+        if getattr(self, "team_id", None):
+            label = f"{self.team.name}'s services"
+        else:
+            label = self.service.name if self.service_id else "all services"
+        if getattr(self, "environment_id", None):
+            label += f", {self.environment.name} only"
+        return label
 
 
 class Role(models.TextChoices):
@@ -224,6 +230,22 @@ class RoleAssignment(ServiceScoped, models.Model):
         related_name="role_assignments",
         help_text="Empty means every service.",
     )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="role_assignments",
+        help_text="Every service this team owns (as primary owner), now and later.",
+    )
+    environment = models.ForeignKey(
+        Environment,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="role_assignments",
+        help_text="Only releases to this environment; empty means every environment.",
+    )
     reason = models.TextField()
     granted_by = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -237,12 +259,13 @@ class RoleAssignment(ServiceScoped, models.Model):
         ordering = ["user__username", "role"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "role", "service"], name="unique_role_per_scope"
+                fields=["user", "role", "service", "team", "environment"],
+                nulls_distinct=False,
+                name="unique_role_per_scope",
             ),
-            models.UniqueConstraint(
-                fields=["user", "role"],
-                condition=Q(service__isnull=True),
-                name="unique_global_role",
+            models.CheckConstraint(
+                condition=Q(service__isnull=True) | Q(team__isnull=True),
+                name="role_on_a_service_or_a_team",
             ),
         ]
 

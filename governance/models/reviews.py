@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from governance.models.authority import Role, RoleAssignment, Service, ServiceScoped
-from governance.models.people import User
+from governance.models.authority import Environment, Role, RoleAssignment, Service, ServiceScoped
+from governance.models.people import Team, User
 
 
 class AccessReview(models.Model):
@@ -44,6 +44,12 @@ class AccessReviewItem(ServiceScoped, models.Model):
     role = models.CharField(max_length=20, choices=Role.choices)
     service = models.ForeignKey(
         Service, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     granted_by = models.CharField(max_length=150, blank=True)
     granted_at = models.DateTimeField()
