@@ -264,7 +264,8 @@ class GroupRoleMappingAdmin(admin.ModelAdmin):
 
 @admin.register(ScimToken)
 class ScimTokenAdmin(ReadOnlyAdmin):
-    """Tokens are shown once: issue them with `manage.py issue_scim_token`."""
+    """Tokens are shown once: issue them on /governance/scim-tokens/ or with
+    `manage.py issue_scim_token`."""
 
     list_display = ["name", "key_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     exclude = ["key_hash"]
@@ -278,7 +279,8 @@ class ScimTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke selected SCIM tokens")
     def revoke(self, request, queryset) -> None:
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        for token in queryset:
+            identity.revoke_scim_token(token=token, actor=request.user)
 
 
 @admin.register(Vendor)

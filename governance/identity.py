@@ -47,6 +47,20 @@ def issue_scim_token(*, name: str, actor: User | None) -> tuple[ScimToken, str]:
     return token, key
 
 
+def revoke_scim_token(*, token: ScimToken, actor: User) -> None:
+    """Stop a SCIM token working at once."""
+    with transaction.atomic():
+        if ScimToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        ):
+            ledger.append(
+                kind="identity.scim_token_revoked",
+                subject=f"scim_token:{token.pk}",
+                actor=actor.username,
+                payload={"name": token.name, "prefix": token.key_prefix},
+            )
+
+
 def authenticate_scim_token(key: str) -> ScimToken | None:
     """The unrevoked token for a presented secret, recording its use at most once a minute."""
     token = ScimToken.objects.active().filter(key_hash=ScimToken.hash_key(key)).first()

@@ -11,6 +11,7 @@ urlpatterns = [
     path("catalogue/<slug:section>/new/", views.catalogue_edit, name="catalogue_add"),
     path("catalogue/<slug:section>/<int:pk>/", views.catalogue_edit, name="catalogue_edit"),
     path("policies/", views.policies, name="policy_list"),
+    path("scim-tokens/", views.scim_tokens, name="scim_tokens"),
     path(
         "policies/proposals/<int:pk>/decide/",
         views.policy_proposal_decide,

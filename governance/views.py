@@ -6,6 +6,7 @@ import base64
 import csv
 import functools
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import catalogue, policy_changes, reviews, services, stepup
+from governance import catalogue, identity, policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
     DelegationForm,
@@ -36,6 +37,7 @@ from governance.models import (
     Policy,
     PolicyProposal,
     RoleAssignment,
+    ScimToken,
     Team,
 )
 
@@ -434,3 +436,27 @@ def _section(name: str) -> catalogue.Section:
     if name not in catalogue.SECTIONS:
         raise Http404("No such catalogue section.")
     return catalogue.SECTIONS[name]
+
+
+@administrator_required
+@require_http_methods(["GET", "POST"])
+def scim_tokens(request: HttpRequest) -> HttpResponse:
+    """SCIM bearer tokens for the identity provider: issue one (shown once here), or revoke."""
+    new_key = ""
+    if request.method == "POST" and request.POST.get("revoke"):
+        token = get_object_or_404(ScimToken, pk=request.POST["revoke"])
+        identity.revoke_scim_token(token=token, actor=request.user)
+        messages.success(request, f"Token {token.name} revoked.")
+        return redirect("governance:scim_tokens")
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()[:100]
+        if name:
+            _, new_key = identity.issue_scim_token(name=name, actor=request.user)
+        else:
+            messages.error(request, "Give the token a name, e.g. the identity provider's.")
+    tokens = ScimToken.objects.select_related("created_by").order_by("-created_at")
+    return render(
+        request,
+        "governance/scim_tokens.html",
+        {"tokens": tokens, "new_key": new_key, "scim_url": f"{settings.SITE_URL}/scim/v2/"},
+    )

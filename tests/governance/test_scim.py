@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from approvals.exceptions import NotEligible
 from governance import identity
@@ -640,3 +641,29 @@ def test_a_hand_grant_of_a_role_held_through_a_group_survives_leaving_the_group(
         RoleAssignment.objects.get(user=user, role=Role.APPROVER, service=service).granted_by
         == admin
     )
+
+
+def test_an_administrator_issues_a_token_in_the_ui_that_works_and_revokes_it(client, db):
+    admin = factories.UserFactory(username="ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    client.force_login(admin)
+    page = client.post(reverse("governance:scim_tokens"), {"name": "okta-production"})
+    key = page.context["new_key"]
+    assert key and key in page.content.decode()
+    assert ScimToken.objects.get(name="okta-production").key_hash != key
+    assert client.get(reverse("governance:scim_tokens")).context["new_key"] == ""
+    client.logout()
+    assert client.get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+    client.force_login(admin)
+    token = ScimToken.objects.get(name="okta-production")
+    client.post(reverse("governance:scim_tokens"), {"revoke": token.pk})
+    client.logout()
+    assert client.get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+    assert LedgerEntry.objects.filter(kind="identity.scim_token_revoked").exists()
+
+
+@pytest.mark.parametrize("persona", ["approver", "auditor"])
+def test_only_administrators_see_scim_tokens(client, org, request, persona):
+    client.force_login(request.getfixturevalue(persona))
+    assert client.get(reverse("governance:scim_tokens")).status_code == 403
