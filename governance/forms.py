@@ -60,18 +60,30 @@ class DelegationForm(forms.Form):
         max_length=500, widget=forms.TextInput(attrs={"placeholder": "e.g. annual leave"})
     )
 
-    def __init__(self, *args, user: User, **kwargs) -> None:
+    def __init__(self, *args, user: User, for_anyone: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["delegate"].queryset = User.objects.filter(
-            is_active=True, is_service_account=False
-        ).exclude(pk=user.pk)
+        people = User.objects.filter(is_active=True, is_service_account=False)
+        self.fields["delegate"].queryset = people if for_anyone else people.exclude(pk=user.pk)
+        if for_anyone:
+            # Administrators set delegations for people who are suddenly away (sick leave).
+            self.fields = {
+                "delegator": forms.ModelChoiceField(
+                    queryset=people,
+                    initial=user,
+                    label="Whose authority",
+                    help_text="Administrators may delegate for someone who is away.",
+                ),
+                **self.fields,
+            }
         mine = (
             Q(pk__in=Service.objects.restrict(user, "approve"))
             | Q(pk__in=Service.objects.restrict(user, "cab"))
             | Q(owners=user)
         )
-        self.fields["service"].queryset = Service.objects.filter(mine).distinct()
+        self.fields["service"].queryset = (
+            Service.objects.all() if for_anyone else Service.objects.filter(mine).distinct()
+        )
 
     def _localise(self, name: str):
         value = self.cleaned_data[name]

@@ -134,22 +134,26 @@ def role_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def delegations(request: HttpRequest) -> HttpResponse:
     """My delegations, given and received, and a form to lend my authority while I am away."""
-    form = DelegationForm(request.POST or None, user=request.user)
+    admin = services.is_administrator(request.user)
+    form = DelegationForm(request.POST or None, user=request.user, for_anyone=admin)
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        delegator = data.pop("delegator", request.user)
         try:
-            services.create_delegation(
-                delegator=request.user, actor=request.user, **form.cleaned_data
-            )
+            services.create_delegation(delegator=delegator, actor=request.user, **data)
         except GovernanceError as exc:
             _form_errors_from(form, exc)
         else:
             messages.success(request, "Delegation saved.")
             return redirect("governance:delegation_list")
-    mine = Delegation.objects.filter(Q(delegator=request.user) | Q(delegate=request.user))
+    mine = Delegation.objects.all()
+    if not admin:
+        mine = mine.filter(Q(delegator=request.user) | Q(delegate=request.user))
     context = {
         "form": form,
         "now": timezone.now(),
         "delegations": mine.select_related("delegator", "delegate", "service")[:100],
+        "admin": admin,
     }
     return render(
         request, "governance/delegations.html", context, status=400 if form.errors else 200
@@ -203,7 +207,10 @@ def _profile_context(request: HttpRequest, profile_form, code_form) -> dict:
 @require_POST
 def delegation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """The delegator ends their delegation early."""
-    delegation = get_object_or_404(Delegation, pk=pk, delegator=request.user)
+    delegations = Delegation.objects.all()
+    if not services.is_administrator(request.user):
+        delegations = delegations.filter(delegator=request.user)  # the delegator ends their own
+    delegation = get_object_or_404(delegations, pk=pk)
     services.revoke_delegation(delegation=delegation, actor=request.user, reason="Ended early")
     messages.success(request, f"Delegation to {delegation.delegate.username} ended.")
     return redirect("governance:delegation_list")

@@ -36,14 +36,14 @@ def test_grant_delegate_approve_and_review(
     expect(page.locator("body")).to_contain_text("Role granted.")
     expect(page.locator("body")).to_contain_text("Joins the web on-call rota")
 
-    # alice goes on leave and delegates to frank.
-    sign_in(page, base, "alice")
+    # alice is suddenly off sick: the administrator delegates her authority to frank.
     page.goto(f"{base}/governance/delegations/")
+    page.select_option("#id_delegator", label=str(approver))
     page.select_option("#id_delegate", label="Frank Ivanova")
     start = timezone.localtime(timezone.now() - timedelta(minutes=5))
     page.fill("#id_starts_at", start.strftime("%Y-%m-%dT%H:%M"))
     page.fill("#id_ends_at", (start + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
-    page.fill("#id_reason", "Annual leave")
+    page.fill("#id_reason", "Sick leave")
     page.get_by_role("button", name="Delegate").click()
     expect(page.locator("body")).to_contain_text("in force")
     page.screenshot(path=SCREENSHOTS / "delegations.png", full_page=True)

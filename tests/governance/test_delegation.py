@@ -11,7 +11,7 @@ from django.utils import timezone
 from approvals.exceptions import NotEligible, SelfApprovalForbidden
 from approvals.models import Decision
 from governance.exceptions import InvalidDelegation
-from governance.models import Delegation, LedgerEntry
+from governance.models import Delegation, LedgerEntry, Role
 from governance.services import create_delegation, revoke_delegation
 from tests import factories
 
@@ -240,3 +240,57 @@ def test_queue_query_count_is_unchanged_by_delegations(
     assert body.count("delegated to you") == 6
     assert len(one) == len(many)
     assert Decision.objects.count() == 0
+
+
+def test_an_administrator_delegates_for_someone_who_is_away(client, org, approver, frank):
+    admin = factories.UserFactory(username="ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    client.force_login(admin)
+    now = timezone.localtime(timezone.now())
+    response = client.post(
+        reverse("governance:delegation_list"),
+        {
+            "delegator": approver.pk,
+            "delegate": frank.pk,
+            "service": "",
+            "starts_at": now.strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "Sick leave",
+        },
+    )
+    assert response.status_code == 302
+    delegation = Delegation.objects.get()
+    assert (delegation.delegator, delegation.delegate, delegation.created_by) == (
+        approver,
+        frank,
+        admin,
+    )
+    assert LedgerEntry.objects.filter(kind="delegation.created", actor="ada").exists()
+
+
+def test_people_can_only_delegate_their_own_authority(
+    client, org, approver, second_approver, frank
+):
+    client.force_login(approver)
+    now = timezone.localtime(timezone.now())
+    client.post(
+        reverse("governance:delegation_list"),
+        {
+            "delegator": second_approver.pk,
+            "delegate": frank.pk,
+            "service": "",
+            "starts_at": now.strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "x",
+        },
+    )
+    assert Delegation.objects.get().delegator == approver  # the extra field is ignored
+
+
+def test_the_delegate_of_the_requester_cannot_approve_the_requesters_release(
+    production_release, requester, frank, service
+):
+    factories.grant(requester, Role.APPROVER, service)  # dave approves others' releases
+    delegate(requester, frank)
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible):
+        factories.decide(production_release, frank)
