@@ -48,3 +48,47 @@ def env_secret(name: str) -> str | None:
     if file_name:
         return Path(file_name).read_text().strip()
     return os.environ.get(name) or None
+
+
+# Values people paste from examples and tutorials; any of them makes signed cookies forgeable.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "your-secret-key",
+        "replace-me",
+        "insecure",
+        "password",
+        "xxx",
+        "todo",
+        "insecure-development-key-do-not-use-in-production",
+    }
+)
+SECRET_GENERATOR = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+SECRET_MIN_LENGTH = 50
+SECRET_MIN_DISTINCT = 5
+
+
+def require_strong_secret(name: str, value: str | None) -> str:
+    """Return `value` if it is fit to sign sessions in production; raise with the fix otherwise.
+
+    The bar is Django's own deploy check (security.W009), turned into a refusal to start: at
+    least 50 characters, at least 5 distinct ones, and none of the well-known placeholders.
+    """
+    value = value or ""
+    if not value:
+        problem = f"(or {name}_FILE, a file holding it) must be set when DEBUG is off"
+    elif value.strip().lower() in PLACEHOLDER_SECRETS or value.startswith("django-insecure-"):
+        problem = "is a placeholder"
+    elif len(value) < SECRET_MIN_LENGTH:
+        problem = f"is {len(value)} characters long; it needs at least {SECRET_MIN_LENGTH}"
+    elif len(set(value)) < SECRET_MIN_DISTINCT:
+        problem = f"has only {len(set(value))} distinct characters; it needs at least 5"
+    else:
+        return value
+    raise ImproperlyConfigured(f"{name} {problem}. Generate one with: {SECRET_GENERATOR}")

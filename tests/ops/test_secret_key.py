@@ -1,0 +1,79 @@
+"""Production refuses to start with a placeholder, short or guessable SECRET_KEY."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import require_strong_secret
+from tests.ops.conftest import PYTHON, ROOT
+
+GENERATOR_HINT = "secrets.token_urlsafe(50)"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "change-me",
+        "CHANGE-ME",
+        "changeme",
+        "secret",
+        " secret ",
+        "django-insecure-" + secrets.token_urlsafe(50),
+        "insecure-development-key-do-not-use-in-production",
+    ],
+)
+def test_a_placeholder_secret_key_is_refused_with_a_way_to_make_one(value):
+    with pytest.raises(ImproperlyConfigured, match="placeholder") as refused:
+        require_strong_secret("SECRET_KEY", value)
+    assert GENERATOR_HINT in str(refused.value)
+
+
+def test_a_secret_key_shorter_than_50_characters_is_refused():
+    with pytest.raises(ImproperlyConfigured, match="49 characters long") as refused:
+        require_strong_secret("SECRET_KEY", secrets.token_urlsafe(64)[:49])
+    assert GENERATOR_HINT in str(refused.value)
+
+
+def test_a_secret_key_with_fewer_than_5_distinct_characters_is_refused():
+    with pytest.raises(ImproperlyConfigured, match="4 distinct characters"):
+        require_strong_secret("SECRET_KEY", "abcd" * 20)
+
+
+def test_a_missing_secret_key_is_refused():
+    with pytest.raises(ImproperlyConfigured, match="must be set") as refused:
+        require_strong_secret("SECRET_KEY", None)
+    assert GENERATOR_HINT in str(refused.value)
+
+
+def test_a_generated_secret_key_is_accepted():
+    key = secrets.token_urlsafe(50)
+    assert require_strong_secret("SECRET_KEY", key) == key
+
+
+def manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_refuses_to_start_with_the_example_files_secret_key(production_env):
+    result = manage_check({**production_env, "SECRET_KEY": "change-me"})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is a placeholder" in result.stderr
+    assert GENERATOR_HINT in result.stderr
+
+
+def test_development_still_starts_without_a_secret_key(production_env):
+    env = {**production_env, "DEBUG": "true"}
+    del env["SECRET_KEY"]
+    result = manage_check(env)
+    assert result.returncode == 0, result.stderr
