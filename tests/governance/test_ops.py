@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import override_settings
 
 
 def test_healthz_answers_without_touching_anything(client):
@@ -21,7 +22,27 @@ def test_readyz_checks_database_and_broker(client):
             (settings.CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "static": "ok"},
+    }
+
+
+@pytest.mark.django_db
+def test_readyz_fails_when_pages_cannot_find_their_static_assets(client, tmp_path):
+    # Production storage without a collected manifest: every page would answer 500.
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages, STATIC_ROOT=tmp_path):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["checks"]["static"] == (
+        "error: vendor/bootstrap/bootstrap.min.css is not in the static files manifest "
+        "(run collectstatic)"
+    )
 
 
 def test_a_valid_request_id_is_echoed_and_a_junk_one_replaced(client):
