@@ -6,10 +6,19 @@ from rest_framework import serializers
 
 from approvals.models import DIGEST_PATTERN, Decision, Release
 from changes.models import ChangeRecord
+from governance.api.parsers import text_problem
 from governance.models import Environment, Service
 from governance.selectors import may_act
 
 MAX_EVIDENCE_ITEMS = 50
+MAX_SUMMARY_KEYS = 50
+MAX_SUMMARY_KEY_LENGTH = 100
+MAX_SUMMARY_TEXT = 500
+# Counts fit PostgreSQL's bigint and every client's 64-bit integer.
+MAX_COUNT = 2**63 - 1
+# Summary keys the gate reads as counts (a policy's `max_failed`).
+COUNT_KEYS = frozenset({"failed"})
+_COUNT = "a whole number of 0 or more"
 
 
 class ArtifactSerializer(serializers.Serializer):
@@ -45,16 +54,42 @@ class EvidenceInputSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
     def validate_summary(self, value: dict) -> dict:
-        if len(value) > 50:
-            raise serializers.ValidationError("At most 50 keys.")
+        if len(value) > MAX_SUMMARY_KEYS:
+            raise serializers.ValidationError(f"At most {MAX_SUMMARY_KEYS} keys.")
         for key, item in value.items():
-            if not isinstance(item, (int, str, bool)) or isinstance(item, float):
-                raise serializers.ValidationError(
-                    f"'{key}' must be a whole number, text or boolean."
-                )
-            if isinstance(item, str) and len(item) > 500:
-                raise serializers.ValidationError(f"'{key}' is longer than 500 characters.")
+            problem = _summary_problem(str(key), item)
+            if problem:
+                raise serializers.ValidationError(problem)
         return value
+
+
+def _summary_problem(key: str, item: object) -> str | None:
+    """Why one evidence summary entry cannot be kept, or None when it can.
+
+    Numbers are counts (tests passed, findings by severity): whole and never negative, or
+    "failed": -5 would satisfy a policy's "at most 0 failed". The gate and the policy context
+    read "failed" only as a number, so there it must be one: text or a boolean there would be
+    silently ignored or, since `True == 1` in Python, counted as one failure.
+    """
+    text = text_problem(key)
+    if text:
+        return text.key_message
+    if len(key) > MAX_SUMMARY_KEY_LENGTH:
+        return f"Keys are at most {MAX_SUMMARY_KEY_LENGTH} characters."
+    if isinstance(item, bool):
+        return f"'{key}' is a count: {_COUNT}, not true or false." if key in COUNT_KEYS else None
+    if isinstance(item, int):
+        if item < 0:
+            return f"'{key}' must be {_COUNT}, not {item}."
+        return f"'{key}' must be at most {MAX_COUNT}." if item > MAX_COUNT else None
+    if not isinstance(item, str):
+        return f"'{key}' must be a whole number, text or boolean."
+    if key in COUNT_KEYS:
+        return f"'{key}' is a count: {_COUNT}, not text."
+    if len(item) > MAX_SUMMARY_TEXT:
+        return f"'{key}' is longer than {MAX_SUMMARY_TEXT} characters."
+    text = text_problem(item)
+    return f"'{key}': {text.message}" if text else None
 
 
 class ReleaseRequestSerializer(serializers.Serializer):

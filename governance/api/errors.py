@@ -8,6 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from governance.api.parsers import RefusedBody
 from governance.exceptions import GovernanceError
 
 
@@ -29,6 +30,9 @@ def exception_handler(exc, context):
             "The request body is too large.",
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, RefusedBody):
+        # Deep nesting, NUL, lone surrogates: the field path travels in `fields`.
+        return error_response(exc.get_codes(), exc.message, exc.status_code, exc.fields)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
