@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Release
 from governance.models import Delegation, User
-from governance.selectors import has_stage_authority
+from governance.selectors import has_stage_authority, is_auditor
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ def _request_refusal(
         )
     if user.is_service_account:
         return "Service accounts request releases; only people approve them."
+    if is_auditor(user):
+        return (
+            "You hold the auditor role: auditors are independent and decide nothing, "
+            "on their own authority or as anyone's delegate."
+        )
     if approval.status != ApprovalRequest.Status.PENDING:
         return f"This request is {approval.get_status_display().lower()}; no more decisions."
     if approval.expires_at <= now:
@@ -115,7 +120,7 @@ def _delegated_capacity(
     delegations = (
         Delegation.objects.in_force(now)
         .covering(release.service)
-        .filter(delegate=user, delegator__is_active=True)
+        .lent_to(user)
         .select_related("delegator")
         .order_by("delegator__username")
     )

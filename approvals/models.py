@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from changes.models import ChangeRecord
 from governance.models import Delegation, Environment, Service, Team, User, holds_everywhere
+from governance.selectors import auditor_grants
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -190,7 +191,8 @@ def _lent_to(user: User) -> models.QuerySet:
     """
     return (
         Delegation.objects.in_force(timezone.now())
-        .filter(delegate=user, delegator__is_active=True, delegator__eligible_stages=OuterRef("pk"))
+        .lent_to(user)
+        .filter(delegator__eligible_stages=OuterRef("pk"))
         .filter(Q(service__isnull=True) | Q(service=OuterRef("request__release__service")))
     )
 
@@ -237,6 +239,8 @@ class ApprovalStageQuerySet(models.QuerySet):
             )
             .filter(mine | Q(Exists(_lent_to(user))))
             .exclude(own_release)
+            # Auditors decide nothing: an uncorrelated EXISTS, evaluated once per query.
+            .exclude(Exists(auditor_grants().filter(user=user)))
             .exclude(Exists(already))
         )
 

@@ -27,6 +27,19 @@ from governance.models import (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that change only through services: browse, never edit."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = [
@@ -54,20 +67,21 @@ class UserAdmin(BaseUserAdmin):
     ]
 
 
+# Ownership and team membership decide who may approve: they are edited in the catalogue pages
+# (/governance/catalogue/), which ledger every change and refuse self-empowerment.
+
+
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ReadOnlyAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["members"]
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(ReadOnlyAdmin):
     list_display = ["name", "tier", "team", "vendor", "compliance_tags"]
     list_filter = ["tier", "team", "vendor"]
     search_fields = ["name", "slug", "description"]
-    filter_horizontal = ["owners", "co_owning_teams"]
 
 
 @admin.register(Environment)
@@ -195,19 +209,6 @@ class PolicyAdmin(admin.ModelAdmin):
                     "second administrator at /governance/policies/.",
                     messages.WARNING,
                 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """For records that change only through services: browse, never edit."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LedgerEntry)

@@ -145,6 +145,7 @@ def save_entry(*, form: forms.ModelForm, actor: User, section: str) -> Model:
     """Save a validated catalogue form and record what changed, in one transaction."""
     if not is_administrator(actor):
         raise PermissionDenied("Only administrators edit the catalogue.")
+    _refuse_self_empowerment(form, actor)
     creating = form.instance.pk is None
     previous_team = form.initial.get("team")
     with transaction.atomic():
@@ -160,3 +161,22 @@ def save_entry(*, form: forms.ModelForm, actor: User, section: str) -> Model:
             payload={"section": section, "entry": str(entry), "fields": sorted(form.changed_data)},
         )
     return entry
+
+
+def _refuse_self_empowerment(form: forms.ModelForm, actor: User) -> None:
+    """Nobody becomes able to decide through an administrative act of their own.
+
+    Service owners approve where the policy says so, and team membership decides who counts for
+    a team: an administrator never adds themselves to either; another administrator must.
+    """
+    for name, label in (("owners", "an owner of this service"), ("members", "a team member")):
+        if name not in form.cleaned_data:
+            continue
+        before = set(form.initial.get(name) or [])
+        before = {getattr(person, "pk", person) for person in before}
+        if actor.pk in {p.pk for p in form.cleaned_data[name]} and actor.pk not in before:
+            raise PermissionDenied(
+                f"You cannot make yourself {label}: it would let you approve through your own "
+                "administrative act. Ask another administrator.",
+                fields={name: ["You cannot add yourself."]},
+            )

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import Environment, Role, Service, Team, User
+from governance.selectors import auditor_grants
 
 TIME_ZONES = sorted(available_timezones())
 
@@ -64,7 +65,11 @@ class DelegationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         people = User.objects.filter(is_active=True, is_service_account=False)
-        self.fields["delegate"].queryset = people if for_anyone else people.exclude(pk=user.pk)
+        # Only people who could hold approval authority: never auditors, never the person
+        # filling in the form (an administrator arranging it cannot be its delegate either).
+        self.fields["delegate"].queryset = people.exclude(pk=user.pk).exclude(
+            pk__in=auditor_grants().values("user_id")
+        )
         if for_anyone:
             # Administrators set delegations for people who are suddenly away (sick leave).
             self.fields = {

@@ -15,6 +15,7 @@ from governance.models import (
     ROLE_PERMISSIONS,
     SERVICE_ACTIONS,
     Environment,
+    Role,
     RoleAssignment,
     Service,
     User,
@@ -39,11 +40,25 @@ def grants_for(action: str, service: Service, environment: Environment | None) -
     return grants
 
 
+def auditor_grants() -> QuerySet[RoleAssignment]:
+    """Auditor grants in force, on any scope."""
+    return RoleAssignment.objects.filter(role=Role.AUDITOR).exclude(expires_at__lte=timezone.now())
+
+
+def is_auditor(user: User) -> bool:
+    """Whether `user` holds the auditor role anywhere. Auditors are independent: they read
+    everything and decide nothing, on their own authority or on anyone else's."""
+    return auditor_grants().filter(user=user).exists()
+
+
 def eligible_approvers(
     service: Service, source: str, environment: Environment | None = None
 ) -> QuerySet[User]:
-    """Active people (never service accounts) who hold the authority `source` names."""
-    people = User.objects.filter(is_active=True, is_service_account=False)
+    """Active people (never service accounts, never auditors) who hold the authority `source`
+    names."""
+    people = User.objects.filter(is_active=True, is_service_account=False).exclude(
+        pk__in=auditor_grants().values("user_id")
+    )
     if source == "service_owners":
         return people.filter(owned_services=service)
     grants = grants_for(SOURCE_ACTIONS[source], service, environment)
@@ -59,6 +74,8 @@ def may_act(user: User, action: str, service: Service, environment: Environment 
 
 def holds_any_authority(user: User) -> bool:
     """Whether `user` may approve anything at all: a role on some service, or an ownership."""
+    if is_auditor(user):
+        return False
     return (
         Service.objects.restrict(user, "approve").exists()
         or Service.objects.restrict(user, "cab").exists()
@@ -70,7 +87,7 @@ def has_stage_authority(
     user: User, service: Service, source: str, environment: Environment | None = None
 ) -> bool:
     """Whether `user` holds, right now, the authority a stage's approver source requires."""
-    if not user.is_active or user.is_service_account:
+    if not user.is_active or user.is_service_account or is_auditor(user):
         return False
     if source == "service_owners":
         return service.owners.filter(pk=user.pk).exists()

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
@@ -27,8 +28,9 @@ from governance.models import (
     User,
     global_permission,
 )
+from governance.notifications import notify
 from governance.policy import APPROVER_SOURCES
-from governance.selectors import has_stage_authority, holds_any_authority
+from governance.selectors import has_stage_authority, holds_any_authority, is_auditor
 
 
 def grant_role(
@@ -60,6 +62,8 @@ def grant_role(
         raise PermissionDenied(
             "A reason is required for every grant.", fields={"reason": ["Required."]}
         )
+    if actor is not None:
+        _refuse_auditor_conflict(user, role)
     if service is not None and team is not None:
         raise PermissionDenied(
             "Grant a role on one service or on a team's services, not both.",
@@ -98,6 +102,29 @@ def grant_role(
             },
         )
     return assignment
+
+
+DECIDING_ROLES = (Role.APPROVER, Role.CAB_MEMBER)
+
+
+def _refuse_auditor_conflict(user: User, role: str) -> None:
+    # Auditors are independent: one person never both audits and decides. Decisions refuse
+    # auditors whatever their grants say; this tells the administrator at the moment of the grant.
+    if role in DECIDING_ROLES and is_auditor(user):
+        raise PermissionDenied(
+            f"{user.username} holds the auditor role; auditors are independent and decide "
+            "nothing. Revoke the auditor role first.",
+            fields={"role": ["Conflicts with the auditor role."]},
+        )
+    if role == Role.AUDITOR:
+        held = RoleAssignment.objects.filter(user=user, role__in=DECIDING_ROLES)
+        if held.exists():
+            names = ", ".join(sorted({a.get_role_display() for a in held}))
+            raise PermissionDenied(
+                f"{user.username} holds {names}; an auditor decides nothing, so revoke those "
+                "roles before granting the auditor role.",
+                fields={"role": ["Conflicts with the person's approval roles."]},
+            )
 
 
 def _take_over_mapped_grant(assignment: RoleAssignment, actor: User, reason: str) -> None:
@@ -236,7 +263,10 @@ def create_delegation(
 
     Refused with a reason when the window is empty or over, when it overlaps another delegation
     of the same person and scope, when the delegate could not approve anyway, or is away too.
+    An administrator may arrange one for someone suddenly away, never naming themselves; the
+    delegator is told.
     """
+    _check_arranger(delegator, delegate, actor)
     _check_delegation(delegator, delegate, service, starts_at, ends_at, reason)
     with transaction.atomic():
         # Lock the delegator's row: two concurrent requests must not both pass the overlap check.
@@ -262,9 +292,41 @@ def create_delegation(
                 "starts_at": starts_at.isoformat(),
                 "ends_at": ends_at.isoformat(),
                 "reason": delegation.reason,
+                "set_up_by": actor.username,
             },
         )
+        if actor.pk != delegator.pk:
+            _tell_delegator(delegation, actor)
     return delegation
+
+
+def _check_arranger(delegator: User, delegate: User, actor: User) -> None:
+    # Nobody becomes able to decide through an administrative act of their own: an
+    # administrator arranging someone else's delegation cannot be its delegate.
+    if actor.pk == delegator.pk:
+        return
+    if not is_administrator(actor):
+        raise PermissionDenied("Only administrators arrange delegations for someone else.")
+    if actor.pk == delegate.pk:
+        raise InvalidDelegation(
+            f"You are arranging {delegator.username}'s delegation, so you cannot be its "
+            "delegate: nobody gains authority through an administrative act of their own. "
+            "Ask another administrator, or choose someone else.",
+            fields={"delegate": ["Choose someone other than yourself."]},
+        )
+
+
+def _tell_delegator(delegation: Delegation, actor: User) -> None:
+    """The person whose authority was lent learns who lent it, to whom and for how long."""
+    notify(
+        people=[delegation.delegator],
+        subject=f"Your approval authority was delegated to {delegation.delegate}",
+        body=f"{actor} delegated your approval authority ({delegation.scope_label}) to "
+        f"{delegation.delegate} from {delegation.starts_at:%Y-%m-%d %H:%M} to "
+        f"{delegation.ends_at:%Y-%m-%d %H:%M} UTC. Reason: {delegation.reason}. "
+        "If this is wrong, end it on the delegations page and tell an administrator.",
+        url=reverse("governance:delegation_list"),
+    )
 
 
 def _check_delegation(
@@ -294,6 +356,12 @@ def _check_delegation(
         raise InvalidDelegation(
             f"{delegate.username} cannot approve anything: only active people can be delegates.",
             fields={"delegate": ["Not eligible to approve."]},
+        )
+    if is_auditor(delegate):
+        raise InvalidDelegation(
+            f"{delegate.username} holds the auditor role: auditors are independent and decide "
+            "nothing, so they cannot be delegates.",
+            fields={"delegate": ["Auditors cannot be delegates."]},
         )
     if service is not None and not any(
         has_stage_authority(delegator, service, source) for source in APPROVER_SOURCES

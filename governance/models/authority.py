@@ -131,11 +131,7 @@ def delegated_service_ids(user: User) -> set[int]:
     """
     ids: set[int] = set()
     now = timezone.now()
-    for delegation in (
-        Delegation.objects.in_force(now)
-        .filter(delegate=user, delegator__is_active=True)
-        .select_related("delegator")
-    ):
+    for delegation in Delegation.objects.in_force(now).lent_to(user).select_related("delegator"):
         if delegation.service_id:
             ids.add(delegation.service_id)
             continue
@@ -284,6 +280,14 @@ class DelegationQuerySet(models.QuerySet):
     def covering(self, service: Service) -> DelegationQuerySet:
         """Delegations whose scope includes `service` (no service means all of it)."""
         return self.filter(Q(service__isnull=True) | Q(service=service))
+
+    def lent_to(self, user: User) -> DelegationQuerySet:
+        """Delegations `user` may act under: from an active person, and not set up by `user`.
+
+        Nobody becomes able to decide through an administrative act of their own, so a
+        delegation its own delegate arranged never counts, however it was written.
+        """
+        return self.filter(delegate=user, delegator__is_active=True).exclude(created_by=user)
 
 
 class Delegation(ServiceScoped, models.Model):

@@ -8,36 +8,82 @@ The release under test is dave's payments-api release to production, requested b
   out of scope too (the queryset is restricted per action).
 - 400 on create: the service is not one the caller may request releases for (a field error).
 - 403: in scope, but segregation of duties forbids it: ci-bot requested the release, an auditor
-  only looks, the CAB stage opens after the service stage.
+  only looks, the CAB stage opens after the service stage. An auditor acting as alice's delegate
+  (the delegation predates the auditor role) and an administrator holding a delegation they
+  arranged for themselves decide nothing either.
 """
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from governance.models import Delegation, Role
+from governance.services import create_delegation
 from tests import factories
 
 MATRIX = """
-endpoint     anonymous  outsider  other_approver  pipeline  approver  auditor  cab_member
-list         401        200       200             200       200       200      200
-create       401        400       400             201       400       400      400
-detail       401        404       404             200       200       200      200
-gate         401        404       404             200       200       200      200
-evidence     401        404       404             201       404       404      404
-decisions    401        404       404             403       201       403      403
-deployments  401        404       404             201       404       404      404
+endpoint     anon  outsider  other_appr  pipeline  approver  auditor  cab  aud_delegate  admin_self
+list         401   200       200         200       200       200      200  200           200
+create       401   400       400         201       400       400      400  400           201
+detail       401   404       404         200       200       200      200  200           200
+gate         401   404       404         200       200       200      200  200           200
+evidence     401   404       404         201       404       404      404  404           201
+decisions    401   404       404         403       201       403      403  403           403
+deployments  401   404       404         201       404       404      404  404           201
 """
 
 # Which fixture plays each persona (anonymous has none).
 PERSONAS = {
-    "anonymous": None,
+    "anon": None,
     "outsider": "outsider",
-    "other_approver": "other_service_approver",
+    "other_appr": "other_service_approver",
     "pipeline": "pipeline_bot",
     "approver": "approver",
     "auditor": "auditor",
-    "cab_member": "cab_member",
+    "cab": "cab_member",
+    "aud_delegate": "auditor_delegate",
+    "admin_self": "admin_self_delegate",
 }
+
+
+@pytest.fixture
+def auditor_delegate(approver):
+    """frank holds alice's authority by delegation, and was made an auditor afterwards."""
+    frank = factories.UserFactory(username="frank")
+    now = timezone.now()
+    create_delegation(
+        delegator=approver,
+        delegate=frank,
+        service=None,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="annual leave",
+        actor=approver,
+    )
+    factories.grant(frank, Role.AUDITOR)
+    return frank
+
+
+@pytest.fixture
+def admin_self_delegate(approver):
+    """An administrator holding alice's authority through a delegation they arranged themselves
+    (written straight to the database: the delegation service refuses it)."""
+    ada = factories.UserFactory(username="ada")
+    factories.grant(ada, Role.ADMINISTRATOR)
+    now = timezone.now()
+    Delegation.objects.create(
+        delegator=approver,
+        delegate=ada,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="covering",
+        created_by=ada,
+    )
+    return ada
+
 
 ENDPOINTS = {
     "list": lambda api, r: api.get("/api/v1/releases/"),
@@ -104,11 +150,11 @@ def test_permission_matrix(
     ("persona", "visible"),
     [
         ("outsider", 0),
-        ("other_approver", 0),
+        ("other_appr", 0),
         ("pipeline", 1),
         ("approver", 1),
         ("auditor", 1),
-        ("cab_member", 1),
+        ("cab", 1),
     ],
 )
 def test_the_list_shows_only_releases_in_scope(

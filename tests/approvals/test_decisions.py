@@ -373,7 +373,8 @@ def test_an_auditor_may_look_but_not_decide(production_release, auditor, api):
 
     assert error_of(response, 403) == {
         "code": "not_eligible",
-        "message": NOT_ELIGIBLE,
+        "message": "You hold the auditor role: auditors are independent and decide nothing, "
+        "on their own authority or as anyone's delegate.",
         "fields": {},
     }
     assert client.get(f"/api/v1/releases/{production_release.pk}/").status_code == 200

@@ -294,3 +294,175 @@ def test_the_delegate_of_the_requester_cannot_approve_the_requesters_release(
     delegate(requester, frank)
     with factories.nothing_changes(production_release), pytest.raises(NotEligible):
         factories.decide(production_release, frank)
+
+
+# --- Auditors are independent; nobody delegates to themselves -----------------------------------
+
+
+@pytest.fixture
+def administrator(db):
+    user = factories.UserFactory(username="ada", first_name="Ada")
+    factories.grant(user, Role.ADMINISTRATOR)
+    return user
+
+
+def arrange(actor, delegator, to, *, hours=(-1, 48)):
+    now = timezone.now()
+    return create_delegation(
+        delegator=delegator,
+        delegate=to,
+        service=None,
+        reason="Sick leave",
+        actor=actor,
+        starts_at=now + timedelta(hours=hours[0]),
+        ends_at=now + timedelta(hours=hours[1]),
+    )
+
+
+def test_an_auditor_cannot_be_made_a_delegate(org, approver, auditor, administrator):
+    counts = factories.state_counts()
+    with pytest.raises(InvalidDelegation, match="auditor role"):
+        arrange(administrator, approver, auditor)
+    with pytest.raises(InvalidDelegation, match="auditor role"):
+        delegate(approver, auditor)
+    assert Delegation.objects.count() == 0
+    assert factories.state_counts() == counts
+
+
+def test_a_delegate_who_later_becomes_an_auditor_no_longer_counts(
+    client, production_release, approver, frank
+):
+    delegate(approver, frank)
+    factories.grant(frank, Role.AUDITOR)
+
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible, match="audit"):
+        factories.decide(production_release, frank)
+    client.force_login(frank)
+    queue = client.get(reverse("approvals:queue")).content.decode()
+    assert production_release.version not in queue
+
+
+def test_an_auditor_never_decides_even_with_an_approver_grant(production_release, auditor, service):
+    factories.grant(auditor, Role.APPROVER, service)  # e.g. through an identity-group mapping
+
+    with factories.nothing_changes(production_release), pytest.raises(NotEligible, match="audit"):
+        factories.decide(production_release, auditor)
+
+
+def test_auditors_are_not_offered_as_eligible_approvers(production_release, auditor, service):
+    from approvals.services import reresolve_open_stages
+
+    factories.grant(auditor, Role.APPROVER, service)
+    reresolve_open_stages()
+
+    stage = production_release.approval.stages.get(position=1)
+    assert auditor not in stage.eligible_approvers.all()
+
+
+def test_administrators_cannot_give_an_auditor_approval_roles_or_an_approver_the_auditor_role(
+    org, auditor, approver, administrator, service
+):
+    from governance.exceptions import PermissionDenied
+    from governance.services import grant_role
+
+    counts = factories.state_counts()
+    with pytest.raises(PermissionDenied, match="auditor role"):
+        grant_role(
+            user=auditor, role=Role.APPROVER, service=service, reason="x", actor=administrator
+        )
+    with pytest.raises(PermissionDenied, match="Approver"):
+        grant_role(user=approver, role=Role.AUDITOR, service=None, reason="x", actor=administrator)
+    assert factories.state_counts() == counts
+
+
+def test_the_delegation_form_offers_neither_auditors_nor_service_accounts_nor_oneself(
+    client, org, approver, auditor, pipeline_bot, administrator, frank
+):
+    for person in (approver, administrator):
+        client.force_login(person)
+        page = client.get(reverse("governance:delegation_list"))
+        offered = set(page.context["form"].fields["delegate"].queryset)
+        assert frank in offered
+        assert not offered & {auditor, pipeline_bot, person}
+
+
+def test_an_administrator_cannot_arrange_a_delegation_to_themselves(
+    client, org, approver, administrator
+):
+    counts = factories.state_counts()
+    with pytest.raises(InvalidDelegation, match="cannot be its delegate"):
+        arrange(administrator, approver, administrator)
+
+    client.force_login(administrator)
+    now = timezone.localtime(timezone.now())
+    response = client.post(
+        reverse("governance:delegation_list"),
+        {
+            "delegator": approver.pk,
+            "delegate": administrator.pk,
+            "service": "",
+            "starts_at": now.strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "Sick leave",
+        },
+    )
+    assert response.status_code == 400
+    assert Delegation.objects.count() == 0
+    assert factories.state_counts() == counts
+
+
+def test_a_delegation_its_own_delegate_set_up_never_counts(
+    api, production_release, approver, administrator
+):
+    # A row written before this rule, or by hand in the database: it still gives nothing.
+    now = timezone.now()
+    Delegation.objects.create(
+        delegator=approver,
+        delegate=administrator,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="covering",
+        created_by=administrator,
+    )
+    with factories.nothing_changes(production_release):
+        response = api(administrator).post(
+            f"/api/v1/releases/{production_release.pk}/decisions/",
+            {"decision": "approve", "rationale": "ok", "digest": production_release.digest},
+        )
+    assert response.status_code == 403
+
+
+def test_only_administrators_arrange_delegations_for_someone_else(
+    org, approver, second_approver, frank
+):
+    from governance.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        arrange(second_approver, approver, frank)
+    assert Delegation.objects.count() == 0
+
+
+def test_the_delegator_is_told_when_an_administrator_arranges_their_delegation(
+    org, approver, administrator, frank
+):
+    from governance.models import Notification
+
+    delegation = arrange(administrator, approver, frank)
+
+    note = Notification.objects.get(recipient=approver)
+    assert "delegated to Frank" in note.subject
+    assert "Ada" in note.body and "Sick leave" in note.body
+    entry = LedgerEntry.objects.get(kind="delegation.created")
+    assert (entry.actor, entry.payload["set_up_by"], entry.payload["delegator"]) == (
+        "ada",
+        "ada",
+        "alice",
+    )
+    assert delegation.created_by == administrator
+
+
+def test_nobody_is_told_when_people_delegate_their_own_authority(org, approver, frank):
+    from governance.models import Notification
+
+    delegate(approver, frank)
+    assert not Notification.objects.filter(recipient=approver).exists()
