@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from governance import oidc
+from governance import oidc, scim
 from governance import views as governance_views
 
 urlpatterns = [
@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/v1/", include("approvals.api.urls")),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
     path("scim/v2/", include("django_scim.urls")),
+    # Any other /scim/v2/ path: a SCIM error document, not Django's HTML 404.
+    re_path(r"^scim/v2/", scim.unknown_endpoint, name="scim-unknown"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

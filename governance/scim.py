@@ -16,9 +16,11 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.validators import validate_email
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django_scim import constants
 from django_scim import exceptions as scim_exceptions
 from django_scim.adapters import SCIMGroup, SCIMUser
@@ -26,8 +28,9 @@ from django_scim.models import SCIMServiceProviderConfig
 from django_scim.settings import scim_settings
 
 from governance import identity
+from governance.api.parsers import UnsafeJSON, load_json, text_problem
 from governance.exceptions import GovernanceError, IdentityConflict
-from governance.models import User
+from governance.models import IdentityGroup, User
 
 BadRequest = scim_exceptions.BadRequestError
 
@@ -86,7 +89,20 @@ class ScimTokenAuthMiddleware:
             response["WWW-Authenticate"] = scim_settings.WWW_AUTHENTICATE_HEADER
             return response
         request.scim_source = f"scim:{token.name}"
+        refusal = refuse_unreadable_request(request, kwargs)
+        if refusal is not None:
+            return refusal
         return _as_scim_error(self.get_response(request, *args, **kwargs))
+
+
+def _no_such_endpoint(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    return scim_error(404, f"No SCIM endpoint at {request.path}.")
+
+
+# Every other path under /scim/v2/ (config/urls.py, after django-scim2's own): a SCIM 404 rather
+# than Django's HTML page, behind the same token check, so without a token it is a 401 exactly
+# like the paths that exist and nobody learns which ones do.
+unknown_endpoint = csrf_exempt(ScimTokenAuthMiddleware(_no_such_endpoint))
 
 
 def extra_filter_kwargs_getter(model):
@@ -106,6 +122,87 @@ class ServiceProviderConfig(SCIMServiceProviderConfig):
         config["filter"] = {"supported": True, "maxResults": 200}
         config["changePassword"] = {"supported": False}
         return config
+
+
+# --- Refusing what the database cannot store ----------------------------------------------------
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+# Columns a SCIM document writes, with the attribute a provider knows them by. Their lengths come
+# from the model, so the refusal and the column can never disagree.
+_USER_COLUMNS = (
+    ("username", "userName"),
+    ("first_name", "name.givenName"),
+    ("last_name", "name.familyName"),
+    ("email", "emails.value"),
+    ("scim_external_id", "externalId"),
+    ("time_zone", "timezone"),
+)
+_GROUP_COLUMNS = (("name", "displayName"), ("scim_external_id", "externalId"))
+
+
+def refuse_unreadable_request(request: HttpRequest, kwargs: dict) -> HttpResponse | None:
+    """A SCIM error for a request no adapter should see, or None to let it through.
+
+    django-scim2 parses bodies itself (`json.loads` in its views) and turns any exception into a
+    500, so every write (POST, PUT, PATCH on Users and Groups, and .search) is checked here, in
+    the wrapper all its views pass through: deep nesting, NUL or unpaired surrogates anywhere in
+    the body, bytes that are not UTF-8, or a body that is not a JSON object.
+    """
+    resource_id = kwargs.get("uuid")
+    if isinstance(resource_id, str) and text_problem(resource_id):
+        return scim_error(404, "No resource has that id.")  # No id can hold such text.
+    if request.method not in _WRITES:
+        return None
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return scim_error(413, "The request body is too large.")
+    if not body.strip():
+        return None  # django-scim2 answers an empty body itself.
+    try:
+        document = load_json(body.decode(constants.ENCODING))
+    except UnsafeJSON as exc:
+        where = ".".join(exc.path)
+        detail = f"{where}: {exc.message}" if where else exc.message
+        syntax = exc.code == "nesting_too_deep"
+        return scim_error(400, detail, "invalidSyntax" if syntax else "invalidValue")
+    except ValueError as exc:
+        return scim_error(400, f"Could not decode the JSON body: {exc}", "invalidSyntax")
+    if not isinstance(document, dict):
+        return scim_error(400, "The body must be a JSON object.", "invalidSyntax")
+    return None
+
+
+def validate_scim_user(user: User) -> None:
+    """Refuse a user the database cannot store, naming the SCIM attribute (400 invalidValue).
+
+    Runs on the user as POST, PUT or PATCH left it, before `identity.provision_user` writes
+    anything: userName over 150 characters or an externalId over 254 is a clear 400, not
+    PostgreSQL's "value too long" (a 500 from django-scim2).
+    """
+    _check_columns(user, _USER_COLUMNS)
+
+
+def validate_scim_group(group: IdentityGroup) -> None:
+    """Refuse a group the database cannot store, naming the SCIM attribute (400 invalidValue)."""
+    _check_columns(group, _GROUP_COLUMNS)
+
+
+def _check_columns(instance: Model, columns: tuple[tuple[str, str], ...]) -> None:
+    for field_name, attribute in columns:
+        value = getattr(instance, field_name)
+        if not isinstance(value, str):
+            continue
+        # The body check has already refused these for HTTP; kept so no other caller can write them.
+        problem = text_problem(value)
+        if problem:
+            raise BadRequest(f'"{attribute}" contains {problem.what}.', scim_type="invalidValue")
+        max_length = instance._meta.get_field(field_name).max_length
+        if max_length and len(value) > max_length:
+            raise BadRequest(
+                f'"{attribute}" is at most {max_length} characters.', scim_type="invalidValue"
+            )
 
 
 # --- Parsing PATCH operations ------------------------------------------------------------------
@@ -241,6 +338,7 @@ class ScimUser(SCIMUser):
             self.obj.set_unusable_password()
 
     def save(self) -> None:
+        validate_scim_user(self.obj)
         try:
             identity.provision_user(user=self.obj, source=_source(self.request))
         except IdentityConflict as exc:
@@ -371,6 +469,7 @@ class ScimGroup(SCIMGroup):
             self._members = self._users(d.get("members") or [], strict=True)
 
     def save(self) -> None:
+        validate_scim_group(self.obj)
         try:
             identity.provision_group(
                 group=self.obj, members=self._members, source=_source(self.request)
@@ -397,6 +496,7 @@ class ScimGroup(SCIMGroup):
                 self.obj.name = _text(value, "displayName") or self.obj.name
             elif attr == "externalid":
                 self.obj.scim_external_id = None if op == "remove" else _text(value, "externalId")
+        validate_scim_group(self.obj)
         source = _source(self.request)
         try:
             identity.provision_group(group=self.obj, members=None, source=source)

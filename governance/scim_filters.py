@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
+from django_scim.exceptions import BadRequestError
 from django_scim.filters import GroupFilterQuery, UserFilterQuery
+
+from governance.api.parsers import text_problem
 
 # Quoted strings in a filter, so rewriting attribute names never touches a compared value.
 _QUOTED = re.compile(r'("(?:[^"\\]|\\.)*")')
@@ -33,6 +36,13 @@ def _normalise(key: tuple) -> tuple:
     return (attr.lower(), sub_attr.lower() if sub_attr else None, None)
 
 
+def refuse_unstorable_filter(filter_query: str) -> None:
+    """A filter comparing with text no column can hold (NUL) would fail in PostgreSQL: a 400."""
+    problem = text_problem(filter_query)
+    if problem:
+        raise BadRequestError(f"The filter contains {problem.what}.", scim_type="invalidFilter")
+
+
 class UserFilter(UserFilterQuery):
     attr_map = AttributeMap(
         {
@@ -49,6 +59,7 @@ class UserFilter(UserFilterQuery):
     def search(cls, filter_query: str, request=None):
         # The parser compares userName case-insensitively only when spelt exactly "userName";
         # providers are free to spell attribute names in any case.
+        refuse_unstorable_filter(filter_query)
         parts = _QUOTED.split(filter_query)
         parts[::2] = [_USERNAME.sub("userName", part) for part in parts[::2]]
         return super().search("".join(parts), request)
@@ -61,3 +72,8 @@ class GroupFilter(GroupFilterQuery):
             ("externalId", None, None): "scim_external_id",
         }
     )
+
+    @classmethod
+    def search(cls, filter_query: str, request=None):
+        refuse_unstorable_filter(filter_query)
+        return super().search(filter_query, request)

@@ -46,8 +46,8 @@ class ScimClient:
     def get(self, path: str, **params):
         return self.client.get(f"/scim/v2/{path}", params, **self.headers)
 
-    def send(self, method: str, path: str, body: object | str | None = None):
-        data = body if isinstance(body, str) else json.dumps(body)
+    def send(self, method: str, path: str, body: object | str | bytes | None = None):
+        data = body if isinstance(body, str | bytes) else json.dumps(body)
         call = getattr(self.client, method)
         return call(f"/scim/v2/{path}", data, content_type=SCIM_JSON, **self.headers)
 
@@ -667,3 +667,242 @@ def test_an_administrator_issues_a_token_in_the_ui_that_works_and_revokes_it(cli
 def test_only_administrators_see_scim_tokens(client, org, request, persona):
     client.force_login(request.getfixturevalue(persona))
     assert client.get(reverse("governance:scim_tokens")).status_code == 403
+
+
+# --- Bad input: a clear SCIM 400 or 404, nothing written (invariant 7) -------------------------
+
+
+def scim_state() -> tuple:
+    """Every row a SCIM write can touch, read fresh, to prove a refusal wrote nothing."""
+    users = list(
+        User.objects.order_by("pk").values_list(
+            "pk", "username", "first_name", "last_name", "email", "scim_external_id", "is_active"
+        )
+    )
+    groups = list(
+        IdentityGroup.objects.order_by("pk").values_list("pk", "name", "scim_external_id")
+    )
+    through = IdentityGroup.members.through.objects.order_by("pk")
+    memberships = list(through.values_list("identitygroup_id", "user_id"))
+    return users, groups, memberships, LedgerEntry.objects.count()
+
+
+@pytest.fixture
+def jane_id(scim) -> str:
+    return json_of(scim.post("Users", okta_user()), 201)["id"]
+
+
+@pytest.fixture
+def group_id(scim) -> str:
+    created = scim.post("Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Ops"})
+    return json_of(created, 201)["id"]
+
+
+USER_WRITES = {
+    "post": lambda scim, user_id, body: scim.post("Users", okta_user(**body)),
+    "put": lambda scim, user_id, body: scim.put(f"Users/{user_id}", okta_user(**body)),
+    "patch": lambda scim, user_id, body: scim.patch(
+        f"Users/{user_id}", {"op": "replace", "value": body}
+    ),
+}
+
+BAD_USER_ATTRIBUTES = {
+    "long-userName": ({"userName": "a" * 151}, '"userName" is at most 150 characters.'),
+    "long-externalId": ({"externalId": "x" * 10_000}, '"externalId" is at most 254 characters.'),
+    "nul-givenName": (
+        {"name": {"givenName": "Ja\u0000ne", "familyName": "Doe"}},
+        "name.givenName: Contains a NUL character (\\u0000), which cannot be stored.",
+    ),
+    "surrogate-familyName": (
+        {"name": {"givenName": "Jane", "familyName": "\ud800"}},
+        "name.familyName: Contains an unpaired surrogate (\\ud800-\\udfff), which is not valid "
+        "Unicode.",
+    ),
+    "nul-userName": (
+        {"userName": "jane\u0000@example.com"},
+        "userName: Contains a NUL character (\\u0000), which cannot be stored.",
+    ),
+    "long-givenName": (
+        {"name": {"givenName": "J" * 151, "familyName": "Doe"}},
+        '"name.givenName" is at most 150 characters.',
+    ),
+}
+
+
+@pytest.mark.parametrize("write", USER_WRITES)
+@pytest.mark.parametrize("bad", BAD_USER_ATTRIBUTES)
+def test_unstorable_user_attributes_are_400_invalid_value_and_write_nothing(
+    scim, jane_id, write, bad
+):
+    attributes, detail = BAD_USER_ATTRIBUTES[bad]
+    before = scim_state()
+
+    response = USER_WRITES[write](scim, jane_id, attributes)
+
+    body = scim_error_of(response, 400)
+    assert body["scimType"] == "invalidValue"
+    assert detail in body["detail"]
+    assert scim_state() == before
+
+
+def test_a_user_name_of_exactly_150_characters_is_accepted(scim):
+    user_name = "a" * 138 + "@example.com"
+
+    json_of(scim.post("Users", okta_user(user_name, emails=[])), 201)
+
+    assert User.objects.filter(username=user_name).exists()
+
+
+GROUP_WRITES = {
+    "post": lambda scim, group_id, body: scim.post("Groups", {"schemas": [GROUP_SCHEMA], **body}),
+    "put": lambda scim, group_id, body: scim.put(
+        f"Groups/{group_id}", {"schemas": [GROUP_SCHEMA], **body}
+    ),
+    "patch": lambda scim, group_id, body: scim.patch(
+        f"Groups/{group_id}", {"op": "replace", "value": body}
+    ),
+}
+
+BAD_GROUP_ATTRIBUTES = {
+    "nul-displayName": (
+        {"displayName": "Op\u0000s"},
+        "displayName: Contains a NUL character (\\u0000), which cannot be stored.",
+    ),
+    "surrogate-displayName": (
+        {"displayName": "Ops \udfff"},
+        "displayName: Contains an unpaired surrogate (\\ud800-\\udfff), which is not valid "
+        "Unicode.",
+    ),
+    "long-displayName": ({"displayName": "O" * 255}, '"displayName" is at most 254 characters.'),
+    "long-externalId": (
+        {"displayName": "Ops", "externalId": "x" * 10_000},
+        '"externalId" is at most 254 characters.',
+    ),
+}
+
+
+@pytest.mark.parametrize("write", GROUP_WRITES)
+@pytest.mark.parametrize("bad", BAD_GROUP_ATTRIBUTES)
+def test_unstorable_group_attributes_are_400_invalid_value_and_write_nothing(
+    scim, group_id, write, bad
+):
+    attributes, detail = BAD_GROUP_ATTRIBUTES[bad]
+    before = scim_state()
+
+    response = GROUP_WRITES[write](scim, group_id, attributes)
+
+    body = scim_error_of(response, 400)
+    assert body["scimType"] == "invalidValue"
+    assert detail in body["detail"]
+    assert scim_state() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "Users"), ("put", "Users/{user}"), ("patch", "Users/{user}"), ("post", "Groups")],
+)
+@pytest.mark.parametrize("depth", [33, 50_000])
+def test_a_body_nested_too_deep_is_400_invalid_syntax(scim, jane_id, method, path, depth):
+    text = json.dumps(okta_user(nickName="__DEEP__"))
+    text = text.replace('"__DEEP__"', "[" * depth + "]" * depth)
+    before = scim_state()
+
+    response = scim.send(method, path.format(user=jane_id), text)
+
+    body = scim_error_of(response, 400)
+    assert body["scimType"] == "invalidSyntax"
+    assert body["detail"] == "The JSON body nests arrays and objects deeper than 32 levels."
+    assert scim_state() == before
+
+
+def test_a_nul_anywhere_in_a_body_is_refused_even_where_signoff_keeps_nothing(scim, group_id):
+    before = scim_state()
+
+    response = scim.patch(
+        f"Groups/{group_id}", {"op": "add", "path": "members", "value": [{"value": "1\u0000"}]}
+    )
+
+    body = scim_error_of(response, 400)
+    assert body["scimType"] == "invalidValue"
+    assert body["detail"] == (
+        "Operations.0.value.0.value: Contains a NUL character (\\u0000), which cannot be stored."
+    )
+    assert scim_state() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw"),
+    [
+        ("patch", "Users/{user}", "[]"),
+        ("patch", "Users/{user}", '"text"'),
+        ("post", "Users/.search", "[1]"),
+        ("post", "Users", b'{"userName": "\xff"}'),
+    ],
+    ids=["patch-list", "patch-string", "search-list", "not-utf8"],
+)
+def test_a_body_that_is_not_a_json_object_is_400(scim, jane_id, method, path, raw):
+    before = scim_state()
+
+    response = scim.send(method, path.format(user=jane_id), raw)
+
+    assert scim_error_of(response, 400)["scimType"] == "invalidSyntax"
+    assert scim_state() == before
+
+
+@pytest.mark.parametrize("path", ["Users", "Groups"])
+def test_a_filter_with_a_nul_is_400_invalid_filter(scim, jane_id, path):
+    attribute = "userName" if path == "Users" else "displayName"
+
+    response = scim.get(path, filter=f'{attribute} eq "jane\u0000"')
+
+    body = scim_error_of(response, 400)
+    assert body["scimType"] == "invalidFilter"
+    assert body["detail"] == (
+        "The filter contains a NUL character (\\u0000), which cannot be stored."
+    )
+
+
+def test_a_search_body_with_a_lone_surrogate_is_400(scim, jane_id):
+    search = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName eq "\ud800"',
+    }
+
+    body = scim_error_of(scim.post("Users/.search", search), 400)
+
+    assert body["scimType"] == "invalidValue"
+    assert body["detail"].startswith("filter: Contains an unpaired surrogate")
+
+
+def test_a_body_over_one_megabyte_is_413_and_writes_nothing(scim):
+    before = scim_state()
+
+    response = scim.post("Users", okta_user(nickName="x" * (1024 * 1024)))
+
+    assert scim_error_of(response, 413)["detail"] == "The request body is too large."
+    assert scim_state() == before
+
+
+def test_an_id_with_a_nul_is_a_scim_404(scim, jane_id):
+    scim_error_of(scim.get("Users/%00"), 404)
+    scim_error_of(scim.send("put", "Groups/1%00", {"displayName": "x"}), 404)
+
+
+@pytest.mark.parametrize(
+    "path", ["Nope", "Users/abc/extra", "Users/", "Groups/1/members", "v1/Users", "Users/.search/x"]
+)
+def test_an_unknown_scim_path_is_a_scim_404(scim, path):
+    for method in ("get", "post", "patch"):
+        response = scim.send(method, path, {}) if method != "get" else scim.get(path)
+        body = scim_error_of(response, 404)
+        assert body["detail"] == f"No SCIM endpoint at /scim/v2/{path}."
+
+
+@pytest.mark.parametrize("path", ["Nope", "Users/abc/extra"])
+def test_an_unknown_scim_path_without_a_token_is_401_as_known_paths_are(client, db, path):
+    known = client.get("/scim/v2/Users")
+    unknown = client.get(f"/scim/v2/{path}")
+
+    scim_error_of(known, 401)
+    scim_error_of(unknown, 401)
+    assert unknown["WWW-Authenticate"] == known["WWW-Authenticate"]
