@@ -35,6 +35,7 @@ class ReleaseFilterForm(forms.Form):
         ("rejected", "Rejected"),
         ("expired", "Expired"),
         ("deployed", "Deployed"),
+        ("unapproved", "Deployed without approval"),
     ]
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
     q = forms.CharField(required=False, max_length=100)

@@ -47,6 +47,10 @@ class ReleaseQuerySet(models.QuerySet):
                 ),
             ),
             models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at")),
+            models.Prefetch(
+                "deployments",
+                queryset=Deployment.objects.select_related("reported_by").order_by("-created_at"),
+            ),
         )
 
     def for_gate(self) -> ReleaseQuerySet:
@@ -99,6 +103,12 @@ class Release(models.Model):
     deployed_at = models.DateTimeField(null=True, blank=True)
     planned_at = models.DateTimeField(
         null=True, blank=True, help_text="When the release is planned to go out (vendor releases)."
+    )
+    unapproved_deployment_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When a deployment the gate had not approved was last reported (a finding).",
     )
 
     objects = ReleaseQuerySet.as_manager()
@@ -371,7 +381,11 @@ class Decision(models.Model):
 
 
 class Deployment(models.Model):
-    """A deployment outcome reported by the pipeline."""
+    """A deployment outcome reported by the pipeline, with the gate's answer at that moment.
+
+    Every reported deployment is kept, approved or not: refusing to record one would hide that
+    it happened. One the gate had not approved (pending, blocked, another digest) is flagged.
+    """
 
     class Status(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
@@ -381,10 +395,19 @@ class Deployment(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices)
     reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     url = models.URLField(max_length=500, blank=True)
+    digest = models.CharField(max_length=71, blank=True, help_text="The artifact deployed.")
+    gate_status = models.CharField(
+        max_length=10, blank=True, help_text="The gate's answer for that digest when reported."
+    )
+    gate_reasons = models.JSONField(default=list, blank=True)
+    approved = models.BooleanField(
+        default=True, help_text="The gate had approved this digest when the deployment happened."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.release} {self.status}"
+        flag = "" if self.approved else " (unapproved)"
+        return f"{self.release} {self.status}{flag}"

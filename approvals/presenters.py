@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
-from approvals.models import ApprovalStage, Decision, Release
+from approvals.models import ApprovalStage, Decision, Deployment, Release
 from approvals.vendors import VendorSla, vendor_sla
 from governance.models import Team, User
 from governance.policy import TEAM_RULES, Plan
@@ -18,6 +18,7 @@ from governance.policy import TEAM_RULES, Plan
 STATUS_STYLES = {
     "approved": "success",
     "deployed": "primary",
+    "unapproved": "danger",
     "pending": "warning",
     "rejected": "danger",
     "blocked": "danger",
@@ -66,6 +67,8 @@ class ReleasePage:
     blocker: str | None
     vendor_sla: VendorSla | None
     matched_rules: list[dict] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+    unapproved_deployments: list[Deployment] = field(default_factory=list)
 
 
 def person_view(user: User, now: datetime) -> PersonView:
@@ -95,6 +98,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     teams = release.service.owning_teams()
     stages = [_stage_view(s, rules, now, teams) for s in release.approval.stages.all()]
     capacity = decision_capacity(release, release.approval, viewer, now)
+    deployments = list(release.deployments.all())
     return ReleasePage(
         release=release,
         gate=gate,
@@ -109,6 +113,8 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         blocker=capacity.blocker,
         vendor_sla=vendor_sla(release, now),
         matched_rules=plan.matched_rules,
+        deployments=deployments,
+        unapproved_deployments=[d for d in deployments if not d.approved],
     )
 
 
@@ -153,5 +159,8 @@ def _team_view(stage: ApprovalStage, teams: list[Team]) -> dict:
 
 
 def release_status(release: Release) -> str:
-    """The one word shown in lists: deployed, or the approval's status."""
+    """The one word shown in lists: unapproved (deployed without the gate's approval, a finding
+    that stays), deployed, or the approval's status."""
+    if release.unapproved_deployment_at:
+        return "unapproved"
     return "deployed" if release.deployed_at else release.approval.status

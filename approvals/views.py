@@ -59,7 +59,9 @@ def release_list(request: HttpRequest) -> HttpResponse:
 
 def _filter_releases(releases, data: dict):
     status, text = data.get("status"), data.get("q")
-    if status == "deployed":
+    if status == "unapproved":
+        releases = releases.filter(unapproved_deployment_at__isnull=False)
+    elif status == "deployed":
         releases = releases.filter(deployed_at__isnull=False)
     elif status:
         releases = releases.filter(approval__status=status, deployed_at__isnull=True)

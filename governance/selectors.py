@@ -40,6 +40,14 @@ def grants_for(action: str, service: Service, environment: Environment | None) -
     return grants
 
 
+def administrators() -> QuerySet[User]:
+    """Active people holding the administrator role on everything."""
+    grants = RoleAssignment.objects.filter(
+        role=Role.ADMINISTRATOR, service__isnull=True, team__isnull=True
+    )
+    return User.objects.filter(is_active=True, pk__in=grants.values("user_id"))
+
+
 def auditor_grants() -> QuerySet[RoleAssignment]:
     """Auditor grants in force, on any scope."""
     return RoleAssignment.objects.filter(role=Role.AUDITOR).exclude(expires_at__lte=timezone.now())

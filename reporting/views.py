@@ -28,6 +28,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         deployed=Count("pk", filter=Q(deployed_at__isnull=False)),
         rejected=Count("pk", filter=Q(approval__status="rejected")),
         expired=Count("pk", filter=Q(approval__status="expired")),
+        unapproved=Count("pk", filter=Q(unapproved_deployment_at__isnull=False)),
     )
     my_queue = ApprovalStage.objects.decidable_by(request.user)
     context = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from approvals.models import DIGEST_PATTERN, Decision, Release
+from approvals.models import DIGEST_PATTERN, Decision, Deployment, Release
 from changes.models import ChangeRecord
 from governance.api.parsers import text_problem
 from governance.models import Environment, Service
@@ -237,3 +237,26 @@ class EvidenceSerializer(serializers.Serializer):
 class DeploymentInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["succeeded", "failed"])
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    digest = serializers.CharField(
+        max_length=71,
+        required=False,
+        help_text="The digest actually deployed; defaults to the release's.",
+    )
+
+    def validate_digest(self, value: str) -> str:
+        if not DIGEST_PATTERN.match(value):
+            raise serializers.ValidationError(
+                "Must be 'sha256:' followed by 64 lowercase hex digits."
+            )
+        return value
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Deployment
+        fields = ["id", "status", "digest", "approved", "gate_status", "gate_reasons", "created_at"]
+        read_only_fields = fields
+
+
+class DeploymentRecordedSerializer(GateSerializer):
+    deployment = DeploymentSerializer(read_only=True)

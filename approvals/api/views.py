@@ -142,10 +142,18 @@ class ReleaseDecisions(APIView):
 
 
 class ReleaseDeployments(APIView):
-    @extend_schema(request=s.DeploymentInputSerializer, responses={201: s.GateSerializer})
+    """Report a deployment. Always recorded; `deployment.approved` is false when the gate had
+    not approved this digest, and the release is then flagged as deployed without approval."""
+
+    @extend_schema(
+        request=s.DeploymentInputSerializer, responses={201: s.DeploymentRecordedSerializer}
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, "request")
         serializer = s.DeploymentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.record_deployment(release=release, actor=request.user, **serializer.validated_data)
-        return Response(_gate_payload(release.pk), status=status.HTTP_201_CREATED)
+        deployment = services.record_deployment(
+            release=release, actor=request.user, **serializer.validated_data
+        )
+        body = {**_gate_payload(release.pk), "deployment": s.DeploymentSerializer(deployment).data}
+        return Response(body, status=status.HTTP_201_CREATED)

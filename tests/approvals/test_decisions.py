@@ -401,7 +401,7 @@ def test_a_role_revoked_mid_request_removes_the_ability_to_approve(
 
 
 def test_a_revoked_approver_who_can_still_look_is_not_eligible(production_release, approver, api):
-    factories.grant(approver, Role.AUDITOR)
+    factories.grant(approver, Role.RELEASE_MANAGER, production_release.service)
     assignment = RoleAssignment.objects.get(
         user=approver, role=Role.APPROVER, service=production_release.service
     )
