@@ -7,6 +7,8 @@ delivered by e-mail from a Celery task with retries, so a mail-server outage los
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -65,12 +67,72 @@ def notify(
 
 
 def _kick_delivery() -> None:
-    # By name: the task module imports this one. If the broker is down the rows simply wait
-    # for beat's next run; the decision that caused them has committed and must not fail.
+    # After commit, the web request only hands the kick over: it never waits on the broker.
+    KICKER.kick()
+
+
+class DeliveryKicker:
+    """One daemon thread per process that asks the worker to deliver, so no request waits on
+    the broker. Kicks arriving while a send is under way fold into one more send.
+
+    If the broker is down the send fails fast (no retries, short timeouts in settings) and the
+    rows simply wait for beat's sweep (deliver_notifications_task, every minute): the decision
+    that caused them has committed and must not fail or stall.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        # A forked child (a Celery pool process, a gunicorn worker with --preload) has no copy
+        # of the thread, and the lock may have been held at fork time: start afresh there.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._pending = False
+        self._sending = False
+        self._thread: threading.Thread | None = None
+        self.attempts = 0  # sends tried by this process, successful or not
+
+    def kick(self) -> None:
+        """Ask for a delivery run; returns at once."""
+        with self._condition:
+            self._pending = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="notification-delivery-kick", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no kick is pending or being sent; False if `timeout` seconds ran out."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not (self._pending or self._sending), timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._pending)
+                self._pending, self._sending = False, True
+                self.attempts += 1
+            try:
+                _send_delivery_task()
+            finally:
+                with self._condition:
+                    self._sending = False
+                    self._condition.notify_all()
+
+
+def _send_delivery_task() -> None:
+    # By name: the task module imports this one. No retries and no result: a result store on
+    # the same Redis would otherwise retry its own connection for 20 s before giving up.
     try:
-        current_app.send_task(DELIVERY_TASK)
+        current_app.send_task(DELIVERY_TASK, retry=False, ignore_result=True)
     except Exception:
         logger.warning("Could not enqueue notification delivery; beat will retry", exc_info=True)
+
+
+KICKER = DeliveryKicker()
 
 
 def deliver_pending(*, now: datetime | None = None) -> int:
