@@ -84,17 +84,19 @@ class Section:
     related: tuple[str, ...] = ()
     can_add: bool = True
 
-    def rows(self, params: dict) -> QuerySet:
+    def rows(self, filters: dict) -> QuerySet:
+        """The entries matching `filters`: the cleaned data of a valid `CatalogueFilterForm`."""
         rows = self.model.objects.select_related(*self.related).all()
-        text = (params.get("q") or "").strip()
+        text = filters.get("q")
         if text:
             query = Q()
             for name in self.search:
                 query |= Q(**{f"{name}__icontains": text})
             rows = rows.filter(query)
-        for param, lookup in self.filters.items():
-            if params.get(param):
-                rows = rows.filter(**{lookup: params[param]})
+        for name, lookup in self.filters.items():
+            # False (inactive people) is a filter too; only an absent value means "any".
+            if filters.get(name) not in (None, ""):
+                rows = rows.filter(**{lookup: filters[name]})
         return rows
 
 

@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import Environment, Role, Service, Team, User
+from governance.models import Environment, Role, ScimToken, Service, Team, User
 from governance.selectors import auditor_grants
 
 TIME_ZONES = sorted(available_timezones())
@@ -140,3 +140,49 @@ class RoleFilterForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500)
+
+
+class CatalogueFilterForm(forms.Form):
+    """The catalogue list's search and filters, checked before any of them reaches a query.
+
+    Raw query parameters used as lookups fail inside the database (`?tier=1'` is not a number,
+    `?q=%00` is a NUL PostgreSQL refuses): validated here they become a form error instead.
+    """
+
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    team = forms.SlugField(required=False, max_length=50, label="Team")
+    tier = forms.TypedChoiceField(
+        choices=[("", "Any tier"), *Service.Tier.choices],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Tier",
+    )
+    active = forms.TypedChoiceField(
+        choices=[("", "Active and inactive"), ("true", "Active"), ("false", "Inactive")],
+        coerce=lambda value: value == "true",
+        empty_value=None,
+        required=False,
+        label="Active",
+    )
+
+
+class ScimTokenForm(forms.Form):
+    """Issue a SCIM token: its name says which identity provider holds it."""
+
+    name = forms.CharField(
+        max_length=100,
+        error_messages={"required": "Give the token a name, e.g. the identity provider's."},
+    )
+
+
+class ScimTokenRevokeForm(forms.Form):
+    """Revoke a SCIM token that still works; anything else is a form error, not a 404 or 500."""
+
+    revoke = forms.ModelChoiceField(
+        queryset=ScimToken.objects.active(),
+        error_messages={
+            "required": "No such token, or it is already revoked.",
+            "invalid_choice": "No such token, or it is already revoked.",
+        },
+    )

@@ -23,11 +23,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from governance import catalogue, identity, policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
+    CatalogueFilterForm,
     DelegationForm,
     ProfileForm,
     ReasonForm,
     RoleFilterForm,
     RoleGrantForm,
+    ScimTokenForm,
+    ScimTokenRevokeForm,
     StepUpCodeForm,
 )
 from governance.models import (
@@ -426,18 +429,22 @@ def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def catalogue_list(request: HttpRequest, section: str) -> HttpResponse:
     """People, teams, services or environments, with search and filters."""
     config = _section(section)
-    rows = Paginator(config.rows(request.GET).order_by("pk"), ROLE_PAGE_SIZE)
-    page = rows.get_page(request.GET.get("page"))
+    filters = CatalogueFilterForm(request.GET)
+    # A filter that cannot be applied lists nothing: an unfiltered list would look like its answer.
+    valid = filters.is_valid()
+    rows = config.rows(filters.cleaned_data) if valid else config.model.objects.none()
+    page = Paginator(rows.order_by("pk"), ROLE_PAGE_SIZE).get_page(request.GET.get("page"))
     table = [(row, [getattr(row, attr) for attr, _ in config.columns]) for row in page]
     context = {
         "section": section,
         "config": config,
+        "filters": filters,
         "page": page,
         "table": table,
         "teams": Team.objects.all(),
         "sections": catalogue.SECTIONS,
     }
-    return render(request, "governance/catalogue_list.html", context)
+    return render(request, "governance/catalogue_list.html", context, status=200 if valid else 400)
 
 
 @administrator_required
@@ -474,21 +481,28 @@ def _section(name: str) -> catalogue.Section:
 @require_http_methods(["GET", "POST"])
 def scim_tokens(request: HttpRequest) -> HttpResponse:
     """SCIM bearer tokens for the identity provider: issue one (shown once here), or revoke."""
-    new_key = ""
-    if request.method == "POST" and request.POST.get("revoke"):
-        token = get_object_or_404(ScimToken, pk=request.POST["revoke"])
-        identity.revoke_scim_token(token=token, actor=request.user)
-        messages.success(request, f"Token {token.name} revoked.")
-        return redirect("governance:scim_tokens")
-    if request.method == "POST":
-        name = request.POST.get("name", "").strip()[:100]
-        if name:
-            _, new_key = identity.issue_scim_token(name=name, actor=request.user)
-        else:
-            messages.error(request, "Give the token a name, e.g. the identity provider's.")
+    new_key, form, revoke = "", ScimTokenForm(), ScimTokenRevokeForm()
+    if request.method == "POST" and "revoke" in request.POST:
+        revoke = ScimTokenRevokeForm(request.POST)
+        if revoke.is_valid():
+            token = revoke.cleaned_data["revoke"]
+            identity.revoke_scim_token(token=token, actor=request.user)
+            messages.success(request, f"Token {token.name} revoked.")
+            return redirect("governance:scim_tokens")
+    elif request.method == "POST":
+        form = ScimTokenForm(request.POST)
+        if form.is_valid():
+            _, new_key = identity.issue_scim_token(
+                name=form.cleaned_data["name"], actor=request.user
+            )
+            form = ScimTokenForm()  # An empty field for the next one.
     tokens = ScimToken.objects.select_related("created_by").order_by("-created_at")
-    return render(
-        request,
-        "governance/scim_tokens.html",
-        {"tokens": tokens, "new_key": new_key, "scim_url": f"{settings.SITE_URL}/scim/v2/"},
-    )
+    context = {
+        "tokens": tokens,
+        "form": form,
+        "revoke": revoke,
+        "new_key": new_key,
+        "scim_url": f"{settings.SITE_URL}/scim/v2/",
+    }
+    status = 400 if form.errors or revoke.errors else 200
+    return render(request, "governance/scim_tokens.html", context, status=status)

@@ -89,3 +89,72 @@ def test_list_query_count_does_not_grow_with_rows(client, org, administrator, te
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(few) == len(many)
+
+
+# --- Bad filters: the page says what is wrong, never a 500 (invariant 7) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "params", "error"),
+    [
+        ("services", {"tier": "1'"}, "Tier: Select a valid choice. 1&#x27; is not one of"),
+        ("services", {"tier": "9"}, "Tier: Select a valid choice. 9 is not one of"),
+        ("services", {"tier": "-1"}, "Tier: Select a valid choice. -1 is not one of"),
+        ("services", {"tier": "9" * 30}, "Tier: Select a valid choice."),
+        ("services", {"q": "\x00"}, "Search: Null characters are not allowed."),
+        ("teams", {"q": "pay\x00"}, "Search: Null characters are not allowed."),
+        ("services", {"q": "x" * 101}, "Search: Ensure this value has at most 100 characters"),
+        ("services", {"team": "pay\x00"}, "Team: Null characters are not allowed."),
+        ("services", {"team": "a b"}, "Team: Enter a valid “slug”"),
+        ("people", {"active": "maybe"}, "Active: Select a valid choice. maybe is not one of"),
+    ],
+    ids=[
+        "tier-quote",
+        "tier-unknown",
+        "tier-negative",
+        "tier-huge",
+        "q-nul",
+        "q-nul-teams",
+        "q-long",
+        "team-nul",
+        "team-not-a-slug",
+        "active-junk",
+    ],
+)
+def test_a_bad_filter_is_a_400_page_naming_the_problem(
+    client, org, administrator, service, section, params, error
+):
+    client.force_login(administrator)
+    before = LedgerEntry.objects.count()
+
+    response = client.get(reverse("governance:catalogue_list", args=[section]), params)
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert error in body
+    assert "payments-api" not in body  # No rows for a filter that could not be applied.
+    assert LedgerEntry.objects.count() == before
+
+
+@pytest.mark.parametrize(("active", "listed"), [("true", True), ("false", False)])
+def test_people_filter_by_active(client, org, administrator, active, listed):
+    client.force_login(administrator)
+    factories.UserFactory(username="gone", is_active=False)
+
+    response = client.get(reverse("governance:catalogue_list", args=["people"]), {"active": active})
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert ("mallory" in body) is listed
+    assert (">gone<" in body) is not listed
+
+
+def test_services_filter_by_team_and_tier_together(
+    client, org, administrator, service, low_tier_service, other_service
+):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_list", args=["services"])
+
+    body = client.get(url, {"team": "payments", "tier": "2", "q": " bill "}).content.decode()
+
+    assert "billing" in body and "payments-api" not in body and "web-frontend" not in body

@@ -906,3 +906,79 @@ def test_an_unknown_scim_path_without_a_token_is_401_as_known_paths_are(client, 
     scim_error_of(known, 401)
     scim_error_of(unknown, 401)
     assert unknown["WWW-Authenticate"] == known["WWW-Authenticate"]
+
+
+@pytest.fixture
+def scim_admin(client, db):
+    admin = factories.UserFactory(username="ada")
+    factories.grant(admin, Role.ADMINISTRATOR)
+    client.force_login(admin)
+    return admin
+
+
+def token_state() -> tuple:
+    tokens = ScimToken.objects.order_by("pk").values_list("pk", "name", "revoked_at")
+    return list(tokens), LedgerEntry.objects.count()
+
+
+UNKNOWN_TOKEN = "No such token, or it is already revoked."
+
+
+@pytest.mark.parametrize(
+    ("revoke", "error"),
+    [
+        ("abc", UNKNOWN_TOKEN),
+        ("999999", UNKNOWN_TOKEN),
+        ("-1", UNKNOWN_TOKEN),
+        ("1.5", UNKNOWN_TOKEN),
+        ("9" * 30, UNKNOWN_TOKEN),
+        ("", UNKNOWN_TOKEN),
+        ("\x00", "Null characters are not allowed."),
+    ],
+)
+def test_revoking_an_unknown_scim_token_is_a_400_form_error_and_changes_nothing(
+    client, scim_admin, revoke, error
+):
+    identity.issue_scim_token(name="okta", actor=scim_admin)
+    before = token_state()
+
+    response = client.post(reverse("governance:scim_tokens"), {"revoke": revoke})
+
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert token_state() == before
+
+
+def test_revoking_a_revoked_token_again_is_a_form_error(client, scim_admin):
+    token, _ = identity.issue_scim_token(name="okta", actor=scim_admin)
+    identity.revoke_scim_token(token=token, actor=scim_admin)
+    before = token_state()
+
+    response = client.post(reverse("governance:scim_tokens"), {"revoke": token.pk})
+
+    assert response.status_code == 400
+    assert UNKNOWN_TOKEN in response.content.decode()
+    assert token_state() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("", "Give the token a name, e.g. the identity provider&#x27;s."),
+        ("   ", "Give the token a name, e.g. the identity provider&#x27;s."),
+        ("okta\x00", "Null characters are not allowed."),
+        ("o" * 101, "Ensure this value has at most 100 characters (it has 101)."),
+    ],
+    ids=["empty", "blank", "nul", "long"],
+)
+def test_a_bad_scim_token_name_is_a_400_form_error_and_issues_nothing(
+    client, scim_admin, name, error
+):
+    before = token_state()
+
+    response = client.post(reverse("governance:scim_tokens"), {"name": name})
+
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert response.context["new_key"] == ""
+    assert token_state() == before
