@@ -129,6 +129,11 @@ class Release(models.Model):
     def short_digest(self) -> str:
         return self.digest.removeprefix("sha256:")[:12]
 
+    @property
+    def trigger_unresolved(self) -> bool:
+        """The pipeline named who triggered it, and that name matches nobody Signoff knows."""
+        return bool(self.triggered_by_name) and self.triggered_by_id is None
+
     def conflicted_user_ids(self) -> set[int]:
         """People who may never approve this release: its requester, trigger and change author."""
         ids = {self.requested_by_id, self.triggered_by_id, self.change.author_id}

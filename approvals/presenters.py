@@ -69,6 +69,7 @@ class ReleasePage:
     matched_rules: list[dict] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     unapproved_deployments: list[Deployment] = field(default_factory=list)
+    trigger_alias: str = ""
 
 
 def person_view(user: User, now: datetime) -> PersonView:
@@ -115,7 +116,17 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         matched_rules=plan.matched_rules,
         deployments=deployments,
         unapproved_deployments=[d for d in deployments if not d.approved],
+        trigger_alias=_trigger_alias(release),
     )
+
+
+def _trigger_alias(release: Release) -> str:
+    """The name the pipeline sent, when it was not the person's username as such (shown with
+    anything outside ASCII escaped, so a reader sees why it matched)."""
+    name, person = release.triggered_by_name, release.triggered_by
+    if not person or name == person.username:
+        return ""
+    return name.encode("ascii", "backslashreplace").decode()
 
 
 def _stage_view(

@@ -31,7 +31,7 @@ from governance import ledger
 from governance.models import Delegation, Environment, Service, User
 from governance.notifications import notify, route
 from governance.policy import Plan, evaluate
-from governance.selectors import administrators, eligible_approvers
+from governance.selectors import administrators, eligible_approvers, person_named
 from governance.services import active_policy_version
 from governance.stepup import verify_step_up
 
@@ -113,11 +113,9 @@ def _idempotent_replay(actor: User, key: str, data: ReleaseInput) -> Release | N
 
 
 def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None) -> Release:
-    triggered_by = (
-        User.objects.filter(username__iexact=data.triggered_by, is_active=True).first()
-        if data.triggered_by
-        else None
-    )
+    # Matched conservatively (look-alike names included): the person behind the pipeline never
+    # approves the release. A name matching nobody is kept and shown as unresolved.
+    triggered_by = person_named(data.triggered_by) if data.triggered_by else None
     author = triggered_by or (None if actor.is_service_account else actor)
     change = find_or_open_change(
         ref=data.change_ref,
@@ -216,6 +214,7 @@ def _request_payload(release: Release, approval: ApprovalRequest, version) -> di
         "change": release.change.ref,
         "requested_by": release.requested_by.username,
         "triggered_by": release.triggered_by_name,
+        "triggered_by_resolved": release.triggered_by.username if release.triggered_by else None,
         "policy": f"{version.policy.slug}@v{version.number}" if version else None,
         "plan": approval.plan,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils import timezone
 
 from governance import identity, policy, policy_changes, services
@@ -40,8 +41,33 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DistinctUsernameMixin:
+    """Refuses a username taken or confusable with another (the rule SCIM provisioning follows)."""
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        exclude = self.instance.pk if self.instance and self.instance.pk else None
+        try:
+            identity.check_username_free(username, exclude_pk=exclude)
+        except GovernanceError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return username
+
+
+class UserAddForm(DistinctUsernameMixin, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+
+
+class UserEditForm(DistinctUsernameMixin, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
     list_display = [
         "username",
         "get_full_name",

@@ -23,6 +23,7 @@ from governance.models import (
     Service,
     User,
 )
+from governance.selectors import people_named
 from governance.services import grant_role, is_administrator, revoke_role
 
 # --- SCIM tokens -------------------------------------------------------------------------------
@@ -83,11 +84,8 @@ def provision_user(*, user: User, source: str) -> User:
     """
     with transaction.atomic():
         previous = User.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
-        clash = User.objects.filter(username__iexact=user.username)
-        if user.pk:
-            clash = clash.exclude(pk=user.pk)
-        if clash.exists():
-            raise IdentityConflict(f"userName '{user.username}' is already taken.")
+        if previous is None or previous.username != user.username:
+            check_username_free(user.username, exclude_pk=user.pk)
         try:
             # A savepoint, so a race lost on the unique index leaves the outer transaction usable.
             with transaction.atomic():
@@ -96,6 +94,23 @@ def provision_user(*, user: User, source: str) -> User:
             raise IdentityConflict(f"userName '{user.username}' is already taken.") from None
         _record_user_change(user, previous, source)
     return user
+
+
+def check_username_free(username: str, *, exclude_pk: int | None = None) -> None:
+    """Refuse a username that is taken or looks like one that is (IdentityConflict).
+
+    'alice' spelt with a Cyrillic a (U+0430), or followed by a zero-width space, would pass for
+    alice in every list and e-mail, and could slip past the conflict-of-interest checks.
+    """
+    clash = people_named(username, emails=False).exclude(pk=exclude_pk).only("username")
+    if any(p.username.lower() == username.lower() for p in clash[:20]):
+        raise IdentityConflict(f"userName '{username}' is already taken.")
+    alike = clash.first()
+    if alike:
+        raise IdentityConflict(
+            f"userName '{username}' looks like the existing '{alike.username}' (confusable "
+            "characters or invisible ones); choose a name that cannot be mistaken for it."
+        )
 
 
 def _record_user_change(user: User, previous: User | None, source: str) -> None:

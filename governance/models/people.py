@@ -9,6 +9,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django_scim.models import AbstractSCIMUserMixin
 
+from governance.names import skeletons
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -25,12 +27,25 @@ class User(AbstractSCIMUserMixin, AbstractUser):
     is_service_account = models.BooleanField(
         default=False, help_text="A pipeline identity: may request releases, never approves."
     )
+    # TR39 skeletons of the username (see governance.names), kept by save(): free-text names
+    # from pipelines and new userNames are matched against them to catch look-alikes.
+    name_skeleton = models.CharField(max_length=600, blank=True, editable=False, db_index=True)
+    name_skeleton_cased = models.CharField(
+        max_length=600, blank=True, editable=False, db_index=True
+    )
 
     class Meta:
         ordering = ["username"]
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+    def save(self, *args, **kwargs) -> None:
+        self.name_skeleton, self.name_skeleton_cased = skeletons(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "username" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_skeleton", "name_skeleton_cased"}
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self) -> str:
