@@ -122,3 +122,28 @@ def test_requester_sees_no_approve_button_and_a_forged_post_is_refused(
     assert forged.status == 409
     assert "You requested this release" in forged.text()
     assert Decision.objects.count() == 0
+
+
+def test_a_deployment_that_did_not_wait_for_the_gate_is_flagged_for_everyone(
+    page: Page, live_server, org, pipeline_bot, production_release
+):
+    base, token = live_server.url, factories.token_for(pipeline_bot)
+    reported = requests.post(
+        f"{base}/api/v1/releases/{production_release.pk}/deployments/",
+        json={"status": "succeeded", "url": "https://deploy.example.com/runs/77"},
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert reported.status_code == 201, reported.text
+    assert reported.json()["deployment"]["approved"] is False
+
+    sign_in(page, base, "erin")  # the auditor
+    page.goto(f"{base}/")
+    page.get_by_test_id("unapproved-count").get_by_role("link", name="Review").click()
+    page.get_by_role("link", name=f"payments-api {production_release.version}").click()
+    banner = page.get_by_test_id("unapproved-deployment")
+    expect(banner).to_contain_text("Deployed without approval")
+    expect(banner).to_contain_text("while the gate said pending")
+    expect(page.locator("#deployments")).to_contain_text("unapproved · pending")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "unapproved-deployment.png", full_page=True)

@@ -84,6 +84,17 @@ DEMO = [
         None,
     ),
     (
+        # A pipeline that did not wait for the gate: recorded as an unapproved deployment.
+        "demo-search-53-stg",
+        "search-api",
+        "staging",
+        "5.3.0",
+        ("CHG0031344", "normal", "Query cache warm-up job"),
+        "ivan",
+        [],
+        "deployed",
+    ),
+    (
         "demo-search-52-stg",
         "search-api",
         "staging",
