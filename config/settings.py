@@ -112,6 +112,17 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Several processes (web, worker, beat) share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+elif DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_POOL", True):
+    # PostgreSQL: one bounded pool per process (Django 5.2 + psycopg_pool) instead of one
+    # persistent connection per thread, which the threaded dev server and threaded workers leave
+    # idle until PostgreSQL refuses clients. A request beyond max_size waits up to `timeout`
+    # seconds for a free connection. DATABASE_POOL=false behind PgBouncer (transaction mode).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections, not each thread
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "governance.User"
