@@ -6,6 +6,7 @@ secret fails at start-up instead of running with a guessable one.
 """
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "django_filters",
     "guardian",
     "auditlog",
+    "axes",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
@@ -77,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Last: turns a sign-in that django-axes refused into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -127,6 +131,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "governance.User"
 AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username or address is refused before any password (or OIDC code)
+    # is checked. The standalone backend only refuses: ModelBackend below still signs people in
+    # and answers permission checks once.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
     "governance.oidc.SignoffOIDCBackend",
@@ -157,6 +165,33 @@ if TESTING:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in lockout (django-axes): AXES_FAILURE_LIMIT failed sign-ins for one username, or from one
+# client address, lock sign-in for that username or address (either is enough) for
+# AXES_COOLOFF_MINUTES; 0 means until an administrator unlocks it on /governance/lockouts/.
+# The local form, the Django admin and OIDC callbacks are all covered. Lockouts and unlocks are
+# ledgered (governance.lockouts, governance.services.unlock_account).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+_COOLOFF_MINUTES = env_int("AXES_COOLOFF_MINUTES", 15)
+if _COOLOFF_MINUTES < 0 or AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("AXES_COOLOFF_MINUTES must be >= 0 and AXES_FAILURE_LIMIT >= 1")
+AXES_COOLOFF_TIME = timedelta(minutes=_COOLOFF_MINUTES) if _COOLOFF_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during a lockout is not counted, so the lockout ends at a fixed time the
+# lockout page can name, and hammering a locked account writes nothing.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "governance.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "governance.authentication.client_ip"
+# Unlocking goes through the ledgered page, not through django-axes' own admin pages.
+AXES_ENABLE_ADMIN = False
+# Reverse proxies in front of Signoff that append the client's address to X-Forwarded-For
+# (1 behind one nginx/ingress). 0 trusts no header: REMOTE_ADDR is the client.
+SIGNOFF_TRUSTED_PROXIES = env_int("SIGNOFF_TRUSTED_PROXIES", 0)
+# Failed `Authorization: Bearer` attempts per client address before the API answers 429 for
+# API_TOKEN_FAILURE_WINDOW_SECONDS (counted in the cache below).
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 300)
 
 # guardian would otherwise create an AnonymousUser row that SCIM then lists as a person.
 ANONYMOUS_USER_NAME = None
@@ -245,6 +280,26 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # The worker keeps trying to reach a broker that is not up yet, rather than exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Cache: holds the failed-token counters. Redis when REDIS_URL is set, shared by every web
+# process. Without it each process keeps its own counters in memory, which is enough for the
+# quick start: only the web process counts (workers never authenticate API requests).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "signoff",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "signoff",
+        }
+    }
+
 CELERY_BEAT_SCHEDULE = {
     "expire-approval-requests": {
         "task": "approvals.tasks.expire_requests_task",

@@ -25,3 +25,10 @@ class GovernanceConfig(AppConfig):
             auditlog.register(model)
         auditlog.register(models.ScimToken, exclude_fields=["key_hash", "last_used_at"])
         auditlog.register(models.Policy, exclude_fields=["updated_at"])
+
+        from axes.signals import user_locked_out
+
+        from governance import lockouts
+
+        # django-axes decides when a sign-in lockout begins; the receiver ledgers it.
+        user_locked_out.connect(lockouts.on_user_locked_out, dispatch_uid="signoff-ledger-lockout")

@@ -12,6 +12,8 @@ urlpatterns = [
     path("catalogue/<slug:section>/<int:pk>/", views.catalogue_edit, name="catalogue_edit"),
     path("policies/", views.policies, name="policy_list"),
     path("scim-tokens/", views.scim_tokens, name="scim_tokens"),
+    path("lockouts/", views.lockout_list, name="lockout_list"),
+    path("lockouts/unlock/", views.lockout_unlock, name="lockout_unlock"),
     path(
         "policies/proposals/<int:pk>/decide/",
         views.policy_proposal_decide,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import csv
 import functools
+import math
 
+from axes.helpers import get_client_username
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import catalogue, identity, policy_changes, reviews, services, stepup
+from governance import catalogue, identity, lockouts, policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
     CatalogueFilterForm,
@@ -506,3 +508,57 @@ def scim_tokens(request: HttpRequest) -> HttpResponse:
     }
     status = 400 if form.errors or revoke.errors else 200
     return render(request, "governance/scim_tokens.html", context, status=status)
+
+
+# --- Sign-in lockouts (django-axes) --------------------------------------------------------------
+
+
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+) -> HttpResponse:
+    """django-axes' answer to a locked sign-in (AXES_LOCKOUT_CALLABLE): the app's layout, 429,
+    when to try again and whom to ask."""
+    lock = lockouts.lockout_of(
+        username=get_client_username(request, credentials),
+        ip=getattr(request, "axes_ip_address", None),
+    )
+    until = lock.until if lock else None
+    response = render(request, "governance/locked_out.html", {"until": until}, status=429)
+    if until is not None:
+        response["Retry-After"] = str(max(1, math.ceil((until - timezone.now()).total_seconds())))
+    return response
+
+
+@administrator_required
+@require_GET
+def lockout_list(request: HttpRequest) -> HttpResponse:
+    """Usernames and addresses locked out of sign-in now, each with an unlock form."""
+    page = Paginator(lockouts.current_lockouts(), ROLE_PAGE_SIZE).get_page(request.GET.get("page"))
+    history = LedgerEntry.objects.filter(kind__in=["auth.locked_out", "auth.unlocked"])
+    context = {
+        "page": page,
+        "lockouts": page.object_list,
+        "history": history.order_by("-seq")[:15],
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "cool_off_minutes": _minutes(settings.AXES_COOLOFF_TIME),
+    }
+    return render(request, "governance/lockouts.html", context)
+
+
+def _minutes(duration) -> int | None:
+    return int(duration.total_seconds() // 60) if duration else None
+
+
+@administrator_required
+@require_POST
+def lockout_unlock(request: HttpRequest) -> HttpResponse:
+    username, ip = request.POST.get("username", ""), request.POST.get("ip", "")
+    try:
+        failures = services.unlock_account(
+            username=username, ip=ip, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Unlocked {username or ip}: {failures} failed sign-ins cleared.")
+    return redirect("governance:lockout_list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -15,6 +16,22 @@ from tests import factories
 
 # Playwright's sync API keeps an event loop in the main thread; Django's ORM must be allowed there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def client():
+    """Django's test client, signing in through django-axes like the login form does."""
+    return factories.SignInClient()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Each test starts with an empty cache (failed-token counters), without flushing a Redis
+    database that the Celery broker or a parallel run may share: its keys get their own prefix."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+        for name, config in settings.CACHES.items()
+    }
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator
 
 import factory
+from django.http import HttpRequest
+from django.test import Client
 
 from approvals import services
 from approvals.models import (
@@ -95,6 +97,17 @@ def release_input(service: Service, env: Environment, **overrides) -> services.R
     }
     values.update(overrides)
     return services.ReleaseInput(**values)
+
+
+class SignInClient(Client):
+    """Django's test client. `login()` hands authenticate() a request, as django-axes requires
+    (it counts failures per address); the address is the one the test client's requests carry."""
+
+    def login(self, **credentials) -> bool:
+        request = HttpRequest()
+        request.META["REMOTE_ADDR"] = "127.0.0.1"
+        credentials.setdefault("request", request)
+        return super().login(**credentials)
 
 
 # --- Pipeline API and state snapshots ------------------------------------------------------------
