@@ -6,7 +6,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.utils import timezone
 
 from governance import identity, policy, policy_changes, services
 from governance.exceptions import GovernanceError
@@ -167,7 +166,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset) -> None:
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoked = 0
+        for token in queryset.select_related("user"):
+            try:
+                revoked += services.revoke_token(
+                    token=token, actor=request.user, reason="Revoked in the admin"
+                )
+            except GovernanceError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return
+        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
 
 
 class PolicyForm(forms.ModelForm):

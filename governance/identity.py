@@ -24,7 +24,7 @@ from governance.models import (
     User,
 )
 from governance.selectors import people_named
-from governance.services import grant_role, is_administrator, revoke_role
+from governance.services import grant_role, is_administrator, revoke_role, revoke_user_tokens
 
 # --- SCIM tokens -------------------------------------------------------------------------------
 
@@ -93,6 +93,12 @@ def provision_user(*, user: User, source: str) -> User:
         except IntegrityError:
             raise IdentityConflict(f"userName '{user.username}' is already taken.") from None
         _record_user_change(user, previous, source)
+        if not user.is_active:
+            # Switched off (now, or earlier by a path that left tokens behind): the tokens die
+            # for good, so a later reactivation revives none of them.
+            revoke_user_tokens(
+                user=user, source=source, reason="Owner deactivated by the identity provider"
+            )
     return user
 
 
@@ -140,6 +146,8 @@ def deactivate_user(*, user: User, source: str, reason: str) -> User:
                 actor=source,
                 payload={"user": user.username, "reason": reason},
             )
+        # Even when already off: a token another path left active must not survive reactivation.
+        revoke_user_tokens(user=user, source=source, reason=f"Owner deactivated: {reason}")
     user.refresh_from_db()
     return user
 

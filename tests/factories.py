@@ -22,8 +22,16 @@ from approvals.models import (
     Release,
 )
 from changes.models import ChangeRecord
-from governance.models import Environment, LedgerEntry, PolicyVersion, Service, Team, User
-from governance.services import grant_role, issue_token
+from governance.models import (
+    ApiToken,
+    Environment,
+    LedgerEntry,
+    PolicyVersion,
+    Service,
+    Team,
+    User,
+)
+from governance.services import grant_role
 
 _counter = itertools.count(1)
 
@@ -73,7 +81,14 @@ def grant(user: User, role: str, service: Service | None = None) -> None:
 
 
 def token_for(user: User) -> str:
-    return issue_token(user=user, name="test")[1]
+    """A working bearer token for `user`, built like the other fixture rows: directly, so the
+    ledger holds only what the test itself does (tests/governance/test_tokens.py covers issuing
+    through the ledgered service)."""
+    key = ApiToken.generate_key()
+    ApiToken.objects.create(
+        user=user, name="test", key_hash=ApiToken.hash_key(key), key_prefix=key[:8]
+    )
+    return key
 
 
 def digest(seed: str | None = None) -> str:

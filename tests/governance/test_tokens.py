@@ -1,15 +1,20 @@
-"""API tokens: issued once by `manage.py issue_token`, stored only as a SHA-256."""
+"""API tokens: issued once by `manage.py issue_token`, stored only as a SHA-256, their life
+cycle (issued, revoked, revoked with their deactivated owner) in the ledger."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
-from governance.models import ApiToken
+from governance import identity, services
+from governance.exceptions import PermissionDenied
+from governance.models import ApiToken, LedgerEntry, Role, User
 from tests import factories
 
 
@@ -90,3 +95,238 @@ def test_a_token_of_a_deactivated_user_no_longer_authenticates(client, approver)
     approver.save(update_fields=["is_active"])
 
     assert get_releases(client, key).status_code == 401
+
+
+# --- Life cycle in the ledger --------------------------------------------------------------------
+
+
+def revoke_token(*args: str) -> str:
+    out = io.StringIO()
+    call_command("revoke_token", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def token_entries() -> list[tuple[str, str, str, dict]]:
+    entries = LedgerEntry.objects.filter(kind__startswith="token.").order_by("seq")
+    return list(entries.values_list("kind", "subject", "actor", "payload"))
+
+
+@pytest.fixture
+def administrator(db):
+    user = factories.UserFactory(username="ada")
+    factories.grant(user, Role.ADMINISTRATOR)
+    return user
+
+
+def test_issuing_a_token_is_ledgered(approver):
+    key = issue_token("alice", "--name", "laptop")
+
+    token = ApiToken.objects.get(user=approver)
+    assert token_entries() == [
+        (
+            "token.issued",
+            f"api_token:{token.pk}",
+            "system",
+            {"name": "laptop", "prefix": key[:8], "owner": "alice"},
+        )
+    ]
+
+
+def test_an_administrator_issues_a_token_for_someone_as_the_actor(approver, administrator):
+    issue_token("alice", "--name", "gitlab", "--actor", "ada")
+
+    assert [(kind, actor) for kind, _, actor, _ in token_entries()] == [("token.issued", "ada")]
+
+
+def test_nobody_else_issues_a_token_for_someone(approver, outsider):
+    with pytest.raises(
+        CommandError, match=r"^Only administrators issue tokens for someone else\.$"
+    ):
+        issue_token("alice", "--actor", "mallory")
+
+    assert ApiToken.objects.count() == 0
+    assert LedgerEntry.objects.filter(kind__startswith="token.").count() == 0
+
+
+def test_revoking_a_token_is_ledgered_and_it_stops_working(client, approver):
+    key = issue_token("alice", "--name", "laptop")
+    token = ApiToken.objects.get(user=approver)
+
+    printed = revoke_token(key[:8], "--reason", "Laptop stolen")
+
+    token.refresh_from_db()
+    assert printed == f"Revoked laptop ({key[:8]}…) of alice."
+    assert token.revoked_at is not None
+    assert token_entries()[-1] == (
+        "token.revoked",
+        f"api_token:{token.pk}",
+        "system",
+        {"name": "laptop", "prefix": key[:8], "owner": "alice", "reason": "Laptop stolen"},
+    )
+    response = get_releases(client, key)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_revoking_needs_a_reason_and_changes_nothing_without_one(approver):
+    key = issue_token("alice")
+
+    with pytest.raises(CommandError, match="--reason"):
+        revoke_token(key[:8])
+    with pytest.raises(CommandError, match=r"^A reason is required to revoke a token\.$"):
+        revoke_token(key[:8], "--reason", "  ")
+
+    assert ApiToken.objects.get(user=approver).revoked_at is None
+    assert [kind for kind, *_ in token_entries()] == ["token.issued"]
+
+
+def test_revoking_an_unknown_or_revoked_prefix_fails(approver):
+    key = issue_token("alice")
+    revoke_token(key[:8], "--reason", "Rotated")
+
+    with pytest.raises(CommandError, match=r"^No active token starts with 'so_nope'\.$"):
+        revoke_token("so_nope", "--reason", "Rotated")
+    with pytest.raises(CommandError, match=rf"^No active token starts with '{key[:8]}'\.$"):
+        revoke_token(key[:8], "--reason", "Again")
+
+    assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
+
+
+def test_a_prefix_two_active_tokens_share_revokes_neither(approver, second_approver):
+    for user in (approver, second_approver):
+        ApiToken.objects.create(
+            user=user, name="twin", key_hash=user.username, key_prefix="so_twin1"
+        )
+
+    with pytest.raises(CommandError, match=r"^Several active tokens start with 'so_twin1'"):
+        revoke_token("so_twin1", "--reason", "Rotated")
+
+    assert ApiToken.objects.filter(revoked_at__isnull=False).count() == 0
+    assert token_entries() == []
+
+
+def test_only_the_owner_or_an_administrator_revokes_a_token(approver, outsider):
+    token, _ = services.issue_token(user=approver, name="laptop")
+
+    with pytest.raises(PermissionDenied) as refused:
+        services.revoke_token(token=token, actor=outsider, reason="Mine now")
+
+    assert refused.value.message == "Only administrators revoke someone else's token."
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert [kind for kind, *_ in token_entries()] == ["token.issued"]
+    assert services.revoke_token(token=token, actor=approver, reason="Done with it") is True
+
+
+def test_a_token_revoked_twice_is_ledgered_once(approver, administrator):
+    token, _ = services.issue_token(user=approver, name="laptop")
+
+    first = services.revoke_token(token=token, actor=administrator, reason="Rotated")
+    second = services.revoke_token(token=token, actor=administrator, reason="Rotated again")
+
+    assert (first, second) == (True, False)
+    assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
+
+
+def test_the_admin_revoke_action_goes_through_the_service(client, approver, administrator):
+    token, key = services.issue_token(user=approver, name="laptop")
+    administrator.is_superuser = True
+    administrator.save(update_fields=["is_superuser"])
+    client.force_login(administrator)
+
+    response = client.post(
+        reverse("admin:governance_apitoken_changelist"),
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert token_entries()[-1] == (
+        "token.revoked",
+        f"api_token:{token.pk}",
+        "ada",
+        {"name": "laptop", "prefix": key[:8], "owner": "alice", "reason": "Revoked in the admin"},
+    )
+
+
+# --- Deactivation revokes for good ---------------------------------------------------------------
+
+
+@pytest.fixture
+def scim(client, db):
+    _, key = identity.issue_scim_token(name="okta", actor=None)
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def scim_active(client, scim: dict, user, active: bool):
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": active}}],
+    }
+    return client.patch(
+        f"/scim/v2/Users/{user.pk}", json.dumps(body), content_type="application/scim+json", **scim
+    )
+
+
+def test_scim_deactivation_revokes_tokens_for_good(client, approver, scim):
+    token, key = services.issue_token(user=approver, name="laptop")
+    assert get_releases(client, key).status_code == 200
+
+    assert scim_active(client, scim, approver, False).status_code == 200
+    assert scim_active(client, scim, approver, True).status_code == 200
+
+    approver.refresh_from_db()
+    token.refresh_from_db()
+    assert approver.is_active is True
+    assert token.revoked_at is not None
+    assert get_releases(client, key).status_code == 401
+    kinds = LedgerEntry.objects.order_by("seq").values_list("kind", "actor")
+    assert list(kinds)[-4:] == [
+        ("token.issued", "system"),
+        ("identity.deactivated", "scim:okta"),
+        ("token.revoked", "scim:okta"),
+        ("identity.reactivated", "scim:okta"),
+    ]
+    assert token_entries()[-1][3] == {
+        "name": "laptop",
+        "prefix": key[:8],
+        "owner": "alice",
+        "reason": "Owner deactivated by the identity provider",
+    }
+
+
+def test_scim_delete_revokes_every_token_and_reactivation_brings_none_back(client, approver, scim):
+    keys = [services.issue_token(user=approver, name=name)[1] for name in ("laptop", "ci")]
+
+    assert client.delete(f"/scim/v2/Users/{approver.pk}", **scim).status_code == 204
+    scim_active(client, scim, approver, True)
+
+    assert [get_releases(client, key).status_code for key in keys] == [401, 401]
+    assert ApiToken.objects.filter(user=approver, revoked_at__isnull=True).count() == 0
+    reasons = [
+        payload["reason"] for kind, _, _, payload in token_entries() if kind == "token.revoked"
+    ]
+    assert reasons == ["Owner deactivated: Deleted by the identity provider (SCIM DELETE)"] * 2
+
+
+def test_a_token_revoked_before_deactivation_is_not_revoked_again(client, approver, scim):
+    token, _ = services.issue_token(user=approver, name="laptop")
+    services.revoke_token(token=token, actor=None, reason="Rotated")
+
+    scim_active(client, scim, approver, False)
+
+    assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
+
+
+def test_deactivating_again_finds_tokens_a_bypassed_path_left(approver):
+    # Switched off outside the identity provider (e.g. by hand): the next deactivation still
+    # revokes what is left, so a later reactivation cannot revive it.
+    token, _ = services.issue_token(user=approver, name="laptop")
+    User.objects.filter(pk=approver.pk).update(is_active=False)
+
+    identity.deactivate_user(user=approver, source="scim:okta", reason="Left the company")
+
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
