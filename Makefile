@@ -18,7 +18,7 @@ install: $(STAMP)
 # Development defaults: SQLite and the filesystem broker under var/ unless DATABASE_URL/REDIS_URL.
 run: export DEBUG ?= true
 run: $(STAMP)
-	mkdir -p var
+	mkdir -p "$${SIGNOFF_VAR_DIR:-var}"
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
 	PORT=$(PORT) bin/run-all
