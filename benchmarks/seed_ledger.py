@@ -4,6 +4,11 @@ Entries extend the stored chain from the current `LedgerHead`, with the key the 
 use, so `governance.ledger.verify()` (and `manage.py verify_ledger`) accepts them. They are
 computed in Python as a stream and COPYed in, one transaction per chunk that also moves the head.
 Payloads have the shapes the services write (approval.requested carries the frozen plan).
+
+PostgreSQL lets the head move only one entry at a time (invariant 11). This benchmark-only seeder
+moves it a whole chunk at once, past entries it has just chained and signed itself, with that one
+trigger ignored inside its own transaction: 50,000 single-step updates per chunk would measure
+nothing but the seeding.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import pgtrigger
 from django.db import transaction
 
 from approvals.models import Release
@@ -43,6 +49,7 @@ COLUMNS = [
     "signature",
 ]
 Log = Callable[[str], None]
+HEAD_FORWARD_ONLY = "governance.LedgerHead:ledger_head_forward_only"
 
 
 def seed_ledger(target: int, sample_plans: list[dict], log: Log) -> int:
@@ -75,7 +82,8 @@ def _append_chunk(count: int, target: int, ids: tuple[int, int], plans: list[dic
         rows = list(_entries(head.seq, head.entry_hash, count, target, ids, plans))
         copy_rows(LedgerEntry._meta.db_table, COLUMNS, rows)
         last = rows[-1]
-        LedgerHead.objects.filter(pk=1).update(seq=last[0], entry_hash=last[7])
+        with pgtrigger.ignore(HEAD_FORWARD_ONLY):
+            LedgerHead.objects.filter(pk=1).update(seq=last[0], entry_hash=last[7])
     return count
 
 

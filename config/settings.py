@@ -314,6 +314,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "expire-role-grants": {"task": "governance.tasks.expire_role_grants_task", "schedule": 300.0},
+    # Anchors the ledger outside the database; skipped when nothing was appended since.
+    "write-ledger-checkpoint": {
+        "task": "governance.tasks.write_ledger_checkpoint_task",
+        "schedule": 300.0,
+    },
     # Quarterly access review: 06:00 UTC on the first day of January, April, July and October.
     "quarterly-access-review": {
         "task": "governance.tasks.start_access_review_task",
@@ -330,6 +335,30 @@ LEDGER_KEY_FILE = VAR_DIR / "ledger-signing.key"
 LEDGER_PUBLIC_KEYS = env_list("LEDGER_PUBLIC_KEYS")
 if not LEDGER_SIGNING_KEY and not (DEBUG or TESTING):
     raise ImproperlyConfigured("LEDGER_SIGNING_KEY (or LEDGER_SIGNING_KEY_FILE) must be set")
+
+# Signed ledger checkpoints anchor the chain where the database cannot rewrite it: a folder by
+# default, an S3-compatible bucket (django-storages; needs boto3) when LEDGER_CHECKPOINT_BUCKET
+# is set. Files are only ever added; a write-once bucket (S3 Object Lock) keeps them that way.
+LEDGER_CHECKPOINT_STORAGE = "ledger_checkpoints"
+LEDGER_CHECKPOINT_BUCKET = env_str("LEDGER_CHECKPOINT_BUCKET")
+if LEDGER_CHECKPOINT_BUCKET:
+    STORAGES[LEDGER_CHECKPOINT_STORAGE] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": LEDGER_CHECKPOINT_BUCKET,
+            "location": env_str("LEDGER_CHECKPOINT_PREFIX") or "ledger-checkpoints",
+            "endpoint_url": env_str("LEDGER_CHECKPOINT_ENDPOINT_URL") or None,
+            "region_name": env_str("LEDGER_CHECKPOINT_REGION") or None,
+            # Never replace an object: a name clash gets a new name instead.
+            "file_overwrite": False,
+        },
+    }
+else:
+    STORAGES[LEDGER_CHECKPOINT_STORAGE] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env_str("LEDGER_CHECKPOINT_DIR") or str(VAR_DIR / "checkpoints")},
+    }
+
 
 # SCIM 2.0 provisioning at /scim/v2/ (Okta, Microsoft Entra ID). Bearer tokens come from
 # `manage.py issue_scim_token`; the check wraps django-scim2's views (AUTH_CHECK_MIDDLEWARE), so

@@ -77,15 +77,17 @@ def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry
     return entry
 
 
-def stored_entries() -> Iterator[dict]:
-    """Every entry as the dict the verifier expects, streamed in keyset-paginated batches."""
-    last = 0
+def stored_entries(*, after: int = 0, through: int | None = None) -> Iterator[dict]:
+    """Entries after seq `after` (up to `through`) as the dict the verifier expects, streamed
+    in keyset-paginated batches."""
+    last = after
     fields = ["seq", "recorded_at", "kind", "subject", "actor", "payload", "prev_hash"]
     fields += ["entry_hash", "key_id", "signature"]
+    entries = LedgerEntry.objects.order_by("seq")
+    if through is not None:
+        entries = entries.filter(seq__lte=through)
     while True:
-        batch = list(
-            LedgerEntry.objects.filter(seq__gt=last).order_by("seq").values(*fields)[:VERIFY_BATCH]
-        )
+        batch = list(entries.filter(seq__gt=last).values(*fields)[:VERIFY_BATCH])
         if not batch:
             return
         for row in batch:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from governance import notifications, reviews, services
+from governance import checkpoints, notifications, reviews, services
 
 
 @shared_task
@@ -21,3 +21,14 @@ def start_access_review_task() -> int:
 def deliver_notifications_task() -> int:
     """Deliver queued notifications (also run every minute to retry failures)."""
     return notifications.deliver_pending()
+
+
+@shared_task
+def write_ledger_checkpoint_task() -> str | None:
+    """Anchor the ledger's head in a new signed checkpoint file; None when the head has not moved.
+
+    When the chain no longer extends the last checkpoint this raises CheckpointRefused, so the
+    damage shows as a failed task in the worker's log instead of being anchored.
+    """
+    outcome = checkpoints.write_checkpoint()
+    return outcome.stored.name if outcome.written and outcome.stored else None

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from pathlib import Path
 
+import pgtrigger
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import TransactionTestCase
 
 from approvals import services
 from governance.models import Role
@@ -32,6 +35,42 @@ def _own_cache_keys(settings):
         name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
         for name, config in settings.CACHES.items()
     }
+
+
+# The ledger's tables refuse TRUNCATE (invariant 11), but transactional tests and live_server
+# empty every table with TRUNCATE between tests. Only that flush is let through, by pgtrigger's
+# per-transaction ignore setting; a test of its own still meets the triggers.
+LEDGER_TRUNCATE_TRIGGERS = (
+    "governance.LedgerEntry:ledger_no_truncate",
+    "governance.LedgerHead:ledger_head_no_truncate",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_ledger_protection():
+    flush = TransactionTestCase._fixture_teardown
+
+    def fixture_teardown(self) -> None:
+        with pgtrigger.ignore(*LEDGER_TRUNCATE_TRIGGERS):
+            flush(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", fixture_teardown)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def ledger_checkpoints(settings, tmp_path) -> Path:
+    """Ledger checkpoints go to this test's own folder, never to var/ (a developer's real ones)."""
+    folder = tmp_path / "ledger-checkpoints"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        settings.LEDGER_CHECKPOINT_STORAGE: {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(folder)},
+        },
+    }
+    return folder
 
 
 @pytest.fixture

@@ -1,23 +1,90 @@
-"""The evidence ledger: append-only, hash-chained, signed entries."""
+"""The evidence ledger: append-only, hash-chained, signed entries.
+
+PostgreSQL itself keeps the chain from being shortened: entries refuse UPDATE, DELETE and
+TRUNCATE, and the head row only ever moves forward by one entry chained to it. A superuser can
+still switch triggers off; signed checkpoints kept outside the database (governance.checkpoints)
+are what catch that.
+"""
 
 from __future__ import annotations
 
 import pgtrigger
 from django.db import models
 
+from governance.ledger_format import GENESIS_HASH
 
+ENTRY_TABLE = "governance_ledgerentry"
+
+
+def _refuse_truncate(name: str, reason: str) -> pgtrigger.Trigger:
+    """A statement-level guard: row triggers never fire on TRUNCATE, and pgtrigger's Protect
+    works at statement level only with transition tables, which TRUNCATE has none of."""
+    return pgtrigger.Trigger(
+        name=name,
+        level=pgtrigger.Statement,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Truncate,
+        func=f"RAISE EXCEPTION '{reason}: TRUNCATE of % is refused', TG_TABLE_NAME;",
+    )
+
+
+# The head may move from (seq, hash) to (seq + 1, the hash of the entry at seq + 1 whose prev_hash
+# is the old hash) and nowhere else. append() inserts that entry first, in the same transaction,
+# so the trigger sees it; a reset, a jump or a made-up hash is refused.
+HEAD_MOVES_FORWARD = f"""
+IF NEW.id IS DISTINCT FROM OLD.id OR NEW.seq IS DISTINCT FROM OLD.seq + 1 THEN
+    RAISE EXCEPTION 'ledger head only moves forward one entry: #% to #% is refused',
+        OLD.seq, NEW.seq;
+END IF;
+IF NOT EXISTS (
+    SELECT 1 FROM {ENTRY_TABLE}
+    WHERE seq = NEW.seq AND entry_hash = NEW.entry_hash AND prev_hash = OLD.entry_hash
+) THEN
+    RAISE EXCEPTION 'ledger head must move to entry #% chained to it (prev_hash = %)',
+        NEW.seq, OLD.entry_hash;
+END IF;
+RETURN NEW;
+"""
+
+# One head row, created empty. The primary key makes a concurrent second insert fail as a
+# unique violation, which get_or_create() in append() expects and recovers from.
+HEAD_STARTS_EMPTY = f"""
+IF NEW.id <> 1 OR NEW.seq <> 0 OR NEW.entry_hash <> '{GENESIS_HASH}' THEN
+    RAISE EXCEPTION 'the ledger has one head, row 1, starting at #0 with the genesis hash';
+END IF;
+RETURN NEW;
+"""
+
+
+@pgtrigger.register(
+    pgtrigger.Trigger(
+        name="ledger_head_forward_only",
+        when=pgtrigger.Before,
+        operation=pgtrigger.Update,
+        func=HEAD_MOVES_FORWARD,
+    ),
+    pgtrigger.Trigger(
+        name="ledger_head_single_row",
+        when=pgtrigger.Before,
+        operation=pgtrigger.Insert,
+        func=HEAD_STARTS_EMPTY,
+    ),
+    pgtrigger.Protect(name="ledger_head_no_delete", operation=pgtrigger.Delete),
+    _refuse_truncate("ledger_head_no_truncate", "ledger head cannot be removed"),
+)
 class LedgerHead(models.Model):
     """The single row holding the chain's tip; locked to serialise appends."""
 
     seq = models.BigIntegerField(default=0)
-    entry_hash = models.CharField(max_length=64, default="0" * 64)
+    entry_hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     def __str__(self) -> str:
         return f"ledger head #{self.seq}"
 
 
 @pgtrigger.register(
-    pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+    pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+    _refuse_truncate("ledger_no_truncate", "ledger entries are append-only"),
 )
 class LedgerEntry(models.Model):
     """One append-only, hash-chained, Ed25519-signed record of an approval-relevant event."""

@@ -177,6 +177,134 @@ def test_database_refuses_to_delete_ledger_entries(entries):
     assert LedgerEntry.objects.count() == len(entries)
 
 
+# --- The chain cannot be shortened or its head moved anywhere but forward (invariant 11) ---------
+
+
+def head_state() -> tuple[int, str]:
+    head = LedgerHead.objects.get(pk=1)
+    return head.seq, head.entry_hash
+
+
+def insert_entry(seq: int, *, prev_hash: str, entry_hash: str) -> None:
+    """Insert a raw entry row: the database allows inserts; linking one in is the head's job."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO governance_ledgerentry (seq, recorded_at, kind, subject, actor, payload,"
+            " prev_hash, entry_hash, key_id, signature) VALUES (%s, now(), 'test.raw', 'test:1',"
+            " '', '{}', %s, %s, '', '')",
+            [seq, prev_hash, entry_hash],
+        )
+
+
+def run_refused(sql: str, *params: object) -> None:
+    """Run SQL as the table owner would, inside a savepoint the refusal rolls back."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_truncate_the_ledger(entries):
+    with pytest.raises(DatabaseError, match="ledger entries are append-only: TRUNCATE"):
+        run_refused("TRUNCATE governance_ledgerentry")
+
+    assert LedgerEntry.objects.count() == len(entries)
+    assert head_state() == (entries[-1].seq, entries[-1].entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_reset_the_ledger_head(entries):
+    with pytest.raises(
+        DatabaseError, match=r"ledger head only moves forward one entry: #\d+ to #0"
+    ):
+        run_refused(
+            "UPDATE governance_ledgerhead SET seq = 0, entry_hash = %s",
+            ledger_format.GENESIS_HASH,
+        )
+
+    assert head_state() == (entries[-1].seq, entries[-1].entry_hash)
+    assert verify_ledger().startswith(f"Ledger OK: {len(entries)} entries")
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_move_the_head_back_by_one(entries):
+    previous = entries[-2]
+
+    with (
+        pytest.raises(DatabaseError, match="ledger head only moves forward one entry"),
+        transaction.atomic(),
+    ):
+        LedgerHead.objects.filter(pk=1).update(seq=previous.seq, entry_hash=previous.entry_hash)
+
+    assert head_state() == (entries[-1].seq, entries[-1].entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_move_the_head_forward_by_two(entries):
+    last = entries[-1]
+    insert_entry(last.seq + 1, prev_hash=last.entry_hash, entry_hash="1" * 64)
+    insert_entry(last.seq + 2, prev_hash="1" * 64, entry_hash="2" * 64)
+
+    with pytest.raises(DatabaseError, match="ledger head only moves forward one entry"):
+        run_refused("UPDATE governance_ledgerhead SET seq = seq + 2, entry_hash = %s", "2" * 64)
+
+    assert head_state() == (last.seq, last.entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_move_the_head_to_a_wrong_hash(entries):
+    last = entries[-1]
+
+    with pytest.raises(DatabaseError, match=r"ledger head must move to entry #\d+ chained to it"):
+        run_refused("UPDATE governance_ledgerhead SET seq = seq + 1, entry_hash = %s", "f" * 64)
+
+    assert head_state() == (last.seq, last.entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_move_the_head_to_an_entry_not_chained_to_it(entries):
+    last = entries[-1]
+    stray = "e" * 64
+    insert_entry(last.seq + 1, prev_hash="d" * 64, entry_hash=stray)
+
+    with pytest.raises(DatabaseError, match="ledger head must move to entry"):
+        run_refused("UPDATE governance_ledgerhead SET seq = seq + 1, entry_hash = %s", stray)
+
+    assert head_state() == (last.seq, last.entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_to_delete_or_truncate_the_ledger_head(entries):
+    with pytest.raises(DatabaseError, match="pgtrigger: Cannot delete rows"):
+        run_refused("DELETE FROM governance_ledgerhead")
+    with pytest.raises(DatabaseError, match="ledger head cannot be removed: TRUNCATE"):
+        run_refused("TRUNCATE governance_ledgerhead")
+
+    assert head_state() == (entries[-1].seq, entries[-1].entry_hash)
+
+
+@pytest.mark.postgres
+def test_database_refuses_a_second_ledger_head(entries):
+    with pytest.raises(DatabaseError, match="the ledger has one head, row 1, starting at #0"):
+        run_refused(
+            "INSERT INTO governance_ledgerhead (id, seq, entry_hash) VALUES (2, 0, %s)",
+            ledger_format.GENESIS_HASH,
+        )
+
+    assert list(LedgerHead.objects.values_list("pk", "seq")) == [(1, entries[-1].seq)]
+
+
+@pytest.mark.postgres
+def test_appends_still_move_the_head_forward_one_entry_at_a_time(entries):
+    with transaction.atomic():
+        first = ledger.append(kind="test.one", subject="test:1", actor="system", payload={})
+        second = ledger.append(kind="test.two", subject="test:2", actor="system", payload={"n": 2})
+
+    assert (first.seq, second.seq) == (entries[-1].seq + 1, entries[-1].seq + 2)
+    assert (first.prev_hash, second.prev_hash) == (entries[-1].entry_hash, first.entry_hash)
+    assert head_state() == (second.seq, second.entry_hash)
+    assert verify_ledger().startswith(f"Ledger OK: {len(entries) + 2} entries")
+
+
 def run_verifier(export: Path, *args: str) -> subprocess.CompletedProcess:
     """The offline verifier, run the way an auditor would: a separate Python, no Django."""
     return subprocess.run(
