@@ -67,13 +67,13 @@ def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             assert server.poll() is None, f"gunicorn exited:\n{log.read_text()}"
             try:
-                requests.get(f"{base}/healthz", timeout=2)
+                requests.get(f"{base}/healthz", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting
                 assert time.monotonic() < deadline, f"gunicorn did not answer:\n{log.read_text()}"
                 time.sleep(0.2)
         yield base
