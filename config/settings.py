@@ -245,6 +245,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enums used by several components get one stable name each.
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "approvals.models.Deployment.Status",
+        "GateStatusEnum": "approvals.api.serializers.GATE_STATUSES",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise the embedded filesystem broker under var/.

@@ -154,10 +154,11 @@ class GateStageSerializer(serializers.Serializer):
     approvals = serializers.ListField(child=serializers.DictField())
 
 
+GATE_STATUSES = ["approved", "pending", "rejected", "blocked", "expired"]
+
+
 class GateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(
-        choices=["approved", "pending", "rejected", "blocked", "expired"]
-    )
+    status = serializers.ChoiceField(choices=GATE_STATUSES)
     reasons = serializers.ListField(child=serializers.CharField())
     stages = GateStageSerializer(many=True)
     digest = serializers.CharField()
@@ -235,7 +236,7 @@ class EvidenceSerializer(serializers.Serializer):
 
 
 class DeploymentInputSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["succeeded", "failed"])
+    status = serializers.ChoiceField(choices=Deployment.Status.choices)
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
     digest = serializers.CharField(
         max_length=71,
