@@ -3,15 +3,24 @@
 Bodies are sent as an attacker sends them: raw bytes, with lone surrogates as the JSON escape
 `\\ud800` (what `json.dumps` with `ensure_ascii=True` writes for an unpaired surrogate) and NUL as
 `\\u0000`. PostgreSQL text and jsonb cannot store either, so without a check they end as a 500.
+The property tests at the end throw generated documents (deep nesting, NUL, lone surrogates, huge
+strings, negative numbers, floats, nested objects) at the release request, the evidence endpoint
+and SCIM user creation: never a 5xx, always the documented error shape, nothing written on a 4xx.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from approvals.models import Evidence
+from approvals.models import Evidence, Release
+from governance import identity
+from governance.models import LedgerEntry, User
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -209,3 +218,166 @@ def test_a_negative_failed_count_never_satisfies_at_most_zero_failed(
     assert factories.state_counts() == before
     gate = pipeline.get(f"{RELEASES}{production_release.pk}/gate").json()
     assert gate["status"] == "blocked"
+
+
+# --- Property test: whatever arrives, a clear 4xx and nothing written, or a success --------------
+
+SCIM_JSON = "application/scim+json"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+API_ANSWERS = {200, 201, 400, 403, 404, 409, 413}
+SCIM_ANSWERS = {201, 400, 409, 413}
+DEEP = "__nest-deeply-here__"
+PROPERTY = settings(
+    max_examples=70, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+numbers = st.one_of(st.integers(-10, 10), st.integers(), st.floats(allow_nan=False), st.just(2**63))
+# Text as it arrives from outside: ordinary, hostile (NUL, lone surrogates, quotes, a surrogate
+# pair), control and surrogate code points mixed in, and longer than any column.
+hostile_text = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["\x00", "ok\x00", "\ud800", "a\udfffb", "\U0001f680", "1'", "%00"]),
+    st.just(DEEP),
+    st.text(st.characters(categories=["Cs", "Cc", "Ll", "Nd", "Po"]), max_size=8),
+    st.sampled_from([151, 255, 10_000, 1_100_000]).map(lambda size: "x" * size),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | hostile_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(hostile_text, children, max_size=3)
+    ),
+    max_leaves=10,
+)
+depths = st.sampled_from([32, 33, 1_000, 50_000]) | st.integers(1, 60_000)
+# What each example plants at one place in the document, so every run tries each of them.
+hazards = st.one_of(
+    st.just(DEEP),
+    st.sampled_from(["\x00", "ok\x00", "\ud800", "a\udfffb"]),
+    st.integers(max_value=-1),
+    st.floats(allow_nan=False),
+    st.sampled_from([151, 10_000, 1_100_000]).map(lambda size: "x" * size),
+    st.dictionaries(hostile_text, json_values, min_size=1, max_size=3),
+    json_values,
+)
+
+
+def hostile_body(data: st.DataObject, template: dict) -> str:
+    """`template` with a hazard planted and keys dropped, replaced or added, as an attacker sends.
+
+    `json.dumps` escapes lone surrogates as `\\ud800`; wherever a value is the DEEP marker the
+    text gets brackets nested to a drawn depth, up to 60,000 (beyond what json.loads can take).
+    """
+
+    def mutate(node: dict) -> dict:
+        for key in list(node):
+            action = data.draw(st.sampled_from(["keep", "drop", "replace", "recurse", "recurse"]))
+            if action == "drop":
+                del node[key]
+            elif action == "replace":
+                node[key] = data.draw(json_values)
+            elif action == "recurse" and isinstance(node[key], dict):
+                mutate(node[key])
+            elif action == "recurse" and isinstance(node[key], list):
+                # Into the objects of a list too: evidence items are where summaries live.
+                node[key] = [mutate(item) if isinstance(item, dict) else item for item in node[key]]
+        node.update(data.draw(st.dictionaries(hostile_text, json_values, max_size=2)))
+        return node
+
+    document = copy.deepcopy(template)
+    path = data.draw(st.sampled_from(list(places(document))))
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = data.draw(hazards)
+    text = json.dumps(mutate(document))
+    depth = data.draw(depths)
+    return text.replace(json.dumps(DEEP), "[" * depth + "]" * depth)
+
+
+def places(node: object, path: tuple = ()) -> Iterator[tuple]:
+    """The path of every value in a (small) document: object keys and list indexes."""
+    children = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, child in children:
+        yield (*path, key)
+        if isinstance(child, dict | list):
+            yield from places(child, (*path, key))
+
+
+def written() -> dict[str, int]:
+    return {
+        model.__name__: model.objects.count() for model in (Release, Evidence, User, LedgerEntry)
+    }
+
+
+def assert_api_answer(response) -> None:
+    assert response.status_code in API_ANSWERS, (response.status_code, response.content[:300])
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert set(error) == {"code", "message", "fields"}
+        assert isinstance(error["code"], str) and error["code"]
+        assert isinstance(error["message"], str) and error["message"]
+        assert isinstance(error["fields"], dict)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_release_requests_never_fail_and_refusals_write_nothing(org, pipeline, data):
+    before = written()
+
+    response = pipeline.post_raw(RELEASES, hostile_body(data, factories.release_body()))
+
+    assert_api_answer(response)
+    if response.status_code >= 400:
+        assert written() == before
+
+
+@PROPERTY
+@given(data=st.data())
+def test_evidence_never_fails_and_refusals_write_nothing(production_release, pipeline, data):
+    template = {
+        "kind": "tests",
+        "status": "passed",
+        "summary": data.draw(st.dictionaries(hostile_text, json_values, max_size=4)),
+        "url": "https://ci.example.com/runs/1",
+    }
+    before = written()
+
+    response = pipeline.post_raw(
+        f"{RELEASES}{production_release.pk}/evidence/", hostile_body(data, template)
+    )
+
+    assert_api_answer(response)
+    if response.status_code >= 400:
+        assert written() == before
+
+
+@PROPERTY
+@given(data=st.data())
+def test_scim_user_creation_never_fails_and_refusals_write_nothing(client, db, data):
+    _, key = identity.issue_scim_token(name="okta", actor=None)
+    template = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "jane.doe@example.com",
+        "name": {"givenName": "Jane", "familyName": "Doe"},
+        "emails": [{"primary": True, "value": "jane.doe@example.com", "type": "work"}],
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "active": True,
+        "timezone": "Europe/London",
+    }
+    before = written()
+
+    response = client.post(
+        "/scim/v2/Users",
+        hostile_body(data, template),
+        content_type=SCIM_JSON,
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+    assert response.status_code in SCIM_ANSWERS, (response.status_code, response.content[:300])
+    assert response["Content-Type"] == SCIM_JSON
+    if response.status_code >= 400:
+        body = response.json()
+        assert body["schemas"] == [SCIM_ERROR]
+        assert body["status"] == str(response.status_code)
+        assert isinstance(body["detail"], str) and body["detail"]
+        assert written() == before
