@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
 
 from governance import identity, policy, policy_changes, services
 from governance.exceptions import GovernanceError
@@ -67,6 +68,16 @@ class UserEditForm(DistinctUsernameMixin, UserChangeForm):
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
+
+    def save_model(self, request, obj, form, change) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change and "is_active" in form.changed_data and not obj.is_active:
+                # Switched off here as by SCIM: the person's tokens die for good.
+                services.revoke_user_tokens(
+                    user=obj, source=request.user.username, reason="Deactivated in the admin"
+                )
+
     list_display = [
         "username",
         "get_full_name",

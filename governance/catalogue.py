@@ -17,7 +17,7 @@ from governance import ledger
 from governance.exceptions import PermissionDenied
 from governance.forms import TIME_ZONES
 from governance.models import Environment, Service, Team, User
-from governance.services import is_administrator, sync_team_grants
+from governance.services import is_administrator, revoke_user_tokens, sync_team_grants
 
 
 class ServiceForm(forms.ModelForm):
@@ -156,6 +156,11 @@ def save_entry(*, form: forms.ModelForm, actor: User, section: str) -> Model:
             # Team-wide grants follow a service to its new team, and leave the old one.
             for team in Team.objects.filter(pk__in=[entry.team_id, previous_team]):
                 sync_team_grants(team)
+        if isinstance(entry, User) and "is_active" in form.changed_data and not entry.is_active:
+            # Switched off here as by SCIM: the person's tokens die for good.
+            revoke_user_tokens(
+                user=entry, source=actor.username, reason="Deactivated in the catalogue"
+            )
         ledger.append(
             kind=f"catalogue.{'created' if creating else 'updated'}",
             subject=f"{entry._meta.model_name}:{entry.pk}",

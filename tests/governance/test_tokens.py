@@ -330,3 +330,63 @@ def test_deactivating_again_finds_tokens_a_bypassed_path_left(approver):
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
+
+
+@pytest.fixture
+def root(db):
+    user = factories.UserFactory(username="root")
+    factories.grant(user, Role.ADMINISTRATOR)
+    User.objects.filter(pk=user.pk).update(is_superuser=True)
+    return User.objects.get(pk=user.pk)
+
+
+def person_form(person: User, **changes) -> dict:
+    form = {
+        "first_name": person.first_name,
+        "last_name": person.last_name,
+        "email": person.email,
+        "time_zone": person.time_zone,
+        "working_hours_start": person.working_hours_start,
+        "working_hours_end": person.working_hours_end,
+        "is_active": "on",
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def test_deactivating_in_the_catalogue_revokes_tokens_for_good(client, approver, root):
+    token, key = services.issue_token(user=approver, name="laptop")
+    client.force_login(root)
+    url = reverse("governance:catalogue_edit", args=["people", approver.pk])
+
+    assert client.post(url, person_form(approver, is_active=None)).status_code == 302
+    assert client.post(url, person_form(approver)).status_code == 302  # back on
+
+    token.refresh_from_db()
+    assert User.objects.get(pk=approver.pk).is_active is True
+    assert token.revoked_at is not None
+    assert get_releases(client, key).status_code == 401
+    assert token_entries()[-1][3]["reason"] == "Deactivated in the catalogue"
+
+
+def test_deactivating_in_the_django_admin_revokes_tokens_for_good(client, approver, root):
+    token, _ = services.issue_token(user=approver, name="laptop")
+    client.force_login(root)
+    page = client.get(reverse("admin:governance_user_change", args=[approver.pk]))
+    form = {
+        name: value
+        for name, value in page.context["adminform"].form.initial.items()
+        if value is not None and not isinstance(value, list | tuple)
+    }
+    # An unticked checkbox is absent; the admin splits dates into two inputs.
+    for name in ("is_active", "password", "last_login", "date_joined"):
+        form.pop(name, None)
+    form.update({"date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"})
+
+    response = client.post(reverse("admin:governance_user_change", args=[approver.pk]), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    token.refresh_from_db()
+    assert User.objects.get(pk=approver.pk).is_active is False
+    assert token.revoked_at is not None
+    assert token_entries()[-1][3]["reason"] == "Deactivated in the admin"
