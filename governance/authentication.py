@@ -9,6 +9,7 @@ one window, whatever token it sends. Sign-in forms are guarded by django-axes, w
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 
@@ -19,6 +20,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from governance.services import authenticate_token
+
+logger = logging.getLogger(__name__)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -59,13 +62,27 @@ class FailedTokenThrottle:
         self.blocked_key = f"api-token-blocked:{address or 'unknown'}"
 
     def retry_after(self) -> int | None:
-        """Seconds until the address may try again, or None when it is not blocked."""
-        until = cache.get(self.blocked_key)
+        """Seconds until the address may try again, or None when it is not blocked.
+
+        Fails open: with the cache (Redis) unreachable, tokens are still checked one by one, and
+        pipelines asking the gate must not all fail because a rate limit cannot count.
+        """
+        try:
+            until = cache.get(self.blocked_key)
+        except Exception:
+            logger.warning("Token throttle unavailable (cache unreachable)", exc_info=True)
+            return None
         if until is None or until <= time.time():
             return None
         return math.ceil(until - time.time())
 
     def record_failure(self) -> None:
+        try:
+            self._count_failure()
+        except Exception:
+            logger.warning("Could not count a failed token (cache unreachable)", exc_info=True)
+
+    def _count_failure(self) -> None:
         window = settings.API_TOKEN_FAILURE_WINDOW_SECONDS
         cache.add(self.counter_key, 0, timeout=window)
         try:

@@ -417,3 +417,20 @@ def test_the_token_throttle_lifts_when_the_window_passes(api, approver, settings
     time.sleep(1.2)
 
     assert releases(api(approver)).status_code == 200
+
+
+def test_the_api_keeps_answering_when_the_throttles_cache_is_down(api, approver, settings):
+    # Redis unreachable (a closed local port): tokens are still checked, nothing is throttled.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    started = time.monotonic()
+
+    assert releases(api(approver)).status_code == 200
+    assert releases(api(), token="so_wrong").status_code == 401
+
+    assert time.monotonic() - started < 5
