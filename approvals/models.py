@@ -160,8 +160,12 @@ class Evidence(models.Model):
 
     @property
     def failed_count(self) -> int | None:
+        """The reported number of failures; None when there is no usable count (a boolean or a
+        negative number, which older rows may hold, never passes for one)."""
         value = self.summary.get("failed") if isinstance(self.summary, dict) else None
-        return value if isinstance(value, int) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return None
+        return value
 
 
 class ApprovalRequest(models.Model):

@@ -55,6 +55,8 @@ class ReleaseListCreate(generics.ListAPIView):
             raise InvalidRequest(
                 f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX} characters."
             )
+        if key and not key.isprintable():
+            raise InvalidRequest("Idempotency-Key must be printable text (no control characters).")
         serializer = s.ReleaseRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         release, created = services.request_approval(

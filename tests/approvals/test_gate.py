@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import services
-from approvals.gate import build_snapshot
-from approvals.models import ApprovalRequest, ApprovalStage
+from approvals.gate import build_snapshot, refresh_snapshot
+from approvals.models import ApprovalRequest, ApprovalStage, Evidence
 from changes.services import set_change_state
 from tests import factories
 
@@ -335,3 +335,25 @@ def test_rebuild_gate_snapshots_repairs_a_lost_snapshot(production_release, appr
     ApprovalRequest.objects.filter(release=production_release).update(gate_snapshot={})
     call_command("rebuild_gate_snapshots", "--missing", stdout=io.StringIO())
     assert ApprovalRequest.objects.get(release=production_release).gate_snapshot == expected
+
+
+@pytest.mark.parametrize("stored", [True, -5, "0"], ids=["boolean", "negative", "text"])
+def test_a_stored_count_that_is_no_whole_number_never_satisfies_max_failed(
+    approved_release, pipeline, stored
+):
+    # Rows written before the API refused such counts, or by other means: still no count.
+    evidence = Evidence.objects.create(
+        release=approved_release,
+        kind="tests",
+        status="passed",
+        summary={"failed": stored},
+        reported_by=approved_release.requested_by,
+    )
+    refresh_snapshot(approved_release.approval)
+
+    assert evidence.failed_count is None
+    gate = pipeline.get(gate_url(approved_release)).json()
+    assert gate["status"] == "blocked"
+    assert gate["reasons"] == [
+        "Evidence 'tests' does not report a 'failed' count; the policy requires one."
+    ]

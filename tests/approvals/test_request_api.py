@@ -179,6 +179,18 @@ def test_an_overlong_idempotency_key_is_refused(org, pipeline_bot, api):
     assert factories.state_counts() == before
 
 
+@pytest.mark.parametrize("key", ["key\x00with-nul", "key\nwith-newline", "tab\there"])
+def test_an_idempotency_key_with_control_characters_is_refused(api, org, pipeline_bot, key):
+    client = api(pipeline_bot)
+    before = factories.state_counts()
+
+    response = client.post(URL, factories.release_body(), HTTP_IDEMPOTENCY_KEY=key)
+
+    error = assert_error(response, 400, "invalid", {})
+    assert "printable" in error["message"]
+    assert factories.state_counts() == before
+
+
 # --- Bad input: 400 with field errors, nothing written -------------------------------------------
 
 BAD_BODIES = [
