@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean screenshots
+.PHONY: run test lint bench load install clean screenshots
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ screenshots: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Bounded load test of gunicorn + PostgreSQL + Redis + Celery on 127.0.0.1 (stops by itself).
+load: $(STAMP)
+	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 
 clean:
 	rm -rf var

@@ -13,12 +13,15 @@ import django
 from django.db import connection
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
+from benchmarks.load import extract_load_section, replace_load_section
 from benchmarks.measure import ApiResult, LedgerResult, QueueResult, Timing
 from changes.models import ChangeRecord
 from governance.models import LedgerEntry, Service, User
 
 GATE_RATIO_BUDGET = 2.0
 GATE_QUERY_BUDGET = 10
+# The report `make bench` rewrites; its load section belongs to `make load` and is kept.
+DEFAULT_REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 @dataclass
@@ -219,8 +222,11 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def markdown(results: Results, facts: dict[str, str], sizes: dict[str, int]) -> str:
-    """The whole report: intro, results, machine, data sizes."""
+def markdown(
+    results: Results, facts: dict[str, str], sizes: dict[str, int], previous: str | None = None
+) -> str:
+    """The whole report: intro, results, machine, data sizes, and the load section of
+    `previous` (by default the current docs/benchmarks.md) carried over unchanged."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(results.api.gate_statuses.items()))
     lines = [
@@ -250,4 +256,13 @@ def markdown(results: Results, facts: dict[str, str], sizes: dict[str, int]) -> 
         "seeded it).",
         "",
     ]
-    return "\n".join(lines)
+    if previous is None:
+        previous = DEFAULT_REPORT.read_text() if DEFAULT_REPORT.exists() else ""
+    return keep_load_section(previous, "\n".join(lines))
+
+
+def keep_load_section(previous: str, generated: str) -> str:
+    """`generated` with the load section (written by `make load`) of `previous`, if it has one:
+    the two commands measure different things, and neither may erase the other's figures."""
+    section = extract_load_section(previous)
+    return generated if section is None else replace_load_section(generated, section)

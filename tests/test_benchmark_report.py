@@ -1,0 +1,78 @@
+"""docs/benchmarks.md has two writers: `make bench` rewrites it, `make load` owns one section.
+
+Pure functions on text: no database, no servers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from benchmarks.load import BEGIN, END, extract_load_section, replace_load_section
+from benchmarks.measure import ApiResult, LedgerResult, QueueResult, Timing
+from benchmarks.report import Results, keep_load_section, markdown
+
+LOAD = f"{BEGIN}\n## Load test\n\n| Endpoint | p95 |\n|---|---|\n| decisions | 120 ms |\n{END}"
+
+
+def bench_results() -> Results:
+    timing = Timing(name="gate", samples=[1.0, 2.0, 3.0], queries=[3])
+    return Results(
+        api=ApiResult(gate=timing, baseline=timing, gate_statuses=Counter({"approved": 3})),
+        queue=QueueResult(timing=timing, user="queue-approver", decidable=3),
+        ledger=LedgerResult(
+            entries=10, verify_seconds=1.0, raw_entries=10, raw_seconds=1.0, problem=None
+        ),
+        phases={"start and migrate": 0.5},
+        seed_total_seconds=1.0,
+        total_seconds=2.0,
+        requests=3,
+        command="python -m benchmarks.run",
+    )
+
+
+def test_bench_report_carries_the_load_section_over():
+    previous = f"# Benchmarks\n\nold figures\n\n{LOAD}\n"
+    generated = "# Benchmarks\n\nnew figures\n"
+
+    assert keep_load_section(previous, generated) == f"# Benchmarks\n\nnew figures\n\n{LOAD}\n"
+
+
+def test_bench_report_without_a_previous_load_section_is_unchanged():
+    generated = "# Benchmarks\n\nnew figures\n"
+
+    assert keep_load_section("# Benchmarks\n\nold figures\n", generated) == generated
+    assert keep_load_section("", generated) == generated
+
+
+def test_bench_markdown_keeps_the_load_section_of_the_previous_report():
+    text = markdown(bench_results(), {"CPUs (nproc)": "2"}, {"Releases": 3}, previous=LOAD)
+
+    assert text.startswith("# Benchmarks\n")
+    assert "| Gate p95 |" in text
+    assert extract_load_section(text) == LOAD
+    assert text.endswith(f"{LOAD}\n")
+
+
+def test_load_section_is_replaced_in_place_and_nothing_else_changes():
+    document = f"# Benchmarks\n\nbench figures\n\n{BEGIN}\nold load figures\n{END}\n\n## After\n"
+    new = f"{BEGIN}\nnew load figures\n{END}"
+
+    assert replace_load_section(document, new) == (
+        f"# Benchmarks\n\nbench figures\n\n{new}\n\n## After\n"
+    )
+
+
+def test_load_section_is_appended_when_the_report_has_none():
+    assert replace_load_section("# Benchmarks\n\nbench figures\n", LOAD) == (
+        f"# Benchmarks\n\nbench figures\n\n{LOAD}\n"
+    )
+
+
+def test_unterminated_load_marker_is_not_a_section():
+    assert extract_load_section(f"# Benchmarks\n{BEGIN}\nhalf a section\n") is None
+
+
+def test_a_stray_begin_marker_above_the_section_is_left_alone():
+    document = f"# Benchmarks\n{BEGIN}\nstray\n\n{LOAD}\n"
+
+    assert extract_load_section(document) == LOAD
