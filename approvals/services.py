@@ -69,7 +69,7 @@ def request_approval(
         if existing:
             return existing, False
     try:
-        with transaction.atomic():
+        with transaction.atomic(), ledger.deferred():
             release = _create_release(data, actor, idempotency_key)
             _create_plan(release, actor)
     except IntegrityError:
@@ -290,7 +290,7 @@ def add_evidence(
     *, release: Release, actor: User, kind: str, status: str, summary: dict, url: str = ""
 ) -> Evidence:
     """Attach a check result; the gate re-evaluates preconditions with it from now on."""
-    with transaction.atomic():
+    with transaction.atomic(), ledger.deferred():
         evidence = Evidence.objects.create(
             release=release, kind=kind, status=status, summary=summary, url=url, reported_by=actor
         )
@@ -332,7 +332,7 @@ def record_decision(
             fields={"digest": ["Does not match the release's artifact."]},
         )
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), ledger.deferred():
         # Locking the request serialises concurrent decisions: none is lost or counted twice.
         approval = ApprovalRequest.objects.select_for_update().get(release=release)
         approval = ApprovalRequest.objects.prefetch_related(
@@ -501,7 +501,7 @@ def record_deployment(
     owners and the administrators are told.
     """
     deployed = digest or release.digest
-    with transaction.atomic():
+    with transaction.atomic(), ledger.deferred():
         gate = evaluate_gate(Release.objects.for_gate().get(pk=release.pk), digest=deployed)
         deployment = Deployment.objects.create(
             release=release,

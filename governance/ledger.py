@@ -7,7 +7,9 @@ change it describes is committed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import threading
 from collections.abc import Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -42,10 +44,46 @@ def public_keys() -> dict[str, Ed25519PublicKey]:
     return {ledger_format.key_id(k): k for k in keys}
 
 
-def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry:
-    """Append one signed entry. Must run inside the transaction of the change it records."""
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the entries appended inside the block and write them when it ends, in order, still
+    inside the caller's transaction (enter it inside `transaction.atomic()`).
+
+    The first write locks the head row until commit, which serialises every writer in the
+    system; written last, entries hold that lock for the writes and the commit only, not for the
+    work between them. A block inside another joins the outer one; an exception writes nothing.
+    """
+    if getattr(_deferred, "entries", None) is not None:
+        yield
+        return
+    _deferred.entries = []
+    try:
+        yield
+        entries = _deferred.entries
+    finally:
+        _deferred.entries = None
+    for entry in entries:
+        _write(**entry)
+
+
+def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry | None:
+    """Append one signed entry. Must run inside the transaction of the change it records.
+
+    Inside `deferred()` the entry is written when that block ends (and None is returned)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger entries must be appended inside the recording transaction")
+    entry = {"kind": kind, "subject": subject, "actor": actor, "payload": payload}
+    pending = getattr(_deferred, "entries", None)
+    if pending is not None:
+        pending.append(entry)
+        return None
+    return _write(**entry)
+
+
+def _write(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry:
     # The head row lock serialises appenders, so sequence numbers and hash links never fork.
     head, _ = LedgerHead.objects.select_for_update().get_or_create(pk=1)
     recorded_at = timezone.now()

@@ -374,3 +374,30 @@ def test_append_outside_a_transaction_is_refused():
         "ledger entries must be appended inside the recording transaction"
     )
     assert LedgerEntry.objects.count() == 0
+
+
+def test_deferred_appends_are_written_in_order_when_the_block_ends(db):
+    with transaction.atomic(), ledger.deferred():
+        assert ledger.append(kind="a", subject="s", actor="x", payload={}) is None
+        with ledger.deferred():  # joins the outer block
+            ledger.append(kind="b", subject="s", actor="x", payload={})
+        assert LedgerEntry.objects.count() == 0  # nothing written, so the head is not locked yet
+        ledger.append(kind="c", subject="s", actor="x", payload={})
+
+    assert list(LedgerEntry.objects.order_by("seq").values_list("kind", flat=True)) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert ledger.verify() == (3, None)
+
+
+def test_deferred_appends_are_dropped_with_a_failing_block(db):
+    with pytest.raises(ValueError), transaction.atomic(), ledger.deferred():
+        ledger.append(kind="a", subject="s", actor="x", payload={})
+        raise ValueError("the change fails")
+
+    assert LedgerEntry.objects.count() == 0
+    with transaction.atomic():  # and the next append is immediate again
+        ledger.append(kind="b", subject="s", actor="x", payload={})
+    assert LedgerEntry.objects.count() == 1
