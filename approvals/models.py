@@ -24,6 +24,14 @@ class ReleaseQuerySet(models.QuerySet):
             return self.all()  # No subquery: it would only cost the planner time.
         return self.filter(service__in=Service.objects.restrict(user, action, delegated=delegated))
 
+    def for_write(self) -> ReleaseQuerySet:
+        """What the write services read from a release: its service, environment and change.
+
+        Lighter than the list's select: the services lock and read the approval request
+        themselves, and people are needed by id only.
+        """
+        return self.select_related("service", "environment", "change")
+
     def with_list_related(self) -> ReleaseQuerySet:
         return self.select_related(
             "service", "environment", "change", "approval", "requested_by", "triggered_by"

