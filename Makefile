@@ -16,8 +16,10 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 # Development defaults: SQLite and the filesystem broker under var/ unless DATABASE_URL/REDIS_URL.
-run: export DEBUG ?= true
+# bin/dev-env writes the git-ignored .env (DEBUG, generated keys, the URL with PORT) that every
+# manage.py command then reads, in this terminal or any other.
 run: $(STAMP)
+	$(BIN)/python bin/dev-env --port $(PORT)
 	mkdir -p "$${SIGNOFF_VAR_DIR:-var}"
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo

@@ -15,14 +15,20 @@ from celery.schedules import crontab
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 from config.env import env_bool, env_int, env_list, env_secret, env_str, require_strong_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"]
+if not TESTING:
+    # Development: `make run` writes a git-ignored .env (bin/dev-env) so that every manage.py
+    # command works in any terminal. Real environment variables win; production has no .env;
+    # the test suite never reads it, so it runs the same on every machine.
+    load_dotenv(BASE_DIR / ".env", override=False)
 VAR_DIR = Path(env_str("SIGNOFF_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"]
 
 SECRET_KEY = env_secret("SECRET_KEY")
 if DEBUG or TESTING:
@@ -281,6 +287,10 @@ else:
         "polling_interval": 0.1,
     }
     CELERY_RESULT_BACKEND = f"file://{CELERY_BROKER_DIR / 'results'}"
+    # The folders must exist before anything sends a task: seeding the demo before the worker
+    # has started, or a manage.py command in another terminal.
+    for _folder in ("queue", "processed", "control", "results"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # The worker keeps trying to reach a broker that is not up yet, rather than exiting.
