@@ -5,6 +5,7 @@ DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the ledger key; with DEBU
 secret fails at start-up instead of running with a guessable one.
 """
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ if not TESTING:
     # Development: `make run` writes a git-ignored .env (bin/dev-env) so that every manage.py
     # command works in any terminal. Real environment variables win; production has no .env;
     # the test suite never reads it, so it runs the same on every machine.
-    load_dotenv(BASE_DIR / ".env", override=False)
+    load_dotenv(os.environ.get("SIGNOFF_ENV_FILE", BASE_DIR / ".env"), override=False)
 VAR_DIR = Path(env_str("SIGNOFF_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
