@@ -54,7 +54,7 @@ class ReleaseQuerySet(models.QuerySet):
                     "eligible_approvers",
                 ),
             ),
-            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at")),
+            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at", "pk")),
             models.Prefetch(
                 "deployments",
                 queryset=Deployment.objects.select_related("reported_by").order_by("-created_at"),
@@ -394,7 +394,12 @@ class Decision(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.approver} {self.verdict}d {self.stage.name}"
+        return f"{self.approver} {self.verdict_past} {self.stage.name}"
+
+    @property
+    def verdict_past(self) -> str:
+        """The verdict as people read it after the fact: "approved" or "rejected"."""
+        return {self.Verdict.APPROVE: "approved", self.Verdict.REJECT: "rejected"}[self.verdict]
 
 
 class Deployment(models.Model):

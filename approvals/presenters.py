@@ -60,6 +60,8 @@ class ReleasePage:
     plan: Plan
     stages: list[StageView]
     evidence: list
+    # The newest item of each kind is the one the gate reads; earlier ones are superseded.
+    counting_evidence: set[int]
     decisions: list[Decision]
     can_decide: bool
     decide_stage: ApprovalStage | None
@@ -100,13 +102,15 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
     stages = [_stage_view(s, rules, now, teams) for s in release.approval.stages.all()]
     capacity = decision_capacity(release, release.approval, viewer, now)
     deployments = list(release.deployments.all())
+    evidence = list(release.evidence.all())  # oldest first, as the gate reads them
     return ReleasePage(
         release=release,
         gate=gate,
         gate_css=STATUS_STYLES.get(gate.status, "secondary"),
         plan=plan,
         stages=stages,
-        evidence=list(release.evidence.all()),
+        evidence=evidence,
+        counting_evidence=set({item.kind: item.pk for item in evidence}.values()),
         decisions=sorted((d for s in stages for d in s.decisions), key=lambda d: d.created_at),
         can_decide=capacity.stage is not None,
         decide_stage=capacity.stage,

@@ -241,3 +241,26 @@ def test_release_page_query_count_does_not_grow_with_decisions(
     )
     after = _queries(client, url)
     assert before == after
+
+
+def test_the_page_says_rejected_marks_superseded_evidence_and_links_the_change(
+    client, api, production_release, approver, pipeline_bot
+):
+    from changes.models import ChangeRecord
+
+    ChangeRecord.objects.filter(pk=production_release.change_id).update(
+        external_url="https://itsm.example.com/change/CHG42"
+    )
+    api(pipeline_bot).post(
+        f"/api/v1/releases/{production_release.pk}/evidence/",
+        {"kind": "tests", "status": "passed", "summary": {"passed": 11, "failed": 0}},
+    )
+    factories.decide(production_release, approver, "reject", "Not yet.")
+    client.force_login(approver)
+
+    body = client.get(reverse("approvals:release_detail", args=[production_release.pk])).content
+    page = body.decode()
+
+    assert "rejected" in page and "rejectd" not in page
+    assert page.count('class="superseded"') == 1  # the first tests result, replaced by the second
+    assert '<a class="mono" href="https://itsm.example.com/change/CHG42"' in page
