@@ -284,6 +284,37 @@ def _transition(approval: ApprovalRequest, status: str, actor: User | None, now,
             **{k: v.isoformat() if v else None for k, v in fields.items()},
         },
     )
+    _tell_requester(approval, status, actor)
+
+
+OUTCOME_WORDS = {
+    ApprovalRequest.Status.APPROVED: "Approved",
+    ApprovalRequest.Status.REJECTED: "Rejected",
+    ApprovalRequest.Status.EXPIRED: "Expired",
+}
+
+
+def _tell_requester(approval: ApprovalRequest, status: str, actor: User | None) -> None:
+    """The people who asked (the requester and whoever triggered the pipeline) hear the outcome,
+    whatever the hour: they are waiting for it."""
+    release = Release.objects.select_related(
+        "service", "environment", "requested_by", "triggered_by"
+    ).get(pk=approval.release_id)
+    people = {p.pk: p for p in (release.requested_by, release.triggered_by) if p}
+    if status == ApprovalRequest.Status.APPROVED:
+        detail = "Every stage is approved; the gate answers 'approved' while preconditions hold."
+    elif status == ApprovalRequest.Status.REJECTED:
+        rejection = approval.decisions.filter(verdict=Decision.Verdict.REJECT).last()
+        detail = f"Rejected by {actor}: {rejection.rationale}" if rejection else "Rejected."
+    else:
+        detail = "Nobody decided in time; request a new approval to deploy it."
+    notify(
+        people=[p for p in people.values() if not p.is_service_account],
+        subject=f"{OUTCOME_WORDS[status]}: {release}",
+        body=f"{release.service.name} {release.version} to {release.environment.name}: {detail}",
+        url=reverse("approvals:release_detail", args=[release.pk]),
+        reason="you requested this release",
+    )
 
 
 def add_evidence(

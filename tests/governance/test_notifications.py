@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from approvals import services
+from approvals.models import ApprovalRequest
 from governance.models import Notification
 from governance.notifications import deliver_pending, route
 from governance.services import create_delegation
@@ -86,3 +87,39 @@ def test_a_mail_outage_keeps_notifications_queued(production_release):
     row = Notification.objects.first()
     assert (row.delivered_at, row.attempts) == (None, 1)
     assert "mail server down" in row.last_error
+
+
+def outcome_notes(release) -> list[tuple[str, str]]:
+    notes = Notification.objects.filter(url__endswith=f"/releases/{release.pk}/")
+    return sorted(
+        (n.recipient.username, n.subject.split(":")[0])
+        for n in notes
+        if n.subject.split(":")[0] in {"Approved", "Rejected", "Expired"}
+    )
+
+
+def test_the_requester_hears_when_the_release_is_approved(
+    production_release, approver, second_approver, cab_member
+):
+    for person in (approver, second_approver, cab_member):
+        factories.decide(production_release, person)
+
+    # ci-bot requested it for dave, who triggered the pipeline: dave is told, not the bot.
+    assert outcome_notes(production_release) == [("dave", "Approved")]
+
+
+def test_the_requester_hears_why_the_release_was_rejected(production_release, approver):
+    factories.decide(production_release, approver, "reject", "Rollback plan missing.")
+
+    assert outcome_notes(production_release) == [("dave", "Rejected")]
+    note = Notification.objects.get(subject__startswith="Rejected")
+    assert "Rollback plan missing." in note.body and "Alice" in note.body
+
+
+def test_the_requester_hears_when_the_request_expired(production_release):
+    ApprovalRequest.objects.filter(release=production_release).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    services.expire_requests()
+
+    assert outcome_notes(production_release) == [("dave", "Expired")]
