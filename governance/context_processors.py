@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from governance.selectors import is_auditor
 
 
 def sign_in(request: HttpRequest) -> dict:
@@ -12,7 +15,14 @@ def sign_in(request: HttpRequest) -> dict:
 
 
 def navigation(request: HttpRequest) -> dict:
+    """What the navigation offers: the section, administration, and the approver's pages
+    (queue, delegations) only to people who may decide, so never to auditors."""
     user = getattr(request, "user", None)
-    return {"nav_section": request.resolver_match.namespace if request.resolver_match else ""} | (
-        {"is_admin": user.is_staff} if user and user.is_authenticated else {}
-    )
+    context = {"nav_section": request.resolver_match.namespace if request.resolver_match else ""}
+    if user and user.is_authenticated:
+        context["is_admin"] = user.is_staff
+        # Lazy: asked only when a template shows the navigation.
+        context["decides"] = SimpleLazyObject(
+            lambda: not user.is_service_account and not is_auditor(user)
+        )
+    return context

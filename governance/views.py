@@ -57,7 +57,7 @@ def administrator_required(view):
     @login_required
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not services.is_administrator(request.user):
-            raise PermissionDenied
+            raise PermissionDenied("This page is for Signoff administrators.")
         return view(request, *args, **kwargs)
 
     return wrapper
