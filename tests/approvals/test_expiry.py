@@ -113,7 +113,7 @@ def test_expiry_at_a_given_moment_uses_that_moment(releases):
 
 
 def test_expiry_sweeps_in_batches(releases, monkeypatch):
-    monkeypatch.setattr(services, "EXPIRE_BATCH", 1)
+    monkeypatch.setattr(services.sweeps, "EXPIRE_BATCH", 1)
 
     assert services.expire_requests() == 2
     assert status_of(releases["overdue"]) == status_of(releases["stale_approval"]) == "expired"

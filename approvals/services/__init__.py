@@ -1,0 +1,27 @@
+"""The approval workflow, one module per moment: request, decisions, sweeps, deployments.
+
+Every function here is the single path for its transition, used alike by the UI, the API and
+integrations, so the segregation-of-duties rules hold on all of them. Callers import this
+package (`from approvals import services`); the modules are its inside.
+"""
+
+from approvals.services.decisions import record_decision
+from approvals.services.deployments import record_deployment
+from approvals.services.requests import (
+    ReleaseInput,
+    add_evidence,
+    request_approval,
+    stage_people,
+)
+from approvals.services.sweeps import expire_requests, reresolve_open_stages
+
+__all__ = [
+    "ReleaseInput",
+    "add_evidence",
+    "expire_requests",
+    "record_decision",
+    "record_deployment",
+    "request_approval",
+    "reresolve_open_stages",
+    "stage_people",
+]

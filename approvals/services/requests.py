@@ -1,0 +1,225 @@
+"""Requesting approval: the release, its frozen plan, and evidence added later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from approvals.context import policy_context
+from approvals.exceptions import (
+    InvalidTransition,
+)
+from approvals.gate import refresh_snapshot
+from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
+from approvals.services.transitions import advance
+from changes.services import find_or_open_change
+from governance import ledger
+from governance.models import Environment, Service, User
+from governance.policy import Plan, evaluate
+from governance.selectors import eligible_approvers, person_named
+from governance.services import active_policy_version
+
+
+@dataclass
+class ReleaseInput:
+    """A validated approval request, as the API serializer or the UI form produce it."""
+
+    service: Service
+    environment: Environment
+    version: str
+    image: str
+    digest: str
+    change_ref: str
+    change_type: str
+    change_title: str
+    pipeline_provider: str = ""
+    pipeline_run_url: str = ""
+    triggered_by: str = ""
+    evidence: tuple[dict, ...] = ()
+    planned_at: datetime | None = None
+
+
+def request_approval(
+    *, data: ReleaseInput, actor: User, idempotency_key: str | None = None
+) -> tuple[Release, bool]:
+    """Create a release and its approval request, the plan frozen on. Returns (release, created).
+
+    A repeated `idempotency_key` from the same requester returns the first release unchanged.
+    """
+    if idempotency_key:
+        existing = _idempotent_replay(actor, idempotency_key, data)
+        if existing:
+            return existing, False
+    try:
+        with transaction.atomic(), ledger.deferred():
+            release = _create_release(data, actor, idempotency_key)
+            _create_plan(release, actor)
+    except IntegrityError:
+        # A concurrent retry with the same key won the race: answer with its release.
+        existing = _idempotent_replay(actor, idempotency_key, data) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return release, True
+
+
+def _idempotent_replay(actor: User, key: str, data: ReleaseInput) -> Release | None:
+    release = (
+        Release.objects.select_related("change")
+        .filter(requested_by=actor, idempotency_key=key)
+        .first()
+    )
+    if release is None:
+        return None
+    # Everything that identifies the release: a retry repeats it all, a new release differs.
+    same = (
+        release.service_id,
+        release.environment_id,
+        release.version,
+        release.image,
+        release.digest,
+        release.change.ref,
+    ) == (
+        data.service.pk,
+        data.environment.pk,
+        data.version,
+        data.image,
+        data.digest,
+        data.change_ref,
+    )
+    if not same:
+        raise InvalidTransition(
+            "This Idempotency-Key was already used for a different release; use a new key."
+        )
+    return release
+
+
+def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None) -> Release:
+    # Matched conservatively (look-alike names included): the person behind the pipeline never
+    # approves the release. A name matching nobody is kept and shown as unresolved.
+    triggered_by = person_named(data.triggered_by) if data.triggered_by else None
+    author = triggered_by or (None if actor.is_service_account else actor)
+    change = find_or_open_change(
+        ref=data.change_ref,
+        type=data.change_type,
+        title=data.change_title,
+        author=author,
+        actor=actor,
+    )
+    release = Release.objects.create(
+        service=data.service,
+        environment=data.environment,
+        version=data.version,
+        image=data.image,
+        digest=data.digest,
+        change=change,
+        requested_by=actor,
+        triggered_by=triggered_by,
+        triggered_by_name=data.triggered_by,
+        pipeline_provider=data.pipeline_provider,
+        pipeline_run_url=data.pipeline_run_url,
+        idempotency_key=idempotency_key or None,
+        planned_at=data.planned_at,
+    )
+    for item in data.evidence:
+        Evidence.objects.create(release=release, reported_by=actor, **item)
+    return release
+
+
+def stage_people(release: Release, approvers: str, team_rule: str, teams: list) -> QuerySet[User]:
+    """Who may decide a stage of `release`: the approver source (grants limited to other
+    environments do not count), narrowed to the owning teams when the policy says so."""
+    people = eligible_approvers(release.service, approvers, release.environment)
+    if team_rule == "primary":
+        return people.filter(teams=teams[0])
+    if team_rule in ("any", "each"):
+        return people.filter(teams__in=teams).distinct()
+    return people
+
+
+def _create_plan(release: Release, actor: User) -> ApprovalRequest:
+    now = timezone.now()
+    version = active_policy_version()
+    evidence = list(release.evidence.all())
+    if version is None:
+        plan = Plan(errors=["No active policy; an administrator must publish one."])
+    else:
+        plan = evaluate(version.source, policy_context(release, evidence))
+    approval = ApprovalRequest.objects.create(
+        release=release,
+        policy_version=version,
+        plan=plan.to_dict(),
+        dual_control=plan.dual_control,
+        retro_review=plan.retro_review,
+        requested_at=now,
+        expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
+    )
+    conflicted = release.conflicted_user_ids()
+    teams = release.service.owning_teams()
+    for position, requirement in enumerate(plan.stages, start=1):
+        team_rule = requirement.teams if requirement.approvers != "cab" else ""
+        each = [t.slug for t in teams] if team_rule == "each" else []
+        stage = ApprovalStage.objects.create(
+            request=approval,
+            position=position,
+            key=requirement.key,
+            name=requirement.name,
+            approvers=requirement.approvers,
+            # One approval per owning team at least, and never fewer than the policy's count.
+            required_count=max(requirement.count, len(each)),
+            step_up=requirement.step_up,
+            sla_hours=requirement.sla_hours,
+            rules=requirement.rules,
+            team_rule=team_rule,
+            teams_required=each,
+        )
+        people = stage_people(release, requirement.approvers, team_rule, teams)
+        stage.eligible_approvers.set(people.exclude(pk__in=conflicted))
+    ledger.append(
+        kind="approval.requested",
+        subject=f"release:{release.pk}",
+        actor=actor.username,
+        payload=_request_payload(release, approval, version),
+    )
+    advance(approval, actor, now)
+    refresh_snapshot(approval)
+    return approval
+
+
+def _request_payload(release: Release, approval: ApprovalRequest, version) -> dict:
+    return {
+        "service": release.service.slug,
+        "environment": release.environment.slug,
+        "version": release.version,
+        "image": release.image,
+        "digest": release.digest,
+        "change": release.change.ref,
+        "requested_by": release.requested_by.username,
+        "triggered_by": release.triggered_by_name,
+        "triggered_by_resolved": release.triggered_by.username if release.triggered_by else None,
+        "policy": f"{version.policy.slug}@v{version.number}" if version else None,
+        "plan": approval.plan,
+    }
+
+
+def add_evidence(
+    *, release: Release, actor: User, kind: str, status: str, summary: dict, url: str = ""
+) -> Evidence:
+    """Attach a check result; the gate re-evaluates preconditions with it from now on."""
+    with transaction.atomic(), ledger.deferred():
+        evidence = Evidence.objects.create(
+            release=release, kind=kind, status=status, summary=summary, url=url, reported_by=actor
+        )
+        ledger.append(
+            kind="evidence.added",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
+            payload={"kind": kind, "status": status, "summary": summary, "url": url},
+        )
+        refresh_snapshot(release.approval)
+    return evidence

@@ -1,0 +1,114 @@
+"""Moving a request along: opening the next stage, changing its status, telling people.
+
+Shared by the request, decision and sweep services; each calls these inside its own
+transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+
+from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
+from governance import ledger
+from governance.models import Delegation, User
+from governance.notifications import notify, route
+from governance.policy import Plan
+
+
+def advance(approval: ApprovalRequest, actor: User, now) -> None:
+    """Open the next waiting stage, or approve the request when none is left."""
+    stage = approval.stages.filter(status=ApprovalStage.Status.WAITING).order_by("position").first()
+    if stage is not None:
+        due = now + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
+        ApprovalStage.objects.filter(pk=stage.pk).update(
+            status=ApprovalStage.Status.ACTIVE, activated_at=now, due_at=due
+        )
+        stage.due_at = due
+        _announce(approval, stage, now)
+        return
+    plan = Plan.from_dict(approval.plan)
+    if plan.errors:
+        return  # Nothing to approve until the policy problem is fixed; the gate says why.
+    valid_until = (
+        now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
+    )
+    transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
+
+
+def _announce(approval: ApprovalRequest, stage: ApprovalStage, now) -> None:
+    """Tell the people who can decide the newly opened stage, those at work first.
+
+    Someone away with a delegation in force is represented by their delegate.
+    """
+    release = approval.release
+    people = {u.pk: u for u in stage.eligible_approvers.all()}
+    for delegation in (
+        Delegation.objects.in_force(now)
+        .covering(release.service)
+        .filter(delegator__in=list(people))
+        .select_related("delegate")
+    ):
+        people.pop(delegation.delegator_id, None)
+        people[delegation.delegate_id] = delegation.delegate
+    recipients, reason = route(people.values(), now)
+    due = f" It is due {stage.due_at:%Y-%m-%d %H:%M} UTC." if stage.due_at else ""
+    notify(
+        people=recipients,
+        subject=f"Approval needed: {release} ({stage.name})",
+        body=f"{release.service.name} {release.version} is waiting for {stage.name} "
+        f"({stage.required_count} distinct approval(s)). Change {release.change.ref}: "
+        f"{release.change.title}.{due}",
+        url=reverse("approvals:release_detail", args=[release.pk]),
+        reason=reason,
+    )
+
+
+def transition(approval: ApprovalRequest, status: str, actor: User | None, now, **fields) -> None:
+    previous = approval.status
+    ApprovalRequest.objects.filter(pk=approval.pk).update(status=status, decided_at=now, **fields)
+    approval.status = status
+    for name, value in fields.items():
+        setattr(approval, name, value)
+    ledger.append(
+        kind="gate.transition",
+        subject=f"release:{approval.release_id}",
+        actor=actor.username if actor else "system",
+        payload={
+            "from": previous,
+            "to": status,
+            **{k: v.isoformat() if v else None for k, v in fields.items()},
+        },
+    )
+    _tell_requester(approval, status, actor)
+
+
+OUTCOME_WORDS = {
+    ApprovalRequest.Status.APPROVED: "Approved",
+    ApprovalRequest.Status.REJECTED: "Rejected",
+    ApprovalRequest.Status.EXPIRED: "Expired",
+}
+
+
+def _tell_requester(approval: ApprovalRequest, status: str, actor: User | None) -> None:
+    """The people who asked (the requester and whoever triggered the pipeline) hear the outcome,
+    whatever the hour: they are waiting for it."""
+    release = Release.objects.select_related(
+        "service", "environment", "requested_by", "triggered_by"
+    ).get(pk=approval.release_id)
+    people = {p.pk: p for p in (release.requested_by, release.triggered_by) if p}
+    if status == ApprovalRequest.Status.APPROVED:
+        detail = "Every stage is approved; the gate answers 'approved' while preconditions hold."
+    elif status == ApprovalRequest.Status.REJECTED:
+        rejection = approval.decisions.filter(verdict=Decision.Verdict.REJECT).last()
+        detail = f"Rejected by {actor}: {rejection.rationale}" if rejection else "Rejected."
+    else:
+        detail = "Nobody decided in time; request a new approval to deploy it."
+    notify(
+        people=[p for p in people.values() if not p.is_service_account],
+        subject=f"{OUTCOME_WORDS[status]}: {release}",
+        body=f"{release.service.name} {release.version} to {release.environment.name}: {detail}",
+        url=reverse("approvals:release_detail", args=[release.pk]),
+        reason="you requested this release",
+    )
