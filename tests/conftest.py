@@ -141,6 +141,14 @@ def cab_member(db):
 
 
 @pytest.fixture
+def administrator(db):
+    """Administers everything: roles, catalogue, delegations for others; decides nothing."""
+    user = factories.UserFactory(username="ada", first_name="Ada")
+    factories.grant(user, Role.ADMINISTRATOR)
+    return user
+
+
+@pytest.fixture
 def auditor(db):
     user = factories.UserFactory(username="erin", first_name="Erin")
     factories.grant(user, Role.AUDITOR)

@@ -7,17 +7,10 @@ import pytest
 from django.urls import reverse
 
 from approvals.models import Deployment, Release
-from governance.models import LedgerEntry, Notification, Role
+from governance.models import LedgerEntry, Notification
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada", first_name="Ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
 
 
 @pytest.fixture

@@ -20,13 +20,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
-
-
 def item_for(review, user, role=Role.APPROVER, service=None):
     return review.items.get(user=user, role=role, service=service)
 

@@ -7,18 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance.models import LedgerEntry, Role, Service
+from governance.models import LedgerEntry, Service
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 SECTIONS = ["services", "teams", "people", "environments"]
-
-
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
 
 
 @pytest.mark.parametrize("section", SECTIONS)

@@ -299,13 +299,6 @@ def test_the_delegate_of_the_requester_cannot_approve_the_requesters_release(
 # --- Auditors are independent; nobody delegates to themselves -----------------------------------
 
 
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada", first_name="Ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
-
-
 def arrange(actor, delegator, to, *, hours=(-1, 48)):
     now = timezone.now()
     return create_delegation(

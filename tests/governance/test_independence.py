@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
-
-
-@pytest.fixture
 def second_administrator(db):
     user = factories.UserFactory(username="ben")
     factories.grant(user, Role.ADMINISTRATOR)

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance.models import LedgerEntry, Role
+from governance.models import LedgerEntry
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -32,13 +32,6 @@ PASSWORD = "signoff-demo"  # every factory-built person's password
 @pytest.fixture
 def bob(db):
     return factories.UserFactory(username="bob")
-
-
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
 
 
 def sign_in(client, username: str, password: str, address: str = HOME, url: str = ""):

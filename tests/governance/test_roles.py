@@ -15,13 +15,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada", first_name="Ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
-
-
 @pytest.mark.parametrize(
     ("persona", "status"),
     [

@@ -111,13 +111,6 @@ def token_entries() -> list[tuple[str, str, str, dict]]:
     return list(entries.values_list("kind", "subject", "actor", "payload"))
 
 
-@pytest.fixture
-def administrator(db):
-    user = factories.UserFactory(username="ada")
-    factories.grant(user, Role.ADMINISTRATOR)
-    return user
-
-
 def test_issuing_a_token_is_ledgered(approver):
     key = issue_token("alice", "--name", "laptop")
 
