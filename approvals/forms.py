@@ -27,6 +27,10 @@ class DecisionForm(forms.Form):
         return value
 
 
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(max_length=2000)
+
+
 class ReleaseFilterForm(forms.Form):
     STATUS_CHOICES = [
         ("", "Any status"),
@@ -34,6 +38,7 @@ class ReleaseFilterForm(forms.Form):
         ("approved", "Approved"),
         ("rejected", "Rejected"),
         ("expired", "Expired"),
+        ("withdrawn", "Withdrawn"),
         ("deployed", "Deployed"),
         ("unapproved", "Deployed without approval"),
     ]

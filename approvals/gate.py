@@ -52,7 +52,8 @@ def evaluate_gate(
         stages=[{key: stage[key] for key in STAGE_FIELDS} for stage in stages],
         digest=release.digest,
     )
-    if approval.status == ApprovalRequest.Status.REJECTED:
+    # A withdrawn request is as final as a rejected one; the reason names who withdrew it.
+    if approval.status in (ApprovalRequest.Status.REJECTED, ApprovalRequest.Status.WITHDRAWN):
         result.status, result.reasons = "rejected", list(snapshot.get("rejections", []))
         return result
     expiry = _expiry_reason(approval, now)
@@ -172,7 +173,7 @@ def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
         ),
         "eligible_approvers",
     )
-    return approvals.prefetch_related(
+    return approvals.select_related("withdrawn_by").prefetch_related(
         models.Prefetch("stages", queryset=stages),
         models.Prefetch(
             "release__evidence", queryset=Evidence.objects.order_by("created_at", "pk")
@@ -192,11 +193,21 @@ def _snapshot(approval: ApprovalRequest) -> dict:
             for stage in stages
             for d in stage.decisions.all()
             if d.verdict == Decision.Verdict.REJECT
-        ],
+        ]
+        + _withdrawal(approval),
         "evidence": {
             item.kind: {"status": item.status, "failed": item.failed_count} for item in evidence
         },
     }
+
+
+def _withdrawal(approval: ApprovalRequest) -> list[str]:
+    if approval.status != ApprovalRequest.Status.WITHDRAWN or approval.withdrawn_by is None:
+        return []
+    return [
+        f"Withdrawn by {approval.withdrawn_by.username} at {approval.decided_at:%Y-%m-%d %H:%M} "
+        f"UTC: {approval.withdrawal_reason}"
+    ]
 
 
 def _stage_snapshot(stage: ApprovalStage) -> dict:

@@ -184,6 +184,7 @@ class ApprovalRequest(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="approval")
     policy_version = models.ForeignKey(
@@ -199,6 +200,10 @@ class ApprovalRequest(models.Model):
     expires_at = models.DateTimeField(help_text="A pending request expires undecided at this time.")
     decided_at = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    withdrawal_reason = models.TextField(blank=True)
     gate_snapshot = models.JSONField(
         default=dict, editable=False, help_text="Maintained by approvals.gate.refresh_snapshot."
     )

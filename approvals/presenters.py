@@ -11,6 +11,7 @@ from django.utils import timezone
 from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Deployment, Release
+from approvals.services import may_withdraw
 from approvals.vendors import VendorSla, vendor_sla
 from governance.models import Team, User
 from governance.policy import TEAM_RULES, Plan
@@ -23,6 +24,7 @@ STATUS_STYLES = {
     "rejected": "danger",
     "blocked": "danger",
     "expired": "secondary",
+    "withdrawn": "secondary",
     "active": "warning",
     "waiting": "light",
     "cancelled": "secondary",
@@ -72,6 +74,7 @@ class ReleasePage:
     deployments: list[Deployment] = field(default_factory=list)
     unapproved_deployments: list[Deployment] = field(default_factory=list)
     trigger_alias: str = ""
+    can_withdraw: bool = False
 
 
 def person_view(user: User, now: datetime) -> PersonView:
@@ -121,6 +124,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         deployments=deployments,
         unapproved_deployments=[d for d in deployments if not d.approved],
         trigger_alias=_trigger_alias(release),
+        can_withdraw=release.approval.status == "pending" and may_withdraw(release, viewer),
     )
 
 

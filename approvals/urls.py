@@ -9,4 +9,5 @@ urlpatterns = [
     path("releases/", views.release_list, name="release_list"),
     path("releases/<int:pk>/", views.release_detail, name="release_detail"),
     path("releases/<int:pk>/decide/", views.release_decide, name="release_decide"),
+    path("releases/<int:pk>/withdraw/", views.release_withdraw, name="release_withdraw"),
 ]

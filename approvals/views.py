@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
-from approvals.forms import DecisionForm, ReleaseFilterForm
+from approvals.forms import DecisionForm, ReleaseFilterForm, WithdrawForm
 from approvals.models import ApprovalStage, Release
 from approvals.presenters import person_view, release_page
 from governance.exceptions import GovernanceError
@@ -129,3 +130,23 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
         "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
     )
     return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def release_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """The requester (or a release manager) withdraws a pending request, with a reason."""
+    release = get_object_or_404(Release.objects.restrict(request.user).for_write(), pk=pk)
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason to withdraw the request.")
+        return redirect("approvals:release_detail", pk=release.pk)
+    try:
+        services.withdraw_request(
+            release=release, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Request withdrawn; nobody can decide it any more.")
+    return redirect("approvals:release_detail", pk=release.pk)

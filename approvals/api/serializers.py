@@ -199,6 +199,10 @@ class ReleaseCreatedSerializer(ReleaseSerializer):
         read_only_fields = fields
 
 
+class WithdrawInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why; the gate and ledger say it.")
+
+
 class DecisionInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Decision.Verdict.values)
     rationale = serializers.CharField(max_length=5000)

@@ -12,6 +12,7 @@ urlpatterns = [
     path(
         "releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"
     ),
+    path("releases/<int:pk>/withdraw/", views.ReleaseWithdraw.as_view(), name="release-withdraw"),
     path(
         "releases/<int:pk>/deployments/",
         views.ReleaseDeployments.as_view(),

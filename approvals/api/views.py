@@ -163,3 +163,18 @@ class ReleaseDeployments(APIView):
         )
         body = {**_gate_payload(release.pk), "deployment": s.DeploymentSerializer(deployment).data}
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ReleaseWithdraw(APIView):
+    """Withdraw a pending request (the requester, whoever triggered the pipeline, or a release
+    manager of the service); the gate then answers 'rejected' with who withdrew it and why."""
+
+    @extend_schema(request=s.WithdrawInputSerializer, responses={200: s.GateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk, for_write=True)
+        serializer = s.WithdrawInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.withdraw_request(
+            release=release, actor=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(_gate_payload(release.pk))

@@ -10,8 +10,10 @@ from approvals.services.deployments import record_deployment
 from approvals.services.requests import (
     ReleaseInput,
     add_evidence,
+    may_withdraw,
     request_approval,
     stage_people,
+    withdraw_request,
 )
 from approvals.services.sweeps import expire_requests, reresolve_open_stages
 
@@ -19,9 +21,11 @@ __all__ = [
     "ReleaseInput",
     "add_evidence",
     "expire_requests",
+    "may_withdraw",
     "record_decision",
     "record_deployment",
     "request_approval",
     "reresolve_open_stages",
     "stage_people",
+    "withdraw_request",
 ]

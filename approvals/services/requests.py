@@ -11,17 +11,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from approvals.context import policy_context
-from approvals.exceptions import (
-    InvalidTransition,
-)
+from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
-from approvals.services.transitions import advance
+from approvals.services.transitions import advance, transition
 from changes.services import find_or_open_change
 from governance import ledger
 from governance.models import Environment, Service, User
 from governance.policy import Plan, evaluate
-from governance.selectors import eligible_approvers, person_named
+from governance.selectors import eligible_approvers, may_act, person_named
 from governance.services import active_policy_version
 
 
@@ -223,3 +221,55 @@ def add_evidence(
         )
         refresh_snapshot(release.approval)
     return evidence
+
+
+def withdraw_request(*, release: Release, actor: User, reason: str) -> ApprovalRequest:
+    """Withdraw a pending request with a reason: its open stages are cancelled, nobody can
+    decide it any more, and the gate answers 'rejected' naming who withdrew it and why.
+
+    The requester, the person who triggered the pipeline, or anyone who may request releases of
+    the service to that environment (a release manager, the pipeline) may withdraw it.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest(
+            "A reason is required to withdraw a request.", fields={"reason": ["Required."]}
+        )
+    if not may_withdraw(release, actor):
+        raise NotEligible(
+            "Only the requester, whoever triggered the pipeline or a release manager of "
+            f"{release.service.name} can withdraw this request."
+        )
+    now = timezone.now()
+    with transaction.atomic(), ledger.deferred():
+        approval = ApprovalRequest.objects.select_for_update().get(release=release)
+        if approval.status != ApprovalRequest.Status.PENDING:
+            raise InvalidTransition(
+                f"This request is {approval.get_status_display().lower()}; only a pending "
+                "request can be withdrawn."
+            )
+        approval.stages.filter(
+            status__in=[ApprovalStage.Status.WAITING, ApprovalStage.Status.ACTIVE]
+        ).update(status=ApprovalStage.Status.CANCELLED, completed_at=now)
+        ApprovalRequest.objects.filter(pk=approval.pk).update(
+            withdrawn_by=actor, withdrawal_reason=reason
+        )
+        approval.withdrawn_by, approval.withdrawal_reason = actor, reason
+        transition(approval, ApprovalRequest.Status.WITHDRAWN, actor, now)
+        ledger.append(
+            kind="approval.withdrawn",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
+            payload={"reason": reason},
+        )
+        refresh_snapshot(approval)
+    return approval
+
+
+def may_withdraw(release: Release, user: User) -> bool:
+    """Whether `user` may withdraw `release`'s request (see `withdraw_request`)."""
+    if not user.is_active:
+        return False
+    if user.pk in (release.requested_by_id, release.triggered_by_id):
+        return True
+    return may_act(user, "request", release.service, release.environment)

@@ -66,6 +66,7 @@ def _announce(approval: ApprovalRequest, stage: ApprovalStage, now) -> None:
 
 
 def transition(approval: ApprovalRequest, status: str, actor: User | None, now, **fields) -> None:
+    """Change the request's status (with `fields`, datetimes), ledger it, tell the requester."""
     previous = approval.status
     ApprovalRequest.objects.filter(pk=approval.pk).update(status=status, decided_at=now, **fields)
     approval.status = status
@@ -88,6 +89,7 @@ OUTCOME_WORDS = {
     ApprovalRequest.Status.APPROVED: "Approved",
     ApprovalRequest.Status.REJECTED: "Rejected",
     ApprovalRequest.Status.EXPIRED: "Expired",
+    ApprovalRequest.Status.WITHDRAWN: "Withdrawn",
 }
 
 
@@ -98,11 +100,15 @@ def _tell_requester(approval: ApprovalRequest, status: str, actor: User | None) 
         "service", "environment", "requested_by", "triggered_by"
     ).get(pk=approval.release_id)
     people = {p.pk: p for p in (release.requested_by, release.triggered_by) if p}
+    if actor is not None:
+        people.pop(actor.pk, None)  # whoever closed it knows
     if status == ApprovalRequest.Status.APPROVED:
         detail = "Every stage is approved; the gate answers 'approved' while preconditions hold."
     elif status == ApprovalRequest.Status.REJECTED:
         rejection = approval.decisions.filter(verdict=Decision.Verdict.REJECT).last()
         detail = f"Rejected by {actor}: {rejection.rationale}" if rejection else "Rejected."
+    elif status == ApprovalRequest.Status.WITHDRAWN:
+        detail = f"Withdrawn by {actor}: {approval.withdrawal_reason}"
     else:
         detail = "Nobody decided in time; request a new approval to deploy it."
     notify(

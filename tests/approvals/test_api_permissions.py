@@ -11,6 +11,8 @@ The release under test is dave's payments-api release to production, requested b
   only looks, the CAB stage opens after the service stage. An auditor acting as alice's delegate
   (the delegation predates the auditor role) and an administrator holding a delegation they
   arranged for themselves decide nothing either.
+- withdraw answers 200 and withdraws the request for those who may (the requester, anyone who may
+  request releases of the service); approvers and auditors cannot.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ gate         401   404       404         200       200       200      200  200  
 evidence     401   404       404         201       404       404      404  404           201
 decisions    401   404       404         403       201       403      403  403           403
 deployments  401   404       404         201       404       404      404  404           201
+withdraw     401   404       404         200       403       403      403  403           200
 """
 
 # Which fixture plays each persona (anonymous has none).
@@ -98,6 +101,9 @@ ENDPOINTS = {
         f"/api/v1/releases/{r.pk}/decisions/",
         {"decision": "approve", "rationale": "Reviewed.", "digest": r.digest},
     ),
+    "withdraw": lambda api, r: api.post(
+        f"/api/v1/releases/{r.pk}/withdraw/", {"reason": "Superseded by 2.14.1."}
+    ),
     "deployments": lambda api, r: api.post(
         f"/api/v1/releases/{r.pk}/deployments/",
         {"status": "succeeded", "url": "https://deploy.example.com/runs/1"},
@@ -141,6 +147,8 @@ def test_permission_matrix(
         assert set(response.json()["error"]) == {"code", "message", "fields"}
     if expected == 201:
         assert factories.state_counts() != counts
+    elif endpoint == "withdraw" and expected == 200:
+        assert factories.approval_snapshot(production_release)["status"] == "withdrawn"
     else:
         assert factories.state_counts() == counts
         assert factories.approval_snapshot(production_release) == snapshot
