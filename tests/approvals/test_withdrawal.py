@@ -100,3 +100,23 @@ def test_an_approved_request_cannot_be_withdrawn(
         response = withdraw(client, production_release)
     assert response.status_code == 409
     assert "only a pending request" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [(None, 302), ("outsider", 404), ("approver", 302), ("auditor", 302)],
+)
+def test_the_withdraw_page_action_refuses_everyone_else_and_changes_nothing(
+    client, request, production_release, persona, status
+):
+    if persona:
+        client.force_login(request.getfixturevalue(persona))
+    url = reverse("approvals:release_withdraw", args=[production_release.pk])
+
+    with factories.nothing_changes(production_release):
+        response = client.post(url, {"reason": "Not mine to withdraw."})
+
+    assert response.status_code == status
+    if persona is None:
+        assert response["Location"].startswith(reverse("login"))
+    assert ApprovalRequest.objects.get(release=production_release).status == "pending"
