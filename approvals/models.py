@@ -112,6 +112,14 @@ class Release(models.Model):
     planned_at = models.DateTimeField(
         null=True, blank=True, help_text="When the release is planned to go out (vendor releases)."
     )
+    previous = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="next_requests",
+        help_text="The rejected, withdrawn or expired request this one asks again for.",
+    )
     unapproved_deployment_at = models.DateTimeField(
         null=True,
         blank=True,

@@ -12,6 +12,7 @@ from approvals.authority import decision_capacity
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Deployment, Release
 from approvals.services import may_withdraw
+from approvals.services.requests import CLOSED
 from approvals.vendors import VendorSla, vendor_sla
 from governance.models import Team, User
 from governance.policy import TEAM_RULES, Plan
@@ -75,6 +76,8 @@ class ReleasePage:
     unapproved_deployments: list[Deployment] = field(default_factory=list)
     trigger_alias: str = ""
     can_withdraw: bool = False
+    can_request_again: bool = False
+    asked_again: Release | None = None
 
 
 def person_view(user: User, now: datetime) -> PersonView:
@@ -125,7 +128,19 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         unapproved_deployments=[d for d in deployments if not d.approved],
         trigger_alias=_trigger_alias(release),
         can_withdraw=release.approval.status == "pending" and may_withdraw(release, viewer),
+        **_again_view(release, viewer),
     )
+
+
+def _again_view(release: Release, viewer: User) -> dict:
+    """Whether the viewer may ask again for this closed request, or where it was asked again."""
+    if release.approval.status not in CLOSED:
+        return {}
+    asked_again = release.next_requests.first()
+    return {
+        "asked_again": asked_again,
+        "can_request_again": asked_again is None and may_withdraw(release, viewer),
+    }
 
 
 def _trigger_alias(release: Release) -> str:

@@ -150,3 +150,17 @@ def release_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "Request withdrawn; nobody can decide it any more.")
     return redirect("approvals:release_detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+def release_request_again(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask again for a closed request; the new release page opens, linked to this one."""
+    release = get_object_or_404(Release.objects.restrict(request.user).for_write(), pk=pk)
+    try:
+        again = services.request_again(release=release, actor=request.user)
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+        return redirect("approvals:release_detail", pk=release.pk)
+    messages.success(request, f"Requested again as #{again.pk}.")
+    return redirect("approvals:release_detail", pk=again.pk)

@@ -14,6 +14,11 @@ urlpatterns = [
     ),
     path("releases/<int:pk>/withdraw/", views.ReleaseWithdraw.as_view(), name="release-withdraw"),
     path(
+        "releases/<int:pk>/request-again/",
+        views.ReleaseRequestAgain.as_view(),
+        name="release-request-again",
+    ),
+    path(
         "releases/<int:pk>/deployments/",
         views.ReleaseDeployments.as_view(),
         name="release-deployments",

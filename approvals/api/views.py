@@ -178,3 +178,17 @@ class ReleaseWithdraw(APIView):
             release=release, actor=request.user, reason=serializer.validated_data["reason"]
         )
         return Response(_gate_payload(release.pk))
+
+
+class ReleaseRequestAgain(APIView):
+    """Ask again for a rejected, withdrawn or expired request: a new release of the same artifact
+    and change, linked to this one (`previous`), planned from today's policy."""
+
+    @extend_schema(request=None, responses={201: s.ReleaseCreatedSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk, for_write=True)
+        again = services.request_again(release=release, actor=request.user)
+        again = Release.objects.with_list_related().get(pk=again.pk)
+        again.gate = _gate_payload(again.pk)
+        body = s.ReleaseCreatedSerializer(again, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)

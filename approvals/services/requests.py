@@ -200,6 +200,7 @@ def _request_payload(release: Release, approval: ApprovalRequest, version) -> di
         "requested_by": release.requested_by.username,
         "triggered_by": release.triggered_by_name,
         "triggered_by_resolved": release.triggered_by.username if release.triggered_by else None,
+        "previous": release.previous_id,
         "policy": f"{version.policy.slug}@v{version.number}" if version else None,
         "plan": approval.plan,
     }
@@ -273,3 +274,74 @@ def may_withdraw(release: Release, user: User) -> bool:
     if user.pk in (release.requested_by_id, release.triggered_by_id):
         return True
     return may_act(user, "request", release.service, release.environment)
+
+
+CLOSED = (
+    ApprovalRequest.Status.REJECTED,
+    ApprovalRequest.Status.WITHDRAWN,
+    ApprovalRequest.Status.EXPIRED,
+)
+
+
+def request_again(*, release: Release, actor: User) -> Release:
+    """Ask again for a rejected, withdrawn or expired request: a new release of the same
+    artifact and change, linked to the old one, planned from the policy in force today.
+
+    The evidence reported for the artifact comes along (the newest of each kind, reporter and
+    time kept). Only once per request, by those who may withdraw it.
+    """
+    if not may_withdraw(release, actor):
+        raise NotEligible(
+            "Only the requester, whoever triggered the pipeline or a release manager of "
+            f"{release.service.name} can request this again."
+        )
+    with transaction.atomic(), ledger.deferred():
+        # The lock makes two people pressing "request again" at once make one new request.
+        approval = ApprovalRequest.objects.select_for_update().get(release=release)
+        if approval.status not in CLOSED:
+            raise InvalidTransition(
+                f"This request is {approval.get_status_display().lower()}; only a rejected, "
+                "withdrawn or expired request can be requested again."
+            )
+        again = release.next_requests.first()
+        if again is not None:
+            raise InvalidTransition(f"This request was already requested again (#{again.pk}).")
+        new = _create_release(_same_release(release), actor, None)
+        Release.objects.filter(pk=new.pk).update(previous=release)
+        new.previous = release
+        _carry_evidence(release, new)
+        _create_plan(new, actor)
+    return new
+
+
+def _same_release(release: Release) -> ReleaseInput:
+    return ReleaseInput(
+        service=release.service,
+        environment=release.environment,
+        version=release.version,
+        image=release.image,
+        digest=release.digest,
+        change_ref=release.change.ref,
+        change_type=release.change.type,
+        change_title=release.change.title,
+        pipeline_provider=release.pipeline_provider,
+        pipeline_run_url=release.pipeline_run_url,
+        triggered_by=release.triggered_by_name,
+        planned_at=release.planned_at,
+    )
+
+
+def _carry_evidence(old: Release, new: Release) -> None:
+    newest = {item.kind: item for item in old.evidence.order_by("created_at", "pk")}
+    Evidence.objects.bulk_create(
+        Evidence(
+            release=new,
+            kind=item.kind,
+            status=item.status,
+            summary=item.summary,
+            url=item.url,
+            reported_by_id=item.reported_by_id,
+            created_at=item.created_at,
+        )
+        for item in newest.values()
+    )
