@@ -363,8 +363,19 @@ class ApprovalStage(models.Model):
         return [slug for slug in self.teams_required if slug not in covered]
 
 
+class StandingDecisionManager(models.Manager):
+    """Decisions that count: an approval its approver revoked is kept, but counts nowhere."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(revoked_at__isnull=True)
+
+
 class Decision(models.Model):
-    """An approver's approve/reject with rationale, bound to the artifact digest it was made on."""
+    """An approver's approve/reject with rationale, bound to the artifact digest it was made on.
+
+    The default manager (and so `stage.decisions`, prefetches and every count) sees standing
+    decisions only; `all_objects` sees revoked approvals too, for the record.
+    """
 
     class Verdict(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -383,25 +394,41 @@ class Decision(models.Model):
     dual_control = models.BooleanField(default=False)
     channel = models.CharField(max_length=10, default="ui", help_text="ui or api")
     created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="The approver took this approval back (stage still open)."
+    )
+    revocation_reason = models.TextField(blank=True)
+
+    all_objects = models.Manager()
+    objects = StandingDecisionManager()
 
     class Meta:
         ordering = ["created_at"]
+        # Related managers and prefetches follow the default manager: standing decisions only.
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
-            # The database itself refuses a second decision by one person on one stage, and,
-            # under dual control, a second decision by one person anywhere in the request.
-            models.UniqueConstraint(fields=["stage", "approver"], name="one_decision_per_stage"),
+            # The database itself refuses a second standing decision by one person on one stage,
+            # and, under dual control, anywhere in the request. A revoked approval frees the seat.
+            models.UniqueConstraint(
+                fields=["stage", "approver"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_decision_per_stage",
+            ),
             models.UniqueConstraint(
                 fields=["request", "approver"],
-                condition=Q(dual_control=True),
+                condition=Q(dual_control=True, revoked_at__isnull=True),
                 name="one_decision_per_request_under_dual_control",
             ),
             # Acting for someone fills their seat: nobody decides twice for the same person.
             models.UniqueConstraint(
-                fields=["stage", "on_behalf_of"], name="one_decision_per_stage_per_principal"
+                fields=["stage", "on_behalf_of"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_decision_per_stage_per_principal",
             ),
             models.UniqueConstraint(
                 fields=["request", "on_behalf_of"],
-                condition=Q(dual_control=True),
+                condition=Q(dual_control=True, revoked_at__isnull=True),
                 name="one_principal_per_request_under_dual_control",
             ),
         ]

@@ -77,6 +77,7 @@ class ReleasePage:
     trigger_alias: str = ""
     can_withdraw: bool = False
     can_request_again: bool = False
+    revocable: Decision | None = None
     asked_again: Release | None = None
 
 
@@ -128,8 +129,23 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         unapproved_deployments=[d for d in deployments if not d.approved],
         trigger_alias=_trigger_alias(release),
         can_withdraw=release.approval.status == "pending" and may_withdraw(release, viewer),
+        revocable=_revocable(release, stages, viewer),
         **_again_view(release, viewer),
     )
+
+
+def _revocable(release: Release, stages: list[StageView], viewer: User) -> Decision | None:
+    """The viewer's approval on the open stage, which they may still take back."""
+    if release.approval.status != "pending":
+        return None
+    mine = (
+        decision
+        for view in stages
+        if view.stage.status == ApprovalStage.Status.ACTIVE
+        for decision in view.decisions
+        if decision.approver_id == viewer.pk and decision.verdict == Decision.Verdict.APPROVE
+    )
+    return next(mine, None)
 
 
 def _again_view(release: Release, viewer: User) -> dict:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("releases/<int:pk>/", views.release_detail, name="release_detail"),
     path("releases/<int:pk>/decide/", views.release_decide, name="release_decide"),
     path("releases/<int:pk>/withdraw/", views.release_withdraw, name="release_withdraw"),
+    path("releases/<int:pk>/revoke/", views.release_revoke, name="release_revoke"),
     path(
         "releases/<int:pk>/request-again/",
         views.release_request_again,

@@ -164,3 +164,25 @@ def release_request_again(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("approvals:release_detail", pk=release.pk)
     messages.success(request, f"Requested again as #{again.pk}.")
     return redirect("approvals:release_detail", pk=again.pk)
+
+
+@login_required
+@require_POST
+def release_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """An approver takes back their approval while the stage is still open."""
+    release = get_object_or_404(
+        Release.objects.restrict(request.user, delegated=True).for_write(), pk=pk
+    )
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason to revoke your approval.")
+        return redirect("approvals:release_detail", pk=release.pk)
+    try:
+        services.revoke_approval(
+            release=release, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Your approval is revoked; it no longer counts.")
+    return redirect("approvals:release_detail", pk=release.pk)

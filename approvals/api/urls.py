@@ -12,6 +12,11 @@ urlpatterns = [
     path(
         "releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"
     ),
+    path(
+        "releases/<int:pk>/decisions/revoke/",
+        views.ReleaseDecisionRevoke.as_view(),
+        name="release-decision-revoke",
+    ),
     path("releases/<int:pk>/withdraw/", views.ReleaseWithdraw.as_view(), name="release-withdraw"),
     path(
         "releases/<int:pk>/request-again/",

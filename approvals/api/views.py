@@ -192,3 +192,17 @@ class ReleaseRequestAgain(APIView):
         again.gate = _gate_payload(again.pk)
         body = s.ReleaseCreatedSerializer(again, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ReleaseDecisionRevoke(APIView):
+    """Take back your own approval while its stage is still open (a reason is required)."""
+
+    @extend_schema(request=s.WithdrawInputSerializer, responses={200: s.GateSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        release = _release(request, pk, delegated=True, for_write=True)
+        serializer = s.WithdrawInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.revoke_approval(
+            release=release, actor=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(_gate_payload(release.pk))

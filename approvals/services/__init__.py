@@ -5,7 +5,7 @@ integrations, so the segregation-of-duties rules hold on all of them. Callers im
 package (`from approvals import services`); the modules are its inside.
 """
 
-from approvals.services.decisions import record_decision
+from approvals.services.decisions import record_decision, revoke_approval
 from approvals.services.deployments import record_deployment
 from approvals.services.requests import (
     ReleaseInput,
@@ -28,6 +28,7 @@ __all__ = [
     "request_again",
     "request_approval",
     "reresolve_open_stages",
+    "revoke_approval",
     "stage_people",
     "withdraw_request",
 ]

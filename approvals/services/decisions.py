@@ -140,3 +140,47 @@ def _apply_decision(
     )
     if done:
         advance(approval, actor, now)
+
+
+def revoke_approval(*, release: Release, actor: User, reason: str) -> Decision:
+    """Take back one's own approval (made as oneself or for someone) while its stage is open.
+
+    The decision is kept, marked revoked, and counts nowhere from then on; the seat is free, so
+    the same person may decide again later under the same rules as everyone.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest(
+            "A reason is required to revoke an approval.", fields={"reason": ["Required."]}
+        )
+    now = timezone.now()
+    with transaction.atomic(), ledger.deferred():
+        approval = ApprovalRequest.objects.select_for_update().get(release=release)
+        decision = (
+            Decision.objects.select_related("stage", "on_behalf_of")
+            .filter(request=approval, approver=actor, verdict=Decision.Verdict.APPROVE)
+            .filter(stage__status=ApprovalStage.Status.ACTIVE)
+            .first()
+        )
+        if approval.status != ApprovalRequest.Status.PENDING or decision is None:
+            raise InvalidTransition(
+                "You have no approval on a stage that is still open: an approval counts for good "
+                "once its stage is complete or the request is closed."
+            )
+        Decision.objects.filter(pk=decision.pk).update(revoked_at=now, revocation_reason=reason)
+        stage = decision.stage
+        count = stage.decisions.filter(verdict=Decision.Verdict.APPROVE).count()
+        ApprovalStage.objects.filter(pk=stage.pk).update(approval_count=count)
+        ledger.append(
+            kind="decision.revoked",
+            subject=f"release:{release.pk}",
+            actor=actor.username,
+            payload={
+                "stage": stage.key,
+                "reason": reason,
+                "on_behalf_of": decision.on_behalf_of.username if decision.on_behalf_of else None,
+            },
+        )
+        refresh_snapshot(approval)
+    decision.revoked_at, decision.revocation_reason = now, reason
+    return decision

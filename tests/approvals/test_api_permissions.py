@@ -14,7 +14,8 @@ The release under test is dave's payments-api release to production, requested b
 - withdraw answers 200 and withdraws the request for those who may (the requester, anyone who may
   request releases of the service); approvers and auditors cannot.
 - again (request again) is 409 for those who may, because the release under test is still
-  pending; everyone else is refused first.
+  pending; everyone else is refused first. revoke is 409 for everyone in scope: nobody has an
+  approval there to take back (taking back another's is covered in test_revoke_approval).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ decisions    401   404       404         403       201       403      403  403  
 deployments  401   404       404         201       404       404      404  404           201
 withdraw     401   404       404         200       403       403      403  403           200
 again        401   404       404         409       403       403      403  403           409
+revoke       401   404       404         409       409       409      409  409           409
 """
 
 # Which fixture plays each persona (anonymous has none).
@@ -108,6 +110,9 @@ ENDPOINTS = {
         f"/api/v1/releases/{r.pk}/withdraw/", {"reason": "Superseded by 2.14.1."}
     ),
     "again": lambda api, r: api.post(f"/api/v1/releases/{r.pk}/request-again/", {}),
+    "revoke": lambda api, r: api.post(
+        f"/api/v1/releases/{r.pk}/decisions/revoke/", {"reason": "Changed my mind."}
+    ),
     "deployments": lambda api, r: api.post(
         f"/api/v1/releases/{r.pk}/deployments/",
         {"status": "succeeded", "url": "https://deploy.example.com/runs/1"},
