@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
-from approvals.forms import DecisionForm, ReleaseFilterForm, WithdrawForm
+from approvals.forms import DecisionForm, QueueFilterForm, ReleaseFilterForm, WithdrawForm
 from approvals.models import ApprovalStage, Release
 from approvals.presenters import person_view, release_page
 from governance.exceptions import GovernanceError
@@ -24,19 +24,16 @@ PAGE_SIZE = 25
 @login_required
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    """Only what the signed-in person may decide now, oldest first."""
-    stages = (
-        ApprovalStage.objects.decidable_by(request.user)
-        .with_queue_related()
-        .order_by("request__requested_at", "pk")
-    )
-    page = Paginator(stages, PAGE_SIZE).get_page(request.GET.get("page"))
+    """Only what the signed-in person may decide now, oldest first, with filters."""
     now = timezone.now()
-    return render(
-        request,
-        "approvals/queue.html",
-        {"page": page, "now": now, "me": person_view(request.user, now)},
-    )
+    form = QueueFilterForm(request.GET or None)
+    stages = form.filter(
+        ApprovalStage.objects.decidable_by(request.user).with_queue_related(), now
+    ).order_by("request__requested_at", "pk")
+    page = Paginator(stages, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "approvals/partials/_queue_table.html" if request.htmx else "approvals/queue.html"
+    context = {"page": page, "now": now, "me": person_view(request.user, now), "form": form}
+    return render(request, template, context)
 
 
 @login_required

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals import services
-from approvals.models import ApprovalRequest, Decision
+from approvals.models import ApprovalRequest, ApprovalStage, Decision
 from governance.models import LedgerEntry, Role
 from tests import factories
 
@@ -264,3 +267,35 @@ def test_the_page_says_rejected_marks_superseded_evidence_and_links_the_change(
     assert "rejected" in page and "rejectd" not in page
     assert page.count('class="superseded"') == 1  # the first tests result, replaced by the second
     assert '<a class="mono" href="https://itsm.example.com/change/CHG42"' in page
+
+
+def test_the_queue_filters_by_environment_change_type_overdue_and_text(
+    client, org, service, production, staging, pipeline_bot, approver
+):
+    prod, _ = services.request_approval(
+        data=factories.release_input(service, production, version="5.0.0"), actor=pipeline_bot
+    )
+    services.request_approval(
+        data=factories.release_input(service, staging, version="5.1.0", change_type="standard"),
+        actor=pipeline_bot,
+    )
+    ApprovalStage.objects.filter(request__release=prod).update(
+        due_at=timezone.now() - timedelta(hours=1)
+    )
+    client.force_login(approver)
+    url = reverse("approvals:queue")
+
+    def listed(**params) -> list[str]:
+        page = client.get(url, params).context["page"]
+        return sorted(s.request.release.version for s in page.object_list)
+
+    assert listed() == ["5.0.0", "5.1.0"]
+    assert listed(environment="staging") == ["5.1.0"]
+    assert listed(change_type="standard") == ["5.1.0"]
+    assert listed(overdue="on") == ["5.0.0"]
+    assert listed(q="5.1") == ["5.1.0"]
+    assert listed(service="web-frontend") == []
+    assert listed(environment="moon") == ["5.0.0", "5.1.0"]  # an invalid filter filters nothing
+    partial = client.get(url, {"environment": "staging"}, HTTP_HX_REQUEST="true").content
+    assert b"<html" not in partial and b"5.1.0" in partial
+    assert b'data-testid="queue-cards"' in partial

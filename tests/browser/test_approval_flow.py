@@ -147,3 +147,21 @@ def test_a_deployment_that_did_not_wait_for_the_gate_is_flagged_for_everyone(
     expect(page.locator("#deployments")).to_contain_text("unapproved · pending")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "unapproved-deployment.png", full_page=True)
+
+
+def test_the_queue_fits_a_phone_and_review_is_one_tap_away(
+    page: Page, live_server, org, production_release
+):
+    sign_in(page, live_server.url, "alice")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/approvals/")
+
+    review = page.get_by_test_id("queue-cards").get_by_role("link", name="Review")
+    expect(review).to_be_visible()
+    box = review.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # on screen, no sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "queue-phone.png", full_page=True)
+    review.click()
+    expect(page.locator("#decide")).to_be_visible()
