@@ -68,7 +68,9 @@ class QueueFilterForm(forms.Form):
         return stages
 
 
-class WithdrawForm(forms.Form):
+class ReasonForm(forms.Form):
+    """The reason behind an action that closes or takes something back (ledgered)."""
+
     reason = forms.CharField(max_length=2000)
 
 

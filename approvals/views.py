@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
-from approvals.forms import DecisionForm, QueueFilterForm, ReleaseFilterForm, WithdrawForm
+from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
 from approvals.models import ApprovalStage, Release
 from approvals.presenters import person_view, release_page
 from governance.exceptions import GovernanceError
@@ -134,19 +134,13 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def release_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """The requester (or a release manager) withdraws a pending request, with a reason."""
     release = get_object_or_404(Release.objects.restrict(request.user).for_write(), pk=pk)
-    form = WithdrawForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Give a reason to withdraw the request.")
-        return redirect("approvals:release_detail", pk=release.pk)
-    try:
-        services.withdraw_request(
-            release=release, actor=request.user, reason=form.cleaned_data["reason"]
-        )
-    except GovernanceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Request withdrawn; nobody can decide it any more.")
-    return redirect("approvals:release_detail", pk=release.pk)
+    return _act_with_reason(
+        request,
+        release,
+        services.withdraw_request,
+        missing="Give a reason to withdraw the request.",
+        done="Request withdrawn; nobody can decide it any more.",
+    )
 
 
 @login_required
@@ -170,16 +164,25 @@ def release_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     release = get_object_or_404(
         Release.objects.restrict(request.user, delegated=True).for_write(), pk=pk
     )
-    form = WithdrawForm(request.POST)
+    return _act_with_reason(
+        request,
+        release,
+        services.revoke_approval,
+        missing="Give a reason to revoke your approval.",
+        done="Your approval is revoked; it no longer counts.",
+    )
+
+
+def _act_with_reason(request: HttpRequest, release: Release, action, *, missing: str, done: str):
+    """Run a service that needs a reason from the form; say how it went on the release page."""
+    form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a reason to revoke your approval.")
-        return redirect("approvals:release_detail", pk=release.pk)
-    try:
-        services.revoke_approval(
-            release=release, actor=request.user, reason=form.cleaned_data["reason"]
-        )
-    except GovernanceError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, missing)
     else:
-        messages.success(request, "Your approval is revoked; it no longer counts.")
+        try:
+            action(release=release, actor=request.user, reason=form.cleaned_data["reason"])
+        except GovernanceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, done)
     return redirect("approvals:release_detail", pk=release.pk)

@@ -199,7 +199,7 @@ class ReleaseCreatedSerializer(ReleaseSerializer):
         read_only_fields = fields
 
 
-class WithdrawInputSerializer(serializers.Serializer):
+class ReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, help_text="Why; the gate and ledger say it.")
 
 

@@ -169,10 +169,10 @@ class ReleaseWithdraw(APIView):
     """Withdraw a pending request (the requester, whoever triggered the pipeline, or a release
     manager of the service); the gate then answers 'rejected' with who withdrew it and why."""
 
-    @extend_schema(request=s.WithdrawInputSerializer, responses={200: s.GateSerializer})
+    @extend_schema(request=s.ReasonInputSerializer, responses={200: s.GateSerializer})
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, for_write=True)
-        serializer = s.WithdrawInputSerializer(data=request.data)
+        serializer = s.ReasonInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.withdraw_request(
             release=release, actor=request.user, reason=serializer.validated_data["reason"]
@@ -197,10 +197,10 @@ class ReleaseRequestAgain(APIView):
 class ReleaseDecisionRevoke(APIView):
     """Take back your own approval while its stage is still open (a reason is required)."""
 
-    @extend_schema(request=s.WithdrawInputSerializer, responses={200: s.GateSerializer})
+    @extend_schema(request=s.ReasonInputSerializer, responses={200: s.GateSerializer})
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, delegated=True, for_write=True)
-        serializer = s.WithdrawInputSerializer(data=request.data)
+        serializer = s.ReasonInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.revoke_approval(
             release=release, actor=request.user, reason=serializer.validated_data["reason"]
