@@ -7,6 +7,7 @@ django-auditlog keeps the field-level history as well.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django import forms
@@ -15,12 +16,29 @@ from django.db.models import Model, Q, QuerySet
 
 from governance import ledger
 from governance.exceptions import PermissionDenied
-from governance.forms import TIME_ZONES
+from governance.forms import TIME_ZONES, ComplianceTagListField
 from governance.models import Environment, Service, Team, User
 from governance.services import is_administrator, revoke_user_tokens, sync_team_grants
 
+FRAMEWORKS = Service.ComplianceFramework
+
 
 class ServiceForm(forms.ModelForm):
+    """A service; its compliance tags as checkboxes of the known frameworks plus other tags."""
+
+    compliance_tags = forms.MultipleChoiceField(
+        choices=FRAMEWORKS.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Compliance frameworks",
+    )
+    other_compliance_tags = ComplianceTagListField(
+        required=False,
+        max_length=300,
+        label="Other compliance tags",
+        help_text="Comma-separated, e.g. FEDRAMP, NIS2: saved upper-case, as policies see them.",
+    )
+
     class Meta:
         model = Service
         fields = [
@@ -36,10 +54,47 @@ class ServiceForm(forms.ModelForm):
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
-            "compliance_tags": forms.Textarea(attrs={"rows": 1}),
             "co_owning_teams": forms.CheckboxSelectMultiple,
             "owners": forms.SelectMultiple(attrs={"size": 8}),
         }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stored_tags = stored_tags(self.instance)
+        known = [tag for tag in self.stored_tags if tag in FRAMEWORKS.values]
+        self.initial["compliance_tags"] = known
+        others = [tag for tag in self.stored_tags if tag not in known]
+        self.initial["other_compliance_tags"] = ", ".join(others)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "compliance_tags" in data and "other_compliance_tags" in data:
+            data["compliance_tags"] = self._merged_tags(
+                data["compliance_tags"], data["other_compliance_tags"]
+            )
+        return data
+
+    def _merged_tags(self, checked: list[str], typed: list[str]) -> list[str]:
+        # Known frameworks in their usual order (also when typed), then the others as typed.
+        known = [tag for tag in FRAMEWORKS.values if tag in {*checked, *typed}]
+        tags = known + [tag for tag in typed if tag not in known]
+        # The same tags in another order are no change: the stored list stays as it is.
+        return self.stored_tags if sorted(tags) == sorted(self.stored_tags) else tags
+
+    @property
+    def changed_data(self) -> list[str]:
+        """The two tag inputs count as one field, changed only if the tags are."""
+        changed = [name for name in super().changed_data if "compliance_tags" not in name]
+        tags = getattr(self, "cleaned_data", {}).get("compliance_tags", self.stored_tags)
+        return changed + (["compliance_tags"] if tags != self.stored_tags else [])
+
+
+def stored_tags(service: Service) -> list[str]:
+    """A service's compliance tags as stored (the old JSON input may have left a bare string)."""
+    tags = service.compliance_tags
+    if isinstance(tags, str):
+        return [tags]
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
 
 class TeamForm(forms.ModelForm):
@@ -71,6 +126,29 @@ class EnvironmentForm(forms.ModelForm):
         fields = ["name", "slug", "risk", "regulated", "order"]
 
 
+class Tags(tuple):
+    """A cell listing tags, shown as badges."""
+
+    badges = True
+
+
+def tagged(tag: str) -> Q:
+    """Services carrying `tag`. JSON containment has no SQLite version, so this matches the tag
+    as a quoted string in the stored JSON text: tags hold no quotes, so no tag matches another."""
+    return Q(compliance_tags__icontains=f'"{tag}"')
+
+
+def compliance_tags_in_use() -> list[str]:
+    """The known frameworks, then every other tag a service carries: the list's tag filter."""
+    used = {
+        str(tag)
+        for tags in Service.objects.values_list("compliance_tags", flat=True)
+        if isinstance(tags, list)
+        for tag in tags
+    }
+    return [*FRAMEWORKS.values, *sorted(used - set(FRAMEWORKS.values))]
+
+
 @dataclass(frozen=True)
 class Section:
     """One catalogue page: what it lists, how it searches and filters, and its edit form."""
@@ -80,7 +158,8 @@ class Section:
     form: type[forms.ModelForm]
     search: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
-    filters: dict[str, str] = field(default_factory=dict)
+    # A lookup the value is given to, or a function making the condition from the value.
+    filters: dict[str, str | Callable[[object], Q]] = field(default_factory=dict)
     related: tuple[str, ...] = ()
     can_add: bool = True
 
@@ -95,9 +174,16 @@ class Section:
             rows = rows.filter(query)
         for name, lookup in self.filters.items():
             # False (inactive people) is a filter too; only an absent value means "any".
-            if filters.get(name) not in (None, ""):
-                rows = rows.filter(**{lookup: filters[name]})
+            if filters.get(name) in (None, ""):
+                continue
+            value = filters[name]
+            rows = rows.filter(lookup(value) if callable(lookup) else Q(**{lookup: value}))
         return rows
+
+    def cells(self, row: Model) -> list:
+        """The row's values for the columns; lists (compliance tags) become `Tags`."""
+        values = [getattr(row, attr) for attr, _ in self.columns]
+        return [Tags(value) if isinstance(value, list) else value for value in values]
 
 
 SECTIONS = {
@@ -111,8 +197,9 @@ SECTIONS = {
             ("get_tier_display", "Tier"),
             ("team", "Primary team"),
             ("vendor", "Vendor"),
+            ("compliance_tags", "Compliance"),
         ),
-        filters={"team": "team__slug", "tier": "tier"},
+        filters={"team": "team__slug", "tier": "tier", "tag": tagged},
         related=("team", "vendor"),
     ),
     "teams": Section(

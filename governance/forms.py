@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, available_timezones
 
 from django import forms
@@ -142,6 +143,44 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500)
 
 
+# Policies compare tags as typed ("SOX" in service.compliance_tags): one spelling, upper-case.
+COMPLIANCE_TAG = re.compile(r"[A-Z0-9][A-Z0-9-]{0,29}")
+COMPLIANCE_TAG_HINT = "letters, digits and hyphens, at most 30 (e.g. PCI-DSS)"
+
+
+def normalise_compliance_tags(text: str) -> list[str]:
+    """Comma-separated tags, trimmed, upper-cased and de-duplicated in the order given."""
+    typed = [part.strip() for part in text.split(",") if part.strip()]
+    # ASCII first: upper() would turn "ß" into "SS" and make a tag nobody typed.
+    bad = [t for t in typed if not (t.isascii() and COMPLIANCE_TAG.fullmatch(t.upper()))]
+    if bad:
+        raise forms.ValidationError(
+            "Not a valid tag: %(tags)s. A tag holds %(hint)s; separate tags with commas.",
+            code="invalid_tag",
+            params={"tags": ", ".join(f"“{t}”" for t in bad), "hint": COMPLIANCE_TAG_HINT},
+        )
+    return list(dict.fromkeys(t.upper() for t in typed))
+
+
+class ComplianceTagField(forms.CharField):
+    """One compliance tag (a filter), normalised like the tags stored on services."""
+
+    def clean(self, value) -> str:
+        text = super().clean(value)
+        if not text:
+            return ""
+        if "," in text:
+            raise forms.ValidationError("Choose one tag.", code="invalid_tag")
+        return normalise_compliance_tags(text)[0]
+
+
+class ComplianceTagListField(forms.CharField):
+    """Compliance tags typed as a comma-separated list; cleans to a list of tags."""
+
+    def clean(self, value) -> list[str]:
+        return normalise_compliance_tags(super().clean(value) or "")
+
+
 class CatalogueFilterForm(forms.Form):
     """The catalogue list's search and filters, checked before any of them reaches a query.
 
@@ -165,6 +204,7 @@ class CatalogueFilterForm(forms.Form):
         required=False,
         label="Active",
     )
+    tag = ComplianceTagField(required=False, max_length=30, label="Compliance tag")
 
 
 class ScimTokenForm(forms.Form):
@@ -173,6 +213,7 @@ class ScimTokenForm(forms.Form):
     name = forms.CharField(
         max_length=100,
         error_messages={"required": "Give the token a name, e.g. the identity provider's."},
+        widget=forms.TextInput(attrs={"placeholder": "e.g. okta-production"}),
     )
 
 

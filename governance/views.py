@@ -436,7 +436,7 @@ def catalogue_list(request: HttpRequest, section: str) -> HttpResponse:
     valid = filters.is_valid()
     rows = config.rows(filters.cleaned_data) if valid else config.model.objects.none()
     page = Paginator(rows.order_by("pk"), ROLE_PAGE_SIZE).get_page(request.GET.get("page"))
-    table = [(row, [getattr(row, attr) for attr, _ in config.columns]) for row in page]
+    table = [(row, config.cells(row)) for row in page]
     context = {
         "section": section,
         "config": config,
@@ -444,6 +444,7 @@ def catalogue_list(request: HttpRequest, section: str) -> HttpResponse:
         "page": page,
         "table": table,
         "teams": Team.objects.all(),
+        "tags": catalogue.compliance_tags_in_use() if "tag" in config.filters else [],
         "sections": catalogue.SECTIONS,
     }
     return render(request, "governance/catalogue_list.html", context, status=200 if valid else 400)

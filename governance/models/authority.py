@@ -73,6 +73,17 @@ class Service(models.Model):
         TIER_3 = 3, "Tier 3"
         TIER_4 = 4, "Tier 4 (internal)"
 
+    class ComplianceFramework(models.TextChoices):
+        """The regimes offered as checkboxes in the catalogue; policies compare the tag itself
+        (`"SOX" in service.compliance_tags`), so each label starts with it."""
+
+        SOX = "SOX", "SOX (Sarbanes-Oxley)"
+        PCI = "PCI", "PCI (PCI DSS, card data)"
+        HIPAA = "HIPAA", "HIPAA (US health data)"
+        GDPR = "GDPR", "GDPR (EU personal data)"
+        ISO27001 = "ISO27001", "ISO27001 (ISO/IEC 27001)"
+        SOC2 = "SOC2", "SOC2 (SOC 2 report)"
+
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(unique=True)
     description = models.TextField(blank=True)

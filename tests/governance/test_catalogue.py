@@ -17,7 +17,13 @@ SECTIONS = ["services", "teams", "people", "environments"]
 @pytest.mark.parametrize("section", SECTIONS)
 @pytest.mark.parametrize(
     ("persona", "status"),
-    [("anonymous", 302), ("approver", 403), ("auditor", 403), ("administrator", 200)],
+    [
+        ("anonymous", 302),
+        ("outsider", 403),
+        ("approver", 403),
+        ("auditor", 403),
+        ("administrator", 200),
+    ],
 )
 def test_catalogue_permission_matrix(client, org, request, section, persona, status):
     if persona != "anonymous":
@@ -47,7 +53,7 @@ def test_ownership_is_edited_and_recorded(client, org, administrator, service, a
         "co_owning_teams": [other.pk],
         "owners": [approver.pk],
         "vendor": "",
-        "compliance_tags": '["SOX"]',
+        "compliance_tags": ["SOX"],
     }
     assert client.post(url, form).status_code == 302
     service = Service.objects.get(pk=service.pk)
@@ -100,6 +106,8 @@ def test_list_query_count_does_not_grow_with_rows(client, org, administrator, te
         ("services", {"team": "pay\x00"}, "Team: Null characters are not allowed."),
         ("services", {"team": "a b"}, "Team: Enter a valid “slug”"),
         ("people", {"active": "maybe"}, "Active: Select a valid choice. maybe is not one of"),
+        ("services", {"tag": "a b"}, "Compliance tag: Not a valid tag: “a b”."),
+        ("services", {"tag": "SOX,PCI"}, "Compliance tag: Choose one tag."),
     ],
     ids=[
         "tier-quote",
@@ -112,6 +120,8 @@ def test_list_query_count_does_not_grow_with_rows(client, org, administrator, te
         "team-nul",
         "team-not-a-slug",
         "active-junk",
+        "tag-with-space",
+        "two-tags",
     ],
 )
 def test_a_bad_filter_is_a_400_page_naming_the_problem(
@@ -151,3 +161,166 @@ def test_services_filter_by_team_and_tier_together(
     body = client.get(url, {"team": "payments", "tier": "2", "q": " bill "}).content.decode()
 
     assert "billing" in body and "payments-api" not in body and "web-frontend" not in body
+
+
+# --- Compliance tags: the known frameworks as checkboxes, other tags typed ---------------------
+
+
+def service_form(service, **changes) -> dict:
+    return {
+        "name": service.name,
+        "slug": service.slug,
+        "description": service.description,
+        "tier": service.tier,
+        "team": service.team.pk,
+        "vendor": "",
+        "compliance_tags": [],
+        "other_compliance_tags": "",
+        **changes,
+    }
+
+
+def test_the_edit_page_offers_the_frameworks_as_checkboxes(client, org, administrator, service):
+    Service.objects.filter(pk=service.pk).update(compliance_tags=["SOX", "FEDRAMP", "NIS2"])
+    client.force_login(administrator)
+
+    response = client.get(reverse("governance:catalogue_edit", args=["services", service.pk]))
+
+    form = response.context["form"]
+    assert [value for value, _ in form.fields["compliance_tags"].choices] == [
+        "SOX",
+        "PCI",
+        "HIPAA",
+        "GDPR",
+        "ISO27001",
+        "SOC2",
+    ]
+    assert form["compliance_tags"].value() == ["SOX"]
+    assert form["other_compliance_tags"].value() == "FEDRAMP, NIS2"
+    body = " ".join(response.content.decode().split())
+    assert 'type="checkbox" class="form-check-input" name="compliance_tags" value="SOX"' in body
+    assert 'id="id_compliance_tags_0" checked> <label for="id_compliance_tags_0"' in body
+    assert 'name="other_compliance_tags" value="FEDRAMP, NIS2"' in body
+
+
+def test_tags_are_saved_normalised_and_recorded(client, org, administrator, service):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+
+    response = client.post(
+        url,
+        service_form(
+            service,
+            compliance_tags=["HIPAA", "SOX"],
+            other_compliance_tags=" fedramp , Nis2,, sox, FEDRAMP ,pci",
+        ),
+    )
+
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.compliance_tags == ["SOX", "PCI", "HIPAA", "FEDRAMP", "NIS2"]
+    entry = LedgerEntry.objects.get(kind="catalogue.updated")
+    assert entry.payload["fields"] == ["compliance_tags"]
+
+
+def test_unchanged_tags_are_no_change(client, org, administrator, service):
+    Service.objects.filter(pk=service.pk).update(compliance_tags=["NIS2", "SOX"])
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+
+    response = client.post(
+        url,
+        service_form(
+            service,
+            description="Card payments",
+            compliance_tags=["SOX"],
+            other_compliance_tags="NIS2",
+        ),
+    )
+
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.compliance_tags == ["NIS2", "SOX"]  # as stored: the same tags, no change
+    assert LedgerEntry.objects.get(kind="catalogue.updated").payload["fields"] == ["description"]
+
+
+def test_tags_are_cleared_by_unticking_and_emptying(client, org, administrator, service):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+
+    assert client.post(url, service_form(service)).status_code == 302
+
+    assert Service.objects.get(pk=service.pk).compliance_tags == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (
+            {"other_compliance_tags": "FEDRAMP, ISO 27001, a/b"},
+            "Not a valid tag: “ISO 27001”, “a/b”. A tag holds letters, digits and hyphens, "
+            "at most 30 (e.g. PCI-DSS); separate tags with commas.",
+        ),
+        ({"other_compliance_tags": "straße"}, "Not a valid tag: “straße”."),
+        ({"other_compliance_tags": "-PCI"}, "Not a valid tag: “-PCI”."),
+        ({"other_compliance_tags": "X" * 31}, "Not a valid tag: “" + "X" * 31 + "”."),
+        ({"other_compliance_tags": "A," * 151}, "Ensure this value has at most 300 characters"),
+        ({"compliance_tags": ["FEDRAMP"]}, "Select a valid choice. FEDRAMP is not one of"),
+    ],
+    ids=["space-and-slash", "not-ascii", "leading-hyphen", "too-long", "too-many", "not-a-box"],
+)
+def test_a_bad_tag_is_a_form_error_and_changes_nothing(
+    client, org, administrator, service, changes, error
+):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["services", service.pk])
+
+    response = client.post(url, service_form(service, **changes))
+
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert Service.objects.get(pk=service.pk).compliance_tags == ["SOX"]
+    assert not LedgerEntry.objects.filter(kind__startswith="catalogue.").exists()
+
+
+def test_a_new_service_gets_its_tags(client, org, administrator, team):
+    client.force_login(administrator)
+
+    response = client.post(
+        reverse("governance:catalogue_add", args=["services"]),
+        {"name": "Claims", "slug": "claims", "tier": 2, "team": team.pk}
+        | {"compliance_tags": ["HIPAA"], "other_compliance_tags": "hitrust"},
+    )
+
+    assert response.status_code == 302
+    assert Service.objects.get(slug="claims").compliance_tags == ["HIPAA", "HITRUST"]
+    assert LedgerEntry.objects.get(kind="catalogue.created").payload["entry"] == "Claims"
+
+
+def test_the_list_shows_tags_as_badges_and_filters_by_tag(
+    client, org, administrator, service, low_tier_service, other_service
+):
+    Service.objects.filter(pk=other_service.pk).update(compliance_tags=["PCI", "NIS2"])
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_list", args=["services"])
+
+    page = client.get(url)
+    body = page.content.decode()
+    assert 'href="?tag=SOX" title="Only services tagged SOX">SOX</a>' in body
+    assert 'href="?tag=NIS2" title="Only services tagged NIS2">NIS2</a>' in body
+    assert page.context["tags"] == ["SOX", "PCI", "HIPAA", "GDPR", "ISO27001", "SOC2", "NIS2"]
+
+    for tag, listed in [("sox", "payments-api"), ("NIS2", "billing"), ("SOC2", None)]:
+        response = client.get(url, {"tag": tag})
+        assert response.status_code == 200
+        shown = [row.slug for row, _ in response.context["table"]]
+        assert shown == ([listed] if listed else [])
+
+
+def test_the_tag_filter_does_not_match_part_of_a_tag(client, org, administrator, service):
+    Service.objects.filter(pk=service.pk).update(compliance_tags=["SOX2", "XSOX"])
+    client.force_login(administrator)
+
+    response = client.get(reverse("governance:catalogue_list", args=["services"]), {"tag": "SOX"})
+
+    assert response.context["table"] == []

@@ -31,7 +31,7 @@ def service_form(service: Service, owners: list) -> dict:
         "team": service.team.pk,
         "owners": [person.pk for person in owners],
         "vendor": "",
-        "compliance_tags": "[]",
+        "compliance_tags": [],
     }
 
 

@@ -79,7 +79,7 @@ def test_moving_a_service_to_another_team_moves_team_wide_authority(client, org,
         "tier": 1,
         "team": other.pk,
         "vendor": "",
-        "compliance_tags": '["SOX"]',
+        "compliance_tags": ["SOX"],
     }
     assert (
         client.post(
