@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.db import transaction
+from django.db import models, transaction
 
 from governance import identity, policy, policy_changes, services
 from governance.exceptions import GovernanceError
@@ -330,7 +330,10 @@ class ScimTokenAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Vendor)
-class VendorAdmin(admin.ModelAdmin):
+class VendorAdmin(ReadOnlyAdmin):
+    """Edited in the catalogue pages (/governance/catalogue/vendors/), which ledger every change:
+    a vendor's notice period and turnaround decide when its releases breach their SLA."""
+
     list_display = [
         "name",
         "contact_name",
@@ -339,4 +342,4 @@ class VendorAdmin(admin.ModelAdmin):
         "approval_turnaround_hours",
     ]
     search_fields = ["name", "contact_name", "contact_email"]
-    prepopulated_fields = {"slug": ["name"]}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as the catalogue form

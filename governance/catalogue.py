@@ -1,4 +1,4 @@
-"""The administrators' catalogue: people, teams, services and environments, edited in pages.
+"""The administrators' catalogue: people, teams, services, environments and vendors, in pages.
 
 Every save goes through `save_entry`, which writes the change and a ledger entry naming the
 fields that changed (ownership decides who may approve, so it belongs in the evidence too);
@@ -17,7 +17,7 @@ from django.db.models import Model, Q, QuerySet
 from governance import ledger
 from governance.exceptions import PermissionDenied
 from governance.forms import TIME_ZONES, ComplianceTagListField
-from governance.models import Environment, Service, Team, User
+from governance.models import Environment, Service, Team, User, Vendor
 from governance.services import is_administrator, revoke_user_tokens, sync_team_grants
 
 FRAMEWORKS = Service.ComplianceFramework
@@ -126,6 +126,22 @@ class EnvironmentForm(forms.ModelForm):
         fields = ["name", "slug", "risk", "regulated", "order"]
 
 
+class VendorForm(forms.ModelForm):
+    support_url = forms.URLField(required=False, assume_scheme="https", label="Support URL")
+
+    class Meta:
+        model = Vendor
+        fields = [
+            "name",
+            "slug",
+            "contact_name",
+            "contact_email",
+            "support_url",
+            "notice_period_hours",
+            "approval_turnaround_hours",
+        ]
+
+
 class Tags(tuple):
     """A cell listing tags, shown as badges."""
 
@@ -226,6 +242,19 @@ SECTIONS = {
         EnvironmentForm,
         ("name", "slug"),
         (("name", "Environment"), ("get_risk_display", "Risk"), ("regulated", "Regulated")),
+    ),
+    "vendors": Section(
+        "Vendors",
+        Vendor,
+        VendorForm,
+        ("name", "slug", "contact_name", "contact_email"),
+        (
+            ("name", "Vendor"),
+            ("contact_name", "Contact"),
+            ("contact_email", "E-mail"),
+            ("notice_period_hours", "Notice (hours)"),
+            ("approval_turnaround_hours", "Decide within (hours)"),
+        ),
     ),
 }
 

@@ -429,7 +429,7 @@ def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
 @administrator_required
 @require_GET
 def catalogue_list(request: HttpRequest, section: str) -> HttpResponse:
-    """People, teams, services or environments, with search and filters."""
+    """People, teams, services, environments or vendors, with search and filters."""
     config = _section(section)
     filters = CatalogueFilterForm(request.GET)
     # A filter that cannot be applied lists nothing: an unfiltered list would look like its answer.

@@ -1,4 +1,4 @@
-"""The administrators' catalogue pages: people, teams, services and environments."""
+"""The administrators' catalogue pages: people, teams, services, environments and vendors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance.models import LedgerEntry, Service
+from governance.models import LedgerEntry, Service, Vendor
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-SECTIONS = ["services", "teams", "people", "environments"]
+SECTIONS = ["services", "teams", "people", "environments", "vendors"]
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -324,3 +324,174 @@ def test_the_tag_filter_does_not_match_part_of_a_tag(client, org, administrator,
     response = client.get(reverse("governance:catalogue_list", args=["services"]), {"tag": "SOX"})
 
     assert response.context["table"] == []
+
+
+# --- Vendors: a catalogue section like the others, read-only in /admin/ ------------------------
+
+
+@pytest.fixture
+def vendor(db):
+    return Vendor.objects.create(
+        name="Acme Payroll",
+        slug="acme-payroll",
+        contact_name="Priya Raman",
+        contact_email="releases@acme.example",
+    )
+
+
+def vendor_form(vendor=None, **changes) -> dict:
+    form = {
+        "name": "Acme Payroll",
+        "slug": "acme-payroll",
+        "contact_name": "Priya Raman",
+        "contact_email": "releases@acme.example",
+        "support_url": "",
+        "notice_period_hours": 72,
+        "approval_turnaround_hours": 24,
+    }
+    if vendor is not None:
+        form |= {"name": vendor.name, "slug": vendor.slug}
+    return form | changes
+
+
+def vendor_state() -> list[tuple]:
+    return list(Vendor.objects.order_by("pk").values_list())
+
+
+@pytest.mark.parametrize(
+    ("persona", "read", "write", "allowed"),
+    [
+        ("anonymous", 302, 302, False),  # to the sign-in page
+        ("outsider", 403, 403, False),
+        ("approver", 403, 403, False),
+        ("auditor", 403, 403, False),
+        ("administrator", 200, 302, True),
+    ],
+)
+def test_vendor_pages_permission_matrix(
+    client, org, vendor, request, persona, read, write, allowed
+):
+    if persona != "anonymous":
+        client.force_login(request.getfixturevalue(persona))
+    before = vendor_state()
+    urls = [
+        reverse("governance:catalogue_add", args=["vendors"]),
+        reverse("governance:catalogue_edit", args=["vendors", vendor.pk]),
+    ]
+
+    assert [client.get(url).status_code for url in urls] == [read, read]
+    created = client.post(urls[0], vendor_form(name="Globex", slug="globex"))
+    edited = client.post(urls[1], vendor_form(vendor, notice_period_hours=1))
+
+    assert (created.status_code, edited.status_code) == (write, write)
+    if allowed:
+        assert Vendor.objects.get(slug="globex").name == "Globex"
+        assert Vendor.objects.get(pk=vendor.pk).notice_period_hours == 1
+    else:
+        assert vendor_state() == before
+        assert not LedgerEntry.objects.filter(kind__startswith="catalogue.").exists()
+
+
+def test_a_vendor_is_created_and_recorded(client, org, administrator):
+    client.force_login(administrator)
+
+    response = client.post(
+        reverse("governance:catalogue_add", args=["vendors"]),
+        vendor_form(support_url="support.acme.example", notice_period_hours=48),
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("governance:catalogue_list", args=["vendors"])
+    vendor = Vendor.objects.get()
+    assert (vendor.support_url, vendor.notice_period_hours) == ("https://support.acme.example", 48)
+    entry = LedgerEntry.objects.get(kind="catalogue.created")
+    assert (entry.subject, entry.actor) == (f"vendor:{vendor.pk}", "ada")
+    assert entry.payload["section"] == "vendors"
+    assert entry.payload["entry"] == "Acme Payroll"
+
+
+def test_a_vendor_edit_records_the_fields_that_changed(client, org, administrator, vendor):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_edit", args=["vendors", vendor.pk])
+
+    response = client.post(url, vendor_form(vendor, notice_period_hours=24, contact_name="Sam"))
+
+    assert response.status_code == 302
+    vendor.refresh_from_db()
+    assert (vendor.notice_period_hours, vendor.contact_name) == (24, "Sam")
+    entry = LedgerEntry.objects.get(kind="catalogue.updated")
+    assert entry.subject == f"vendor:{vendor.pk}"
+    assert entry.payload["fields"] == ["contact_name", "notice_period_hours"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "error"),
+    [
+        ({"name": ""}, "name", "This field is required."),
+        ({"slug": "acme payroll"}, "slug", "Enter a valid “slug”"),
+        ({"contact_email": "priya@"}, "contact_email", "Enter a valid email address."),
+        ({"support_url": "not a url"}, "support_url", "Enter a valid URL."),
+        ({"notice_period_hours": -1}, "notice_period_hours", "greater than or equal to 0"),
+        ({"notice_period_hours": "soon"}, "notice_period_hours", "Enter a whole number."),
+        ({"approval_turnaround_hours": 2**31}, "approval_turnaround_hours", "less than or equal"),
+        ({"name": "Globex", "slug": "globex"}, "name", "Vendor with this Name already exists."),
+    ],
+    ids=["no-name", "bad-slug", "bad-email", "bad-url", "negative", "not-a-number", "huge", "dup"],
+)
+def test_bad_vendor_input_is_a_form_error_and_changes_nothing(
+    client, org, administrator, vendor, changes, field, error
+):
+    Vendor.objects.create(name="Globex", slug="globex-corp")
+    client.force_login(administrator)
+    before = vendor_state()
+
+    response = client.post(
+        reverse("governance:catalogue_edit", args=["vendors", vendor.pk]),
+        vendor_form(vendor, **changes),
+    )
+
+    assert response.status_code == 400
+    assert any(error in message for message in response.context["form"].errors[field])
+    assert vendor_state() == before
+    assert not LedgerEntry.objects.filter(kind__startswith="catalogue.").exists()
+
+
+def test_vendors_are_listed_and_searched(client, org, administrator, vendor):
+    Vendor.objects.create(name="Globex", slug="globex", contact_name="Hank")
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_list", args=["vendors"])
+
+    page = client.get(url)
+    assert [row.slug for row, _ in page.context["table"]] == ["acme-payroll", "globex"]
+    assert page.context["table"][0][1] == [
+        "Acme Payroll",
+        "Priya Raman",
+        "releases@acme.example",
+        72,
+        24,
+    ]
+    assert 'href="/governance/catalogue/vendors/new/"' in page.content.decode()
+    searched = client.get(url, {"q": "priya"})
+    assert [row.slug for row, _ in searched.context["table"]] == ["acme-payroll"]
+
+
+@pytest.fixture
+def superuser(administrator):
+    type(administrator).objects.filter(pk=administrator.pk).update(is_superuser=True)
+    return administrator
+
+
+def test_the_django_admin_shows_vendors_read_only(client, org, superuser, vendor):
+    client.force_login(superuser)
+    before = vendor_state()
+
+    assert client.get(reverse("admin:governance_vendor_changelist")).status_code == 200
+    change = reverse("admin:governance_vendor_change", args=[vendor.pk])
+    page = client.get(change)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.post(change, vendor_form(vendor, name="Renamed")).status_code == 403
+    add = client.post(reverse("admin:governance_vendor_add"), vendor_form(slug="new"))
+    assert add.status_code == 403
+    delete = reverse("admin:governance_vendor_delete", args=[vendor.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert vendor_state() == before
