@@ -5,11 +5,20 @@ from __future__ import annotations
 import re
 
 from django.db import models
-from django.db.models import Exists, ExpressionWrapper, OuterRef, Q
+from django.db.models import Count, Exists, ExpressionWrapper, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from changes.models import ChangeRecord
-from governance.models import Delegation, Environment, Service, Team, User, holds_everywhere
+from governance.models import (
+    Delegation,
+    Environment,
+    LedgerEntry,
+    Service,
+    Team,
+    User,
+    holds_everywhere,
+)
 from governance.selectors import auditor_grants
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -61,6 +70,42 @@ class ReleaseQuerySet(models.QuerySet):
             ),
         )
 
+    def live_rows(self) -> models.QuerySet:
+        """One small row per release holding everything whose change moves its page: the
+        request's state and gate snapshot, the change record's state, a summary of decisions
+        (revoked ones too) and deployments, and the newest ledger entry about it.
+
+        An open release page polls with a token made from this row (approvals.live), so the
+        common answer, "nothing changed", costs this one query instead of a page render.
+        """
+        decisions = _summary(
+            Decision.all_objects.filter(request__release=OuterRef("pk")),
+            "request__release",
+            Count("pk"),
+            Max("pk"),
+            Count("revoked_at"),
+        )
+        deployments = _summary(
+            Deployment.objects.filter(release=OuterRef("pk")), "release", Count("pk"), Max("pk")
+        )
+        subject = Concat(Value("release:"), Cast(OuterRef("pk"), models.CharField()))
+        ledger = LedgerEntry.objects.filter(subject=subject).order_by("-seq").values("seq")[:1]
+        return self.annotate(
+            decision_summary=decisions,
+            deployment_summary=deployments,
+            ledger_seq=Subquery(ledger),
+        ).values(
+            "pk",
+            "approval__status",
+            "approval__expires_at",
+            "approval__valid_until",
+            "approval__gate_snapshot",
+            "change__state",
+            "decision_summary",
+            "deployment_summary",
+            "ledger_seq",
+        )
+
     def for_gate(self) -> ReleaseQuerySet:
         """What the gate reads: one row with its change record and approval request.
 
@@ -82,6 +127,15 @@ class ReleaseQuerySet(models.QuerySet):
             "approval__valid_until",
             "approval__gate_snapshot",
         )
+
+
+def _summary(rows: models.QuerySet, group: str, *aggregates) -> Subquery:
+    """The aggregates of `rows` joined with dots ("3.41.1"), as one scalar subquery."""
+    parts = []
+    for aggregate in aggregates:
+        parts += [Value("."), Cast(aggregate, models.CharField())]
+    summary = Concat(*parts[1:], output_field=models.CharField())
+    return Subquery(rows.order_by().values(group).annotate(summary=summary).values("summary"))
 
 
 class Release(models.Model):

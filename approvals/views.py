@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
 from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
+from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
 from approvals.models import ApprovalStage, Release
 from approvals.presenters import person_view, release_page
 from governance.exceptions import GovernanceError
@@ -76,21 +82,64 @@ def _filter_releases(releases, data: dict):
 @login_required
 @require_GET
 def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    release = get_object_or_404(
-        Release.objects.restrict(request.user, delegated=True).for_page(), pk=pk
-    )
-    return render(request, "approvals/release_detail.html", _detail_context(release, request.user))
+    releases = Release.objects.restrict(request.user, delegated=True)
+    version = _live_version_or_404(releases, pk)
+    release = releases.for_page().get(pk=pk)
+    context = _detail_context(release, request.user, version)
+    return render(request, "approvals/release_detail.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def release_updates(request: HttpRequest, pk: int) -> HttpResponse:
+    """An open release page's poll: 204 while what it shows is current, else the live parts
+    only (out-of-band swaps by id), so the forms someone may be typing in are never replaced."""
+    releases = Release.objects.restrict(request.user, delegated=True)
+    version = _live_version_or_404(releases, pk)
+    shown = Shown.from_query(request.GET)
+    if shown.token == version.token:
+        return HttpResponse(status=204)
+    release = releases.for_page().get(pk=pk)
+    context = _detail_context(release, request.user, version, shown=shown)
+    page = context["page"]
+    context["news"] = announcements(page, context["ledger_entries"], shown)
+    context["notices"] = box_notices(page, shown)
+    return render(request, "approvals/partials/_release_updates.html", context)
+
+
+def _live_version_or_404(releases, pk: int) -> LiveVersion:
+    # Read before the page's content: content read afterwards can only be newer than the
+    # version the page polls with, so a change landing in between is shown at the next poll.
+    version = live_version(releases, pk)
+    if version is None:
+        raise Http404("No such release in your scope.")
+    return version
 
 
 def _detail_context(
-    release: Release, user, form: DecisionForm | None = None, error: str = ""
+    release: Release,
+    user,
+    version: LiveVersion,
+    form: DecisionForm | None = None,
+    error: str = "",
+    shown: Shown | None = None,
 ) -> dict:
-    ledger = LedgerEntry.objects.filter(subject=f"release:{release.pk}").order_by("seq")
+    page = release_page(release, user)
+    ledger = list(LedgerEntry.objects.filter(subject=f"release:{release.pk}").order_by("seq"))
+    # After a poll the boxes stay as they were rendered; a full render shows the current ones.
+    now_shown = shown.after(version, page) if shown else Shown.from_page(page, version)
+    url = reverse("approvals:release_updates", args=[release.pk])
     return {
-        "page": release_page(release, user),
+        "page": page,
         "form": form or DecisionForm(),
         "error": error,
         "ledger_entries": ledger,
+        "live": {
+            "url": f"{url}?{urlencode(now_shown.query())}",
+            "seconds": settings.SIGNOFF_LIVE_POLL_SECONDS,
+            "final": version.final,
+        },
     }
 
 
@@ -121,8 +170,9 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("approvals:release_detail", pk=release.pk)
     else:
         status = 422
+    version = live_version(Release.objects.all(), release.pk)
     release = Release.objects.for_page().get(pk=release.pk)
-    context = _detail_context(release, request.user, form, error)
+    context = _detail_context(release, request.user, version, form, error)
     template = (
         "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
     )

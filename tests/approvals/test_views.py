@@ -27,6 +27,8 @@ def test_pages_send_anonymous_visitors_to_sign_in(client, name):
     assert response["Location"].startswith(reverse("login"))
 
 
+# The page and its live updates (polled while it is open) answer everyone alike.
+@pytest.mark.parametrize("view", ["approvals:release_detail", "approvals:release_updates"])
 @pytest.mark.parametrize(
     ("persona", "status"),
     [
@@ -40,11 +42,13 @@ def test_pages_send_anonymous_visitors_to_sign_in(client, name):
         ("auditor", 200),
     ],
 )
-def test_release_page_permission_matrix(client, production_release, request, persona, status):
+def test_release_page_permission_matrix(client, production_release, request, persona, status, view):
     if persona != "anonymous":
         client.force_login(_persona(request, persona))
-    response = client.get(reverse("approvals:release_detail", args=[production_release.pk]))
+    response = client.get(reverse(view, args=[production_release.pk]))
     assert response.status_code == status
+    if status == 404:
+        assert b"payments-api" not in response.content  # nothing about the release leaks
 
 
 @pytest.mark.parametrize(
