@@ -428,6 +428,12 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Signoff <signoff@localhost>"
 # How long a pending request waits for decisions before it is reported as expired.
 SIGNOFF_PENDING_TIMEOUT_HOURS = env_int("SIGNOFF_PENDING_TIMEOUT_HOURS", 24 * 7)
 
+# How often an open release page asks whether anything changed (while its tab is visible).
+# Each unchanged answer is a 204 costing a few small queries.
+SIGNOFF_LIVE_POLL_SECONDS = env_int("SIGNOFF_LIVE_POLL_SECONDS", 10)
+if SIGNOFF_LIVE_POLL_SECONDS < 1:
+    raise ImproperlyConfigured("SIGNOFF_LIVE_POLL_SECONDS must be at least 1 (seconds).")
+
 if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
