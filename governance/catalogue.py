@@ -178,6 +178,13 @@ class Section:
     filters: dict[str, str | Callable[[object], Q]] = field(default_factory=dict)
     related: tuple[str, ...] = ()
     can_add: bool = True
+    # What one entry is called in page titles ("Edit service payments-api"); the model's name
+    # unless that reads badly (a User is a "person" here).
+    singular: str = ""
+
+    @property
+    def entry_name(self) -> str:
+        return self.singular or str(self.model._meta.verbose_name)
 
     def rows(self, filters: dict) -> QuerySet:
         """The entries matching `filters`: the cleaned data of a valid `CatalogueFilterForm`."""
@@ -235,6 +242,7 @@ SECTIONS = {
         ),
         filters={"team": "teams__slug", "active": "is_active"},
         can_add=False,
+        singular="person",
     ),
     "environments": Section(
         "Environments",
