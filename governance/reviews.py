@@ -25,6 +25,7 @@ from governance.models import (
     RoleAssignment,
     User,
 )
+from governance.models.reviews import finding_label
 from governance.services import is_administrator, revoke_role
 
 UNUSED_AFTER = timedelta(days=90)
@@ -32,6 +33,7 @@ REVIEW_PERIOD = timedelta(days=21)
 # Who is an outlier: approver on more services than this many times the median approver.
 EXCESSIVE_FACTOR = 2
 EXCESSIVE_MINIMUM = 4
+Finding = AccessReviewItem.Finding
 
 
 class InvalidCertification(GovernanceError):
@@ -130,7 +132,7 @@ class _FindingContext:
 
     def _orphaned(self, grant):
         if not grant.user.is_active:
-            return "orphaned", "The person is deactivated or deprovisioned."
+            return Finding.ORPHANED, "The person is deactivated or deprovisioned."
         return None, None
 
     def _unused(self, grant):
@@ -143,22 +145,22 @@ class _FindingContext:
             return None, None
         if grant.granted_at > self.now - UNUSED_AFTER or used:
             return None, None
-        return "unused", "Not exercised in the last 90 days."
+        return Finding.UNUSED, "Not exercised in the last 90 days."
 
     def _excessive(self, grant):
         count = self.approver_scopes.get(grant.user_id, 0)
         if grant.role == Role.APPROVER and count > self.excessive_over:
-            return "excessive", f"Approver on {count} services, far more than peers."
+            return Finding.EXCESSIVE, f"Approver on {count} services, far more than peers."
         return None, None
 
     def _conflict(self, grant):
         if grant.role == Role.APPROVER and (grant.user_id, grant.service_id) in self.requests_where:
-            return "excessive", "May both request and approve releases of this service."
+            return Finding.EXCESSIVE, "May both request and approve releases of this service."
         return None, None
 
     def _no_expiry(self, grant):
         if grant.expires_at is None:
-            return "no_expiry", "The grant never expires."
+            return Finding.NO_EXPIRY, "The grant never expires."
         return None, None
 
     def _grantor(self, grant):
@@ -169,7 +171,7 @@ class _FindingContext:
             self.administrators[grantor.pk] = is_administrator(grantor)
         if not self.administrators[grantor.pk]:
             return (
-                "grantor_not_admin",
+                Finding.GRANTOR_NOT_ADMIN,
                 f"Granted by {grantor.username}, no longer an administrator.",
             )
         return None, None
@@ -238,6 +240,8 @@ def items_for(user: User, review: AccessReview):
     return items.filter(Q(service__owners=user)).distinct()
 
 
+# Words for people in the first columns; the codes behind them at the end, stable for scripts
+# (role_code, finding_codes space-separated, outcome_code), so the words may be reworded.
 CSV_HEADER = [
     "user",
     "name",
@@ -250,6 +254,9 @@ CSV_HEADER = [
     "decided_by",
     "decided_at",
     "reason",
+    "role_code",
+    "finding_codes",
+    "outcome_code",
 ]
 
 
@@ -263,13 +270,16 @@ def csv_rows(review: AccessReview) -> Iterator[list[str]]:
         yield [
             item.user.username,
             item.user.get_full_name(),
-            item.role,
+            item.get_role_display(),
             item.scope_label,
             item.granted_by,
             item.granted_at.isoformat(),
-            "; ".join(f["text"] for f in item.findings),
-            item.outcome,
+            "; ".join(f"{finding_label(f['code'])}: {f['text']}" for f in item.findings),
+            item.get_outcome_display(),
             item.decided_by.username if item.decided_by else "",
             item.decided_at.isoformat() if item.decided_at else "",
             item.reason,
+            item.role,
+            " ".join(f["code"] for f in item.findings),
+            item.outcome,
         ]

@@ -332,13 +332,7 @@ def access_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "governance/access_review_detail.html", context)
 
 
-FINDING_LABELS = {
-    "orphaned": "Orphaned",
-    "unused": "Unused 90 days",
-    "excessive": "Excessive",
-    "no_expiry": "No expiry",
-    "grantor_not_admin": "Grantor not an admin",
-}
+FINDING_LABELS = dict(AccessReviewItem.Finding.choices)
 
 
 @login_required

@@ -35,6 +35,15 @@ class AccessReviewItem(ServiceScoped, models.Model):
         KEEP = "keep", "Kept"
         REVOKE = "revoke", "Revoked"
 
+    class Finding(models.TextChoices):
+        """What a review found about a grant: the code is stored, the label is shown."""
+
+        ORPHANED = "orphaned", "Orphaned"
+        UNUSED = "unused", "Unused for 90 days"
+        EXCESSIVE = "excessive", "Excessive"
+        NO_EXPIRY = "no_expiry", "No expiry"
+        GRANTOR_NOT_ADMIN = "grantor_not_admin", "Grantor no longer an administrator"
+
     review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="items")
     # The grant itself may be revoked later; the item keeps what it was.
     assignment = models.ForeignKey(
@@ -68,3 +77,15 @@ class AccessReviewItem(ServiceScoped, models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.role} ({self.outcome})"
+
+    @property
+    def labelled_findings(self) -> list[dict[str, str]]:
+        """The findings with the label of each code: `[{code, label, text}]`."""
+        return [{**finding, "label": finding_label(finding["code"])} for finding in self.findings]
+
+
+def finding_label(code: str) -> str:
+    """The words for a finding code; a code no longer known still reads as words."""
+    if code in AccessReviewItem.Finding.values:
+        return AccessReviewItem.Finding(code).label
+    return code.replace("_", " ").capitalize()

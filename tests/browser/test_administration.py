@@ -64,7 +64,7 @@ def test_grant_delegate_approve_and_review(
     sign_in(page, base, "ada")
     page.goto(f"{base}/governance/access-reviews/")
     page.get_by_role("button", name="Start a review now").click()
-    expect(page.locator("body")).to_contain_text("no_expiry")
+    expect(page.locator("body")).to_contain_text("No expiry")
     page.select_option("select[name=finding]", value="no_expiry")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody")).to_contain_text("Frank")

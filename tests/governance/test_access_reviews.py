@@ -188,8 +188,26 @@ def test_the_result_exports_as_csv(client, org, administrator, approver, service
     response = client.get(reverse("governance:access_review_export", args=[review.pk]))
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == reviews.CSV_HEADER
-    alice = next(r for r in rows if r[0] == "alice" and r[3] == "payments-api")
-    assert (alice[2], alice[7], alice[8], alice[10]) == ("approver", "keep", "ada", "ok")
+    alice = dict(
+        zip(
+            rows[0],
+            next(r for r in rows if r[0] == "alice" and r[3] == "payments-api"),
+            strict=True,
+        )
+    )
+    assert (alice["role"], alice["outcome"], alice["decided_by"], alice["reason"]) == (
+        "Approver",
+        "Kept",
+        "ada",
+        "ok",
+    )
+    assert alice["findings"] == "No expiry: The grant never expires."
+    # The codes behind the words, for scripts.
+    assert (alice["role_code"], alice["finding_codes"], alice["outcome_code"]) == (
+        "approver",
+        "no_expiry",
+        "keep",
+    )
     assert len(rows) == review.items.count() + 1
 
 
@@ -229,3 +247,27 @@ def test_review_page_query_count_does_not_grow_with_rows(client, org, administra
             client.get(reverse("governance:access_review_detail", args=[review.pk]))
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+# --- Findings in words -------------------------------------------------------------------------
+
+
+def test_findings_show_words_not_codes(client, org, administrator, approver, service):
+    review = reviews.start_access_review(actor=administrator)
+    client.force_login(administrator)
+
+    body = client.get(reverse("governance:access_review_detail", args=[review.pk])).content.decode()
+
+    assert '">No expiry</span> The grant never expires.' in body
+    assert ">no_expiry<" not in body
+    assert '<option value="grantor_not_admin" >Grantor no longer an administrator</option>' in body
+
+
+def test_a_finding_code_no_longer_known_still_reads_as_words(org, administrator, approver):
+    review = reviews.start_access_review(actor=administrator)
+    item = review.items.first()
+    item.findings = [{"code": "shared_account", "text": "Used by several people."}]
+
+    assert item.labelled_findings == [
+        {"code": "shared_account", "label": "Shared account", "text": "Used by several people."}
+    ]
