@@ -9,7 +9,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import Environment, Role, ScimToken, Service, Team, User
+from governance.models import AccessReviewItem, Environment, Role, ScimToken, Service, Team, User
 from governance.selectors import auditor_grants
 
 TIME_ZONES = sorted(available_timezones())
@@ -227,3 +227,32 @@ class ScimTokenRevokeForm(forms.Form):
             "invalid_choice": "No such token, or it is already revoked.",
         },
     )
+
+
+class AccessReviewCertifyForm(forms.Form):
+    """Keep or revoke the grants selected on an access review page, with one reason."""
+
+    items = forms.ModelMultipleChoiceField(
+        queryset=AccessReviewItem.objects.none(),
+        error_messages={
+            "required": "Select at least one grant.",
+            "invalid_choice": "A selected grant is not one you can see in this review.",
+            "invalid_pk_value": "A selected grant is not one you can see in this review.",
+            "invalid_list": "Select at least one grant.",
+        },
+    )
+    outcome = forms.ChoiceField(
+        choices=[
+            (AccessReviewItem.Outcome.KEEP, "Keep"),
+            (AccessReviewItem.Outcome.REVOKE, "Revoke"),
+        ],
+        error_messages={
+            "required": "Choose keep or revoke.",
+            "invalid_choice": "Choose keep or revoke.",
+        },
+    )
+    reason = forms.CharField(max_length=500, error_messages={"required": "A reason is required."})
+
+    def __init__(self, *args, items, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["items"].queryset = items  # only what the reviewer may see: the rest is invalid

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -33,6 +33,8 @@ REVIEW_PERIOD = timedelta(days=21)
 # Who is an outlier: approver on more services than this many times the median approver.
 EXCESSIVE_FACTOR = 2
 EXCESSIVE_MINIMUM = 4
+# The most grants one certification may cover: bounded work inside one transaction.
+CERTIFY_BATCH_LIMIT = 500
 Finding = AccessReviewItem.Finding
 
 
@@ -177,59 +179,122 @@ class _FindingContext:
         return None, None
 
 
-def can_certify(user: User, item: AccessReviewItem) -> bool:
-    """Administrators certify everything; owners of a service certify the grants on it."""
-    if is_administrator(user):
-        return True
-    return bool(item.service_id) and item.service.owners.filter(pk=user.pk).exists()
-
-
 def mark_certifiable(user: User, items: list[AccessReviewItem]) -> list[AccessReviewItem]:
-    """Set `can_certify` on each item for `user`, with one query whatever the page size."""
+    """Set `can_certify` on each item: still to certify, and `user` may; one query per page."""
     admin = is_administrator(user)
     owned = set() if admin else set(user.owned_services.values_list("pk", flat=True))
     for item in items:
-        mine = item.user_id == user.pk
-        item.can_certify = not mine and (admin or item.service_id in owned)
+        pending = item.outcome == AccessReviewItem.Outcome.PENDING
+        item.can_certify = pending and _refusal(user, item, admin, owned) is None
     return items
+
+
+def _refusal(user: User, item: AccessReviewItem, admin: bool, owned: set[int]) -> str | None:
+    """Why `user` may not certify `item`, or None: administrators certify every grant, owners of
+    a service the grants on it, and nobody their own."""
+    if item.user_id == user.pk:
+        return "Nobody certifies their own access"
+    if not admin and item.service_id not in owned:
+        return "Only an administrator, or an owner of the service, certifies a grant"
+    return None
 
 
 def certify(*, item: AccessReviewItem, outcome: str, reason: str, actor: User) -> AccessReviewItem:
     """Keep or revoke one grant; a revocation takes effect at once."""
+    return certify_many(items=[item], outcome=outcome, reason=reason, actor=actor)[0]
+
+
+def certify_many(
+    *, items: Sequence[AccessReviewItem], outcome: str, reason: str, actor: User
+) -> list[AccessReviewItem]:
+    """Keep or revoke several grants with one reason: all of them, or none.
+
+    Each grant is still recorded on its own (its ledger entry; a revoked role goes at once), all
+    in one transaction. If `actor` may not certify any one of them, nothing is recorded.
+    """
+    reason = reason.strip()
+    _check_certification(items, outcome, reason)
+    _refuse_unless_all_certifiable(actor, items)
+    with transaction.atomic(), ledger.deferred():
+        locked = _lock_pending(items)
+        for item in locked:
+            _record_certification(item, outcome, reason, actor)
+        AccessReviewItem.objects.filter(pk__in=[item.pk for item in locked]).update(
+            outcome=outcome, reason=reason, decided_by=actor, decided_at=timezone.now()
+        )
+    decided = AccessReviewItem.objects.select_related("user", "decided_by").in_bulk(
+        [item.pk for item in items]
+    )
+    return [decided[item.pk] for item in items]
+
+
+def _check_certification(items: Sequence[AccessReviewItem], outcome: str, reason: str) -> None:
     if outcome not in (AccessReviewItem.Outcome.KEEP, AccessReviewItem.Outcome.REVOKE):
         raise InvalidCertification("Choose keep or revoke.", fields={"outcome": ["Invalid."]})
-    if not reason.strip():
+    if not reason:
         raise InvalidCertification("A reason is required.", fields={"reason": ["Required."]})
-    if not can_certify(actor, item):
-        raise PermissionDenied("Only an administrator or an owner of the service can certify this.")
-    if item.user_id == actor.pk:
-        raise PermissionDenied("Nobody certifies their own access.")
-    with transaction.atomic():
-        locked = AccessReviewItem.objects.select_for_update().get(pk=item.pk)
-        if locked.outcome != AccessReviewItem.Outcome.PENDING or locked.review.closed_at:
-            raise InvalidCertification("This grant has already been certified.")
-        if outcome == AccessReviewItem.Outcome.REVOKE and locked.assignment_id:
-            revoke_role(
-                assignment=locked.assignment, reason=f"{locked.review.name}: {reason}", actor=None
-            )
-        AccessReviewItem.objects.filter(pk=item.pk).update(
-            outcome=outcome, reason=reason.strip(), decided_by=actor, decided_at=timezone.now()
+    if not items:
+        raise InvalidCertification("Select at least one grant.", fields={"items": ["Required."]})
+    if len(items) > CERTIFY_BATCH_LIMIT:
+        raise InvalidCertification(
+            f"Certify at most {CERTIFY_BATCH_LIMIT} grants at a time.",
+            fields={"items": ["Too many."]},
         )
-        ledger.append(
-            kind="access_review.certified",
-            subject=f"access_review:{item.review_id}",
-            actor=actor.username,
-            payload={
-                "user": item.user.username,
-                "role": item.role,
-                "scope": item.scope_label,
-                "outcome": outcome,
-                "reason": reason.strip(),
-                "findings": [f["code"] for f in item.findings],
-            },
+
+
+def _refuse_unless_all_certifiable(actor: User, items: Sequence[AccessReviewItem]) -> None:
+    admin = is_administrator(actor)
+    owned = set() if admin else set(actor.owned_services.values_list("pk", flat=True))
+    refused = [(why, item) for item in items if (why := _refusal(actor, item, admin, owned))]
+    if refused:
+        first = refused[0][0]
+        rows = [item for why, item in refused if why == first]
+        raise PermissionDenied(f"{first}: {_describe(rows)}. Nothing was recorded.")
+
+
+def _lock_pending(items: Sequence[AccessReviewItem]) -> list[AccessReviewItem]:
+    """Lock the items, in primary-key order so that overlapping batches cannot deadlock, and
+    refuse them all if another reviewer certified any of them first."""
+    locked = list(
+        AccessReviewItem.objects.select_for_update(of=("self",))
+        .select_related("review", "assignment", "user", "service", "team", "environment")
+        .filter(pk__in=[item.pk for item in items])
+        .order_by("pk")
+    )
+    done = [
+        i for i in locked if i.outcome != AccessReviewItem.Outcome.PENDING or i.review.closed_at
+    ]
+    if done:
+        grants = "This grant has" if len(done) == 1 else "These grants have"
+        raise InvalidCertification(
+            f"{grants} already been certified: {_describe(done)}. Nothing was recorded."
         )
-    item.refresh_from_db()
-    return item
+    return locked
+
+
+def _record_certification(item: AccessReviewItem, outcome: str, reason: str, actor: User) -> None:
+    if outcome == AccessReviewItem.Outcome.REVOKE and item.assignment_id:
+        revoke_role(assignment=item.assignment, reason=f"{item.review.name}: {reason}", actor=None)
+    ledger.append(
+        kind="access_review.certified",
+        subject=f"access_review:{item.review_id}",
+        actor=actor.username,
+        payload={
+            "user": item.user.username,
+            "role": item.role,
+            "scope": item.scope_label,
+            "outcome": outcome,
+            "reason": reason,
+            "findings": [f["code"] for f in item.findings],
+        },
+    )
+
+
+def _describe(items: Sequence[AccessReviewItem], shown: int = 5) -> str:
+    """Names the first few grants, e.g. "bob (Approver, payments-api)", and counts the rest."""
+    names = [f"{i.user.username} ({i.get_role_display()}, {i.scope_label})" for i in items]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def items_for(user: User, review: AccessReview):

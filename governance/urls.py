@@ -27,6 +27,11 @@ urlpatterns = [
         name="access_review_export",
     ),
     path(
+        "access-reviews/<int:pk>/certify/",
+        views.access_review_certify_many,
+        name="access_review_certify_many",
+    ),
+    path(
         "access-reviews/items/<int:pk>/certify/",
         views.access_review_certify,
         name="access_review_certify",

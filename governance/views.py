@@ -18,13 +18,17 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from governance import catalogue, identity, lockouts, policy_changes, reviews, services, stepup
 from governance.exceptions import GovernanceError
 from governance.forms import (
+    AccessReviewCertifyForm,
     CatalogueFilterForm,
     DelegationForm,
     ProfileForm,
@@ -328,6 +332,7 @@ def access_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "finding": finding,
         "outcome": outcome,
         "finding_codes": FINDING_LABELS,
+        "selectable": any(item.can_certify for item in page.object_list),
     }
     return render(request, "governance/access_review_detail.html", context)
 
@@ -353,6 +358,31 @@ def access_review_certify(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"{item.user.username}: {request.POST.get('outcome')} recorded.")
     return redirect("governance:access_review_detail", pk=item.review_id)
+
+
+@login_required
+@require_POST
+def access_review_certify_many(request: HttpRequest, pk: int) -> HttpResponse:
+    """Keep or revoke the selected grants with one reason: all of them, or none."""
+    if not _reviewer(request.user):
+        raise PermissionDenied
+    review = get_object_or_404(AccessReview, pk=pk)
+    form = AccessReviewCertifyForm(request.POST, items=reviews.items_for(request.user, review))
+    if not form.is_valid():
+        errors = [error for field in form.errors.values() for error in field]
+        messages.error(request, " ".join([*errors, "Nothing was recorded."]))
+    else:
+        try:
+            done = reviews.certify_many(actor=request.user, **form.cleaned_data)
+        except GovernanceError as exc:
+            messages.error(request, exc.message)
+        else:
+            outcome = AccessReviewItem.Outcome(form.cleaned_data["outcome"]).label
+            messages.success(request, f"{outcome} {len(done)} grant{pluralize(len(done))}.")
+    # Back to the same filters and page, which the form's address carries.
+    kept = {key: request.GET[key] for key in ("finding", "outcome", "page") if request.GET.get(key)}
+    url = reverse("governance:access_review_detail", args=[review.pk])
+    return redirect(f"{url}?{urlencode(kept)}" if kept else url)
 
 
 @login_required

@@ -13,7 +13,7 @@ from django.utils import timezone
 from governance import reviews
 from governance.exceptions import PermissionDenied
 from governance.models import AccessReview, AccessReviewItem, LedgerEntry, Role, RoleAssignment
-from governance.services import expire_role_grants
+from governance.services import expire_role_grants, revoke_role
 from governance.tasks import start_access_review_task
 from tests import factories
 
@@ -221,7 +221,9 @@ def test_expired_grants_are_revoked_by_the_sweep(org, approver, service):
     assert LedgerEntry.objects.filter(kind="role.revoked", payload__reason="Grant expired").exists()
 
 
-def test_nobody_is_offered_to_certify_their_own_access(client, org, administrator):
+def test_nobody_is_offered_to_certify_their_own_access(
+    client, org, administrator, approver, service
+):
     review = reviews.start_access_review(actor=administrator)
     client.force_login(administrator)
     body = client.get(
@@ -229,7 +231,9 @@ def test_nobody_is_offered_to_certify_their_own_access(client, org, administrato
     ).content.decode()
     assert "Someone else certifies your own access." in body
     own = item_for(review, administrator, role=Role.ADMINISTRATOR)
-    assert f"/items/{own.pk}/certify/" not in body
+    assert f'name="items" value="{own.pk}"' not in body
+    other = item_for(review, approver, service=service)
+    assert f'name="items" value="{other.pk}"' in body
 
 
 def test_review_page_query_count_does_not_grow_with_rows(client, org, administrator, service):
@@ -249,7 +253,7 @@ def test_review_page_query_count_does_not_grow_with_rows(client, org, administra
     assert counts[0] == counts[1]
 
 
-# --- Findings in words -------------------------------------------------------------------------
+# --- Findings in words; several grants certified with one reason -------------------------------
 
 
 def test_findings_show_words_not_codes(client, org, administrator, approver, service):
@@ -271,3 +275,281 @@ def test_a_finding_code_no_longer_known_still_reads_as_words(org, administrator,
     assert item.labelled_findings == [
         {"code": "shared_account", "label": "Shared account", "text": "Used by several people."}
     ]
+
+
+def certify_url(review, **query) -> str:
+    url = reverse("governance:access_review_certify_many", args=[review.pk])
+    return f"{url}?{'&'.join(f'{k}={v}' for k, v in query.items())}" if query else url
+
+
+def certifications() -> list[tuple]:
+    """Everything a certification changes: outcomes, role grants and the ledger."""
+    return [
+        list(AccessReviewItem.objects.order_by("pk").values_list("outcome", "reason")),
+        list(RoleAssignment.objects.order_by("pk").values_list("pk", flat=True)),
+        LedgerEntry.objects.count(),
+    ]
+
+
+def test_several_grants_are_kept_with_one_reason(
+    client, org, administrator, approver, second_approver, service, low_tier_service
+):
+    review = reviews.start_access_review(actor=administrator)
+    chosen = [
+        item_for(review, approver, service=service),
+        item_for(review, approver, service=low_tier_service),
+        item_for(review, second_approver, service=service),
+    ]
+    client.force_login(administrator)
+
+    response = client.post(
+        certify_url(review, finding="no_expiry", page=1),
+        {"items": [item.pk for item in chosen], "outcome": "keep", "reason": " Still on call "},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [
+        (
+            reverse("governance:access_review_detail", args=[review.pk])
+            + "?finding=no_expiry&page=1",
+            302,
+        )
+    ]
+    assert "Kept 3 grants." in response.content.decode()
+    for item in chosen:
+        item.refresh_from_db()
+        assert (item.outcome, item.reason, item.decided_by) == (
+            "keep",
+            "Still on call",
+            administrator,
+        )
+    entries = LedgerEntry.objects.filter(kind="access_review.certified").order_by("seq")
+    assert [(e.actor, e.payload["user"], e.payload["scope"]) for e in entries] == [
+        ("ada", item.user.username, item.scope_label) for item in sorted(chosen, key=lambda i: i.pk)
+    ]
+    assert {e.payload["reason"] for e in entries} == {"Still on call"}
+    assert review.items.filter(outcome="pending").count() == review.items.count() - 3
+
+
+def test_several_grants_are_revoked_at_once(
+    client, org, administrator, approver, second_approver, service
+):
+    review = reviews.start_access_review(actor=administrator)
+    chosen = [
+        item_for(review, approver, service=service),
+        item_for(review, second_approver, service=service),
+    ]
+    client.force_login(administrator)
+
+    response = client.post(
+        certify_url(review),
+        {"items": [item.pk for item in chosen], "outcome": "revoke", "reason": "Team disbanded"},
+    )
+
+    assert response.status_code == 302
+    assert not RoleAssignment.objects.filter(
+        user__in=[approver, second_approver], service=service
+    ).exists()
+    revoked = LedgerEntry.objects.filter(kind="role.revoked")
+    assert sorted(e.payload["user"] for e in revoked) == ["alice", "bob"]
+    assert {e.payload["reason"] for e in revoked} == {f"{review.name}: Team disbanded"}
+    assert LedgerEntry.objects.filter(kind="access_review.certified").count() == 2
+    assert set(
+        review.items.filter(pk__in=[i.pk for i in chosen]).values_list("outcome", flat=True)
+    ) == {"revoke"}
+
+
+def test_a_batch_with_ones_own_access_is_refused_whole(
+    client, org, administrator, approver, service
+):
+    review = reviews.start_access_review(actor=administrator)
+    own = item_for(review, administrator, role=Role.ADMINISTRATOR)
+    other = item_for(review, approver, service=service)
+    client.force_login(administrator)
+    before = certifications()
+
+    response = client.post(
+        certify_url(review),
+        {"items": [other.pk, own.pk], "outcome": "revoke", "reason": "Tidy up"},
+        follow=True,
+    )
+
+    assert (
+        "Nobody certifies their own access: ada (Administrator, all services). "
+        "Nothing was recorded." in response.content.decode()
+    )
+    assert certifications() == before
+
+
+def test_an_owner_cannot_slip_in_a_grant_on_another_service(
+    client, org, administrator, approver, second_approver, service, low_tier_service
+):
+    service.owners.add(approver)
+    review = reviews.start_access_review(actor=administrator)
+    mine = item_for(review, second_approver, service=service)
+    theirs = item_for(review, second_approver, service=low_tier_service)
+    client.force_login(approver)
+    before = certifications()
+
+    response = client.post(
+        certify_url(review),
+        {"items": [mine.pk, theirs.pk], "outcome": "keep", "reason": "ok"},
+        follow=True,
+    )
+
+    body = response.content.decode()
+    assert "A selected grant is not one you can see in this review. Nothing was recorded." in body
+    assert certifications() == before
+    # The service refuses the same batch with the grant named, whatever path it comes by.
+    with pytest.raises(PermissionDenied) as refused:
+        reviews.certify_many(items=[mine, theirs], outcome="keep", reason="ok", actor=approver)
+    assert refused.value.message == (
+        "Only an administrator, or an owner of the service, certifies a grant: "
+        "bob (Approver, web-frontend). Nothing was recorded."
+    )
+    assert certifications() == before
+
+
+def test_a_batch_with_a_grant_already_certified_changes_nothing(
+    org, administrator, approver, second_approver, service
+):
+    review = reviews.start_access_review(actor=administrator)
+    done = item_for(review, approver, service=service)
+    reviews.certify(item=done, outcome="keep", reason="ok", actor=administrator)
+    fresh = item_for(review, second_approver, service=service)
+    before = certifications()
+
+    with pytest.raises(reviews.InvalidCertification) as refused:
+        reviews.certify_many(
+            items=[fresh, done], outcome="revoke", reason="Again", actor=administrator
+        )
+
+    assert refused.value.message == (
+        "This grant has already been certified: alice (Approver, payments-api). "
+        "Nothing was recorded."
+    )
+    assert certifications() == before
+
+
+def test_a_failure_midway_leaves_no_grant_certified(
+    org, administrator, approver, second_approver, service, monkeypatch
+):
+    review = reviews.start_access_review(actor=administrator)
+    chosen = [
+        item_for(review, approver, service=service),
+        item_for(review, second_approver, service=service),
+    ]
+    before = certifications()
+    calls = []
+
+    def revoke_then_fail(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return revoke_role(**kwargs)
+
+    monkeypatch.setattr(reviews, "revoke_role", revoke_then_fail)
+
+    with pytest.raises(RuntimeError):
+        reviews.certify_many(items=chosen, outcome="revoke", reason="x", actor=administrator)
+
+    assert len(calls) == 2
+    assert certifications() == before
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"outcome": "keep", "reason": "ok"}, "Select at least one grant."),
+        ({"items": ["abc"], "outcome": "keep", "reason": "ok"}, "A selected grant is not one you"),
+        ({"items": [999999], "outcome": "keep", "reason": "ok"}, "A selected grant is not one you"),
+        ({"items": "ITEM", "outcome": "keep", "reason": " "}, "A reason is required."),
+        ({"items": "ITEM", "outcome": "maybe", "reason": "ok"}, "Choose keep or revoke."),
+        ({"items": "ITEM", "reason": "ok"}, "Choose keep or revoke."),
+        ({"items": "ITEM", "outcome": "keep", "reason": "x" * 501}, "at most 500 characters"),
+        ({"items": "OTHER_REVIEW", "outcome": "keep", "reason": "ok"}, "A selected grant is not"),
+    ],
+    ids=["none", "junk", "unknown", "no-reason", "bad-outcome", "no-outcome", "long", "elsewhere"],
+)
+def test_bad_certification_input_is_a_clear_error_and_changes_nothing(
+    client, org, administrator, approver, service, data, message
+):
+    review = reviews.start_access_review(actor=administrator)
+    other_review = reviews.start_access_review(actor=administrator)
+    stand_ins = {
+        "ITEM": [item_for(review, approver, service=service).pk],
+        "OTHER_REVIEW": [item_for(other_review, approver, service=service).pk],
+    }
+    data = {
+        key: stand_ins.get(value, value) if isinstance(value, str) else value
+        for key, value in data.items()
+    }
+    client.force_login(administrator)
+    before = certifications()
+
+    response = client.post(certify_url(review), data, follow=True)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert message in body and "Nothing was recorded." in body
+    assert "alert-danger" in body  # shown as an error, not a neutral note
+    assert certifications() == before
+
+
+def test_a_batch_is_bounded(org, administrator, approver, second_approver, service, monkeypatch):
+    monkeypatch.setattr(reviews, "CERTIFY_BATCH_LIMIT", 1)
+    review = reviews.start_access_review(actor=administrator)
+    chosen = [
+        item_for(review, approver, service=service),
+        item_for(review, second_approver, service=service),
+    ]
+
+    with pytest.raises(reviews.InvalidCertification, match="at most 1 grants at a time"):
+        reviews.certify_many(items=chosen, outcome="keep", reason="ok", actor=administrator)
+
+
+def test_the_page_offers_select_all_and_one_reason(client, org, administrator, approver, service):
+    review = reviews.start_access_review(actor=administrator)
+    client.force_login(administrator)
+
+    body = client.get(reverse("governance:access_review_detail", args=[review.pk])).content.decode()
+
+    assert "data-select-all" in body
+    assert f'action="{certify_url(review)}"' in body
+    assert body.count('name="reason"') == 1
+    assert 'src="/static/js/bulk-select.js"' in body
+
+
+@pytest.mark.parametrize(
+    ("persona", "status", "kept"),
+    [
+        ("anonymous", 302, 0),  # to the sign-in page
+        ("outsider", 403, 0),
+        ("approver", 403, 0),  # approves, owns nothing
+        ("auditor", 403, 0),
+        ("service_owner", 302, 1),
+        ("administrator", 302, 1),
+    ],
+)
+def test_certify_selected_permission_matrix(
+    client, org, administrator, second_approver, service, request, persona, status, kept
+):
+    owner = factories.UserFactory(username="olga")
+    service.owners.add(owner)
+    review = reviews.start_access_review(actor=administrator)
+    item = item_for(review, second_approver, service=service)
+    if persona == "service_owner":
+        client.force_login(owner)
+    elif persona != "anonymous":
+        client.force_login(request.getfixturevalue(persona))
+    before = LedgerEntry.objects.count()
+
+    response = client.post(
+        certify_url(review), {"items": [item.pk], "outcome": "keep", "reason": "Still needed"}
+    )
+
+    assert response.status_code == status
+    if persona == "anonymous":
+        assert response["Location"].startswith(reverse("login"))
+    assert review.items.filter(outcome="keep").count() == kept
+    assert LedgerEntry.objects.count() == before + kept
