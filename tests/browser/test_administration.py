@@ -1,4 +1,5 @@
-"""Administration as people do it: grant a role, delegate, the delegate approves, review access."""
+"""Administration as people do it: grant a role, tag a service, delegate, the delegate approves,
+review access and certify several grants at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from approvals.models import Decision
-from governance.models import Role
+from governance.models import AccessReviewItem, LedgerEntry, Role, Service
 from tests import factories
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
@@ -35,6 +36,26 @@ def test_grant_delegate_approve_and_review(
     page.get_by_role("button", name="Grant").click()
     expect(page.locator("body")).to_contain_text("Role granted.")
     expect(page.locator("body")).to_contain_text("Joins the web on-call rota")
+
+    # web-frontend now takes card payments: ada ticks PCI and types two more tags, one badly first.
+    page.goto(f"{base}/governance/catalogue/services/")
+    page.get_by_role("link", name="web-frontend", exact=True).click()
+    page.get_by_label("PCI (PCI DSS, card data)").check()
+    page.fill("#id_other_compliance_tags", "nis2, ISO 27001")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#id_other_compliance_tags")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("body")).to_contain_text("Not a valid tag: “ISO 27001”.")
+    assert Service.objects.get(slug="web-frontend").compliance_tags == []
+    page.screenshot(path=SCREENSHOTS / "catalogue-service.png", full_page=True)
+    page.fill("#id_other_compliance_tags", "nis2, FedRAMP, NIS2")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("body")).to_contain_text("Saved.")
+    assert Service.objects.get(slug="web-frontend").compliance_tags == ["PCI", "NIS2", "FEDRAMP"]
+    expect(page.locator("tbody tr", has_text="web-frontend")).to_contain_text("PCINIS2FEDRAMP")
+    page.select_option("select[name=tag]", value="NIS2")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody")).to_contain_text("web-frontend")
 
     # alice is suddenly off sick: the administrator delegates her authority to frank.
     page.goto(f"{base}/governance/delegations/")
@@ -68,4 +89,17 @@ def test_grant_delegate_approve_and_review(
     page.select_option("select[name=finding]", value="no_expiry")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody")).to_contain_text("Frank")
+
+    # ...and keeps every grant on the page at once, with one reason: all but her own.
+    others = AccessReviewItem.objects.exclude(user__username="ada").count()
+    page.get_by_label("Select every grant you can certify on this page").check()
+    expect(page.locator("[data-selected-count]")).to_have_text(f"{others} grants selected")
+    expect(page.locator('input[name="items"]:checked')).to_have_count(others)
+    page.fill("#certify-reason", "Confirmed with the team leads")
     page.screenshot(path=SCREENSHOTS / "access-review.png", full_page=True)
+    page.get_by_role("button", name="Keep selected").click()
+    expect(page.locator("body")).to_contain_text(f"Kept {others} grants.")
+    expect(page.locator("body")).to_contain_text("Someone else certifies your own access.")
+    expect(page.locator('input[name="items"]')).to_have_count(0)
+    assert AccessReviewItem.objects.filter(outcome="keep").count() == others
+    assert LedgerEntry.objects.filter(kind="access_review.certified").count() == others
