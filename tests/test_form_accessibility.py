@@ -128,3 +128,17 @@ def test_refused_sign_in_points_both_inputs_at_the_message(client, approver):
         (control,) = page.named(name)
         assert (control["aria-invalid"], control["aria-describedby"]) == ("true", "sign-in-error")
     assert "didn't match" in page.text_by_id["sign-in-error"]
+
+
+def test_a_decision_without_rationale_points_the_rationale_at_its_message(
+    client, production_release, approver
+):
+    """The release page's decision box is written out by hand (it lives in the htmx panel), so it
+    pairs the attributes itself; this holds it to the same rule as every other form."""
+    client.force_login(approver)
+    url = reverse("approvals:release_decide", args=[production_release.pk])
+
+    response = client.post(url, {"verdict": "approve", "rationale": " "}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 422
+    assert_errors_announced(response.context["form"], response.content.decode())
