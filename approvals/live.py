@@ -27,6 +27,8 @@ FINAL_STATUSES = {
     ApprovalRequest.Status.EXPIRED,
 }
 BOXES = ("decide", "revoke", "withdraw")
+# The gate's answers (approvals.gate): a page can only have shown one of these.
+GATE_ANSWERS = ("approved", "pending", "rejected", "blocked", "expired")
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,12 @@ class Shown:
 
     @classmethod
     def from_query(cls, query: QueryDict) -> Shown:
-        stage = query.get("stage", "")
+        stage, gate = query.get("stage", ""), query.get("gate", "")
         return cls(
             token=query.get("v", ""),
-            gate=query.get("gate", ""),
+            # Only a known answer: the announcement repeats it, so a crafted link cannot put
+            # words of its own into the page.
+            gate=gate if gate in GATE_ANSWERS else "",
             decide_stage=int(stage) if stage.isdigit() else None,
             boxes=frozenset(query.get("boxes", "").split(",")) & set(BOXES),
         )

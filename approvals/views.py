@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from approvals import services
 from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
 from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
-from approvals.models import ApprovalStage, Release
+from approvals.models import ApprovalStage, Release, ReleaseQuerySet
 from approvals.presenters import person_view, release_page
 from governance.exceptions import GovernanceError
 from governance.models import LedgerEntry
@@ -108,7 +108,7 @@ def release_updates(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/partials/_release_updates.html", context)
 
 
-def _live_version_or_404(releases, pk: int) -> LiveVersion:
+def _live_version_or_404(releases: ReleaseQuerySet, pk: int) -> LiveVersion:
     # Read before the page's content: content read afterwards can only be newer than the
     # version the page polls with, so a change landing in between is shown at the next poll.
     version = live_version(releases, pk)

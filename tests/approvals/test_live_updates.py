@@ -228,6 +228,19 @@ def test_junk_in_the_query_is_treated_as_out_of_date(client, production_release,
     assert 'data-testid="release-news"' not in response.content.decode()  # nothing to tell
 
 
+def test_an_unknown_gate_answer_in_the_query_is_never_repeated(
+    client, production_release, approver, second_approver
+):
+    client.force_login(approver)
+    url = _poll_url(client, production_release).replace("gate=pending", "gate=open+sesame")
+    factories.decide(production_release, second_approver, "reject", "No.")
+
+    body = client.get(url).content.decode()
+
+    assert "bob rejected stage Service approval." in body
+    assert "sesame" not in body and "The gate now answers" not in body
+
+
 def test_a_final_release_page_does_not_poll(client, production_release, approver):
     factories.decide(production_release, approver, "reject", "Not this week.")
     client.force_login(approver)
