@@ -12,8 +12,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Release
+from governance.authority.selectors import has_stage_authority, is_auditor
 from governance.models import Delegation, User
-from governance.selectors import has_stage_authority, is_auditor
 
 
 @dataclass(frozen=True)

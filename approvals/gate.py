@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
 from changes.models import ChangeRecord
-from governance.policy import EvidenceRequirement, Plan
+from governance.policy.engine import EvidenceRequirement, Plan
 
 
 @dataclass

@@ -10,6 +10,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from changes.models import ChangeRecord
+from governance.authority.selectors import auditor_grants
 from governance.models import (
     Delegation,
     Environment,
@@ -19,7 +20,6 @@ from governance.models import (
     User,
     holds_everywhere,
 )
-from governance.selectors import auditor_grants
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 

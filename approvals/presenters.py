@@ -15,7 +15,7 @@ from approvals.services import may_withdraw
 from approvals.services.requests import CLOSED
 from approvals.vendors import VendorSla, vendor_sla
 from governance.models import Team, User
-from governance.policy import TEAM_RULES, Plan
+from governance.policy.engine import TEAM_RULES, Plan
 
 STATUS_STYLES = {
     "approved": "success",

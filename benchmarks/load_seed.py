@@ -24,7 +24,7 @@ PIPELINE = "load-ci"
 REASON = "Load test organisation"
 LETTERS = "abcdefghij"
 # Tier 1 services need the CAB after two service approvers in production (see
-# governance/policies/default.yaml); tier 3 services need the two service approvers only. Half
+# governance/policy/default.yaml); tier 3 services need the two service approvers only. Half
 # of each, so the run exercises both a single stage and sequential stages.
 TIERS = (1, 3)
 
@@ -43,8 +43,9 @@ def seed() -> dict[str, Any]:
     """Environments, one team of services with approvers, a CAB, a pipeline; tokens for all."""
     from django.db import transaction
 
+    from governance.authority.services import grant_role
+    from governance.identity.tokens import issue_token
     from governance.models import Environment, Role, Service, Team
-    from governance.services import grant_role, issue_token
 
     with transaction.atomic():
         Environment.objects.get_or_create(

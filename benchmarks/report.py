@@ -125,7 +125,7 @@ def figures(results: Results) -> list[tuple[str, str, str]]:
     rows += _queue_rows(queue)
     rows += [
         (
-            "Ledger `governance.ledger.verify()`",
+            "Ledger `ledger.verify()`",
             f"{led.verify_rate:,.0f} entries/s",
             f"{led.entries:,} entries in {led.verify_seconds:.1f} s; "
             + ("chain valid" if not led.problem else f"**problem: {led.problem}**"),
@@ -193,7 +193,7 @@ measured by `make bench` and rewritten by it on every full run. This file is gen
   pass with `CaptureQueriesContext`. Budgets: gate p95 ≤ 2x baseline p95, ≤ 10 queries.
 - **Approver queue.** `GET /approvals/` (HTML) for a session-logged-in approver who is eligible
   on many pending stages, measured the same way; "n/a" with the error if the page fails.
-- **Ledger verification.** `governance.ledger.verify()` over the whole chain (reads, canonical
+- **Ledger verification.** `ledger.verify()` over the whole chain (reads, canonical
   JSON, hash links, signatures), against bare `hashlib.sha256` + Ed25519 `verify` of the same
   canonical bytes, which are rebuilt outside the timed part.
 

@@ -123,8 +123,8 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     """Gate vs. baseline, the queue page, ledger verification."""
     from benchmarks import measure
+    from governance.identity.tokens import issue_token
     from governance.models import ApiToken
-    from governance.services import issue_token
 
     rng = random.Random(20240601)
     ApiToken.objects.filter(user=org.bot, name="benchmark").delete()  # one token per run, not more

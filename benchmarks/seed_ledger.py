@@ -1,7 +1,7 @@
 """Bulk-append a valid ledger chain: real canonical bytes, SHA-256 links and Ed25519 signatures.
 
 Entries extend the stored chain from the current `LedgerHead`, with the key the Django settings
-use, so `governance.ledger.verify()` (and `manage.py verify_ledger`) accepts them. They are
+use, so `ledger.verify()` (and `manage.py verify_ledger`) accepts them. They are
 computed in Python as a stream and COPYed in, one transaction per chunk that also moves the head.
 Payloads have the shapes the services write (approval.requested carries the frozen plan).
 
@@ -24,7 +24,8 @@ from django.db import transaction
 
 from approvals.models import Release
 from benchmarks.bulk import analyze, copy_rows
-from governance import ledger, ledger_format
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
 from governance.models import LedgerEntry, LedgerHead
 
 CHUNK = 50_000

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from django.core.management import call_command
 from django.db import transaction
 
+from governance.authority.services import grant_role
 from governance.models import Environment, PolicyVersion, Role, Service, Team, User
-from governance.services import active_policy_version, grant_role
+from governance.policy.services import active_policy_version
 
 TEAMS = 10
 SERVICES_PER_TEAM = 5

@@ -24,7 +24,7 @@ from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence,
 from benchmarks.bulk import TableWriter, analyze, reset_sequence
 from benchmarks.seed_org import Org, ServiceInfo
 from changes.models import ChangeRecord
-from governance.policy import Plan, StageRequirement, evaluate
+from governance.policy.engine import Plan, StageRequirement, evaluate
 
 CHUNK = 6000
 ENV_ORDER = ("dev", "staging", "production")

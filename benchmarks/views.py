@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.authentication import BearerTokenAuthentication
+from governance.identity.authentication import BearerTokenAuthentication
 
 
 class Baseline(APIView):

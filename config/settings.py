@@ -148,7 +148,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
-    "governance.oidc.SignoffOIDCBackend",
+    "governance.identity.oidc.SignoffOIDCBackend",
 ]
 
 # OpenID Connect sign-in (Okta, Entra ID): on when OIDC_RP_CLIENT_ID is set. See the README.
@@ -181,7 +181,7 @@ LOGOUT_REDIRECT_URL = "login"
 # client address, lock sign-in for that username or address (either is enough) for
 # AXES_COOLOFF_MINUTES; 0 means until an administrator unlocks it on /governance/lockouts/.
 # The local form, the Django admin and OIDC callbacks are all covered. Lockouts and unlocks are
-# ledgered (governance.lockouts, governance.services.unlock_account).
+# ledgered (governance.identity.lockouts).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 _COOLOFF_MINUTES = env_int("AXES_COOLOFF_MINUTES", 15)
 if _COOLOFF_MINUTES < 0 or AXES_FAILURE_LIMIT < 1:
@@ -192,8 +192,8 @@ AXES_RESET_ON_SUCCESS = True
 # A refused attempt during a lockout is not counted, so the lockout ends at a fixed time the
 # lockout page can name, and hammering a locked account writes nothing.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "governance.views.locked_out"
-AXES_CLIENT_IP_CALLABLE = "governance.authentication.client_ip"
+AXES_LOCKOUT_CALLABLE = "governance.identity.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "governance.identity.authentication.client_ip"
 # Unlocking goes through the ledgered page, not through django-axes' own admin pages.
 AXES_ENABLE_ADMIN = False
 # No start-up banner: commands such as `TOKEN=$(manage.py issue_token ...)` print only their answer.
@@ -237,7 +237,7 @@ MESSAGE_TAGS = {message_constants.ERROR: "danger"}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "governance.authentication.BearerTokenAuthentication",
+        "governance.identity.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -394,14 +394,14 @@ _SITE = urlsplit(SITE_URL)
 SCIM_SERVICE_PROVIDER = {
     "SCHEME": _SITE.scheme or "https",
     "NETLOC": _SITE.netloc,
-    "USER_ADAPTER": "governance.scim.ScimUser",
-    "GROUP_ADAPTER": "governance.scim.ScimGroup",
+    "USER_ADAPTER": "governance.identity.scim.ScimUser",
+    "GROUP_ADAPTER": "governance.identity.scim.ScimGroup",
     "GROUP_MODEL": "governance.models.IdentityGroup",
-    "USER_FILTER_PARSER": "governance.scim_filters.UserFilter",
-    "GROUP_FILTER_PARSER": "governance.scim_filters.GroupFilter",
-    "AUTH_CHECK_MIDDLEWARE": "governance.scim.ScimTokenAuthMiddleware",
-    "GET_EXTRA_MODEL_FILTER_KWARGS_GETTER": "governance.scim.extra_filter_kwargs_getter",
-    "SERVICE_PROVIDER_CONFIG_MODEL": "governance.scim.ServiceProviderConfig",
+    "USER_FILTER_PARSER": "governance.identity.scim_filters.UserFilter",
+    "GROUP_FILTER_PARSER": "governance.identity.scim_filters.GroupFilter",
+    "AUTH_CHECK_MIDDLEWARE": "governance.identity.scim.ScimTokenAuthMiddleware",
+    "GET_EXTRA_MODEL_FILTER_KWARGS_GETTER": "governance.identity.scim.extra_filter_kwargs_getter",
+    "SERVICE_PROVIDER_CONFIG_MODEL": "governance.identity.scim.ServiceProviderConfig",
     "WWW_AUTHENTICATE_HEADER": 'Bearer realm="signoff-scim"',
     "AUTHENTICATION_SCHEMES": [
         {

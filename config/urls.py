@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from governance import oidc, scim
-from governance import views as governance_views
+from governance.health import healthz, readyz
+from governance.identity import oidc, scim
 
 urlpatterns = [
     path("", include("reporting.urls")),
@@ -23,6 +23,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", governance_views.healthz, name="healthz"),
-    path("readyz", governance_views.readyz, name="readyz"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]

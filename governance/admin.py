@@ -8,24 +8,18 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db import models, transaction
 
-from governance import identity, policy, policy_changes, services
+from governance.authority.models import Environment, RoleAssignment, Service
+from governance.authority.services import grant_role, revoke_role
+from governance.catalogue.models import Vendor
 from governance.exceptions import GovernanceError
-from governance.models import (
-    ApiToken,
-    Environment,
-    GroupRoleMapping,
-    IdentityGroup,
-    LedgerEntry,
-    Policy,
-    PolicyProposal,
-    PolicyVersion,
-    RoleAssignment,
-    ScimToken,
-    Service,
-    Team,
-    User,
-    Vendor,
-)
+from governance.identity import services as identity
+from governance.identity.models import ApiToken, GroupRoleMapping, IdentityGroup, ScimToken
+from governance.identity.tokens import revoke_token, revoke_user_tokens
+from governance.ledger.models import LedgerEntry
+from governance.people.models import Team, User
+from governance.policy import engine as policy
+from governance.policy import services as policy_changes
+from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -74,7 +68,7 @@ class UserAdmin(BaseUserAdmin):
             super().save_model(request, obj, form, change)
             if change and "is_active" in form.changed_data and not obj.is_active:
                 # Switched off here as by SCIM: the person's tokens die for good.
-                services.revoke_user_tokens(
+                revoke_user_tokens(
                     user=obj, source=request.user.username, reason="Deactivated in the admin"
                 )
 
@@ -146,7 +140,7 @@ class RoleAssignmentAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         try:
-            services.grant_role(
+            grant_role(
                 user=data["user"],
                 role=data["role"],
                 service=data["service"],
@@ -157,7 +151,7 @@ class RoleAssignmentAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
 
     def delete_model(self, request, obj) -> None:
-        services.revoke_role(assignment=obj, reason="Revoked in admin", actor=request.user)
+        revoke_role(assignment=obj, reason="Revoked in admin", actor=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         for assignment in queryset:
@@ -180,7 +174,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         revoked = 0
         for token in queryset.select_related("user"):
             try:
-                revoked += services.revoke_token(
+                revoked += revoke_token(
                     token=token, actor=request.user, reason="Revoked in the admin"
                 )
             except GovernanceError as exc:
@@ -227,7 +221,7 @@ class PolicyVersionInline(admin.TabularInline):
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
     """Editing the source publishes a new version, or proposes it for a second administrator
-    when the editor is governed by it (see governance.policy_changes); old versions stay."""
+    when the editor is governed by it (see governance.policy.services); old versions stay."""
 
     form = PolicyForm
     list_display = ["name", "version", "is_active", "updated_at"]

@@ -28,7 +28,7 @@ class GovernanceConfig(AppConfig):
 
         from axes.signals import user_locked_out
 
-        from governance import lockouts
+        from governance.identity import lockouts
 
         # django-axes decides when a sign-in lockout begins; the receiver ledgers it.
         user_locked_out.connect(lockouts.on_user_locked_out, dispatch_uid="signoff-ledger-lockout")

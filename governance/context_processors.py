@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from governance.selectors import is_auditor
+from governance.authority.selectors import is_auditor
 
 
 def sign_in(request: HttpRequest) -> dict:

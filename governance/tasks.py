@@ -2,13 +2,16 @@
 
 from celery import shared_task
 
-from governance import checkpoints, notifications, reviews, services
+from governance.authority import reviews
+from governance.authority.services import expire_role_grants
+from governance.ledger import checkpoints
+from governance.notifications import services as notifications
 
 
 @shared_task
 def expire_role_grants_task() -> int:
     """Revoke role grants whose expiry has passed."""
-    return services.expire_role_grants()
+    return expire_role_grants()
 
 
 @shared_task

@@ -22,16 +22,8 @@ from approvals.models import (
     Release,
 )
 from changes.models import ChangeRecord
-from governance.models import (
-    ApiToken,
-    Environment,
-    LedgerEntry,
-    PolicyVersion,
-    Service,
-    Team,
-    User,
-)
-from governance.services import grant_role
+from governance.authority.services import grant_role
+from governance.models import ApiToken, Environment, LedgerEntry, PolicyVersion, Service, Team, User
 
 _counter = itertools.count(1)
 
@@ -82,8 +74,8 @@ def grant(user: User, role: str, service: Service | None = None) -> None:
 
 def token_for(user: User) -> str:
     """A working bearer token for `user`, built like the other fixture rows: directly, so the
-    ledger holds only what the test itself does (tests/governance/test_tokens.py covers issuing
-    through the ledgered service)."""
+    ledger holds only what the test itself does (tests/governance/identity/test_tokens.py covers
+    issuing through the ledgered service)."""
     key = ApiToken.generate_key()
     ApiToken.objects.create(
         user=user, name="test", key_hash=ApiToken.hash_key(key), key_prefix=key[:8]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from approvals.models import Evidence, Release
-from governance import identity
+from governance.identity import services as identity
 from governance.models import LedgerEntry, User
 from tests import factories
 

@@ -16,14 +16,10 @@ import pytest
 from django.template import Context, Template
 from django.urls import reverse
 
-from governance import catalogue
-from governance.forms import (
-    DelegationForm,
-    ProfileForm,
-    RoleGrantForm,
-    ScimTokenForm,
-    StepUpCodeForm,
-)
+from governance.authority.forms import DelegationForm, RoleGrantForm
+from governance.catalogue import sections
+from governance.identity.forms import ScimTokenForm, StepUpCodeForm
+from governance.people.forms import ProfileForm
 
 pytestmark = pytest.mark.django_db
 
@@ -106,10 +102,10 @@ def test_profile_and_step_up_forms_announce_their_errors(org, approver):
     assert_errors_announced(code, crispy(code))
 
 
-@pytest.mark.parametrize("section", sorted(catalogue.SECTIONS))
+@pytest.mark.parametrize("section", sorted(sections.SECTIONS))
 def test_catalogue_forms_announce_their_errors(org, section):
     # An unknown team among the co-owners puts the services' checkbox group (a fieldset) in error.
-    form = catalogue.SECTIONS[section].form(data={"co_owning_teams": ["999999"]})
+    form = sections.SECTIONS[section].form(data={"co_owning_teams": ["999999"]})
     assert_errors_announced(form, crispy(form))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Django-free on purpose: the format and the cryptography only, importable without settings.
-from governance import ledger_format
+from governance.ledger import format as ledger_format
 
 
 class Failure(Exception):

@@ -7,8 +7,8 @@ from rest_framework import serializers
 from approvals.models import DIGEST_PATTERN, Decision, Deployment, Release
 from changes.models import ChangeRecord
 from governance.api.parsers import text_problem
+from governance.authority.selectors import may_act
 from governance.models import Environment, Service
-from governance.selectors import may_act
 
 MAX_EVIDENCE_ITEMS = 50
 MAX_SUMMARY_KEYS = 50

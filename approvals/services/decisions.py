@@ -16,9 +16,9 @@ from approvals.exceptions import (
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
 from approvals.services.transitions import advance, transition
-from governance import ledger
+from governance.identity.stepup import verify_step_up
+from governance.ledger import services as ledger
 from governance.models import User
-from governance.stepup import verify_step_up
 
 
 def record_decision(

@@ -7,10 +7,10 @@ from django.urls import reverse
 
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
-from governance import ledger
+from governance.authority.selectors import administrators
+from governance.ledger import services as ledger
 from governance.models import User
-from governance.notifications import notify
-from governance.selectors import administrators
+from governance.notifications.services import notify
 
 
 def record_deployment(

@@ -16,11 +16,12 @@ from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
 from approvals.services.transitions import advance, transition
 from changes.services import find_or_open_change
-from governance import ledger
+from governance.authority.selectors import eligible_approvers, may_act
+from governance.ledger import services as ledger
 from governance.models import Environment, Service, User
-from governance.policy import Plan, evaluate
-from governance.selectors import eligible_approvers, may_act, person_named
-from governance.services import active_policy_version
+from governance.people.selectors import person_named
+from governance.policy.engine import Plan, evaluate
+from governance.policy.services import active_policy_version
 
 
 @dataclass

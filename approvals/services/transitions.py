@@ -11,10 +11,10 @@ from datetime import timedelta
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
-from governance import ledger
+from governance.ledger import services as ledger
 from governance.models import Delegation, User
-from governance.notifications import notify, route
-from governance.policy import Plan
+from governance.notifications.services import notify, route
+from governance.policy.engine import Plan
 
 
 def advance(approval: ApprovalRequest, actor: User, now) -> None:

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import AccessReviewItem, Environment, Role, ScimToken, Service, Team, User
-from governance.selectors import auditor_grants
-
-TIME_ZONES = sorted(available_timezones())
-
-
-class ProfileForm(forms.ModelForm):
-    """A person's time zone and working hours, used to route approvals to who is available."""
-
-    time_zone = forms.ChoiceField(choices=[(tz, tz) for tz in TIME_ZONES])
-
-    class Meta:
-        model = User
-        fields = ["time_zone", "working_hours_start", "working_hours_end"]
-        labels = {"working_hours_start": "Working hours from", "working_hours_end": "until"}
-
-    def clean(self) -> dict:
-        data = super().clean()
-        start, end = data.get("working_hours_start"), data.get("working_hours_end")
-        if start is not None and end is not None and not 0 <= start < end <= 24:
-            raise forms.ValidationError("Working hours must satisfy 0 ≤ from < until ≤ 24.")
-        return data
-
-
-class StepUpCodeForm(forms.Form):
-    code = forms.RegexField(
-        r"^\d{6,8}$",
-        label="Code from your app",
-        error_messages={"invalid": "Enter the 6-digit code your app shows."},
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
-    )
+from governance.authority.models import AccessReviewItem, Environment, Role, Service
+from governance.authority.selectors import auditor_grants
+from governance.people.models import Team, User
 
 
 class DelegationForm(forms.Form):
@@ -136,96 +107,6 @@ class RoleFilterForm(forms.Form):
     role = forms.ChoiceField(choices=[("", "Any role"), *Role.choices], required=False)
     service = forms.ModelChoiceField(
         queryset=Service.objects.all(), required=False, empty_label="Any scope"
-    )
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500)
-
-
-# Policies compare tags as typed ("SOX" in service.compliance_tags): one spelling, upper-case.
-COMPLIANCE_TAG = re.compile(r"[A-Z0-9][A-Z0-9-]{0,29}")
-COMPLIANCE_TAG_HINT = "letters, digits and hyphens, at most 30 (e.g. PCI-DSS)"
-
-
-def normalise_compliance_tags(text: str) -> list[str]:
-    """Comma-separated tags, trimmed, upper-cased and de-duplicated in the order given."""
-    typed = [part.strip() for part in text.split(",") if part.strip()]
-    # ASCII first: upper() would turn "ß" into "SS" and make a tag nobody typed.
-    bad = [t for t in typed if not (t.isascii() and COMPLIANCE_TAG.fullmatch(t.upper()))]
-    if bad:
-        raise forms.ValidationError(
-            "Not a valid tag: %(tags)s. A tag holds %(hint)s; separate tags with commas.",
-            code="invalid_tag",
-            params={"tags": ", ".join(f"“{t}”" for t in bad), "hint": COMPLIANCE_TAG_HINT},
-        )
-    return list(dict.fromkeys(t.upper() for t in typed))
-
-
-class ComplianceTagField(forms.CharField):
-    """One compliance tag (a filter), normalised like the tags stored on services."""
-
-    def clean(self, value) -> str:
-        text = super().clean(value)
-        if not text:
-            return ""
-        if "," in text:
-            raise forms.ValidationError("Choose one tag.", code="invalid_tag")
-        return normalise_compliance_tags(text)[0]
-
-
-class ComplianceTagListField(forms.CharField):
-    """Compliance tags typed as a comma-separated list; cleans to a list of tags."""
-
-    def clean(self, value) -> list[str]:
-        return normalise_compliance_tags(super().clean(value) or "")
-
-
-class CatalogueFilterForm(forms.Form):
-    """The catalogue list's search and filters, checked before any of them reaches a query.
-
-    Raw query parameters used as lookups fail inside the database (`?tier=1'` is not a number,
-    `?q=%00` is a NUL PostgreSQL refuses): validated here they become a form error instead.
-    """
-
-    q = forms.CharField(required=False, max_length=100, label="Search")
-    team = forms.SlugField(required=False, max_length=50, label="Team")
-    tier = forms.TypedChoiceField(
-        choices=[("", "Any tier"), *Service.Tier.choices],
-        coerce=int,
-        empty_value=None,
-        required=False,
-        label="Tier",
-    )
-    active = forms.TypedChoiceField(
-        choices=[("", "Active and inactive"), ("true", "Active"), ("false", "Inactive")],
-        coerce=lambda value: value == "true",
-        empty_value=None,
-        required=False,
-        label="Active",
-    )
-    tag = ComplianceTagField(required=False, max_length=30, label="Compliance tag")
-
-
-class ScimTokenForm(forms.Form):
-    """Issue a SCIM token: its name says which identity provider holds it."""
-
-    name = forms.CharField(
-        max_length=100,
-        error_messages={"required": "Give the token a name, e.g. the identity provider's."},
-        widget=forms.TextInput(attrs={"placeholder": "e.g. okta-production"}),
-    )
-
-
-class ScimTokenRevokeForm(forms.Form):
-    """Revoke a SCIM token that still works; anything else is a form error, not a 404 or 500."""
-
-    revoke = forms.ModelChoiceField(
-        queryset=ScimToken.objects.active(),
-        error_messages={
-            "required": "No such token, or it is already revoked.",
-            "invalid_choice": "No such token, or it is already revoked.",
-        },
     )
 
 

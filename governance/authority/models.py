@@ -1,5 +1,6 @@
 """The service catalogue and who holds authority over it: environments, services, roles,
-delegations; and the `restrict(user, action)` chokepoint every page and endpoint scopes through.
+delegations, access reviews; and the `restrict(user, action)` chokepoint every page and endpoint
+scopes through.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.utils import timezone
 if TYPE_CHECKING:
     from datetime import datetime
 
-from governance.models.people import Team, User
+from governance.people.models import Team, User
 
 
 class Environment(models.Model):
@@ -224,7 +225,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 class RoleAssignment(ServiceScoped, models.Model):
     """The record of a role grant; the permissions themselves live in django-guardian.
 
-    Written only by `governance.services.grant_role` / `revoke_role`, which keep both in step.
+    Written only by `governance.authority.services.grant_role` / `revoke_role`, which keep both
+    in step.
     """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_assignments")
@@ -350,3 +352,85 @@ def global_permission(codename: str) -> Permission:
 
 
 # --- Identity provisioning (SCIM 2.0 from Okta / Microsoft Entra ID) ----------------------------
+
+
+class AccessReview(models.Model):
+    """One campaign (quarterly, or started by an administrator) over all role grants."""
+
+    name = models.CharField(max_length=100)
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    due_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccessReviewItem(ServiceScoped, models.Model):
+    """One role grant as it stood when the campaign started, with what the review found."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "To certify"
+        KEEP = "keep", "Kept"
+        REVOKE = "revoke", "Revoked"
+
+    class Finding(models.TextChoices):
+        """What a review found about a grant: the code is stored, the label is shown."""
+
+        ORPHANED = "orphaned", "Orphaned"
+        UNUSED = "unused", "Unused for 90 days"
+        EXCESSIVE = "excessive", "Excessive"
+        NO_EXPIRY = "no_expiry", "No expiry"
+        GRANTOR_NOT_ADMIN = "grantor_not_admin", "Grantor no longer an administrator"
+
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="items")
+    # The grant itself may be revoked later; the item keeps what it was.
+    assignment = models.ForeignKey(
+        RoleAssignment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    granted_by = models.CharField(max_length=150, blank=True)
+    granted_at = models.DateTimeField()
+    findings = models.JSONField(default=list, help_text="[{code, text}] found at campaign start.")
+    # The same codes as ",orphaned,unused," so that lists can filter on them in any database.
+    finding_codes = models.CharField(max_length=200, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    decided_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["review", "user__username", "role"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} ({self.outcome})"
+
+    @property
+    def labelled_findings(self) -> list[dict[str, str]]:
+        """The findings with the label of each code: `[{code, label, text}]`."""
+        return [{**finding, "label": finding_label(finding["code"])} for finding in self.findings]
+
+
+def finding_label(code: str) -> str:
+    """The words for a finding code; a code no longer known still reads as words."""
+    if code in AccessReviewItem.Finding.values:
+        return AccessReviewItem.Finding(code).label
+    return code.replace("_", " ").capitalize()

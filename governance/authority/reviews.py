@@ -15,18 +15,18 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from governance import ledger
-from governance.exceptions import GovernanceError, PermissionDenied
-from governance.models import (
+from governance.authority.models import (
     AccessReview,
     AccessReviewItem,
-    LedgerEntry,
     Role,
     RoleAssignment,
-    User,
+    finding_label,
 )
-from governance.models.reviews import finding_label
-from governance.services import is_administrator, revoke_role
+from governance.authority.services import is_administrator, revoke_role
+from governance.exceptions import GovernanceError, PermissionDenied
+from governance.ledger import services as ledger
+from governance.ledger.models import LedgerEntry
+from governance.people.models import User
 
 UNUSED_AFTER = timedelta(days=90)
 REVIEW_PERIOD = timedelta(days=21)

@@ -11,16 +11,15 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from governance.models import (
+from governance.authority.models import (
     ROLE_PERMISSIONS,
     SERVICE_ACTIONS,
     Environment,
     Role,
     RoleAssignment,
     Service,
-    User,
 )
-from governance.names import normalise, skeletons
+from governance.people.models import User
 
 # Policy approver sources → the service permission that grants them.
 SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab"}
@@ -39,31 +38,6 @@ def grants_for(action: str, service: Service, environment: Environment | None) -
     if environment is not None:
         grants = grants.filter(Q(environment__isnull=True) | Q(environment=environment))
     return grants
-
-
-def people_named(name: str, *, emails: bool = True) -> QuerySet[User]:
-    """Everyone a free-text name could denote: the same username (case, width and invisible
-    characters aside), the same e-mail address, or a look-alike (a TR39 skeleton in common).
-
-    Conservative on purpose: it decides conflicts of interest, where a false match costs one
-    more approver and a missed one lets someone approve their own release.
-    """
-    if not normalise(name):
-        return User.objects.none()
-    keys = set(skeletons(name))
-    query = Q(name_skeleton__in=keys) | Q(name_skeleton_cased__in=keys)
-    if emails and "@" in name:
-        query |= Q(email__iexact=normalise(name))
-    return User.objects.filter(query)
-
-
-def person_named(name: str) -> User | None:
-    """The one person a free-text name denotes: an exact username (normalised) first, then
-    anyone else it could denote, active people first."""
-    people = list(people_named(name).order_by("-is_active", "username")[:20])
-    wanted = normalise(name)
-    exact = next((p for p in people if normalise(p.username) == wanted), None)
-    return exact or (people[0] if people else None)
 
 
 def administrators() -> QuerySet[User]:

@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 
-from axes.models import AccessAttempt
-from axes.utils import reset as reset_sign_in_failures
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
-from governance import ledger, policy
-from governance.exceptions import (
-    GovernanceError,
-    InvalidDelegation,
-    InvalidPolicy,
-    PermissionDenied,
-)
-from governance.models import (
+from governance.authority.models import (
     ROLE_PERMISSIONS,
     SERVICE_ACTIONS,
-    ApiToken,
     Delegation,
     Environment,
-    Policy,
-    PolicyVersion,
     Role,
     RoleAssignment,
     Service,
-    Team,
-    User,
     global_permission,
 )
-from governance.notifications import notify
-from governance.policy import APPROVER_SOURCES
-from governance.selectors import has_stage_authority, holds_any_authority, is_auditor
+from governance.authority.selectors import has_stage_authority, holds_any_authority, is_auditor
+from governance.exceptions import (
+    InvalidDelegation,
+    PermissionDenied,
+)
+from governance.ledger import services as ledger
+from governance.notifications.services import notify
+from governance.people.models import Team, User
+from governance.policy.engine import APPROVER_SOURCES
 
 
 def grant_role(
@@ -61,7 +51,7 @@ def grant_role(
     """
     if actor is not None and actor.pk == user.pk:
         raise PermissionDenied("Nobody can grant a role to themselves.")
-    _require_administrator(actor, "grant roles")
+    require_administrator(actor, "grant roles")
     if user.is_service_account and role != Role.RELEASE_MANAGER:
         raise PermissionDenied(
             "Service accounts only request releases: they can hold the release manager role only.",
@@ -165,7 +155,7 @@ def is_administrator(user: User) -> bool:
     )
 
 
-def _require_administrator(actor: User | None, what: str) -> None:
+def require_administrator(actor: User | None, what: str) -> None:
     # Least privilege: only administrators change who holds authority. Roles are never above
     # an administrator's own authority, which spans every service.
     if actor is not None and not is_administrator(actor):
@@ -174,7 +164,7 @@ def _require_administrator(actor: User | None, what: str) -> None:
 
 def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) -> None:
     """Remove a role grant and the guardian permissions that only it provided."""
-    _require_administrator(actor, "revoke roles")
+    require_administrator(actor, "revoke roles")
     if (
         actor is not None
         and actor.pk == assignment.user_id
@@ -207,7 +197,7 @@ def sync_permissions(user: User) -> None:
 
     Grants on a team cover every service the team owns, so this also runs when services move
     between teams (`sync_team_grants`). Environment limits are not permissions: they are
-    checked against each release (governance.selectors.grants_for).
+    checked against each release (governance.authority.selectors.grants_for).
     """
     grants = list(RoleAssignment.objects.filter(user=user))
     team_services = {
@@ -433,19 +423,6 @@ def revoke_delegation(*, delegation: Delegation, actor: User, reason: str = "") 
     return delegation
 
 
-def update_profile(
-    *, user: User, time_zone: str, working_hours_start: int, working_hours_end: int
-) -> User:
-    """Set where and when a person works: approval routing prefers people in working hours."""
-    User.objects.filter(pk=user.pk).update(
-        time_zone=time_zone,
-        working_hours_start=working_hours_start,
-        working_hours_end=working_hours_end,
-    )
-    user.refresh_from_db()
-    return user
-
-
 def expire_role_grants(*, now: datetime | None = None) -> int:
     """Revoke every grant past its expiry (run by Celery beat); returns how many."""
     now = now or timezone.now()
@@ -455,186 +432,3 @@ def expire_role_grants(*, now: datetime | None = None) -> int:
         revoke_role(assignment=assignment, reason="Grant expired", actor=None)
         count += 1
     return count
-
-
-def issue_token(*, user: User, name: str, actor: User | None = None) -> tuple[ApiToken, str]:
-    """Create an API token, ledgered; returns the row and the secret, never stored or shown again.
-
-    A token carries its owner's authority: only the owner or an administrator asks for one.
-    """
-    if actor is not None and actor.pk != user.pk and not is_administrator(actor):
-        raise PermissionDenied("Only administrators issue tokens for someone else.")
-    key = ApiToken.generate_key()
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user, name=name, key_hash=ApiToken.hash_key(key), key_prefix=key[:8]
-        )
-        ledger.append(
-            kind="token.issued",
-            subject=f"api_token:{token.pk}",
-            actor=actor.username if actor else "system",
-            payload=_token_payload(token),
-        )
-    return token, key
-
-
-def revoke_token(*, token: ApiToken, actor: User | None, reason: str) -> bool:
-    """Stop a token working at once; False when it was already revoked (nothing is written)."""
-    if actor is not None and actor.pk != token.user_id and not is_administrator(actor):
-        raise PermissionDenied("Only administrators revoke someone else's token.")
-    if not reason.strip():
-        raise PermissionDenied(
-            "A reason is required to revoke a token.", fields={"reason": ["Required."]}
-        )
-    with transaction.atomic():
-        revoked = _revoke_token(token, actor.username if actor else "system", reason)
-    token.refresh_from_db(fields=["revoked_at"])
-    return revoked
-
-
-def revoke_user_tokens(*, user: User, source: str, reason: str) -> int:
-    """Revoke every token of a person being switched off, for good: reactivating them later
-    brings no token back. Joins the caller's transaction; returns how many were revoked."""
-    with transaction.atomic():
-        tokens = ApiToken.objects.filter(user=user, revoked_at__isnull=True).select_related("user")
-        return sum(_revoke_token(token, source, reason) for token in tokens)
-
-
-def _revoke_token(token: ApiToken, actor: str, reason: str) -> bool:
-    # Conditional update: a token revoked twice at once (two administrators, a retried
-    # deactivation) is revoked and ledgered once.
-    if not ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    ):
-        return False
-    ledger.append(
-        kind="token.revoked",
-        subject=f"api_token:{token.pk}",
-        actor=actor,
-        payload={**_token_payload(token), "reason": reason},
-    )
-    return True
-
-
-def _token_payload(token: ApiToken) -> dict:
-    return {"name": token.name, "prefix": token.key_prefix, "owner": token.user.username}
-
-
-def authenticate_token(key: str) -> ApiToken | None:
-    """The active token for a presented secret, recording its use at most once a minute."""
-    token = (
-        ApiToken.objects.active()
-        .select_related("user")
-        .filter(key_hash=ApiToken.hash_key(key))
-        .first()
-    )
-    if token is None:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
-
-
-def record_lockout(*, username: str | None, ip: str | None, failures: int) -> None:
-    """Ledger a sign-in lockout that django-axes has just imposed (see governance.lockouts)."""
-    with transaction.atomic():
-        ledger.append(
-            kind="auth.locked_out",
-            subject=_sign_in_subject(username, ip),
-            actor="system",
-            payload={"username": username, "ip": ip, "failures": failures},
-        )
-
-
-def unlock_account(
-    *, username: str | None = None, ip: str | None = None, actor: User | None, reason: str
-) -> int:
-    """Clear the failed sign-ins of a username and/or an address, lifting their lockout.
-
-    Returns how many failures were cleared. Only administrators unlock, always with a reason.
-    """
-    _require_administrator(actor, "unlock sign-in")
-    username, ip = (username or "").strip() or None, (ip or "").strip() or None
-    if not reason.strip():
-        raise PermissionDenied("A reason is required to unlock.", fields={"reason": ["Required."]})
-    if not username and not ip:
-        raise GovernanceError("Name the username or the address to unlock.")
-    if ip and not _is_ip(ip):
-        raise GovernanceError(f"{ip} is not an IP address.", fields={"ip": ["Not an address."]})
-    with transaction.atomic():
-        matching = Q(username=username) if username else Q()
-        matching |= Q(ip_address=ip) if ip else Q()
-        attempts = AccessAttempt.objects.select_for_update().filter(matching)
-        failures = sum(attempt.failures_since_start for attempt in attempts)
-        if not failures:
-            raise GovernanceError("Nothing to unlock: no failed sign-ins are recorded for that.")
-        # Either one (not both together): each is a lockout of its own.
-        reset_sign_in_failures(ip=ip, username=username, ip_or_username=bool(ip and username))
-        ledger.append(
-            kind="auth.unlocked",
-            subject=_sign_in_subject(username, ip),
-            actor=actor.username if actor else "system",
-            payload={"username": username, "ip": ip, "reason": reason, "failures": failures},
-        )
-    return failures
-
-
-def _sign_in_subject(username: str | None, ip: str | None) -> str:
-    user = User.objects.filter(username=username).first() if username else None
-    if user is not None:
-        return f"user:{user.pk}"
-    return f"username:{username}" if username else f"address:{ip}"
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def publish_policy(
-    *, policy_obj: Policy, source: str, actor: User | None, comment: str = ""
-) -> PolicyVersion:
-    """Validate `source` and store it as the policy's next version; invalid ones change nothing."""
-    try:
-        policy.parse(source)
-    except policy.PolicyError as exc:
-        raise InvalidPolicy(str(exc), fields={"source": [str(exc)]}) from None
-    with transaction.atomic():
-        locked = Policy.objects.select_for_update().get(pk=policy_obj.pk)
-        number = locked.version + 1
-        version = PolicyVersion.objects.create(
-            policy=locked,
-            number=number,
-            source=source,
-            checksum=policy.checksum(source),
-            comment=comment,
-            created_by=actor,
-        )
-        Policy.objects.filter(pk=locked.pk).update(source=source, version=number)
-        ledger.append(
-            kind="policy.published",
-            subject=f"policy:{locked.pk}",
-            actor=actor.username if actor else "system",
-            payload={
-                "policy": locked.slug,
-                "version": number,
-                "checksum": version.checksum,
-                "comment": comment,
-            },
-        )
-    policy_obj.refresh_from_db()
-    return version
-
-
-def active_policy_version() -> PolicyVersion | None:
-    """The version of the active policy that new approval requests are planned with."""
-    return (
-        PolicyVersion.objects.filter(policy__is_active=True)
-        .select_related("policy")
-        .order_by("policy__name", "-number")
-        .first()
-    )

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from governance.services import authenticate_token
+from governance.identity.tokens import authenticate_token
 
 logger = logging.getLogger(__name__)
 

@@ -3,22 +3,28 @@
 django-axes keeps one AccessAttempt row per (username, address, user agent) with the number of
 failures and the time of the latest one. A username, or an address, is locked while the failures
 of its rows still inside the cool-off add up to AXES_FAILURE_LIMIT. Unlocking is a service
-(`governance.services.unlock_account`), so it is ledgered.
+(`governance.identity.lockouts.unlock_account`), so it is ledgered.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from axes.models import AccessAttempt
+from axes.utils import reset as reset_sign_in_failures
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db import transaction
+from django.db.models import Q, QuerySet, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from governance import services
+from governance.authority.services import require_administrator
+from governance.exceptions import GovernanceError, PermissionDenied
+from governance.ledger import services as ledger
+from governance.people.models import User
 
 # Lockout kind -> the AccessAttempt field it counts by, and the field shown beside it.
 _COUNTED_BY = {"username": ("username", "ip_address"), "address": ("ip_address", "username")}
@@ -111,4 +117,63 @@ def on_user_locked_out(sender, request: HttpRequest, username, ip_address, **kwa
     failures = getattr(request, "axes_failures_since_start", None)
     if failures is None:
         return
-    services.record_lockout(username=username, ip=ip_address, failures=failures)
+    record_lockout(username=username, ip=ip_address, failures=failures)
+
+
+def record_lockout(*, username: str | None, ip: str | None, failures: int) -> None:
+    """Ledger a sign-in lockout that django-axes has just imposed (see governance.lockouts)."""
+    with transaction.atomic():
+        ledger.append(
+            kind="auth.locked_out",
+            subject=_sign_in_subject(username, ip),
+            actor="system",
+            payload={"username": username, "ip": ip, "failures": failures},
+        )
+
+
+def unlock_account(
+    *, username: str | None = None, ip: str | None = None, actor: User | None, reason: str
+) -> int:
+    """Clear the failed sign-ins of a username and/or an address, lifting their lockout.
+
+    Returns how many failures were cleared. Only administrators unlock, always with a reason.
+    """
+    require_administrator(actor, "unlock sign-in")
+    username, ip = (username or "").strip() or None, (ip or "").strip() or None
+    if not reason.strip():
+        raise PermissionDenied("A reason is required to unlock.", fields={"reason": ["Required."]})
+    if not username and not ip:
+        raise GovernanceError("Name the username or the address to unlock.")
+    if ip and not _is_ip(ip):
+        raise GovernanceError(f"{ip} is not an IP address.", fields={"ip": ["Not an address."]})
+    with transaction.atomic():
+        matching = Q(username=username) if username else Q()
+        matching |= Q(ip_address=ip) if ip else Q()
+        attempts = AccessAttempt.objects.select_for_update().filter(matching)
+        failures = sum(attempt.failures_since_start for attempt in attempts)
+        if not failures:
+            raise GovernanceError("Nothing to unlock: no failed sign-ins are recorded for that.")
+        # Either one (not both together): each is a lockout of its own.
+        reset_sign_in_failures(ip=ip, username=username, ip_or_username=bool(ip and username))
+        ledger.append(
+            kind="auth.unlocked",
+            subject=_sign_in_subject(username, ip),
+            actor=actor.username if actor else "system",
+            payload={"username": username, "ip": ip, "reason": reason, "failures": failures},
+        )
+    return failures
+
+
+def _sign_in_subject(username: str | None, ip: str | None) -> str:
+    user = User.objects.filter(username=username).first() if username else None
+    if user is not None:
+        return f"user:{user.pk}"
+    return f"username:{username}" if username else f"address:{ip}"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""Identity-provider objects: SCIM tokens, pushed groups and their role mappings."""
+"""Identity-provider objects (SCIM tokens, pushed groups and their role mappings) and the API's
+bearer tokens."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_scim.models import AbstractSCIMGroupMixin
 
-from governance.models.authority import Role, RoleAssignment, Service, ServiceScoped
-from governance.models.people import User
+from governance.authority.models import Role, RoleAssignment, Service, ServiceScoped
+from governance.people.models import User
 
 
 class ScimTokenQuerySet(models.QuerySet):
@@ -58,7 +59,8 @@ class ScimToken(models.Model):
 class IdentityGroup(AbstractSCIMGroupMixin, models.Model):
     """A group pushed by the identity provider; mapped to roles by `GroupRoleMapping`.
 
-    Membership changes only through `governance.identity`, which grants and revokes mapped roles.
+    Membership changes only through `governance.identity.services`, which grants and revokes
+    mapped roles.
     """
 
     name = models.CharField(max_length=254)
@@ -113,7 +115,8 @@ class MappedRoleGrant(models.Model):
 
     Only grants with such a link are ever revoked by identity sync: a role an administrator granted
     by hand has none. The grant is revoked when its last link goes. PROTECT on the mapping: removing
-    a mapping must go through `governance.identity.remove_role_mapping`, which revokes first.
+    a mapping must go through `governance.identity.services.remove_role_mapping`, which revokes
+    first.
     """
 
     mapping = models.ForeignKey(GroupRoleMapping, on_delete=models.PROTECT, related_name="grants")
@@ -128,3 +131,38 @@ class MappedRoleGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assignment} via {self.mapping.group}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the pipeline API. Only its SHA-256 is stored; the secret is shown once."""
+
+    PREFIX = "so_"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def generate_key(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)

@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from governance.models import User
+from governance.people.models import User
 
 
 def oidc_enabled() -> bool:

@@ -2,8 +2,8 @@
 
 django-scim2 supplies the views and URL routing; this module supplies what those call: bearer-token
 authentication, the User and Group adapters and the error format. Adapters only translate SCIM
-documents into model changes: every write goes through `governance.identity`, which keeps roles,
-guardian permissions and the ledger in step. Requests are parsed as the providers really send
+documents into model changes: every write goes through `governance.identity.services`, which keeps
+roles, guardian permissions and the ledger in step. Requests are parsed as the providers really send
 them (RFC 7644 §3.5.2 tolerantly): any case of `op`, path-less value objects, "True"/"False"
 strings, filtered paths such as `members[value eq "id"]`; attributes Signoff does not keep are
 ignored rather than refused, so one unmapped attribute never stops a provisioning cycle.
@@ -27,10 +27,11 @@ from django_scim.adapters import SCIMGroup, SCIMUser
 from django_scim.models import SCIMServiceProviderConfig
 from django_scim.settings import scim_settings
 
-from governance import identity
 from governance.api.parsers import UnsafeJSON, load_json, text_problem
 from governance.exceptions import GovernanceError, IdentityConflict
-from governance.models import IdentityGroup, User
+from governance.identity import services as identity
+from governance.identity.models import IdentityGroup
+from governance.people.models import User
 
 BadRequest = scim_exceptions.BadRequestError
 

@@ -1,8 +1,9 @@
 """Identity provisioning actions (SCIM from Okta / Entra ID), each one transaction with its ledger.
 
 People and groups arrive from the identity provider; roles follow group membership through
-`GroupRoleMapping`. Roles are still granted and revoked only by `governance.services`, so guardian
-permissions and the ledger stay in step, and only grants a mapping made are ever taken back.
+`GroupRoleMapping`. Roles are still granted and revoked only by `governance.authority.services`,
+so guardian permissions and the ledger stay in step, and only grants a mapping made are ever
+taken back.
 """
 
 from __future__ import annotations
@@ -12,19 +13,14 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import ledger
+from governance.authority.models import RoleAssignment, Service
+from governance.authority.services import grant_role, is_administrator, revoke_role
 from governance.exceptions import IdentityConflict, PermissionDenied
-from governance.models import (
-    GroupRoleMapping,
-    IdentityGroup,
-    MappedRoleGrant,
-    RoleAssignment,
-    ScimToken,
-    Service,
-    User,
-)
-from governance.selectors import people_named
-from governance.services import grant_role, is_administrator, revoke_role, revoke_user_tokens
+from governance.identity.models import GroupRoleMapping, IdentityGroup, MappedRoleGrant, ScimToken
+from governance.identity.tokens import revoke_user_tokens
+from governance.ledger import services as ledger
+from governance.people.models import User
+from governance.people.selectors import people_named
 
 # --- SCIM tokens -------------------------------------------------------------------------------
 

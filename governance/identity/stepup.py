@@ -9,9 +9,9 @@ import qrcode.image.svg
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from governance import ledger
 from governance.exceptions import GovernanceError
-from governance.models import User
+from governance.ledger import services as ledger
+from governance.people.models import User
 
 DEVICE_NAME = "Authenticator app"
 

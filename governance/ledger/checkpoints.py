@@ -21,8 +21,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.utils import timezone
 
-from governance import ledger, ledger_format
-from governance.models import LedgerEntry, LedgerHead
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
+from governance.ledger.models import LedgerEntry, LedgerHead
 
 NAME_PREFIX, NAME_SUFFIX = "checkpoint-", ".json"
 CHECK_BATCH = 1000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pgtrigger
 from django.db import models
 
-from governance.ledger_format import GENESIS_HASH
+from governance.ledger.format import GENESIS_HASH
 
 ENTRY_TABLE = "governance_ledgerentry"
 

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance import ledger_format
-from governance.models import LedgerEntry, LedgerHead
+from governance.ledger import format as ledger_format
+from governance.ledger.models import LedgerEntry, LedgerHead
 
 VERIFY_BATCH = 5000
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from governance.names import skeletons
+from governance.people.names import skeletons
 
 
 def fill_skeletons(apps, schema_editor):

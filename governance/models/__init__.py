@@ -1,8 +1,11 @@
-"""Who and what is governed. One module per concern; everything is importable from here."""
+"""Every governance model, importable from one place. Each concern owns its models
+(`governance/<concern>/models.py`); Django finds them here, under the app label `governance`."""
 
-from governance.models.authority import (
+from governance.authority.models import (
     ROLE_PERMISSIONS,
     SERVICE_ACTIONS,
+    AccessReview,
+    AccessReviewItem,
     Delegation,
     DelegationQuerySet,
     Environment,
@@ -14,14 +17,18 @@ from governance.models.authority import (
     global_permission,
     holds_everywhere,
 )
-from governance.models.identity import GroupRoleMapping, IdentityGroup, MappedRoleGrant, ScimToken
-from governance.models.ledger import LedgerEntry, LedgerHead
-from governance.models.notifications import Notification
-from governance.models.people import Team, User
-from governance.models.policies import Policy, PolicyProposal, PolicyVersion
-from governance.models.reviews import AccessReview, AccessReviewItem
-from governance.models.tokens import ApiToken
-from governance.models.vendors import Vendor
+from governance.catalogue.models import Vendor
+from governance.identity.models import (
+    ApiToken,
+    GroupRoleMapping,
+    IdentityGroup,
+    MappedRoleGrant,
+    ScimToken,
+)
+from governance.ledger.models import LedgerEntry, LedgerHead
+from governance.notifications.models import Notification
+from governance.people.models import Team, User
+from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
 __all__ = [
     "ROLE_PERMISSIONS",

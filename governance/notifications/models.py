@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from governance.models.people import User
+from governance.people.models import User
 
 
 class Notification(models.Model):

@@ -19,7 +19,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from governance.models import Notification, User
+from governance.notifications.models import Notification
+from governance.people.models import User
 
 logger = logging.getLogger(__name__)
 DELIVERY_TASK = "governance.tasks.deliver_notifications_task"

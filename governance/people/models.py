@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django_scim.models import AbstractSCIMUserMixin
 
-from governance.names import skeletons
+from governance.people.names import skeletons
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -11,10 +11,13 @@ import difflib
 from django.db import transaction
 from django.utils import timezone
 
-from governance import ledger, policy
+from governance.authority.models import Role, RoleAssignment
+from governance.authority.services import is_administrator
 from governance.exceptions import InvalidPolicy, PermissionDenied
-from governance.models import Policy, PolicyProposal, PolicyVersion, Role, RoleAssignment, User
-from governance.services import is_administrator, publish_policy
+from governance.ledger import services as ledger
+from governance.people.models import User
+from governance.policy import engine as policy
+from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
 
 def change_policy(
@@ -123,4 +126,49 @@ def diff(proposal: PolicyProposal) -> str:
             fromfile=f"{proposal.policy.slug} v{proposal.policy.version}",
             tofile="proposed",
         )
+    )
+
+
+def publish_policy(
+    *, policy_obj: Policy, source: str, actor: User | None, comment: str = ""
+) -> PolicyVersion:
+    """Validate `source` and store it as the policy's next version; invalid ones change nothing."""
+    try:
+        policy.parse(source)
+    except policy.PolicyError as exc:
+        raise InvalidPolicy(str(exc), fields={"source": [str(exc)]}) from None
+    with transaction.atomic():
+        locked = Policy.objects.select_for_update().get(pk=policy_obj.pk)
+        number = locked.version + 1
+        version = PolicyVersion.objects.create(
+            policy=locked,
+            number=number,
+            source=source,
+            checksum=policy.checksum(source),
+            comment=comment,
+            created_by=actor,
+        )
+        Policy.objects.filter(pk=locked.pk).update(source=source, version=number)
+        ledger.append(
+            kind="policy.published",
+            subject=f"policy:{locked.pk}",
+            actor=actor.username if actor else "system",
+            payload={
+                "policy": locked.slug,
+                "version": number,
+                "checksum": version.checksum,
+                "comment": comment,
+            },
+        )
+    policy_obj.refresh_from_db()
+    return version
+
+
+def active_policy_version() -> PolicyVersion | None:
+    """The version of the active policy that new approval requests are planned with."""
+    return (
+        PolicyVersion.objects.filter(policy__is_active=True)
+        .select_related("policy")
+        .order_by("policy__name", "-number")
+        .first()
     )

@@ -25,8 +25,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from governance.authority.services import create_delegation
 from governance.models import Delegation, Role
-from governance.services import create_delegation
 from tests import factories
 
 MATRIX = """

@@ -21,8 +21,9 @@ from approvals.exceptions import (
 )
 from approvals.models import ApprovalRequest, Decision
 from changes.models import ChangeRecord
+from governance.authority.services import revoke_role
 from governance.models import LedgerEntry, Policy, Role, RoleAssignment, User
-from governance.services import publish_policy, revoke_role
+from governance.policy.services import publish_policy
 from tests import factories
 
 RATIONALE = "Reviewed the diff, the migration plan and the test report."

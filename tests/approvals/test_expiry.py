@@ -10,8 +10,8 @@ from django.utils import timezone
 from approvals import services
 from approvals.gate import evaluate_gate
 from approvals.models import ApprovalRequest, Release
+from governance.authority.services import revoke_role
 from governance.models import LedgerEntry, Role, RoleAssignment
-from governance.services import revoke_role
 from tests import factories
 
 

@@ -12,9 +12,10 @@ from approvals import services
 from approvals.exceptions import NotEligible
 from approvals.gate import evaluate_gate
 from approvals.models import ApprovalRequest, Release
+from governance.authority.services import create_delegation
 from governance.models import Policy, Role
-from governance.policy import PolicyError, parse
-from governance.services import create_delegation, publish_policy
+from governance.policy.engine import PolicyError, parse
+from governance.policy.services import publish_policy
 from tests import factories
 
 pytestmark = pytest.mark.django_db

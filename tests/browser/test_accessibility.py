@@ -18,9 +18,11 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from approvals import services
-from governance import identity, policy_changes, reviews
+from governance.authority import reviews
+from governance.authority.services import create_delegation
+from governance.identity import services as identity
 from governance.models import Policy, Role
-from governance.services import create_delegation
+from governance.policy import services as policy_changes
 from tests import factories
 from tests.browser.test_approval_flow import sign_in
 

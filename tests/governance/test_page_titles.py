@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from governance import reviews
+from governance.authority import reviews
 
 pytestmark = pytest.mark.django_db
 

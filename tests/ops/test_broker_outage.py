@@ -10,8 +10,8 @@ import pytest
 from django.core import mail
 
 from config.celery import app
-from governance import notifications
 from governance.models import Notification
+from governance.notifications import services as notifications
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,8 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from governance import ledger, ledger_format
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
 
 
 class Command(BaseCommand):

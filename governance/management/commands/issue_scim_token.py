@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from governance.identity import issue_scim_token
+from governance.identity.services import issue_scim_token
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from governance.exceptions import GovernanceError
-from governance.models import User
-from governance.services import issue_token
+from governance.identity.tokens import issue_token
+from governance.people.models import User
 
 
 class Command(BaseCommand):

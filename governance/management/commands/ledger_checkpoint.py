@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance import checkpoints
+from governance.ledger import checkpoints
 
 
 class Command(BaseCommand):

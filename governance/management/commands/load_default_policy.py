@@ -4,10 +4,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from governance.models import Policy
-from governance.services import publish_policy
+from governance.policy.models import Policy
+from governance.policy.services import publish_policy
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "default.yaml"
 
 
 class Command(BaseCommand):

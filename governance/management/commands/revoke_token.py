@@ -3,8 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from governance.exceptions import GovernanceError
-from governance.models import ApiToken, User
-from governance.services import revoke_token
+from governance.identity.models import ApiToken
+from governance.identity.tokens import revoke_token
+from governance.people.models import User
 
 
 class Command(BaseCommand):

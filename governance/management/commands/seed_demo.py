@@ -8,8 +8,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance.models import Environment, Role, Service, Team, User, Vendor
-from governance.services import grant_role
+from governance.authority.models import Environment, Role, Service
+from governance.authority.services import grant_role
+from governance.catalogue.models import Vendor
+from governance.people.models import Team, User
 
 DEMO_PASSWORD = "signoff-demo"
 

@@ -4,7 +4,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance import checkpoints, ledger
+from governance.ledger import checkpoints
+from governance.ledger import services as ledger
 
 
 class Command(BaseCommand):

@@ -10,10 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from governance import reviews
+from governance.authority import reviews
+from governance.authority.services import expire_role_grants, revoke_role
 from governance.exceptions import PermissionDenied
 from governance.models import AccessReview, AccessReviewItem, LedgerEntry, Role, RoleAssignment
-from governance.services import expire_role_grants, revoke_role
 from governance.tasks import start_access_review_task
 from tests import factories
 
@@ -58,7 +58,7 @@ def test_a_grant_by_someone_no_longer_administrator_is_flagged(
 ):
     former = factories.UserFactory(username="former")
     factories.grant(former, Role.ADMINISTRATOR)
-    from governance.services import grant_role, revoke_role
+    from governance.authority.services import grant_role, revoke_role
 
     grant_role(user=outsider, role=Role.APPROVER, service=service, reason="x", actor=former)
     revoke_role(

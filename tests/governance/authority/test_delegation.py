@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from approvals.exceptions import NotEligible, SelfApprovalForbidden
 from approvals.models import Decision
+from governance.authority.services import create_delegation, revoke_delegation
 from governance.exceptions import InvalidDelegation
 from governance.models import Delegation, LedgerEntry, Role
-from governance.services import create_delegation, revoke_delegation
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -355,8 +355,8 @@ def test_auditors_are_not_offered_as_eligible_approvers(production_release, audi
 def test_administrators_cannot_give_an_auditor_approval_roles_or_an_approver_the_auditor_role(
     org, auditor, approver, administrator, service
 ):
+    from governance.authority.services import grant_role
     from governance.exceptions import PermissionDenied
-    from governance.services import grant_role
 
     counts = factories.state_counts()
     with pytest.raises(PermissionDenied, match="auditor role"):

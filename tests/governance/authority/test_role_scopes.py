@@ -8,10 +8,10 @@ from django.urls import reverse
 from approvals import services
 from approvals.exceptions import NotEligible
 from approvals.models import Release
+from governance.authority.selectors import has_stage_authority
+from governance.authority.services import grant_role, revoke_role, sync_team_grants
 from governance.exceptions import PermissionDenied
 from governance.models import Role, RoleAssignment, Service, User
-from governance.selectors import has_stage_authority
-from governance.services import grant_role, revoke_role, sync_team_grants
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from governance.authority.services import grant_role, revoke_role
 from governance.exceptions import PermissionDenied
 from governance.models import LedgerEntry, Role, RoleAssignment
-from governance.services import grant_role, revoke_role
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from governance.identity.stepup import verify_step_up
 from governance.models import LedgerEntry
-from governance.stepup import verify_step_up
 
 pytestmark = pytest.mark.django_db
 

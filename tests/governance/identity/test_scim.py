@@ -14,8 +14,10 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from approvals.exceptions import NotEligible
-from governance import identity
+from governance.authority.selectors import has_stage_authority
+from governance.authority.services import grant_role
 from governance.exceptions import PermissionDenied
+from governance.identity import services as identity
 from governance.models import (
     IdentityGroup,
     LedgerEntry,
@@ -25,8 +27,6 @@ from governance.models import (
     ScimToken,
     User,
 )
-from governance.selectors import has_stage_authority
-from governance.services import grant_role
 from tests import factories
 
 SCIM_JSON = "application/scim+json"

@@ -12,8 +12,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from governance import identity, services
 from governance.exceptions import PermissionDenied
+from governance.identity import services as identity
+from governance.identity import tokens
 from governance.models import ApiToken, LedgerEntry, Role, User
 from tests import factories
 
@@ -199,30 +200,30 @@ def test_a_prefix_two_active_tokens_share_revokes_neither(approver, second_appro
 
 
 def test_only_the_owner_or_an_administrator_revokes_a_token(approver, outsider):
-    token, _ = services.issue_token(user=approver, name="laptop")
+    token, _ = tokens.issue_token(user=approver, name="laptop")
 
     with pytest.raises(PermissionDenied) as refused:
-        services.revoke_token(token=token, actor=outsider, reason="Mine now")
+        tokens.revoke_token(token=token, actor=outsider, reason="Mine now")
 
     assert refused.value.message == "Only administrators revoke someone else's token."
     token.refresh_from_db()
     assert token.revoked_at is None
     assert [kind for kind, *_ in token_entries()] == ["token.issued"]
-    assert services.revoke_token(token=token, actor=approver, reason="Done with it") is True
+    assert tokens.revoke_token(token=token, actor=approver, reason="Done with it") is True
 
 
 def test_a_token_revoked_twice_is_ledgered_once(approver, administrator):
-    token, _ = services.issue_token(user=approver, name="laptop")
+    token, _ = tokens.issue_token(user=approver, name="laptop")
 
-    first = services.revoke_token(token=token, actor=administrator, reason="Rotated")
-    second = services.revoke_token(token=token, actor=administrator, reason="Rotated again")
+    first = tokens.revoke_token(token=token, actor=administrator, reason="Rotated")
+    second = tokens.revoke_token(token=token, actor=administrator, reason="Rotated again")
 
     assert (first, second) == (True, False)
     assert [kind for kind, *_ in token_entries()] == ["token.issued", "token.revoked"]
 
 
 def test_the_admin_revoke_action_goes_through_the_service(client, approver, administrator):
-    token, key = services.issue_token(user=approver, name="laptop")
+    token, key = tokens.issue_token(user=approver, name="laptop")
     administrator.is_superuser = True
     administrator.save(update_fields=["is_superuser"])
     client.force_login(administrator)
@@ -263,7 +264,7 @@ def scim_active(client, scim: dict, user, active: bool):
 
 
 def test_scim_deactivation_revokes_tokens_for_good(client, approver, scim):
-    token, key = services.issue_token(user=approver, name="laptop")
+    token, key = tokens.issue_token(user=approver, name="laptop")
     assert get_releases(client, key).status_code == 200
 
     assert scim_active(client, scim, approver, False).status_code == 200
@@ -290,7 +291,7 @@ def test_scim_deactivation_revokes_tokens_for_good(client, approver, scim):
 
 
 def test_scim_delete_revokes_every_token_and_reactivation_brings_none_back(client, approver, scim):
-    keys = [services.issue_token(user=approver, name=name)[1] for name in ("laptop", "ci")]
+    keys = [tokens.issue_token(user=approver, name=name)[1] for name in ("laptop", "ci")]
 
     assert client.delete(f"/scim/v2/Users/{approver.pk}", **scim).status_code == 204
     scim_active(client, scim, approver, True)
@@ -304,8 +305,8 @@ def test_scim_delete_revokes_every_token_and_reactivation_brings_none_back(clien
 
 
 def test_a_token_revoked_before_deactivation_is_not_revoked_again(client, approver, scim):
-    token, _ = services.issue_token(user=approver, name="laptop")
-    services.revoke_token(token=token, actor=None, reason="Rotated")
+    token, _ = tokens.issue_token(user=approver, name="laptop")
+    tokens.revoke_token(token=token, actor=None, reason="Rotated")
 
     scim_active(client, scim, approver, False)
 
@@ -315,7 +316,7 @@ def test_a_token_revoked_before_deactivation_is_not_revoked_again(client, approv
 def test_deactivating_again_finds_tokens_a_bypassed_path_left(approver):
     # Switched off outside the identity provider (e.g. by hand): the next deactivation still
     # revokes what is left, so a later reactivation cannot revive it.
-    token, _ = services.issue_token(user=approver, name="laptop")
+    token, _ = tokens.issue_token(user=approver, name="laptop")
     User.objects.filter(pk=approver.pk).update(is_active=False)
 
     identity.deactivate_user(user=approver, source="scim:okta", reason="Left the company")
@@ -348,7 +349,7 @@ def person_form(person: User, **changes) -> dict:
 
 
 def test_deactivating_in_the_catalogue_revokes_tokens_for_good(client, approver, root):
-    token, key = services.issue_token(user=approver, name="laptop")
+    token, key = tokens.issue_token(user=approver, name="laptop")
     client.force_login(root)
     url = reverse("governance:catalogue_edit", args=["people", approver.pk])
 
@@ -363,7 +364,7 @@ def test_deactivating_in_the_catalogue_revokes_tokens_for_good(client, approver,
 
 
 def test_deactivating_in_the_django_admin_revokes_tokens_for_good(client, approver, root):
-    token, _ = services.issue_token(user=approver, name="laptop")
+    token, _ = tokens.issue_token(user=approver, name="laptop")
     client.force_login(root)
     page = client.get(reverse("admin:governance_user_change", args=[approver.pk]))
     form = {

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from governance import ledger, ledger_format
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
 from governance.models import LedgerEntry, LedgerHead
 
 VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger_export.py"

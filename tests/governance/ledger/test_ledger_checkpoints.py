@@ -16,7 +16,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from config import settings as config_settings
-from governance import checkpoints, ledger, ledger_format, tasks
+from governance import tasks
+from governance.ledger import checkpoints
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
 from governance.models import LedgerEntry, LedgerHead
 
 VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger_export.py"

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.models import ApprovalRequest
+from governance.authority.services import create_delegation
 from governance.models import Notification
-from governance.notifications import deliver_pending, route
-from governance.services import create_delegation
+from governance.notifications.services import deliver_pending, route
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ class FailingBackend(BaseEmailBackend):
         raise ConnectionRefusedError("mail server down")
 
 
-@override_settings(EMAIL_BACKEND="tests.governance.test_notifications.FailingBackend")
+@override_settings(EMAIL_BACKEND="tests.governance.notifications.test_notifications.FailingBackend")
 def test_a_mail_outage_keeps_notifications_queued(production_release):
     assert deliver_pending() == 0
     row = Notification.objects.first()

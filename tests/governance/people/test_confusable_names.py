@@ -8,12 +8,12 @@ from django.urls import reverse
 
 from approvals import services
 from approvals.exceptions import SelfApprovalForbidden
-from governance import identity
 from governance.exceptions import IdentityConflict
+from governance.identity import services as identity
 from governance.models import LedgerEntry, Role, User
-from governance.names import normalise, skeletons
+from governance.people.names import normalise, skeletons
 from tests import factories
-from tests.governance.test_scim import ScimClient, okta_user, scim_error_of
+from tests.governance.identity.test_scim import ScimClient, okta_user, scim_error_of
 
 pytestmark = pytest.mark.django_db
 

@@ -8,12 +8,12 @@ import pytest
 
 from approvals import services
 from approvals.models import ApprovalRequest
-from governance import policy as engine
 from governance.exceptions import InvalidPolicy
 from governance.management.commands.load_default_policy import DEFAULT_POLICY
 from governance.models import LedgerEntry, Policy, PolicyVersion
-from governance.policy import EvidenceRequirement, PolicyError, StageRequirement
-from governance.services import active_policy_version, publish_policy
+from governance.policy import engine
+from governance.policy.engine import EvidenceRequirement, PolicyError, StageRequirement
+from governance.policy.services import active_policy_version, publish_policy
 from tests import factories
 
 DEFAULT = DEFAULT_POLICY.read_text()

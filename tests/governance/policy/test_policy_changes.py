@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from governance import policy_changes
 from governance.exceptions import InvalidPolicy, PermissionDenied
 from governance.models import LedgerEntry, Policy, PolicyProposal, PolicyVersion, Role
+from governance.policy import services as policy_changes
 from tests import factories
 
 pytestmark = pytest.mark.django_db
