@@ -165,3 +165,23 @@ def test_the_queue_fits_a_phone_and_review_is_one_tap_away(
     page.screenshot(path=SCREENSHOTS / "queue-phone.png", full_page=True)
     review.click()
     expect(page.locator("#decide")).to_be_visible()
+
+
+def test_a_release_out_of_scope_shows_the_error_page_with_a_way_on(
+    page: Page, live_server, org, settings
+):
+    """Served as production serves it (DEBUG off): the app's layout, what happened, where to go."""
+    assert settings.DEBUG is False
+    base = live_server.url
+    sign_in(page, base, "alice")
+
+    response = page.goto(f"{base}/approvals/releases/999999/")
+
+    assert response.status == 404
+    expect(page).to_have_title("Not found · Signoff")
+    expect(page.get_by_role("heading", name="Nothing here, or nothing you can see")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()  # still signed in
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "error-404.png", full_page=True)
+    page.get_by_role("link", name="Search releases").click()
+    expect(page).to_have_url(f"{base}/approvals/releases/")
