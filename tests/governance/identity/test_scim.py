@@ -362,6 +362,28 @@ def test_malformed_json_is_400_in_the_error_schema(scim):
     scim_error_of(scim.send("post", "Users", '{"userName": '), 400)
 
 
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus_Mons", "x" * 10_000, "../../etc/passwd", "Europe/../UTC", 42, ["UTC"]]
+)
+def test_an_unknown_time_zone_is_400_invalid_value_and_creates_nobody(scim, zone):
+    before = ledger_kinds()
+
+    body = scim_error_of(scim.post("Users", okta_user(timezone=zone)), 400)
+
+    assert body["scimType"] == "invalidValue"
+    assert "Unknown time zone" in body["detail"]
+    assert len(body["detail"]) < 200  # a hostile value is not echoed back whole
+    assert not User.objects.filter(username="jane.doe@example.com").exists()
+    assert ledger_kinds() == before
+
+
+def test_a_known_time_zone_is_kept(scim):
+    scim_user = json_of(scim.post("Users", okta_user(timezone="America/Chicago")), 201)
+
+    assert scim_user["timezone"] == "America/Chicago"
+    assert User.objects.get(username="jane.doe@example.com").time_zone == "America/Chicago"
+
+
 def test_unknown_patch_op_is_400(scim):
     user_id = scim.post("Users", okta_user()).json()["id"]
 
