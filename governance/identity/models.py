@@ -20,29 +20,22 @@ class ScimTokenQuerySet(models.QuerySet):
         return self.filter(revoked_at__isnull=True)
 
 
-class ScimToken(models.Model):
-    """The bearer secret an identity provider presents on /scim/v2/. Stored as SHA-256, shown once.
+class BearerToken(models.Model):
+    """A secret presented as `Authorization: Bearer …`: only its SHA-256 and first characters are
+    stored, so the secret is shown once, at issue, and never again."""
 
-    Not tied to a person: provisioning acts as the system, and the ledger names the token.
-    """
-
-    PREFIX = "scim_"
+    PREFIX = ""
 
     name = models.CharField(max_length=100)
     key_hash = models.CharField(max_length=64, unique=True)
     key_prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ScimTokenQuerySet.as_manager()
-
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
-        verbose_name = "SCIM token"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_prefix}…)"
@@ -54,6 +47,24 @@ class ScimToken(models.Model):
     @classmethod
     def generate_key(cls) -> str:
         return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class ScimToken(BearerToken):
+    """The bearer secret an identity provider presents on /scim/v2/.
+
+    Not tied to a person: provisioning acts as the system, and the ledger names the token.
+    """
+
+    PREFIX = "scim_"
+
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = ScimTokenQuerySet.as_manager()
+
+    class Meta(BearerToken.Meta):
+        verbose_name = "SCIM token"
 
 
 class IdentityGroup(AbstractSCIMGroupMixin, models.Model):
@@ -138,31 +149,11 @@ class ApiTokenQuerySet(models.QuerySet):
         return self.filter(revoked_at__isnull=True, user__is_active=True)
 
 
-class ApiToken(models.Model):
-    """A bearer token for the pipeline API. Only its SHA-256 is stored; the secret is shown once."""
+class ApiToken(BearerToken):
+    """A bearer token for the pipeline API, carrying its owner's authority."""
 
     PREFIX = "so_"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
-    key_hash = models.CharField(max_length=64, unique=True)
-    key_prefix = models.CharField(max_length=12)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiTokenQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.key_prefix}…)"
-
-    @staticmethod
-    def hash_key(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    @classmethod
-    def generate_key(cls) -> str:
-        return cls.PREFIX + secrets.token_urlsafe(32)
