@@ -7,7 +7,7 @@ from changes.models import ChangeRecord
 class ChangeRecordAdmin(admin.ModelAdmin):
     """Change records are evidence: their author never approves the releases they cover, their
     type decides the policy. So only the title and the ITSM link are edited here, and nothing
-    is deleted; state changes go through changes.services (ledgered)."""
+    is deleted; state changes go through changes.records.services (ledgered)."""
 
     list_display = ["ref", "title", "type", "state", "author", "created_at"]
     list_filter = ["type", "state"]

@@ -15,7 +15,7 @@ from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
 from approvals.services.transitions import advance, transition
-from changes.services import find_or_open_change
+from changes.records.services import find_or_open_change
 from governance.authority.selectors import eligible_approvers, may_act
 from governance.ledger import services as ledger
 from governance.models import Environment, Service, User

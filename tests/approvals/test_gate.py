@@ -14,7 +14,7 @@ from django.utils import timezone
 from approvals import services
 from approvals.gate import build_snapshot, refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence
-from changes.services import set_change_state
+from changes.records.services import set_change_state
 from tests import factories
 
 # Token, the caller's global role permissions, then the release with its change record and

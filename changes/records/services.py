@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from changes.models import ChangeRecord
+from changes.records.models import ChangeRecord
 from governance.ledger import services as ledger
 from governance.models import User
 

@@ -1,0 +1,6 @@
+"""Every changes model, importable from one place. Each concern owns its models
+(`changes/<concern>/models.py`); Django finds them here, under the app label `changes`."""
+
+from changes.records.models import ChangeRecord
+
+__all__ = ["ChangeRecord"]
