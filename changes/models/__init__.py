@@ -1,6 +1,18 @@
 """Every changes model, importable from one place. Each concern owns its models
 (`changes/<concern>/models.py`); Django finds them here, under the app label `changes`."""
 
+from changes.incidents.models import (
+    ExternalServiceMapping,
+    Incident,
+    IntegrationConfig,
+    WebhookDelivery,
+)
 from changes.records.models import ChangeRecord
 
-__all__ = ["ChangeRecord"]
+__all__ = [
+    "ChangeRecord",
+    "ExternalServiceMapping",
+    "Incident",
+    "IntegrationConfig",
+    "WebhookDelivery",
+]

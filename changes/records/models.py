@@ -34,6 +34,14 @@ class ChangeRecord(models.Model):
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="authored_changes"
     )
     external_url = models.URLField(blank=True)
+    incident = models.ForeignKey(
+        "changes.Incident",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="changes",
+        help_text="The incident this change fixes: an emergency fix is not held by it.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

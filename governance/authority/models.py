@@ -108,6 +108,13 @@ class Service(models.Model):
     compliance_tags = models.JSONField(
         default=list, blank=True, help_text='Regimes in scope, e.g. ["SOX", "PCI"].'
     )
+    depends_on = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        related_name="dependents",
+        blank=True,
+        help_text="Services this one needs at run time: their blocking incidents hold it.",
+    )
 
     objects = ServiceQuerySet.as_manager()
 

@@ -106,11 +106,13 @@ class ServiceForm(forms.ModelForm):
             "owners",
             "vendor",
             "compliance_tags",
+            "depends_on",
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "co_owning_teams": forms.CheckboxSelectMultiple,
             "owners": forms.SelectMultiple(attrs={"size": 8}),
+            "depends_on": forms.SelectMultiple(attrs={"size": 8}),
         }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -120,6 +122,12 @@ class ServiceForm(forms.ModelForm):
         self.initial["compliance_tags"] = known
         others = [tag for tag in self.stored_tags if tag not in known]
         self.initial["other_compliance_tags"] = ", ".join(others)
+
+    def clean_depends_on(self) -> list[Service]:
+        services = list(self.cleaned_data["depends_on"])
+        if self.instance.pk and any(s.pk == self.instance.pk for s in services):
+            raise forms.ValidationError("A service cannot depend on itself.", code="self")
+        return services
 
     def clean(self) -> dict:
         data = super().clean()

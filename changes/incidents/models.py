@@ -1,0 +1,157 @@
+"""Incidents from PagerDuty, ServiceNow or the API, and the integrations that bring them in.
+
+An open incident at or above the blocking threshold holds releases of its services (and of the
+services depending on them) to high-risk environments; see `changes.incidents.selectors`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from governance.models import Service, User
+
+
+class IncidentQuerySet(models.QuerySet):
+    def open(self) -> IncidentQuerySet:
+        return self.filter(status__in=Incident.OPEN_STATUSES)
+
+    def blocking(self) -> IncidentQuerySet:
+        """At or above the threshold: priority P1 (severity 1) or high urgency."""
+        return self.filter(
+            models.Q(severity__lte=Incident.BLOCKING_SEVERITY)
+            | models.Q(urgency=Incident.Urgency.HIGH)
+        )
+
+    def affecting(self, service_id: int) -> IncidentQuerySet:
+        """Incidents on the service or on a service it depends on (direct dependencies)."""
+        dependencies = Service.depends_on.through.objects.filter(from_service_id=service_id).values(
+            "to_service_id"
+        )
+        return self.filter(
+            models.Q(services=service_id) | models.Q(services__in=dependencies)
+        ).distinct()
+
+
+class Incident(models.Model):
+    """An incident as its source reports it; one row per (source, external id)."""
+
+    class Source(models.TextChoices):
+        PAGERDUTY = "pagerduty", "PagerDuty"
+        SERVICENOW = "servicenow", "ServiceNow"
+        API = "api", "API"
+
+    class Status(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class Urgency(models.TextChoices):
+        HIGH = "high", "High"
+        LOW = "low", "Low"
+
+    OPEN_STATUSES = (Status.TRIGGERED, Status.ACKNOWLEDGED)
+    # Severity 1 is the worst (PagerDuty P1). High urgency blocks whatever the priority.
+    BLOCKING_SEVERITY = 1
+
+    source = models.CharField(max_length=12, choices=Source.choices)
+    external_id = models.CharField(max_length=100)
+    external_url = models.URLField(max_length=500, blank=True)
+    title = models.CharField(max_length=500)
+    priority = models.CharField(max_length=20, blank=True, help_text='As the source says, "P1".')
+    severity = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1 (worst) to 5, from the priority; empty when unknown."
+    )
+    urgency = models.CharField(max_length=4, choices=Urgency.choices, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRIGGERED)
+    services = models.ManyToManyField(Service, related_name="incidents", blank=True)
+    opened_at = models.DateTimeField(default=timezone.now, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    reported_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="unique_incident_per_source"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.title}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.get_source_display()} {self.external_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_blocking(self) -> bool:
+        severe = self.severity is not None and self.severity <= self.BLOCKING_SEVERITY
+        return self.is_open and (severe or self.urgency == self.Urgency.HIGH)
+
+
+class IntegrationConfig(models.Model):
+    """An inbound integration's signing secrets. Several during a rotation; never shown whole.
+
+    Not registered with django-auditlog: its history would keep the secrets in clear. The ledger
+    records each change with the secrets' last four characters only.
+    """
+
+    source = models.CharField(max_length=12, choices=Incident.Source.choices, unique=True)
+    secrets = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} ({len(self.secrets)} secret(s))"
+
+    @property
+    def masked_secrets(self) -> list[str]:
+        return [mask_secret(secret) for secret in self.secrets]
+
+
+def mask_secret(secret: str) -> str:
+    return f"…{secret[-4:]}" if len(secret) > 8 else "…"
+
+
+class ExternalServiceMapping(models.Model):
+    """An outside tool's service id (a PagerDuty service) mapped to a catalogue service."""
+
+    source = models.CharField(max_length=12, choices=Incident.Source.choices)
+    external_id = models.CharField(max_length=100)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="unique_external_service"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id} → {self.service.slug}"
+
+
+class WebhookDelivery(models.Model):
+    """A delivery already handled, so a redelivery with the same id changes nothing."""
+
+    source = models.CharField(max_length=12, choices=Incident.Source.choices)
+    delivery_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "delivery_id"], name="unique_delivery"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} delivery {self.delivery_id}"
