@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from changes.incidents.views import pagerduty_webhook
 from governance.health import healthz, readyz
 from governance.identity import oidc, scim
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("oidc/callback/", oidc.callback_view, name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
+    path("api/v1/", include("changes.incidents.urls")),
+    path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
     path("scim/v2/", include("django_scim.urls")),
     # Any other /scim/v2/ path: a SCIM error document, not Django's HTML 404.

@@ -1,0 +1,29 @@
+"""Map an outside tool's service id to a catalogue service (ledgered)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from changes.exceptions import InvalidIncident
+from changes.incidents.services import map_external_service
+from governance.models import Service
+
+
+class Command(BaseCommand):
+    help = "Map a PagerDuty service id to a service: `map_external pagerduty PXXXXXX payments-api`."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("source", choices=["pagerduty"])
+        parser.add_argument("external_id")
+        parser.add_argument("service")
+        parser.add_argument("--actor", default="manage.py", help="Who did it, for the ledger.")
+
+    def handle(self, *args, source, external_id, service, actor, **options) -> None:
+        target = Service.objects.filter(slug=service).first()
+        if target is None:
+            raise CommandError(f"No service '{service}'.")
+        try:
+            map_external_service(
+                source=source, external_id=external_id, service=target, actor=actor
+            )
+        except InvalidIncident as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"{source} {external_id.strip()} → {target.slug}")
