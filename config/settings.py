@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django_filters",
     "guardian",
     "auditlog",
+    # Before axes: its reset commands are replaced by ledgered ones (governance/management/).
+    "governance",
     "axes",
     "crispy_forms",
     "crispy_bootstrap5",
@@ -67,7 +69,6 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "pgtrigger",
     "django_scim",
-    "governance",
     "changes",
     "approvals",
     "reporting",

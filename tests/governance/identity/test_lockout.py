@@ -8,12 +8,14 @@ throttled per address in the cache.
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.messages import get_messages
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
@@ -291,6 +293,59 @@ def test_an_administrator_unlocks_an_account_with_a_reason(client, bob, administ
     ]
     client.logout()
     assert sign_in(client, "bob", PASSWORD).status_code == 302
+
+
+def test_unlocking_from_the_shell_is_an_administrators_act_in_the_ledger(
+    client, bob, administrator
+):
+    fail(client, "bob", 5)
+
+    out = io.StringIO()
+    call_command(
+        "axes_reset_username", "bob", by="ada", reason="Bob called the service desk", stdout=out
+    )
+
+    assert "5 failed sign-in(s) cleared" in out.getvalue()
+    assert AccessAttempt.objects.count() == 0
+    assert ledger("auth.unlocked") == [
+        (
+            f"user:{bob.pk}",
+            "ada",
+            {"username": "bob", "ip": None, "reason": "Bob called the service desk", "failures": 5},
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "options", "refusal"),
+    [
+        ("axes_reset", [], {}, "records every unlock"),
+        ("axes_reset_username", ["bob"], {"by": "bob", "reason": "Me"}, "Only administrators"),
+        ("axes_reset_username", ["bob"], {"by": "nobody", "reason": "x"}, "No person named"),
+        ("axes_reset_username", ["bob"], {"by": "ada", "reason": " "}, "A reason is required"),
+        ("axes_reset_ip", [HOME], {"by": "bob", "reason": "Me"}, "Only administrators"),
+        ("axes_reset_ip_username", [HOME, "bob"], {"by": "bob", "reason": "x"}, "administrators"),
+    ],
+)
+def test_shell_unlocks_without_an_administrator_and_a_reason_change_nothing(
+    client, bob, administrator, command, args, options, refusal
+):
+    fail(client, "bob", 5)
+    before = (AccessAttempt.objects.count(), LedgerEntry.objects.count())
+
+    with pytest.raises(CommandError, match=refusal):
+        call_command(command, *args, **options)
+
+    assert (AccessAttempt.objects.count(), LedgerEntry.objects.count()) == before
+
+
+def test_without_by_and_reason_the_shell_unlock_does_not_run(client, bob):
+    fail(client, "bob", 5)
+
+    with pytest.raises(CommandError, match="--by, --reason"):
+        call_command("axes_reset_username", "bob")
+
+    assert AccessAttempt.objects.count() == 1
 
 
 def test_an_administrator_unlocks_an_address(client, approver, administrator):
