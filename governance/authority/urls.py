@@ -21,9 +21,4 @@ urlpatterns = [
         views.access_review_certify_many,
         name="access_review_certify_many",
     ),
-    path(
-        "access-reviews/items/<int:pk>/certify/",
-        views.access_review_certify,
-        name="access_review_certify",
-    ),
 ]

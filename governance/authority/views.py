@@ -214,26 +214,6 @@ FINDING_LABELS = dict(AccessReviewItem.Finding.choices)
 
 @login_required
 @require_POST
-def access_review_certify(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(
-        AccessReviewItem.objects.select_related("review", "user", "service"), pk=pk
-    )
-    try:
-        reviews.certify(
-            item=item,
-            outcome=request.POST.get("outcome", ""),
-            reason=request.POST.get("reason", ""),
-            actor=request.user,
-        )
-    except GovernanceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{item.user.username}: {request.POST.get('outcome')} recorded.")
-    return redirect("governance:access_review_detail", pk=item.review_id)
-
-
-@login_required
-@require_POST
 def access_review_certify_many(request: HttpRequest, pk: int) -> HttpResponse:
     """Keep or revoke the selected grants with one reason: all of them, or none."""
     if not _reviewer(request.user):

@@ -169,8 +169,8 @@ def test_the_page_filters_by_finding_and_certifies(client, org, administrator, a
     assert page.status_code == 200 and "alice" in page.content.decode()
     item = item_for(review, approver, service=service)
     client.post(
-        reverse("governance:access_review_certify", args=[item.pk]),
-        {"outcome": "revoke", "reason": "Left"},
+        reverse("governance:access_review_certify_many", args=[review.pk]),
+        {"items": [item.pk], "outcome": "revoke", "reason": "Left"},
     )
     item.refresh_from_db()
     assert item.outcome == "revoke"
