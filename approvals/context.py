@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from approvals.models import Release
+from changes.incidents.selectors import incident_context
 
 
 def policy_context(release: Release, evidence: list | None = None) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "regulated": environment.regulated,
         },
         "change": {"ref": change.ref, "type": change.type, "state": change.state},
+        "incidents": incident_context(service.pk),
         "evidence": {
             kind: {"status": item.status, **_counts(item.summary)} for kind, item in latest.items()
         },

@@ -19,6 +19,7 @@ from django.db import models
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
+from changes.incidents.selectors import incident_hold_reasons
 from changes.models import ChangeRecord
 from governance.policy.engine import EvidenceRequirement, Plan
 
@@ -62,6 +63,12 @@ def evaluate_gate(
         return result
     plan = Plan.from_dict(approval.plan)
     blockers = precondition_failures(release.change, plan, snapshot.get("evidence", {}))
+    blockers += incident_hold_reasons(
+        service_id=release.service_id,
+        environment_risk=release.environment.risk,
+        change_type=release.change.type,
+        change_incident_id=release.change.incident_id,
+    )
     if digest is not None and digest != release.digest:
         blockers.insert(
             0,

@@ -112,13 +112,17 @@ class ReleaseQuerySet(models.QuerySet):
         Stages, decisions and evidence come from the request's snapshot (see approvals.gate):
         the gate is asked by every pipeline run, far more often than anything changes.
         """
-        return self.select_related("change", "approval").only(
+        return self.select_related("change", "approval", "environment").only(
             "id",
             "digest",
             "service_id",
+            "environment__id",
+            "environment__risk",
             "change__id",
             "change__ref",
             "change__state",
+            "change__type",
+            "change__incident_id",
             "approval__id",
             "approval__release_id",
             "approval__status",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from approvals.models import DIGEST_PATTERN, Decision, Deployment, Release
-from changes.models import ChangeRecord
+from changes.models import ChangeRecord, Incident
 from governance.api.parsers import text_problem
 from governance.authority.selectors import may_act
 from governance.models import Environment, Service
@@ -37,6 +37,14 @@ class ChangeInputSerializer(serializers.Serializer):
     ref = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$", max_length=64)
     type = serializers.ChoiceField(choices=ChangeRecord.Type.choices, default="normal")
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    incident = serializers.PrimaryKeyRelatedField(
+        queryset=Incident.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The Signoff id of the incident this change fixes (an emergency fix for it).",
+        error_messages={"does_not_exist": "No incident {pk_value}."},
+    )
 
 
 class PipelineSerializer(serializers.Serializer):

@@ -83,6 +83,7 @@ def _release_input(data: dict) -> services.ReleaseInput:
         change_ref=change["ref"],
         change_type=change["type"],
         change_title=change["title"],
+        change_incident=change.get("incident"),
         pipeline_provider=pipeline.get("provider", ""),
         pipeline_run_url=pipeline.get("run_url", ""),
         triggered_by=pipeline.get("triggered_by", ""),

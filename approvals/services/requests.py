@@ -15,6 +15,7 @@ from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
 from approvals.services.transitions import advance, transition
+from changes.models import Incident
 from changes.records.services import find_or_open_change
 from governance.authority.selectors import eligible_approvers, may_act
 from governance.ledger import services as ledger
@@ -41,6 +42,7 @@ class ReleaseInput:
     triggered_by: str = ""
     evidence: tuple[dict, ...] = ()
     planned_at: datetime | None = None
+    change_incident: Incident | None = None
 
 
 def request_approval(
@@ -109,6 +111,7 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
         title=data.change_title,
         author=author,
         actor=actor,
+        incident=data.change_incident,
     )
     release = Release.objects.create(
         service=data.service,

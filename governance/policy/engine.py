@@ -18,7 +18,7 @@ import cel
 import yaml
 
 # What a `when:` expression may refer to; the approvals app builds this context for a release.
-CONTEXT_VARIABLES = ("release", "service", "environment", "change", "evidence")
+CONTEXT_VARIABLES = ("release", "service", "environment", "change", "evidence", "incidents")
 APPROVER_SOURCES = {
     "service_approvers": "approvers of the service",
     "service_owners": "owners of the service (CMDB)",

@@ -18,8 +18,9 @@ from changes.records.services import set_change_state
 from tests import factories
 
 # Token, the caller's global role permissions, then the release with its change record and
-# approval request (whose snapshot holds stages, decisions and evidence).
-GATE_QUERIES = 3
+# approval request (whose snapshot holds stages, decisions and evidence), and the incidents
+# holding it (changes.incidents).
+GATE_QUERIES = 4
 
 
 def gate_url(release, digest: str | None = None) -> str:
