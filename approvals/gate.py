@@ -19,6 +19,7 @@ from django.db import models
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
+from changes.freezes.services import freeze_blockers
 from changes.incidents.selectors import incident_hold_reasons
 from changes.models import ChangeRecord
 from governance.policy.engine import EvidenceRequirement, Plan
@@ -69,6 +70,7 @@ def evaluate_gate(
         change_type=release.change.type,
         change_incident_id=release.change.incident_id,
     )
+    blockers += freeze_blockers(release, now)
     if digest is not None and digest != release.digest:
         blockers.insert(
             0,

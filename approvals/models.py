@@ -317,6 +317,10 @@ class ApprovalStageQuerySet(models.QuerySet):
                 approvers="cab", request__release__service__in=Service.objects.restrict(user, "cab")
             )
             | Q(approvers="service_owners", owner=True)
+            | Q(
+                approvers="release_managers",
+                request__release__service__in=Service.objects.restrict(user, "request"),
+            )
         )
         # EXISTS rather than a join on owners: a join could duplicate rows and force a DISTINCT
         # over every selected column, which is most of this query's cost on a long history.

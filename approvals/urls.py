@@ -13,6 +13,11 @@ urlpatterns = [
     path("releases/<int:pk>/withdraw/", views.release_withdraw, name="release_withdraw"),
     path("releases/<int:pk>/revoke/", views.release_revoke, name="release_revoke"),
     path(
+        "releases/<int:pk>/freeze-override/",
+        views.release_freeze_override,
+        name="release_freeze_override",
+    ),
+    path(
         "releases/<int:pk>/request-again/",
         views.release_request_again,
         name="release_request_again",

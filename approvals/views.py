@@ -21,6 +21,12 @@ from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFi
 from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
 from approvals.models import ApprovalStage, Release, ReleaseQuerySet
 from approvals.presenters import person_view, release_page
+from changes.freezes.forms import OverrideRequestForm
+from changes.freezes.selectors import freezes_holding, overrides_for_release
+from changes.freezes.services import request_override
+from changes.models import Freeze
+from governance.authority.services import is_administrator
+from governance.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.models import LedgerEntry
 
@@ -86,7 +92,55 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _live_version_or_404(releases, pk)
     release = releases.for_page().get(pk=pk)
     context = _detail_context(release, request.user, version)
+    context["freezes"] = _freeze_panel(release, request.user)
     return render(request, "approvals/release_detail.html", context)
+
+
+def _freeze_panel(release: Release, user) -> dict:
+    """The hard freezes holding the release now and its overrides; administrators ask for an
+    override here and confirm one another's."""
+    now = timezone.now()
+    holding = freezes_holding(release.service_id, release.environment_id, now)
+    administrator = is_administrator(user)
+    form = None
+    if administrator and holding:
+        form = OverrideRequestForm(freezes=Freeze.objects.filter(pk__in=[f.pk for f in holding]))
+    return {
+        "holding": holding,
+        "overrides": list(overrides_for_release(release.pk)),
+        "administrator": administrator,
+        "override_form": form,
+        "now": now,
+    }
+
+
+@administrator_required
+@require_POST
+def release_freeze_override(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask to let this release through a freeze holding it; a second administrator confirms."""
+    release = get_object_or_404(Release.objects.restrict(request.user).for_write(), pk=pk)
+    holding = freezes_holding(release.service_id, release.environment_id, timezone.now())
+    form = OverrideRequestForm(
+        request.POST, freezes=Freeze.objects.filter(pk__in=[f.pk for f in holding])
+    )
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        messages.error(request, f"Override not asked: {field}: {errors[0]}")
+        return redirect("approvals:release_detail", pk=release.pk)
+    try:
+        request_override(
+            freeze=form.cleaned_data["freeze"],
+            release_id=release.pk,
+            release_label=str(release),
+            actor=request.user,
+            reason=form.cleaned_data["reason"],
+            hours=form.cleaned_data["hours"],
+        )
+    except GovernanceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Override asked; another administrator must confirm it.")
+    return redirect("approvals:release_detail", pk=release.pk)
 
 
 @login_required

@@ -8,6 +8,7 @@ class ChangesConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from changes.models import ChangeRecord
+        from changes.models import ChangeRecord, Freeze
 
         auditlog.register(ChangeRecord)
+        auditlog.register(Freeze, m2m_fields={"environments", "services", "teams"})

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("reporting.urls")),
     path("approvals/", include("approvals.urls")),
     path("governance/", include("governance.urls")),
+    path("changes/", include("changes.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oidc/authenticate/", oidc.authenticate_view, name="oidc_authentication_init"),

@@ -15,6 +15,7 @@ from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
 from approvals.services.transitions import advance, transition
+from changes.freezes.services import add_freeze_stage
 from changes.models import Incident
 from changes.records.services import find_or_open_change
 from governance.authority.selectors import eligible_approvers, may_act
@@ -152,6 +153,8 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         plan = Plan(errors=["No active policy; an administrator must publish one."])
     else:
         plan = evaluate(version.source, policy_context(release, evidence))
+    # A soft freeze in force adds a release manager's approval to whatever the policy asks.
+    plan = add_freeze_stage(plan, release.service, release.environment, release.change.type, now)
     approval = ApprovalRequest.objects.create(
         release=release,
         policy_version=version,

@@ -1,6 +1,7 @@
 """Every changes model, importable from one place. Each concern owns its models
 (`changes/<concern>/models.py`); Django finds them here, under the app label `changes`."""
 
+from changes.freezes.models import Freeze, FreezeOverride
 from changes.incidents.models import (
     ExternalServiceMapping,
     Incident,
@@ -12,6 +13,8 @@ from changes.records.models import ChangeRecord
 __all__ = [
     "ChangeRecord",
     "ExternalServiceMapping",
+    "Freeze",
+    "FreezeOverride",
     "Incident",
     "IntegrationConfig",
     "WebhookDelivery",

@@ -22,7 +22,7 @@ from governance.authority.models import (
 from governance.people.models import User
 
 # Policy approver sources → the service permission that grants them.
-SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab"}
+SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab", "release_managers": "request"}
 
 
 def grants_for(action: str, service: Service, environment: Environment | None) -> QuerySet:
@@ -69,7 +69,7 @@ def eligible_approvers(
     )
     if source == "service_owners":
         return people.filter(owned_services=service)
-    grants = grants_for(SOURCE_ACTIONS[source], service, environment)
+    grants = source_grants(source, service, environment)
     return people.filter(pk__in=grants.values("user_id"))
 
 
@@ -99,4 +99,14 @@ def has_stage_authority(
         return False
     if source == "service_owners":
         return service.owners.filter(pk=user.pk).exists()
-    return grants_for(SOURCE_ACTIONS[source], service, environment).filter(user=user).exists()
+    return source_grants(source, service, environment).filter(user=user).exists()
+
+
+def source_grants(source: str, service: Service, environment: Environment | None) -> QuerySet:
+    """Grants in force that make someone an approver of a stage drawn from `source`. Release
+    managers are those holding that role: administrators may request releases too, but an
+    administrator is not the service's release manager."""
+    grants = grants_for(SOURCE_ACTIONS[source], service, environment)
+    if source == "release_managers":
+        grants = grants.filter(role=Role.RELEASE_MANAGER)
+    return grants

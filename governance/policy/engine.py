@@ -23,6 +23,8 @@ APPROVER_SOURCES = {
     "service_approvers": "approvers of the service",
     "service_owners": "owners of the service (CMDB)",
     "cab": "CAB members",
+    # Added by a soft freeze (changes.freezes), or asked for by a policy.
+    "release_managers": "release managers of the service",
 }
 _RULE_KEYS = {"id", "description", "when", "require"}
 _REQUIRE_KEYS = {"stages", "evidence", "approval_valid_hours", "dual_control", "retro_review"}

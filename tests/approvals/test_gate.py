@@ -18,9 +18,9 @@ from changes.records.services import set_change_state
 from tests import factories
 
 # Token, the caller's global role permissions, then the release with its change record and
-# approval request (whose snapshot holds stages, decisions and evidence), and the incidents
-# holding it (changes.incidents).
-GATE_QUERIES = 4
+# approval request (whose snapshot holds stages, decisions and evidence), the hard freezes
+# covering it (changes.freezes) and the incidents holding it (changes.incidents).
+GATE_QUERIES = 5
 
 
 def gate_url(release, digest: str | None = None) -> str:

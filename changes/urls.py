@@ -1,0 +1,9 @@
+"""The changes app's pages, one include per concern, under /changes/."""
+
+from django.urls import include, path
+
+app_name = "changes"
+
+urlpatterns = [
+    path("", include("changes.freezes.urls")),
+]
