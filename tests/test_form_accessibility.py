@@ -138,3 +138,15 @@ def test_a_decision_without_rationale_points_the_rationale_at_its_message(
 
     assert response.status_code == 422
     assert_errors_announced(response.context["form"], response.content.decode())
+
+
+def test_a_form_wide_error_is_announced_when_it_appears(org, approver):
+    profile = ProfileForm(
+        data={"time_zone": "UTC", "working_hours_start": 18, "working_hours_end": 9},
+        instance=approver,
+    )
+    assert profile.non_field_errors()
+
+    alerts = [a for t, a in Elements(crispy(profile)).elements if a.get("role") == "alert"]
+
+    assert len(alerts) == 1 and "alert-danger" in alerts[0]["class"]
