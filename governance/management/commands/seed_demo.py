@@ -1,7 +1,8 @@
 """Load the demo organisation: people, teams, services, environments, roles and the policy.
 
 Idempotent: running it again changes nothing. Releases with history are added by the approvals
-app's `seed_demo_releases`, which `make run` calls right after this.
+app's `seed_demo_releases` and the incidents by the changes app's `seed_demo_incidents`, both
+called from here.
 """
 
 from django.core.management import call_command
@@ -162,6 +163,7 @@ class Command(BaseCommand):
             self._vendors()
             self._roles(people)
         call_command("seed_demo_releases", stdout=self.stdout)
+        call_command("seed_demo_incidents", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:
