@@ -1,8 +1,8 @@
 """Load the demo organisation: people, teams, services, environments, roles and the policy.
 
 Idempotent: running it again changes nothing. Releases with history are added by the approvals
-app's `seed_demo_releases` and the incidents by the changes app's `seed_demo_incidents`, both
-called from here.
+app's `seed_demo_releases`, the incidents and the freezes by the changes app's
+`seed_demo_incidents` and `seed_demo_freezes`, all called from here.
 """
 
 from django.core.management import call_command
@@ -132,6 +132,7 @@ ROLES = [
     ("grace", Role.APPROVER, "search-api"),
     ("heidi", Role.APPROVER, "web-frontend"),
     ("heidi", Role.APPROVER, "checkout-service"),
+    ("heidi", Role.RELEASE_MANAGER, "checkout-service"),
     ("ivan", Role.APPROVER, "checkout-service"),
     ("ivan", Role.RELEASE_MANAGER, "web-frontend"),
     ("ivan", Role.RELEASE_MANAGER, "search-api"),
@@ -164,6 +165,8 @@ class Command(BaseCommand):
             self._roles(people)
         call_command("seed_demo_releases", stdout=self.stdout)
         call_command("seed_demo_incidents", stdout=self.stdout)
+        # After the releases, so that the demo's history was planned outside any freeze.
+        call_command("seed_demo_freezes", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:
