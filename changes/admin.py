@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from changes.models import ChangeRecord
+from changes.models import ChangeRecord, Freeze, FreezeOverride
 
 
 @admin.register(ChangeRecord)
@@ -19,3 +19,29 @@ class ChangeRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never changed here: the freeze pages (/changes/freezes/) write through
+    changes.freezes.services, which checks the rules and writes the ledger."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Freeze)
+class FreezeAdmin(ReadOnlyAdmin):
+    list_display = ["name", "kind", "time_zone", "starts_at", "recurrence", "ended_at"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+
+
+@admin.register(FreezeOverride)
+class FreezeOverrideAdmin(ReadOnlyAdmin):
+    list_display = ["freeze", "release_label", "requested_by", "confirmed_by", "expires_at"]
