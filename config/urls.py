@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("approvals.api.urls")),
     path("api/v1/", include("changes.incidents.urls")),
     path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
+    path("changes/integrations/", include("changes.incidents.pages")),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
     path("scim/v2/", include("django_scim.urls")),
     # Any other /scim/v2/ path: a SCIM error document, not Django's HTML 404.

@@ -201,7 +201,9 @@ def _url(value: object) -> str:
     return text[:500] if text.startswith("https://") else ""
 
 
-def configure_integration(*, source: str, secrets: list[str], actor: str) -> IntegrationConfig:
+def configure_integration(
+    *, source: str, secrets: list[str], actor: str, reason: str = ""
+) -> IntegrationConfig:
     """Replace the signing secrets of `source` (two while rotating); ledgered, masked."""
     secrets = list(dict.fromkeys(s.strip() for s in secrets if s.strip()))
     if not secrets:
@@ -222,13 +224,14 @@ def configure_integration(*, source: str, secrets: list[str], actor: str) -> Int
                 "source": source,
                 "secrets": [mask_secret(s) for s in secrets],
                 "before": before,
+                **({"reason": reason} if reason else {}),
             },
         )
     return config
 
 
 def map_external_service(
-    *, source: str, external_id: str, service: Service, actor: str
+    *, source: str, external_id: str, service: Service, actor: str, reason: str = ""
 ) -> ExternalServiceMapping:
     """Map an outside service id to a catalogue service (replacing an earlier mapping)."""
     external_id = external_id.strip()
@@ -245,7 +248,12 @@ def map_external_service(
             kind="integration.mapped",
             subject=f"integration:{source}",
             actor=actor,
-            payload={"external_id": external_id, "service": service.slug, "before": previous},
+            payload={
+                "external_id": external_id,
+                "service": service.slug,
+                "before": previous,
+                **({"reason": reason} if reason else {}),
+            },
         )
     return mapping
 
