@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from changes.models import ChangeRecord, Freeze, FreezeOverride
+from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
 
 
 @admin.register(ChangeRecord)
@@ -12,7 +12,9 @@ class ChangeRecordAdmin(admin.ModelAdmin):
     list_display = ["ref", "title", "type", "state", "author", "created_at"]
     list_filter = ["type", "state"]
     search_fields = ["ref", "title"]
-    readonly_fields = ["ref", "type", "state", "author", "created_at"]
+    # The incident a change fixes lets its emergency release past that incident: set only when
+    # the change is opened through the release request (ledgered), never edited here.
+    readonly_fields = ["ref", "type", "state", "author", "incident", "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False  # pipelines and people open change records through the approval request
@@ -45,3 +47,21 @@ class FreezeAdmin(ReadOnlyAdmin):
 @admin.register(FreezeOverride)
 class FreezeOverrideAdmin(ReadOnlyAdmin):
     list_display = ["freeze", "release_label", "requested_by", "confirmed_by", "expires_at"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Incidents, read-only: they change only as their source reports them (ledgered)."""
+
+    list_display = ["external_id", "source", "title", "priority", "urgency", "status", "opened_at"]
+    list_filter = ["source", "status", "urgency", "priority"]
+    search_fields = ["external_id", "title"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
