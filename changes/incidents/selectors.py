@@ -27,7 +27,7 @@ def incident_hold_reasons(
     incidents = Incident.objects.open().blocking().affecting(service_id).order_by("opened_at")
     if change_type == "emergency" and change_incident_id is not None:
         incidents = incidents.exclude(pk=change_incident_id)
-    return [_reason(incident) for incident in incidents.prefetch_related(None)[:5]]
+    return [_reason(incident) for incident in incidents[:5]]
 
 
 def _reason(incident: Incident) -> str:

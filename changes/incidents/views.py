@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -27,7 +28,10 @@ def _error(code: str, message: str, status: int) -> JsonResponse:
 @require_POST
 def pagerduty_webhook(request: HttpRequest) -> JsonResponse:
     """Verify `X-PagerDuty-Signature` over the raw body, drop redeliveries, record the incident."""
-    body = request.body  # read once: the signature covers these exact bytes
+    try:
+        body = request.body  # read once: the signature covers these exact bytes
+    except RequestDataTooBig:
+        return _error("payload_too_large", "The request body is too large.", 413)
     header = request.headers.get("X-PagerDuty-Signature", "")
     secrets = services.signing_secrets("pagerduty")
     if not secrets:

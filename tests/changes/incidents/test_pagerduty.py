@@ -226,3 +226,14 @@ def test_signed_bad_input_is_a_400_and_writes_nothing(client, pagerduty, body):
 
 def test_only_post_is_allowed(client, pagerduty):
     assert client.get("/integrations/pagerduty/").status_code == 405
+
+
+def test_a_body_over_the_size_limit_is_a_413_that_writes_nothing(client, pagerduty, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    before = rows()
+
+    response = deliver(client, pd_event(title="x" * 2000))
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert rows() == before
