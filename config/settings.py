@@ -265,6 +265,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeploymentStatusEnum": "approvals.models.Deployment.Status",
         "GateStatusEnum": "approvals.api.serializers.GATE_STATUSES",
+        "IncidentStatusEnum": "changes.incidents.models.Incident.Status",
     },
 }
 
