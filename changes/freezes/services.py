@@ -234,31 +234,33 @@ def add_freeze_stage(
     """`plan` with one more stage while a soft freeze covers the service and environment at
     `now`: one approval by a release manager of the service. Emergencies get no extra stage
     (they pass even a hard freeze), and a plan in error stays as it is."""
-    stage = freeze_stage(service, environment, now)
-    if stage is None or plan.errors or change_type == EMERGENCY:
+    if plan.errors or change_type == EMERGENCY:
         return plan
-    plan.stages = sorted([*plan.stages, stage], key=lambda s: (s.order, s.key))
+    names = soft_freezes_in_force(service, environment, now)
+    if not names:
+        return plan
+    plan.stages = sorted([*plan.stages, freeze_stage_requirement()], key=lambda s: (s.order, s.key))
     plan.matched_rules.append(
         {
             "id": "soft-freeze",
-            "description": f"Soft freeze in force ({', '.join(stage.rules)}): a release "
-            "manager of the service approves too.",
-            "when": "a soft freeze covers the service and environment",
+            "description": f"Soft freeze in force ({', '.join(names)}): a release manager of "
+            "the service approves too.",
+            "when": "a soft freeze covers the service and environment when the plan is made",
         }
     )
     return plan
 
 
-def freeze_stage(
-    service: Service, environment: Environment, now: datetime
-) -> StageRequirement | None:
-    """The stage the soft freezes in force at `now` ask for, or None when none covers it."""
+def soft_freezes_in_force(service: Service, environment: Environment, now: datetime) -> list[str]:
+    """Names of the soft freezes with an occurrence covering the service and environment."""
     freezes = Freeze.objects.in_force(now).covering(service.pk, environment.pk)
-    names = [
+    return [
         f.name for f in freezes.filter(kind=Freeze.Kind.SOFT) if f.occurrence_at(now) is not None
     ]
-    if not names:
-        return None
+
+
+def freeze_stage_requirement() -> StageRequirement:
+    """The soft-freeze stage; a new object each time, since plans are changed in place."""
     return StageRequirement(
         key="freeze",
         name="Freeze approval (release manager)",
@@ -267,7 +269,7 @@ def freeze_stage(
         order=15,
         step_up=False,
         sla_hours=None,
-        rules=[f"freeze: {name}" for name in names],
+        rules=["soft-freeze"],
     )
 
 

@@ -100,8 +100,8 @@ def test_a_decision_made_elsewhere_returns_the_live_parts_only(
 
 # Pinned: the unchanged answer's five, then the page's own reads (the release with its stages,
 # decisions, approvers, evidence and deployments; owning teams; the viewer's authority; the
-# ledger entries; the policy version).
-CHANGED_QUERIES = 20
+# ledger entries; the policy version; the gate's hard freezes and holding incidents).
+CHANGED_QUERIES = 22
 
 
 def _new_poll_url(body: str) -> str:

@@ -280,3 +280,21 @@ def test_an_override_for_a_freeze_that_does_not_hold_the_release_is_refused(
 
     assert FreezeOverride.objects.count() == 0
     assert timezone.now()
+
+
+def test_the_release_page_explains_the_soft_freeze_stage(
+    client, org, service, production, pipeline_bot, make_freeze, release_manager, approver
+):
+    from approvals import services
+    from tests import factories
+
+    make_freeze(kind="soft", name="Quarter close")
+    release, _ = services.request_approval(
+        data=factories.release_input(service, production, triggered_by="dave"), actor=pipeline_bot
+    )
+    client.force_login(approver)
+
+    page = client.get(f"/approvals/releases/{release.pk}/").content.decode()
+
+    assert "Freeze approval (release manager)" in page
+    assert "Soft freeze in force (Quarter close): a release manager of the service approves" in page
