@@ -18,6 +18,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from approvals import services
+from changes.freezes.services import FreezeInput, create_freeze
 from governance.authority import reviews
 from governance.authority.services import create_delegation
 from governance.identity import services as identity
@@ -154,6 +155,32 @@ def test_administrator_pages_have_no_serious_violations(
     scan.page.get_by_role("button", name="Issue token").click()
     expect(scan.page.locator("#id_name")).to_have_attribute("aria-invalid", "true")
     scan.check("SCIM tokens, refused")
+    scan.assert_clean()
+
+
+def test_freeze_pages_have_no_serious_violations(scan: Scan, releases, administrator):
+    approved, _ = releases
+    now = timezone.now().replace(microsecond=0, tzinfo=None)
+    freeze = create_freeze(
+        data=FreezeInput(
+            name="Quarter close",
+            kind="hard",
+            time_zone="Europe/Berlin",
+            local_start=now - timedelta(hours=1),
+            local_end=now + timedelta(hours=5),
+            environments=[approved.environment],
+            reason="Quarter close",
+        ),
+        actor=administrator,
+    )
+    sign_in(scan.page, scan.base, "ada")
+    scan.check("freezes", "/changes/freezes/")
+    scan.check("new freeze", "/changes/freezes/new/")
+    scan.page.get_by_role("button", name="Save").click()
+    expect(scan.page.locator("[aria-invalid=true]").first).to_be_visible()
+    scan.check("new freeze, refused")
+    scan.check("a freeze", f"/changes/freezes/{freeze.pk}/")
+    scan.check("release held by a freeze", f"/approvals/releases/{approved.pk}/")
     scan.assert_clean()
 
 
