@@ -23,6 +23,9 @@ from governance.people.models import User
 
 # Policy approver sources → the service permission that grants them.
 SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab", "release_managers": "request"}
+# Every approver source a stage may name (the policy engine's APPROVER_SOURCES, which a test
+# keeps equal): the owners come from the catalogue, the others from grants.
+STAGE_SOURCES = ("service_owners", *SOURCE_ACTIONS)
 
 
 def grants_for(action: str, service: Service, environment: Environment | None) -> QuerySet:

@@ -21,7 +21,12 @@ from governance.authority.models import (
     Service,
     global_permission,
 )
-from governance.authority.selectors import has_stage_authority, holds_any_authority, is_auditor
+from governance.authority.selectors import (
+    STAGE_SOURCES,
+    has_stage_authority,
+    holds_any_authority,
+    is_auditor,
+)
 from governance.exceptions import (
     InvalidDelegation,
     PermissionDenied,
@@ -29,7 +34,6 @@ from governance.exceptions import (
 from governance.ledger import services as ledger
 from governance.notifications.services import notify
 from governance.people.models import Team, User
-from governance.policy.engine import APPROVER_SOURCES
 
 
 def grant_role(
@@ -363,7 +367,7 @@ def _check_delegation(
             fields={"delegate": ["Auditors cannot be delegates."]},
         )
     if service is not None and not any(
-        has_stage_authority(delegator, service, source) for source in APPROVER_SOURCES
+        has_stage_authority(delegator, service, source) for source in STAGE_SOURCES
     ):
         raise InvalidDelegation(
             f"You hold no approval authority on {service.name} to delegate.",

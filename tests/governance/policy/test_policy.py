@@ -527,3 +527,12 @@ rules:
 """
     with pytest.raises(PolicyError, match="step_up must be true or false"):
         engine.parse(source)
+
+
+def test_every_approver_source_a_policy_may_name_is_one_authority_can_answer_for():
+    """The engine validates stage sources, authority decides who holds them: the two lists are
+    kept in their own layers (the engine imports nothing from governance), so this holds them
+    together."""
+    from governance.authority.selectors import STAGE_SOURCES
+
+    assert sorted(STAGE_SOURCES) == sorted(engine.APPROVER_SOURCES)
