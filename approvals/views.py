@@ -130,8 +130,7 @@ def release_freeze_override(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         request_override(
             freeze=form.cleaned_data["freeze"],
-            release_id=release.pk,
-            release_label=str(release),
+            release=release,
             actor=request.user,
             reason=form.cleaned_data["reason"],
             hours=form.cleaned_data["hours"],

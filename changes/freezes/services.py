@@ -94,8 +94,10 @@ def update_freeze(*, freeze: Freeze, data: FreezeInput, actor: User) -> Freeze:
         locked = Freeze.objects.select_for_update().get(pk=freeze.pk)
         if locked.ended_at is not None:
             raise FreezeConflict(f"Freeze '{locked.name}' was ended; it can no longer be edited.")
-        Freeze.objects.filter(pk=locked.pk).update(**values)
-        locked.refresh_from_db()
+        # save(), not update(): the configuration history (django-auditlog) records saves.
+        for name, value in values.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=list(values))
         _set_scope(locked, data)
         ledger.append(
             kind="freeze.updated",
@@ -119,29 +121,36 @@ def end_freeze(*, freeze: Freeze, actor: User, reason: str, now: datetime | None
         locked = Freeze.objects.select_for_update().get(pk=freeze.pk)
         if locked.ended_at is not None:
             raise FreezeConflict(f"Freeze '{locked.name}' was already ended.")
-        Freeze.objects.filter(pk=locked.pk).update(ended_at=now, ended_by=actor, end_reason=reason)
+        locked.ended_at, locked.ended_by, locked.end_reason = now, actor, reason
+        locked.save(update_fields=["ended_at", "ended_by", "end_reason"])
         ledger.append(
             kind="freeze.ended",
             subject=f"freeze:{locked.pk}",
             actor=actor.username,
             payload={"name": locked.name, "ended_at": now.isoformat(), "reason": reason},
         )
-    locked.refresh_from_db()
     return locked
 
 
 def request_override(
     *,
     freeze: Freeze,
-    release_id: int,
-    release_label: str,
+    release: ReleaseLike,
     actor: User,
     reason: str,
     hours: int,
     now: datetime | None = None,
 ) -> FreezeOverride:
-    """Ask to let one release through `freeze` for `hours`; another administrator confirms."""
+    """Ask to let one release through a hard `freeze` covering it, for `hours`; another
+    administrator confirms."""
     _require_administrator(actor)
+    covers = Freeze.objects.filter(pk=freeze.pk, kind=Freeze.Kind.HARD, ended_at__isnull=True)
+    if not covers.covering(release.service_id, release.environment_id).exists():
+        raise InvalidFreeze(
+            f"Freeze '{freeze.name}' does not hold this release back: only a hard freeze in "
+            "force whose scope covers the release's service and environment can be overridden.",
+            fields={"freeze": ["Not a hard freeze covering this release."]},
+        )
     reason = (reason or "").strip()
     if not reason:
         raise InvalidFreeze(
@@ -156,8 +165,8 @@ def request_override(
     with transaction.atomic():
         override = FreezeOverride.objects.create(
             freeze=freeze,
-            release_id=release_id,
-            release_label=release_label,
+            release_id=release.pk,
+            release_label=str(release)[:300],
             reason=reason,
             requested_by=actor,
             requested_at=now,
@@ -165,7 +174,7 @@ def request_override(
         )
         ledger.append(
             kind="freeze.override_requested",
-            subject=f"release:{release_id}",
+            subject=f"release:{release.pk}",
             actor=actor.username,
             payload=_override_payload(override),
         )

@@ -140,8 +140,7 @@ def test_an_override_needs_a_second_administrator_and_lets_that_release_through(
     freeze = make_freeze()
     override = request_override(
         freeze=freeze,
-        release_id=approved_release.pk,
-        release_label=str(approved_release),
+        release=approved_release,
         actor=administrator,
         reason="Fix for the checkout outage",
         hours=4,
@@ -167,8 +166,7 @@ def test_an_override_expires(approved_release, make_freeze, administrator, secon
     freeze = make_freeze(hours_after=10)
     override = request_override(
         freeze=freeze,
-        release_id=approved_release.pk,
-        release_label="x",
+        release=approved_release,
         actor=administrator,
         reason="Hotfix",
         hours=2,
@@ -181,13 +179,15 @@ def test_an_override_expires(approved_release, make_freeze, administrator, secon
 
 
 def test_an_override_holds_only_for_its_release(
-    approved_release, make_freeze, administrator, second_administrator, low_tier_service
+    approved_release, make_freeze, administrator, second_administrator, service, pipeline_bot
 ):
     freeze = make_freeze()
+    another, _ = services.request_approval(
+        data=factories.release_input(service, approved_release.environment), actor=pipeline_bot
+    )
     override = request_override(
         freeze=freeze,
-        release_id=approved_release.pk + 1000,
-        release_label="another",
+        release=another,
         actor=administrator,
         reason="Other release",
         hours=2,
@@ -203,8 +203,7 @@ def test_an_expired_override_cannot_be_confirmed(
     freeze = make_freeze()
     override = request_override(
         freeze=freeze,
-        release_id=approved_release.pk,
-        release_label="x",
+        release=approved_release,
         actor=administrator,
         reason="Hotfix",
         hours=1,
@@ -232,8 +231,7 @@ def test_a_bad_override_request_writes_nothing(
     with pytest.raises(InvalidFreeze):
         request_override(
             freeze=freeze,
-            release_id=approved_release.pk,
-            release_label="x",
+            release=approved_release,
             actor=administrator,
             reason=reason,
             hours=hours,
@@ -250,16 +248,14 @@ def test_an_approver_cannot_ask_for_or_confirm_an_override(
     with pytest.raises(FreezeForbidden):
         request_override(
             freeze=freeze,
-            release_id=approved_release.pk,
-            release_label="x",
+            release=approved_release,
             actor=approver,
             reason="Please",
             hours=2,
         )
     override = request_override(
         freeze=freeze,
-        release_id=approved_release.pk,
-        release_label="x",
+        release=approved_release,
         actor=administrator,
         reason="Hotfix",
         hours=2,
@@ -267,6 +263,25 @@ def test_an_approver_cannot_ask_for_or_confirm_an_override(
     with pytest.raises(FreezeForbidden):
         confirm_override(override=override, actor=approver)
     assert FreezeOverride.objects.get().confirmed_at is None
+
+
+def test_only_a_hard_freeze_covering_the_release_can_be_overridden(
+    approved_release, make_freeze, administrator, staging
+):
+    elsewhere = make_freeze(environments=[staging])
+    soft = make_freeze(kind="soft")
+    ended = make_freeze()
+    end_freeze(freeze=ended, actor=administrator, reason="Done")
+    ledger = LedgerEntry.objects.count()
+
+    for freeze in (elsewhere, soft, ended):
+        with pytest.raises(InvalidFreeze, match="does not hold this release back"):
+            request_override(
+                freeze=freeze, release=approved_release, actor=administrator, reason="x", hours=2
+            )
+
+    assert FreezeOverride.objects.count() == 0
+    assert LedgerEntry.objects.count() == ledger
 
 
 # --- Soft freezes: an extra stage at planning time -----------------------------------------
@@ -360,10 +375,11 @@ def test_the_freeze_check_is_one_query_and_the_gate_stays_constant(
             environments=[production, staging],
             recurrence="FREQ=DAILY" if index % 3 else "",
         )
+        if freeze.kind == "soft":
+            continue  # soft freezes do not block, so they are not overridden
         override = request_override(
             freeze=freeze,
-            release_id=approved_release.pk,
-            release_label="x",
+            release=approved_release,
             actor=administrator,
             reason="Load",
             hours=2,

@@ -4,6 +4,7 @@ save, and what bad input leaves behind (nothing)."""
 from __future__ import annotations
 
 import pytest
+from auditlog.models import LogEntry
 from django.utils import timezone
 
 from changes.models import Freeze, FreezeOverride
@@ -132,6 +133,8 @@ def test_an_administrator_edits_a_freeze_and_the_ledger_keeps_it(
     assert freeze.time_zone == "Europe/Berlin"
     entry = LedgerEntry.objects.get(kind="freeze.updated")
     assert entry.payload["name"] == "Quarter close (extended)"
+    history = LogEntry.objects.get_for_object(freeze).order_by("timestamp")
+    assert history.last().changes_dict["name"] == ["Quarter close", "Quarter close (extended)"]
 
 
 def test_ending_early_needs_a_reason_and_is_ledgered(client, administrator, freeze):
@@ -226,8 +229,7 @@ def test_only_administrators_ask_for_or_confirm_overrides(
 
     override = request_override(
         freeze=freeze,
-        release_id=held_release.pk,
-        release_label="x",
+        release=held_release,
         actor=administrator,
         reason="Fix",
         hours=2,
