@@ -272,7 +272,7 @@ def test_unknown_variable_is_refused():
 
     assert str(excinfo.value) == (
         "Rule 'typo' (line 2): 'when' uses unknown variable(s) enviroment; "
-        "available: release, service, environment, change, evidence."
+        "available: release, service, environment, change, evidence, incidents."
     )
 
 
