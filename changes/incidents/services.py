@@ -67,28 +67,25 @@ def severity_of(priority: str) -> int | None:
 def record_incident(*, report: IncidentReport, actor: str, reporter: User | None = None):
     """Create or update the incident `report` describes; returns (incident, created).
 
-    Must run inside a transaction (the caller's or its own). Ledgered when something changed:
-    `incident.opened` for a new one, `incident.updated` with what changed otherwise.
+    Ledgered when something changed: `incident.opened` for a new one, `incident.updated` with
+    what changed otherwise. Runs in the caller's transaction when there is one.
     """
     with transaction.atomic():
-        incident = (
-            Incident.objects.select_for_update()
-            .filter(source=report.source, external_id=report.external_id)
-            .first()
+        # get_or_create under the row lock: two first deliveries of one incident racing each
+        # other end as one row (the loser re-reads the winner's) rather than a 500.
+        incident, created = Incident.objects.select_for_update().get_or_create(
+            source=report.source,
+            external_id=report.external_id,
+            defaults={
+                "title": report.title or report.external_id,
+                "status": report.status,
+                "opened_at": report.opened_at or timezone.now(),
+                "reported_by": reporter,
+            },
         )
-        created = incident is None
-        if created:
-            incident = Incident(
-                source=report.source,
-                external_id=report.external_id,
-                opened_at=report.opened_at or timezone.now(),
-                reported_by=reporter,
-            )
-        before = _state(incident) if not created else {}
-        previous_services = (
-            set() if created else set(incident.services.values_list("slug", flat=True))
-        )
-        _apply(incident, report)
+        before = {} if created else _state(incident)
+        previous_services = set(incident.services.values_list("slug", flat=True))
+        _apply(incident, report, fresh=created)
         changes = {k: [before.get(k), v] for k, v in _state(incident).items() if before.get(k) != v}
         services = {s.slug for s in report.services}
         if not created and not changes and services <= previous_services:
@@ -100,18 +97,24 @@ def record_incident(*, report: IncidentReport, actor: str, reporter: User | None
             kind="incident.opened" if created else "incident.updated",
             subject=f"incident:{incident.pk}",
             actor=actor,
-            payload={
-                "source": incident.source,
-                "external_id": incident.external_id,
-                "title": incident.title,
-                "status": incident.status,
-                "priority": incident.priority,
-                "urgency": incident.urgency,
-                "services": sorted(services | previous_services),
-                "changed": {} if created else changes,
-            },
+            payload=_ledger_payload(
+                incident, services | previous_services, {} if created else changes
+            ),
         )
     return incident, created
+
+
+def _ledger_payload(incident: Incident, services: set[str], changes: dict) -> dict:
+    return {
+        "source": incident.source,
+        "external_id": incident.external_id,
+        "title": incident.title,
+        "status": incident.status,
+        "priority": incident.priority,
+        "urgency": incident.urgency,
+        "services": sorted(services),
+        "changed": changes,
+    }
 
 
 def _state(incident: Incident) -> dict:
@@ -124,14 +127,14 @@ def _state(incident: Incident) -> dict:
     }
 
 
-def _apply(incident: Incident, report: IncidentReport) -> None:
+def _apply(incident: Incident, report: IncidentReport, *, fresh: bool) -> None:
     now = timezone.now()
     incident.title = report.title or incident.title or report.external_id
     incident.external_url = report.external_url or incident.external_url
     if report.priority:
         incident.priority, incident.severity = report.priority, severity_of(report.priority)
     incident.urgency = report.urgency or incident.urgency
-    if report.status != incident.status or incident.pk is None:
+    if report.status != incident.status or fresh:
         incident.status = report.status
         if report.status == Incident.Status.ACKNOWLEDGED:
             incident.acknowledged_at = incident.acknowledged_at or now
