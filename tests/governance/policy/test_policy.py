@@ -308,7 +308,7 @@ def test_unknown_keys_are_refused(rule, message):
         (
             "stages:\n        - {key: s, approvers: friends}",
             "Rule 'r' (line 2): stage approvers must be one of "
-            "service_approvers, service_owners, cab.",
+            "service_approvers, service_owners, cab, release_managers.",
         ),
         (
             "stages:\n        - {key: s, approvers: cab, count: 0}",
