@@ -1,8 +1,8 @@
 """Freeze actions: create, edit, end early, override; and what a freeze means for a release.
 
-Every write is one transaction with its ledger entry inside. Reads for the gate
-(`freeze_blockers`) and for planning (`freeze_stage`) take plain ids and values, so the
-approvals app above can ask without this app knowing its models.
+Every write is one transaction with its ledger entry inside. The gate (`freeze_blockers`) and
+planning (`add_freeze_stage`) hand over a release's ids and values, so the approvals app above
+can ask without this app knowing its models.
 """
 
 from __future__ import annotations
@@ -368,6 +368,7 @@ def _last_end(rule_text: str, exdates: list[str], data: FreezeInput, zone: ZoneI
             f"The recurrence rule is not valid RFC 5545: {exc}.",
             fields={"recurrence": [str(exc) or "Not a valid RRULE."]},
         ) from None
+    # dateutil keeps a parsed rule's FREQ, COUNT and UNTIL only in these private attributes.
     if rule._freq > DAILY:
         raise InvalidFreeze(
             "A freeze repeats at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY).",
