@@ -300,3 +300,28 @@ def test_the_release_page_explains_the_soft_freeze_stage(
 
     assert "Freeze approval (release manager)" in page
     assert "Soft freeze in force (Quarter close): a release manager of the service approves" in page
+
+
+def test_the_list_costs_the_same_queries_for_one_freeze_and_for_many(
+    client, administrator, make_freeze, staging, production, team, service
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_freeze(services=[service])
+    client.force_login(administrator)
+    client.get("/changes/freezes/")
+    with CaptureQueriesContext(connection) as one:
+        client.get("/changes/freezes/")
+
+    for index in range(15):
+        make_freeze(
+            environments=[production, staging],
+            teams=[team] if index % 2 else [],
+            recurrence="FREQ=WEEKLY" if index % 3 else "",
+        )
+    with CaptureQueriesContext(connection) as many:
+        response = client.get("/changes/freezes/")
+
+    assert response.content.decode().count('data-testid="freeze-row"') == 16
+    assert len(many) == len(one)
