@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench load install clean screenshots
+.PHONY: run test lint bench load install clean screenshots prove
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	env -u DATABASE_URL DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run -v 0 || (echo "Missing migrations"; exit 1)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The organisation model (tests/invariants/) for as long as asked: PROVE_MINUTES (default 30) or
+# PROVE_EXAMPLES, whichever ends first. Failing examples are saved to tests/invariants/failures/:
+# commit them, and every later run (make test too) replays them first.
+PROVE_MINUTES ?= 30
+PROVE_EXAMPLES ?=
+prove: $(STAMP)
+	SIGNOFF_MODEL_SECONDS=$$(( $(PROVE_MINUTES) * 60 )) SIGNOFF_MODEL_EXAMPLES=$(PROVE_EXAMPLES) \
+		$(BIN)/pytest tests/invariants/test_model.py -q -s -p no:randomly
 
 screenshots: $(STAMP)
 	SIGNOFF_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q
