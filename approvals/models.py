@@ -20,6 +20,7 @@ from governance.models import (
     User,
     holds_everywhere,
 )
+from governance.people.selectors import people_named
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -211,6 +212,10 @@ class Release(models.Model):
     def conflicted_user_ids(self) -> set[int]:
         """People who may never approve this release: its requester, trigger and change author."""
         ids = {self.requested_by_id, self.triggered_by_id, self.change.author_id}
+        if self.trigger_unresolved:
+            # The name matched nobody when the release was requested; anyone it names now (a
+            # person the identity provider has provisioned since) is the person behind the run.
+            ids |= set(people_named(self.triggered_by_name).values_list("pk", flat=True))
         return {i for i in ids if i is not None}
 
 

@@ -22,6 +22,7 @@ from approvals.exceptions import (
 from approvals.models import ApprovalRequest, Decision
 from changes.models import ChangeRecord
 from governance.authority.services import revoke_role
+from governance.identity import services as identity
 from governance.models import LedgerEntry, Policy, Role, RoleAssignment, User
 from governance.policy.services import publish_policy
 from tests import factories
@@ -492,3 +493,18 @@ def test_a_step_up_stage_accepts_a_current_code(step_up_release, approver, api):
         "status": "approved",
         "stages": [("service", "approved", 1)],
     }
+
+
+def test_someone_provisioned_after_their_pipeline_run_cannot_approve_it(
+    org, service, staging, pipeline_bot
+):
+    # The run named gina before the identity provider had provisioned her: unresolved then.
+    release = request_release(service, staging, pipeline_bot, triggered_by="Gina")
+    assert release.trigger_unresolved
+    gina = identity.provision_user(user=User(username="gina"), source="scim:okta")
+    factories.grant(gina, Role.APPROVER, service)
+    services.reresolve_open_stages()
+
+    assert not release.approval.stages.get().eligible_approvers.filter(pk=gina.pk).exists()
+    with factories.nothing_changes(release), pytest.raises(SelfApprovalForbidden):
+        factories.decide(release, gina)
