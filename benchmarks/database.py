@@ -100,6 +100,9 @@ def configure_environment(url: str, signing_key: str) -> None:
             "LEDGER_SIGNING_KEY": signing_key,
             "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
+            # Requests come from the in-process test client, not through a TLS-terminating
+            # proxy: production's redirect to HTTPS would answer every one with a 301.
+            "SECURE_SSL_REDIRECT": "false",
         }
     )
 
