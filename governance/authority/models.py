@@ -60,6 +60,10 @@ class ServiceQuerySet(models.QuerySet):
             user, f"governance.{codename}", klass=Service, accept_global_perms=False
         )
         scope = Q(pk__in=allowed.values("pk"))
+        if action == "view":
+            # Owners decide where the policy names the service's owners: they see its releases
+            # whatever roles they hold (the decision itself re-checks their authority).
+            scope |= Q(pk__in=Service.owners.through.objects.filter(user=user).values("service"))
         if delegated and action != "request":
             scope |= Q(pk__in=delegated_service_ids(user))
         return self.filter(scope)

@@ -508,3 +508,36 @@ def test_someone_provisioned_after_their_pipeline_run_cannot_approve_it(
     assert not release.approval.stages.get().eligible_approvers.filter(pk=gina.pk).exists()
     with factories.nothing_changes(release), pytest.raises(SelfApprovalForbidden):
         factories.decide(release, gina)
+
+
+OWNERS_DECIDE_STAGING = """
+rules:
+  - id: staging-owner
+    when: environment.risk == "medium"
+    require:
+      stages:
+        - {key: owner, name: Owner approval, approvers: service_owners, count: 1, order: 10}
+"""
+
+
+@pytest.mark.parametrize("path", ["api", "page"])
+def test_a_service_owner_without_a_role_decides_an_owner_stage(
+    org, service, staging, pipeline_bot, api, client, path
+):
+    owner = factories.UserFactory(username="olga")
+    service.owners.add(owner)
+    publish_policy(
+        policy_obj=Policy.objects.get(slug="default"), actor=None, source=OWNERS_DECIDE_STAGING
+    )
+    release = request_release(service, staging, pipeline_bot)
+
+    if path == "api":
+        response = post_decision(api(owner), release)
+        assert response.status_code == 201, response.content
+    else:
+        client.force_login(owner)
+        url = f"/approvals/releases/{release.pk}/decide/"
+        response = client.post(url, {"verdict": "approve", "rationale": "Owner review."})
+        assert response.status_code == 302
+    assert Decision.objects.get(request=release.approval).approver == owner
+    assert ApprovalRequest.objects.get(release=release).status == "approved"
