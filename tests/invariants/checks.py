@@ -65,7 +65,7 @@ def require(condition: bool, number: int, detail: str) -> None:
 class Record:
     """What the model did, where the database does not say it, and how far it has checked."""
 
-    meant_trigger: dict[int, int | None] = field(default_factory=dict)  # release → person
+    meant_trigger: dict[int, str | None] = field(default_factory=dict)  # release → username
     made_owner_by: dict[tuple[int, int], int | None] = field(default_factory=dict)
     made_member_by: dict[tuple[int, int], int | None] = field(default_factory=dict)
     stage_status: dict[int, str] = field(default_factory=dict)  # before the step
@@ -140,7 +140,10 @@ def check_decision(
 ) -> None:
     at, who = decision.created_at, world.users[decision.approver_id].username
     principal = decision.on_behalf_of_id
-    forbidden = conflicted(release, release.change, record.meant_trigger.get(release.pk))
+    meant = record.meant_trigger.get(release.pk)
+    # Whom the pipeline's name meant, provisioned then or since.
+    meant_pk = next((pk for pk, u in world.users.items() if u.username == meant), None)
+    forbidden = conflicted(release, release.change, meant_pk)
     what = f"{who}'s {decision.verdict} of release #{release.pk} ({stage.name})"
     require(
         decision.approver_id not in forbidden,
