@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rruleset, rrulestr
-from django.db import models
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -32,6 +32,33 @@ def wall_exists(wall: datetime, zone: ZoneInfo) -> bool:
     """Whether `wall` is a time the clocks in `zone` actually show (not skipped by DST)."""
     instant = wall_to_instant(wall, zone)
     return instant.astimezone(zone).replace(tzinfo=None) == wall
+
+
+# The query of FreezeQuerySet.holding_for_gate; table names filled in from the models' _meta.
+GATE_SQL = """
+SELECT f.*, EXISTS (
+    SELECT 1 FROM {override} o
+    WHERE o.freeze_id = f.id AND o.release_id = %s
+      AND o.confirmed_at IS NOT NULL AND o.expires_at > %s
+) AS overridden
+FROM {freeze} f
+WHERE f.kind = %s AND f.starts_at <= %s
+  AND (f.last_ends_at IS NULL OR f.last_ends_at > %s)
+  AND (f.ended_at IS NULL OR f.ended_at > %s)
+  AND EXISTS (SELECT 1 FROM {environments} e WHERE e.freeze_id = f.id AND e.environment_id = %s)
+  AND (
+    EXISTS (SELECT 1 FROM {services} s WHERE s.freeze_id = f.id AND s.service_id = %s)
+    OR EXISTS (
+        SELECT 1 FROM {teams} t JOIN {service} sv ON sv.team_id = t.team_id
+        WHERE t.freeze_id = f.id AND sv.id = %s
+    )
+    OR (
+        NOT EXISTS (SELECT 1 FROM {services} s WHERE s.freeze_id = f.id)
+        AND NOT EXISTS (SELECT 1 FROM {teams} t WHERE t.freeze_id = f.id)
+    )
+  )
+ORDER BY f.starts_at, f.id
+"""
 
 
 class FreezeQuerySet(models.QuerySet):
@@ -58,6 +85,27 @@ class FreezeQuerySet(models.QuerySet):
             | Exists(teams.filter(team_id__in=team_of_service))
             | (~Exists(services) & ~Exists(teams))
         )
+
+    def holding_for_gate(
+        self, release_id: int, service_id: int, environment_id: int, now: datetime
+    ) -> models.RawQuerySet:
+        """`in_force(now).covering(...)` for hard freezes, each with `overridden` (a confirmed
+        override of this release in force), written as SQL: the gate asks at every pipeline
+        run, and compiling the same query through the ORM's EXISTS expressions took ~4 ms of
+        Python, five times the query itself."""
+        moment = connection.ops.adapt_datetimefield_value(now)
+        names = {
+            "freeze": Freeze._meta.db_table,
+            "override": FreezeOverride._meta.db_table,
+            "environments": Freeze.environments.through._meta.db_table,
+            "services": Freeze.services.through._meta.db_table,
+            "teams": Freeze.teams.through._meta.db_table,
+            "service": Service._meta.db_table,
+        }
+        sql = GATE_SQL.format(**names)
+        params = [release_id, moment, Freeze.Kind.HARD, moment, moment, moment]
+        params += [environment_id, service_id, service_id]
+        return self.model.objects.raw(sql, params)
 
     def with_list_related(self) -> FreezeQuerySet:
         return self.select_related("created_by", "ended_by").prefetch_related(

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from dateutil.rrule import DAILY, rrulestr
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from changes.freezes.exceptions import FreezeConflict, FreezeForbidden, InvalidFreeze
@@ -213,19 +212,12 @@ def freeze_blockers(release: ReleaseLike, now: datetime) -> list[str]:
 
     Emergency changes pass; so does a release with a confirmed override in force.
     """
-    overridden = FreezeOverride.objects.in_force(now).filter(
-        freeze=OuterRef("pk"), release_id=release.pk
-    )
-    freezes = (
-        Freeze.objects.in_force(now)
-        .covering(release.service_id, release.environment_id)
-        .filter(kind=Freeze.Kind.HARD)
-        .annotate(overridden=Exists(overridden))
-    )
     if release.change.type == EMERGENCY:
         return []
     reasons = []
-    for freeze in freezes:
+    for freeze in Freeze.objects.holding_for_gate(
+        release.pk, release.service_id, release.environment_id, now
+    ):
         occurrence = freeze.occurrence_at(now)
         if occurrence is None or freeze.overridden:
             continue
