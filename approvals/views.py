@@ -25,8 +25,8 @@ from changes.freezes.forms import OverrideRequestForm
 from changes.freezes.selectors import freezes_holding, overrides_for_release
 from changes.freezes.services import request_override
 from changes.models import Freeze
+from governance.authority.decorators import administrator_required
 from governance.authority.services import is_administrator
-from governance.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.models import LedgerEntry
 

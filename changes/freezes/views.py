@@ -16,7 +16,7 @@ from changes.freezes import selectors
 from changes.freezes import services as freezes
 from changes.freezes.forms import EndFreezeForm, FreezeForm
 from changes.freezes.models import Freeze, FreezeOverride
-from governance.decorators import administrator_required
+from governance.authority.decorators import administrator_required
 from governance.exceptions import GovernanceError
 
 PAGE_SIZE = 50

@@ -17,7 +17,7 @@ from changes.incidents.forms import MappingForm, SecretsForm
 from changes.incidents.models import ExternalServiceMapping, IntegrationConfig
 from changes.incidents.signatures import valid_pagerduty_signature
 from governance.api.parsers import UnsafeJSON, load_json
-from governance.decorators import administrator_required
+from governance.authority.decorators import administrator_required
 
 
 def _error(code: str, message: str, status: int) -> JsonResponse:

@@ -18,6 +18,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from governance.authority import reviews
+from governance.authority.decorators import administrator_required
 from governance.authority.forms import (
     AccessReviewCertifyForm,
     DelegationForm,
@@ -32,7 +33,6 @@ from governance.authority.services import (
     revoke_delegation,
     revoke_role,
 )
-from governance.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.forms import ReasonForm, form_errors_from
 from governance.ledger.models import LedgerEntry

@@ -8,10 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from governance.authority.decorators import administrator_required
 from governance.catalogue import sections
 from governance.catalogue import services as catalogue
 from governance.catalogue.forms import CatalogueFilterForm
-from governance.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.people.models import Team
 

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance.decorators import administrator_required
+from governance.authority.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.identity import lockouts, stepup
 from governance.identity import services as identity

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from governance.decorators import administrator_required
+from governance.authority.decorators import administrator_required
 from governance.exceptions import GovernanceError
 from governance.policy import services as policy_changes
 from governance.policy.models import Policy, PolicyProposal

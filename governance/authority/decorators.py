@@ -1,4 +1,4 @@
-"""View decorators shared by the governance pages: pages only administrators may open."""
+"""View decorators built on authority: pages only administrators may open."""
 
 from __future__ import annotations
 
