@@ -7,6 +7,7 @@ Permission matrix: anonymous → sign-in redirect; no role, approver, release ma
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from changes.incidents import services
 from changes.incidents.models import ExternalServiceMapping, IntegrationConfig
@@ -120,3 +121,11 @@ def test_bad_input_is_a_form_error_and_writes_nothing(org, administrator, data):
     assert IntegrationConfig.objects.get().secrets == [SECRET]
     assert ExternalServiceMapping.objects.count() == 0
     assert LedgerEntry.objects.count() == before
+
+
+def test_the_administration_menu_links_the_pagerduty_page(client, administrator):
+    client.force_login(administrator)
+
+    page = client.get(reverse("governance:role_list")).content.decode()
+
+    assert f'href="{URL}"' in page
