@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench load install clean screenshots prove
+.PHONY: run test lint bench load install clean screenshots prove mutate
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ PROVE_EXAMPLES ?=
 prove: $(STAMP)
 	SIGNOFF_MODEL_SECONDS=$$(( $(PROVE_MINUTES) * 60 )) SIGNOFF_MODEL_EXAMPLES=$(PROVE_EXAMPLES) \
 		$(BIN)/pytest tests/invariants/test_model.py -q -s -p no:randomly
+
+# Mutation testing of the rule modules (pyproject.toml [tool.mutmut]); long, not part of CI.
+# MUTANTS narrows it, e.g. make mutate MUTANTS='approvals.authority*'. Needs PostgreSQL.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	$(BIN)/mutmut results
 
 screenshots: $(STAMP)
 	SIGNOFF_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q

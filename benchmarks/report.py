@@ -258,7 +258,21 @@ def markdown(
     ]
     if previous is None:
         previous = DEFAULT_REPORT.read_text() if DEFAULT_REPORT.exists() else ""
-    return keep_load_section(previous, "\n".join(lines))
+    return keep_mutation_section(previous, keep_load_section(previous, "\n".join(lines)))
+
+
+MUTATION_BEGIN = "<!-- mutation-testing:begin -->"
+MUTATION_END = "<!-- mutation-testing:end -->"
+
+
+def keep_mutation_section(previous: str, generated: str) -> str:
+    """`generated` with the mutation-testing section of `previous` (scores from `make mutate`,
+    written by hand between its markers) at its end: `make bench` never erases it."""
+    start = previous.find(MUTATION_BEGIN)
+    end = previous.find(MUTATION_END, start) if start >= 0 else -1
+    if end < 0:
+        return generated
+    return generated.rstrip("\n") + "\n\n" + previous[start : end + len(MUTATION_END)] + "\n"
 
 
 def keep_load_section(previous: str, generated: str) -> str:

@@ -9,7 +9,14 @@ from collections import Counter
 
 from benchmarks.load import BEGIN, END, extract_load_section, replace_load_section
 from benchmarks.measure import ApiResult, LedgerResult, QueueResult, Timing
-from benchmarks.report import Results, keep_load_section, markdown
+from benchmarks.report import (
+    MUTATION_BEGIN,
+    MUTATION_END,
+    Results,
+    keep_load_section,
+    keep_mutation_section,
+    markdown,
+)
 
 LOAD = f"{BEGIN}\n## Load test\n\n| Endpoint | p95 |\n|---|---|\n| decisions | 120 ms |\n{END}"
 
@@ -76,3 +83,13 @@ def test_a_stray_begin_marker_above_the_section_is_left_alone():
     document = f"# Benchmarks\n{BEGIN}\nstray\n\n{LOAD}\n"
 
     assert extract_load_section(document) == LOAD
+
+
+def test_the_mutation_testing_section_survives_a_benchmark_run():
+    section = f"{MUTATION_BEGIN}\n## Mutation testing\n\nscores\n{MUTATION_END}"
+    previous = f"# Benchmarks\n\nold figures\n\n{section}\n"
+
+    kept = keep_mutation_section(previous, "# Benchmarks\n\nnew figures\n")
+
+    assert kept == f"# Benchmarks\n\nnew figures\n\n{section}\n"
+    assert keep_mutation_section("# Benchmarks\n", "new\n") == "new\n"
