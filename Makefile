@@ -45,10 +45,21 @@ prove: $(STAMP)
 
 # Mutation testing of the rule modules (pyproject.toml [tool.mutmut]); long, not part of CI.
 # MUTANTS narrows it, e.g. make mutate MUTANTS='approvals.authority*'. Needs PostgreSQL.
+# mutmut lives in a venv of its own: its dependency setproctitle renames the Celery and gunicorn
+# processes (and hides their environment), which the bin/run-all supervision test relies on.
 MUTANTS ?=
-mutate: $(STAMP)
-	$(BIN)/mutmut run --max-children 1 $(MUTANTS)
-	$(BIN)/mutmut results
+MUTATE_VENV := .venv-mutate
+MUTATE_PINS := mutmut==3.8.1 coverage==7.17.5 libcst==1.9.0 linkify-it-py==2.2.0 \
+	mdit-py-plugins==0.7.0 platformdirs==4.14.9 setproctitle==1.3.8 textual==8.2.8
+$(MUTATE_VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(MUTATE_VENV)
+	$(MUTATE_VENV)/bin/pip install --quiet --upgrade pip
+	$(MUTATE_VENV)/bin/pip install --quiet -r requirements.lock $(MUTATE_PINS)
+	touch $@
+
+mutate: $(MUTATE_VENV)/.installed
+	$(MUTATE_VENV)/bin/mutmut run --max-children 1 $(MUTANTS)
+	$(MUTATE_VENV)/bin/mutmut results
 
 screenshots: $(STAMP)
 	SIGNOFF_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q
