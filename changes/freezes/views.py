@@ -18,6 +18,7 @@ from changes.freezes.forms import EndFreezeForm, FreezeForm
 from changes.freezes.models import Freeze, FreezeOverride
 from governance.authority.decorators import administrator_required
 from governance.exceptions import GovernanceError
+from governance.forms import form_errors_from
 
 PAGE_SIZE = 50
 SOON = timedelta(days=92)  # how far ahead a freeze's page lists its occurrences
@@ -76,7 +77,7 @@ def freeze_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             else:
                 freeze = freezes.create_freeze(data=form.to_input(), actor=request.user)
         except GovernanceError as exc:
-            _add_errors(form, exc)
+            form_errors_from(form, exc)
         else:
             messages.success(request, f"Freeze '{freeze.name}' saved.")
             return redirect("changes:freeze_detail", pk=freeze.pk)
@@ -123,12 +124,3 @@ def override_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
         return redirect(target)
     return redirect("changes:freeze_detail", pk=override.freeze_id)
-
-
-def _add_errors(form: FreezeForm, exc: GovernanceError) -> None:
-    """The service's field errors on the form's fields; the message on top."""
-    form.add_error(None, exc.message)
-    for name, errors in exc.fields.items():
-        if name in form.fields:
-            for error in errors:
-                form.add_error(name, error)
