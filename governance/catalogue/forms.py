@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.core.validators import MaxValueValidator
 
 from governance.authority.models import Environment, Service
 from governance.catalogue.models import Vendor
@@ -189,6 +190,9 @@ class EnvironmentForm(forms.ModelForm):
         fields = ["name", "slug", "risk", "regulated", "order"]
 
 
+HOURS_IN_A_YEAR = 365 * 24
+
+
 class VendorForm(forms.ModelForm):
     support_url = forms.URLField(required=False, assume_scheme="https", label="Support URL")
 
@@ -203,3 +207,11 @@ class VendorForm(forms.ModelForm):
             "notice_period_hours",
             "approval_turnaround_hours",
         ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A year at most, on every database: SQLite would otherwise store any size and
+        # PostgreSQL refuse past 2**31 - 1 only by its own integer range.
+        for name in ("notice_period_hours", "approval_turnaround_hours"):
+            self.fields[name].validators.append(MaxValueValidator(HOURS_IN_A_YEAR))
+            self.fields[name].widget.attrs["max"] = HOURS_IN_A_YEAR
