@@ -30,7 +30,13 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "risk": environment.risk,
             "regulated": environment.regulated,
         },
-        "change": {"ref": change.ref, "type": change.type, "state": change.state},
+        "change": {
+            "ref": change.ref,
+            "type": change.type,
+            "state": change.state,
+            "risk": change.risk,
+            "impact": change.impact,
+        },
         "incidents": incident_context(service.pk),
         "evidence": {
             kind: {"status": item.status, **_counts(item.summary)} for kind, item in latest.items()

@@ -100,7 +100,12 @@ def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, 
     if not change.is_approvable:
         failures.append(
             f"Change record {change.ref} is {change.get_state_display().lower()}; "
-            "it must be open or approved."
+            "nothing of an ended change may be deployed."
+        )
+    elif plan.itsm_change and not change.is_authorised:
+        failures.append(
+            f"Change record {change.ref} is {change.get_state_display().lower()} in the ITSM "
+            "tool; the policy requires it to be authorised there."
         )
     for requirement in plan.evidence:
         problem = _evidence_problem(requirement, evidence.get(requirement.kind))

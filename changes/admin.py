@@ -3,29 +3,9 @@ from django.contrib import admin
 from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
 
 
-@admin.register(ChangeRecord)
-class ChangeRecordAdmin(admin.ModelAdmin):
-    """Change records are evidence: their author never approves the releases they cover, their
-    type decides the policy. So only the title and the ITSM link are edited here, and nothing
-    is deleted; state changes go through changes.records.services (ledgered)."""
-
-    list_display = ["ref", "title", "type", "state", "author", "created_at"]
-    list_filter = ["type", "state"]
-    search_fields = ["ref", "title"]
-    # The incident a change fixes lets its emergency release past that incident: set only when
-    # the change is opened through the release request (ledgered), never edited here.
-    readonly_fields = ["ref", "type", "state", "author", "incident", "created_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # pipelines and people open change records through the approval request
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never changed here: the freeze pages (/changes/freezes/) write through
-    changes.freezes.services, which checks the rules and writes the ledger."""
+    """Shown, never changed here: the change and freeze pages write through
+    their services, which check the rules and write the ledger."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -35,6 +15,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ChangeRecord)
+class ChangeRecordAdmin(ReadOnlyAdmin):
+    """Change records are evidence: their author never approves the releases they cover, their
+    type decides the policy, and the incident a change fixes lets its emergency release past
+    that incident. They are written on the change pages (/changes/) and by the ITSM
+    integration, through changes.records.services (ledgered)."""
+
+    list_display = ["ref", "title", "type", "state", "risk", "author", "created_at"]
+    list_filter = ["type", "state", "source"]
+    search_fields = ["ref", "title"]
 
 
 @admin.register(Freeze)

@@ -5,5 +5,7 @@ from django.urls import include, path
 app_name = "changes"
 
 urlpatterns = [
+    path("", include("changes.records.urls")),
     path("", include("changes.freezes.urls")),
+    path("", include("changes.calendar.urls")),
 ]

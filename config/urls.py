@@ -19,7 +19,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("approvals.api.urls")),
     path("api/v1/", include("changes.incidents.urls")),
+    path("api/v1/", include("changes.records.api_urls")),
     path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
+    path("integrations/servicenow/", include("changes.servicenow.urls")),
     path("changes/integrations/", include("changes.incidents.pages")),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
     path("scim/v2/", include("django_scim.urls")),

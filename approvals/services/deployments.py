@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
+from approvals.services.transitions import follow_change
 from governance.authority.selectors import administrators
 from governance.ledger import services as ledger
 from governance.models import User
@@ -52,6 +53,8 @@ def record_deployment(
         )
         if not deployment.approved:
             _alert_unapproved(release, deployment)
+        if deployment.status == Deployment.Status.SUCCEEDED:
+            follow_change(release, actor)
     return deployment
 
 

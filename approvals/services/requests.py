@@ -14,10 +14,10 @@ from approvals.context import policy_context
 from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
-from approvals.services.transitions import advance, transition
+from approvals.services.transitions import advance, follow_change, transition
 from changes.freezes.services import add_freeze_stage
 from changes.models import Incident
-from changes.records.services import find_or_open_change
+from changes.records.services import find_or_open_change, require_authorised_change
 from governance.authority.selectors import eligible_approvers, may_act
 from governance.ledger import services as ledger
 from governance.models import Environment, Service, User
@@ -112,6 +112,7 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
         title=data.change_title,
         author=author,
         actor=actor,
+        service=data.service,
         incident=data.change_incident,
     )
     release = Release.objects.create(
@@ -155,6 +156,8 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         plan = evaluate(version.source, policy_context(release, evidence))
     # A soft freeze in force adds a release manager's approval to whatever the policy asks.
     plan = add_freeze_stage(plan, release.service, release.environment, release.change.type, now)
+    if plan.itsm_change:
+        require_authorised_change(release.change.ref)  # refused: the whole request rolls back
     approval = ApprovalRequest.objects.create(
         release=release,
         policy_version=version,
@@ -192,6 +195,7 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         payload=_request_payload(release, approval, version),
     )
     advance(approval, actor, now)
+    follow_change(release, actor)
     refresh_snapshot(approval)
     return approval
 

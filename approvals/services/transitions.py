@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
+from changes.records.services import ReleaseProgress, follow_releases
 from governance.ledger import services as ledger
 from governance.models import Delegation, User
 from governance.notifications.services import notify, route
@@ -83,6 +84,24 @@ def transition(approval: ApprovalRequest, status: str, actor: User | None, now, 
         },
     )
     _tell_requester(approval, status, actor)
+    follow_change(approval.release, actor)
+
+
+def follow_change(release: Release, actor: User | None) -> None:
+    """Move the release's change record to where all its linked releases now stand."""
+    rows = Release.objects.filter(change_id=release.change_id).values_list(
+        "pk", "approval__status", "deployed_at"
+    )
+    follow_releases(
+        change=release.change,
+        releases=[
+            ReleaseProgress(
+                release_id=pk, status=status or "pending", deployed=deployed is not None
+            )
+            for pk, status, deployed in rows
+        ],
+        actor=actor,
+    )
 
 
 OUTCOME_WORDS = {

@@ -1,11 +1,20 @@
-"""Change records: the ITSM side of a release. Every approval request links to one."""
+"""Change records: the ITSM side of a release. Every approval request links to one.
+
+A change follows ServiceNow's life cycle (new → assess → authorise → scheduled → implement →
+review → closed, or cancelled). People move it by hand where a person decides (assessment,
+closing, cancelling); its linked releases move it where Signoff knows the answer (all approved,
+deployed). A change mirrored from ServiceNow takes its state from there.
+"""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.db import models
+from django.db.models import F, Q
 from django.utils import timezone
 
-from governance.models import User
+from governance.models import Service, User
 
 
 class ChangeRecord(models.Model):
@@ -17,23 +26,71 @@ class ChangeRecord(models.Model):
         EMERGENCY = "emergency", "Emergency"
 
     class State(models.TextChoices):
-        OPEN = "open", "Open"
-        APPROVED = "approved", "Approved"
-        IMPLEMENTED = "implemented", "Implemented"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+        NEW = "new", "New"
+        ASSESS = "assess", "Assess"
+        AUTHORISE = "authorise", "Authorise"
+        SCHEDULED = "scheduled", "Scheduled"
+        IMPLEMENT = "implement", "Implement"
+        REVIEW = "review", "Review"
         CLOSED = "closed", "Closed"
+        CANCELLED = "cancelled", "Cancelled"
 
-    # A release may only be approved while its change is still live.
-    APPROVABLE_STATES = (State.OPEN, State.APPROVED)
+    class Level(models.TextChoices):
+        LOW = "low", "Low"
+        MODERATE = "moderate", "Moderate"
+        HIGH = "high", "High"
+
+    class Source(models.TextChoices):
+        SIGNOFF = "signoff", "Signoff"
+        SERVICENOW = "servicenow", "ServiceNow"
+
+    class CloseCode(models.TextChoices):
+        SUCCESSFUL = "successful", "Successful"
+        SUCCESSFUL_ISSUES = "successful_issues", "Successful with issues"
+        UNSUCCESSFUL = "unsuccessful", "Unsuccessful"
+
+    # The order of the life cycle; automatic moves only go forwards along it.
+    LIFE_CYCLE = (
+        State.NEW,
+        State.ASSESS,
+        State.AUTHORISE,
+        State.SCHEDULED,
+        State.IMPLEMENT,
+        State.REVIEW,
+        State.CLOSED,
+    )
+    ENDED_STATES = (State.CLOSED, State.CANCELLED)
+    # Authorised: what an ITSM tool must say before a policy that requires it lets a release in.
+    AUTHORISED_STATES = (State.SCHEDULED, State.IMPLEMENT, State.REVIEW)
 
     ref = models.CharField(max_length=64, unique=True)
     type = models.CharField(max_length=12, choices=Type.choices, default=Type.NORMAL)
     title = models.CharField(max_length=200)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    risk = models.CharField(max_length=10, choices=Level.choices, default=Level.MODERATE)
+    impact = models.CharField(max_length=10, choices=Level.choices, default=Level.MODERATE)
+    planned_start = models.DateTimeField(null=True, blank=True, db_index=True)
+    planned_end = models.DateTimeField(null=True, blank=True)
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="The zone the planned window is written in."
+    )
+    services = models.ManyToManyField(Service, related_name="changes", blank=True)
     author = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="authored_changes"
     )
-    external_url = models.URLField(blank=True)
+    implementer = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="implemented_changes"
+    )
+    implementation_plan = models.TextField(blank=True)
+    test_plan = models.TextField(blank=True)
+    backout_plan = models.TextField(blank=True)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.SIGNOFF)
+    external_id = models.CharField(max_length=64, blank=True, help_text="ServiceNow's sys_id.")
+    external_url = models.URLField(max_length=500, blank=True)
+    external_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="sys_updated_on of the last record applied."
+    )
     incident = models.ForeignKey(
         "changes.Incident",
         on_delete=models.PROTECT,
@@ -42,14 +99,55 @@ class ChangeRecord(models.Model):
         related_name="changes",
         help_text="The incident this change fixes: an emergency fix is not held by it.",
     )
+    close_code = models.CharField(max_length=20, choices=CloseCode.choices, blank=True)
+    close_notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(planned_end__isnull=True)
+                | Q(planned_start__isnull=True)
+                | Q(planned_end__gt=F("planned_start")),
+                name="change_window_ends_after_start",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="change_external_id_unique_per_source",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.ref} {self.title}"
 
     @property
     def is_approvable(self) -> bool:
-        return self.state in self.APPROVABLE_STATES
+        """A release may be approved and deployed while its change has not ended."""
+        return self.state not in self.ENDED_STATES
+
+    @property
+    def is_authorised(self) -> bool:
+        return self.state in self.AUTHORISED_STATES
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def local_start(self):
+        return self.planned_start.astimezone(self.zone) if self.planned_start else None
+
+    @property
+    def local_end(self):
+        return self.planned_end.astimezone(self.zone) if self.planned_end else None
+
+    @classmethod
+    def rank(cls, state: str) -> int:
+        """Position along the life cycle; cancelled ranks with closed (both end it)."""
+        if state == cls.State.CANCELLED:
+            return len(cls.LIFE_CYCLE) - 1
+        return cls.LIFE_CYCLE.index(state)

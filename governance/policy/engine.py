@@ -27,7 +27,16 @@ APPROVER_SOURCES = {
     "release_managers": "release managers of the service",
 }
 _RULE_KEYS = {"id", "description", "when", "require"}
-_REQUIRE_KEYS = {"stages", "evidence", "approval_valid_hours", "dual_control", "retro_review"}
+_REQUIRE_KEYS = {
+    "stages",
+    "evidence",
+    "approval_valid_hours",
+    "dual_control",
+    "retro_review",
+    "itsm_change",
+}
+# Boolean requirements: any matching rule that sets one turns it on (strictest wins).
+_FLAGS = ("dual_control", "retro_review", "itsm_change")
 _STAGE_KEYS = {"key", "name", "approvers", "count", "order", "step_up", "sla_hours", "teams"}
 # How the owning teams of a shared service decide a stage; the later in this list, the stricter.
 TEAM_RULES = {
@@ -83,6 +92,8 @@ class Plan:
     approval_valid_hours: int | None = None
     dual_control: bool = False
     retro_review: bool = False
+    # The change must exist in the ITSM tool and be authorised there.
+    itsm_change: bool = False
     matched_rules: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -97,6 +108,7 @@ class Plan:
             approval_valid_hours=data.get("approval_valid_hours"),
             dual_control=data.get("dual_control", False),
             retro_review=data.get("retro_review", False),
+            itsm_change=data.get("itsm_change", False),
             matched_rules=data.get("matched_rules", []),
             errors=data.get("errors", []),
         )
@@ -235,7 +247,7 @@ def _validate_require(require: dict, where: str) -> None:
             )
     if require.get("approval_valid_hours") is not None:
         _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
-    for flag in ("dual_control", "retro_review"):
+    for flag in _FLAGS:
         _boolean(require.get(flag, False), f"{where}, {flag}")
 
 
@@ -292,8 +304,8 @@ def _merge(
     valid = require.get("approval_valid_hours")
     if valid is not None:
         plan.approval_valid_hours = min(valid, plan.approval_valid_hours or valid)
-    plan.dual_control = plan.dual_control or bool(require.get("dual_control"))
-    plan.retro_review = plan.retro_review or bool(require.get("retro_review"))
+    for flag in _FLAGS:
+        setattr(plan, flag, getattr(plan, flag) or bool(require.get(flag)))
 
 
 def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -> None:

@@ -68,7 +68,9 @@ def test_an_approved_release_deployed_with_its_own_digest_is_a_normal_deployment
     deployment = Deployment.objects.get()
     assert (deployment.approved, deployment.gate_status) == (True, "approved")
     assert Release.objects.get(pk=production_release.pk).unapproved_deployment_at is None
-    assert LedgerEntry.objects.last().kind == "deployment.reported"
+    kinds = list(LedgerEntry.objects.order_by("-pk").values_list("kind", flat=True)[:2])
+    # The deployment, then the change record it implements moving on.
+    assert kinds == ["change.state_changed", "deployment.reported"]
     assert Notification.objects.count() == notes
 
 
@@ -84,7 +86,7 @@ def test_deploying_another_digest_of_an_approved_release_is_unapproved(
     assert response.json()["deployment"]["approved"] is False
     assert (deployment.digest, deployment.gate_status) == (other, "blocked")
     assert "is not the approved artifact" in deployment.gate_reasons[0]
-    entry = LedgerEntry.objects.last()
+    entry = LedgerEntry.objects.filter(kind__startswith="deployment.").last()
     assert (entry.kind, entry.payload["approved_digest"]) == (
         "deployment.unapproved",
         production_release.digest,

@@ -173,12 +173,12 @@ def test_a_swept_expired_request_says_so(production_release, pipeline):
     assert gate["reasons"] == ["The approval request expired; request a new approval."]
 
 
-def test_withdrawing_the_change_record_blocks_an_approved_release(
+def test_cancelling_the_change_record_blocks_an_approved_release(
     approved_release, requester, pipeline
 ):
     set_change_state(
         change=approved_release.change,
-        state="withdrawn",
+        state="cancelled",
         actor=requester,
         reason="Postponed to next quarter.",
     )
@@ -187,7 +187,8 @@ def test_withdrawing_the_change_record_blocks_an_approved_release(
 
     assert gate["status"] == "blocked"
     assert gate["reasons"] == [
-        f"Change record {approved_release.change.ref} is withdrawn; it must be open or approved."
+        f"Change record {approved_release.change.ref} is cancelled; "
+        "nothing of an ended change may be deployed."
     ]
     assert ApprovalRequest.objects.get(release=approved_release).status == "approved"
 

@@ -76,7 +76,7 @@ def test_the_example_request_is_accepted(org, service, production, pipeline_bot,
         "CHG0012345",
         "normal",
         "Payments API 2.14.0",
-        "open",
+        "authorise",
         requester,
     )
     evidence = Evidence.objects.get()
@@ -90,6 +90,7 @@ def test_the_example_request_is_accepted(org, service, production, pipeline_bot,
     assert [(e.kind, e.actor) for e in new_entries] == [
         ("change.opened", "ci-bot"),
         ("approval.requested", "ci-bot"),
+        ("change.state_changed", "ci-bot"),  # new → authorise: it waits for approval
     ]
 
 

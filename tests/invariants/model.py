@@ -734,7 +734,7 @@ class Organisation(RuleBasedStateMachine):
     @rule(
         release=release_indexes,
         tests=st.sampled_from(("passed", "failed")),
-        change_state=st.sampled_from((None, "withdrawn", "open")),
+        change_state=st.sampled_from((None, "cancelled", "authorise")),
     )
     def evidence_or_change(self, release: int, tests: str, change_state: str | None) -> None:
         """The pipeline reports new test results, or the change record moves on."""

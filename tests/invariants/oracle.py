@@ -178,7 +178,9 @@ def expected_gate(
 def precondition_failures(plan: dict, change: ChangeRecord, evidence: list[Evidence]) -> int:
     """How many of the frozen plan's preconditions fail now (policy errors count too)."""
     failures = len(plan.get("errors") or [])
-    if change.state not in ("open", "approved"):
+    if change.state in ("closed", "cancelled") or (
+        plan.get("itsm_change") and change.state not in ("scheduled", "implement", "review")
+    ):
         failures += 1
     latest: dict[str, Evidence] = {}
     for item in sorted(evidence, key=lambda e: (e.created_at, e.pk)):

@@ -30,7 +30,7 @@ def test_a_change_cannot_be_linked_to_an_incident_in_the_admin(
         url, {"title": "Renamed", "external_url": "", "incident": incident.pk}
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 403
     assert ChangeRecord.objects.get(pk=change.pk).incident is None
 
 

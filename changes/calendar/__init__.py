@@ -1,0 +1,1 @@
+"""The change schedule: month and week calendar, conflicts, iCalendar feeds."""

@@ -1,0 +1,3 @@
+"""Mounted at /integrations/servicenow/ (the inbound endpoint)."""
+
+urlpatterns: list = []
