@@ -27,7 +27,7 @@ from governance.identity.models import (
 )
 from governance.ledger.models import LedgerEntry, LedgerHead
 from governance.notifications.models import Notification
-from governance.people.models import Team, User
+from governance.people.models import CalendarFeedKey, Team, User
 from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "AccessReview",
     "AccessReviewItem",
     "ApiToken",
+    "CalendarFeedKey",
     "Delegation",
     "DelegationQuerySet",
     "Environment",
