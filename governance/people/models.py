@@ -71,3 +71,19 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CalendarFeedKey(models.Model):
+    """The random nonce behind a person's calendar feed URL.
+
+    The URL's token is an HMAC of the person and this nonce under a key derived from
+    SECRET_KEY (governance.identity.feeds), so the page can always show the URL again while a
+    copy of the database alone does not reveal it. Replacing the nonce stops the old URL at once.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_feed_key")
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Calendar feed key of {self.user}"
