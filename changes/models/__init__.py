@@ -9,6 +9,7 @@ from changes.incidents.models import (
     WebhookDelivery,
 )
 from changes.records.models import ChangeRecord
+from changes.servicenow.models import ServiceNowConfig, ServiceNowRecord
 
 __all__ = [
     "ChangeRecord",
@@ -17,5 +18,7 @@ __all__ = [
     "FreezeOverride",
     "Incident",
     "IntegrationConfig",
+    "ServiceNowConfig",
+    "ServiceNowRecord",
     "WebhookDelivery",
 ]
