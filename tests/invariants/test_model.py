@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.invariants import model
+from tests.invariants import drawing, model
 from tests.invariants.organisation import build_organisation
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -33,7 +33,7 @@ def test_the_organisation_keeps_every_invariant():
     seconds, examples = budget()
     steps = int(os.environ.get("SIGNOFF_MODEL_STEPS", "40"))
     start, ran, batch = time.monotonic(), 0, 3
-    model.tally.clear()
+    drawing.tally.clear()
     while True:
         if examples is not None:
             batch = min(batch, examples - ran)
@@ -50,4 +50,5 @@ def test_the_organisation_keeps_every_invariant():
         # The next batch is sized to end near the deadline, and at most 50 examples long (each
         # batch begins with the replay of the saved failures).
         batch = max(1, min(50, int((seconds - elapsed) / (elapsed / ran))))
-    print(f"\n{ran} examples of up to {steps} steps in {elapsed:.0f} s; seen: {dict(model.tally)}")
+    seen = dict(drawing.tally)
+    print(f"\n{ran} examples of up to {steps} steps in {elapsed:.0f} s; seen: {seen}")
