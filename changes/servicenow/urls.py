@@ -1,3 +1,11 @@
 """Mounted at /integrations/servicenow/ (the inbound endpoint)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from changes.servicenow import views
+
+app_name = "servicenow"
+
+urlpatterns = [
+    path("", views.inbound, name="inbound"),
+]

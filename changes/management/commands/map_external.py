@@ -8,10 +8,14 @@ from governance.models import Service
 
 
 class Command(BaseCommand):
-    help = "Map a PagerDuty service id to a service: `map_external pagerduty PXXXXXX payments-api`."
+    help = (
+        "Map a PagerDuty service id, or a ServiceNow cmdb_ci / business_service sys_id, to a "
+        "service: `map_external pagerduty PXXXXXX payments-api`, "
+        "`map_external servicenow 27d32778c0a8000b00db970eeaa60f16 payments-api`."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("source", choices=["pagerduty"])
+        parser.add_argument("source", choices=["pagerduty", "servicenow"])
         parser.add_argument("external_id")
         parser.add_argument("service")
         parser.add_argument("--actor", default="manage.py", help="Who did it, for the ledger.")
