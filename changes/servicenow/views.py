@@ -32,7 +32,7 @@ def inbound(request: HttpRequest) -> JsonResponse:
     except RequestDataTooBig:
         return _error("payload_too_large", "The request body is too large.", 413)
     except UnsafeJSON as exc:
-        return _error("invalid", exc.message, 400)
+        return _error(exc.code, exc.message, 400)
     except (UnicodeDecodeError, ValueError):
         return _error("invalid", "The body is not JSON.", 400)
     try:
