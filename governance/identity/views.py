@@ -12,12 +12,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from governance.authority.decorators import administrator_required
 from governance.exceptions import GovernanceError
-from governance.identity import lockouts, stepup
+from governance.identity import feeds, lockouts, stepup
 from governance.identity import services as identity
 from governance.identity.forms import ScimTokenForm, ScimTokenRevokeForm, StepUpCodeForm
 from governance.identity.lockouts import unlock_account
@@ -52,6 +53,8 @@ def profile(request: HttpRequest) -> HttpResponse:
         stepup.remove_authenticator(user=request.user)
         messages.success(request, "Authenticator removed.")
         return redirect("governance:profile")
+    if action == "calendar_feed":
+        return _replace_calendar_feed(request)
     return render(
         request,
         "governance/identity/profile.html",
@@ -60,10 +63,24 @@ def profile(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _replace_calendar_feed(request: HttpRequest) -> HttpResponse:
+    """Issue the person's calendar feed URL, or replace it once they confirm (the old stops)."""
+    replacing = feeds.feed_key(request.user) is not None
+    if replacing and request.POST.get("confirm") != "replace":
+        messages.error(request, "Tick the box to confirm: the current feed URL will stop working.")
+        return redirect(f"{reverse('governance:profile')}#calendar-feed")
+    feeds.issue_feed_key(user=request.user, actor=request.user)
+    done = "replaced; the previous URL no longer works" if replacing else "issued"
+    messages.success(request, f"Calendar feed URL {done}.")
+    return redirect(f"{reverse('governance:profile')}#calendar-feed")
+
+
 def _profile_context(request: HttpRequest, profile_form, code_form) -> dict:
     device = stepup.confirmed_device(request.user)
     pending = None if device else stepup.pending_device(request.user)
+    key = feeds.feed_key(request.user)
     return {
+        "calendar_feed_url": feeds.feed_url(key) if key else "",
         "profile_form": profile_form,
         "code_form": code_form,
         "device": device,
