@@ -23,6 +23,7 @@ urlpatterns = [
     path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
     path("integrations/servicenow/", include("changes.servicenow.urls")),
     path("changes/integrations/", include("changes.incidents.pages")),
+    path("changes/integrations/servicenow/", include("changes.servicenow.pages")),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".
     path("scim/v2/", include("django_scim.urls")),
     # Any other /scim/v2/ path: a SCIM error document, not Django's HTML 404.
