@@ -131,3 +131,11 @@ def test_bad_input_is_a_form_error_and_writes_nothing(org, administrator, data):
     assert ServiceNowConfig.objects.count() == 0
     assert ExternalServiceMapping.objects.count() == 0
     assert LedgerEntry.objects.count() == before
+
+
+def test_the_administration_menu_links_the_servicenow_page(client, administrator):
+    client.force_login(administrator)
+
+    page = client.get("/changes/integrations/pagerduty/").content.decode()
+
+    assert f'href="{URL}"' in page
