@@ -53,6 +53,15 @@ class Conflict:
     message: str
     label: str  # what it conflicts with: a change, a freeze, a service
     url: str = ""
+    # The other change's services, so a page can hide a change its viewer may not see.
+    service_ids: frozenset[int] = frozenset()
+
+    def seen_by(self, visible: set[int] | None) -> Conflict:
+        """This conflict as someone seeing only `visible` services (None: all) may read it."""
+        if visible is None or not self.service_ids or not self.service_ids.isdisjoint(visible):
+            return self
+        message = "Another change, on a service you may not see, is planned at the same time."
+        return Conflict(kind=self.kind, message=message, label="", service_ids=self.service_ids)
 
 
 def moment(instant: datetime, zone: str) -> str:
@@ -133,6 +142,7 @@ class ConflictBoard:
                         message=f"{change.ref} {change.title} is planned from {when} {reason}.",
                         label=change.ref,
                         url=change_url(change.pk),
+                        service_ids=frozenset(s.pk for s in change.services.all()),
                     )
                 )
         return found

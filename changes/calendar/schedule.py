@@ -59,10 +59,11 @@ def entries_between(
 
 
 def entry_conflicts(
-    entries: list[CalendarEntry], start: datetime, end: datetime
+    entries: list[CalendarEntry], start: datetime, end: datetime, visible: set[int] | None = None
 ) -> dict[str, list[Conflict]]:
     """Conflicts of each change and release shown (cancelled ones aside), by entry uid, read
-    with one board for the whole range."""
+    with one board for the whole range. A change on a service outside `visible` (None: every
+    service) is not named."""
     checked = [e for e in entries if e.kind in CHECKED_KINDS and e.status != Status.CANCELLED]
     ids = {pk for entry in checked for pk in entry.service_ids}
     if not ids:
@@ -76,5 +77,5 @@ def entry_conflicts(
         mine = [services[pk] for pk in sorted(entry.service_ids) if pk in services]
         conflicts = board.conflicts(mine, entry.start, entry.end, entry.change_id)
         if conflicts:
-            found[entry.uid] = conflicts
+            found[entry.uid] = [conflict.seen_by(visible) for conflict in conflicts]
     return found

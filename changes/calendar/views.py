@@ -48,7 +48,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
     entries = schedule.entries_between(
         service_ids=ids, start=period.start, end=period.end, expand=True
     )
-    conflicts = schedule.entry_conflicts(entries, period.start, period.end)
+    conflicts = schedule.entry_conflicts(entries, period.start, period.end, visible)
     shown = [Shown(e, when(e, zone), conflicts.get(e.uid, [])) for e in entries]
     context = {
         "form": form,

@@ -215,3 +215,20 @@ def test_the_query_count_does_not_grow_with_entries(
 
     assert len(response.context["shown"]) == 12
     assert len(many) == len(one)
+
+
+def test_a_conflicting_change_the_viewer_may_not_see_is_not_named(
+    client, approver, service, other_service, planned, make_change
+):
+    service.depends_on.add(other_service)
+    make_change([other_service], at(1, 14), at(1, 16), title="Secret migration")
+    client.force_login(approver)
+
+    response = client.get(WEEK)
+
+    (item,) = response.context["conflicted"]
+    messages = [c.message for c in item.conflicts if c.kind == "overlap"]
+    assert messages == [
+        "Another change, on a service you may not see, is planned at the same time."
+    ]
+    assert b"Secret migration" not in response.content
