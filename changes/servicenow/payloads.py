@@ -10,6 +10,7 @@ Nothing here touches the database.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,6 +47,7 @@ CHANGE_TYPES = ("standard", "normal", "emergency")
 CLOSE_CODES = ("successful", "successful_issues", "unsuccessful")
 PRIORITIES = ("1", "2", "3", "4", "5")  # Critical, High, Moderate, Low, Planning
 SERVICE_FIELDS = ("cmdb_ci", "business_service")
+SYS_ID = re.compile(r"[0-9a-f]{32}")
 _PEOPLE = tuple(
     f"{who}{key}" for who in ("assigned_to", "requested_by") for key in ("", ".user_name", ".email")
 )
@@ -292,7 +294,10 @@ def _person(record: dict, name: str) -> str | None:
     for key in (f"{name}.email", f"{name}.user_name"):
         if known := value(record.get(key)):
             return known
-    return display(record.get(name))
+    field = record.get(name)
+    if isinstance(field, str) and SYS_ID.fullmatch(field.strip()):
+        return None  # a bare sys_id (`sysparm_exclude_reference_link`, a Business Rule's getValue)
+    return display(field)
 
 
 def _service_ids(record: dict) -> tuple[str, ...]:

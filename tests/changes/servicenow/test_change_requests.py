@@ -13,6 +13,7 @@ from tests import factories
 from tests.changes.servicenow.conftest import (
     CHANGE_LABELS,
     CHANGE_SYS_ID,
+    CI,
     OTHER_CI,
     change_request,
     display_all,
@@ -301,3 +302,21 @@ def test_the_labels_ServiceNow_shows_for_states_are_not_trusted(client, token):
 
     assert ChangeRecord.objects.get().state == "scheduled"
     assert CHANGE_LABELS["-2"] == "Scheduled"
+
+
+def test_references_sent_as_bare_sys_ids_work_as_a_business_rule_sends_them(
+    client, token, service, approver
+):
+    """`current.getValue('cmdb_ci')` is the sys_id alone; people come dot-walked to an e-mail."""
+    record = change_request(
+        cmdb_ci=CI,
+        assigned_to="46d44a5dc0a8010e0000d5c0f5d28e3b",
+        requested_by="5137153cc611227c000bbd1bd8cd2005",
+        **{"assigned_to.email": "alice@example.com"},
+    )
+
+    push(client, {"table": "change_request", "record": record}, token)
+
+    change = ChangeRecord.objects.get()
+    assert list(change.services.all()) == [service]
+    assert (change.implementer, change.author) == (approver, None)
