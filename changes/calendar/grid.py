@@ -18,6 +18,7 @@ class Shown:
     entry: CalendarEntry
     when: str  # "2026-12-07 14:00 → 16:00 Europe/Berlin"
     conflicts: list[Conflict]
+    url: str = ""  # the entry's page, when the viewer may open it
 
     @property
     def css_kind(self) -> str:

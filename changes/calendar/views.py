@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from changes.calendar import schedule
 from changes.calendar.feed import build_feed
 from changes.calendar.forms import CalendarForm
 from changes.calendar.grid import Period, Shown, lay_out, when
+from governance.authority.services import is_administrator
 from governance.identity import feeds
 from governance.models import Service, Team
 
@@ -49,7 +51,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
         service_ids=ids, start=period.start, end=period.end, expand=True
     )
     conflicts = schedule.entry_conflicts(entries, period.start, period.end, visible)
-    shown = [Shown(e, when(e, zone), conflicts.get(e.uid, [])) for e in entries]
+    shown = _shown(entries, conflicts, zone, freeze_links=is_administrator(request.user))
     context = {
         "form": form,
         "period": period,
@@ -60,6 +62,24 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "zone": zone.key,
     }
     return render(request, "changes/calendar/calendar.html", context)
+
+
+def _shown(entries, conflicts, zone: ZoneInfo, *, freeze_links: bool) -> list[Shown]:
+    """Entries as the viewer reads them. Freeze pages are for administrators: nobody else is
+    sent to a page that refuses them."""
+
+    def link(thing) -> str:
+        return thing.url if freeze_links or thing.kind != "freeze" else ""
+
+    return [
+        Shown(
+            entry,
+            when(entry, zone),
+            [replace(c, url=link(c)) for c in conflicts.get(entry.uid, [])],
+            link(entry),
+        )
+        for entry in entries
+    ]
 
 
 def _selected(visible: set[int] | None, chosen: dict) -> set[int] | None:

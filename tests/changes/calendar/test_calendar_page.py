@@ -232,3 +232,15 @@ def test_a_conflicting_change_the_viewer_may_not_see_is_not_named(
         "Another change, on a service you may not see, is planned at the same time."
     ]
     assert b"Secret migration" not in response.content
+
+
+def test_freezes_link_to_their_page_for_administrators_only(
+    client, approver, administrator, make_freeze, service
+):
+    freeze = make_freeze(at(1, 0).replace(tzinfo=None), at(1, 5).replace(tzinfo=None))
+    link = f'href="/changes/freezes/{freeze.pk}/"'.encode()
+
+    client.force_login(approver)
+    assert link not in client.get(WEEK).content
+    client.force_login(administrator)
+    assert link in client.get(WEEK).content
