@@ -23,6 +23,11 @@ class ServiceNowConfig(models.Model):
     password_file = models.CharField(
         max_length=500, blank=True, help_text="A file holding the pull user's password."
     )
+    pulled_through = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per table, the newest sys_updated_on a finished pull read (ISO 8601).",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

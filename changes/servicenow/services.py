@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,6 +33,7 @@ from governance.people.selectors import person_named
 ACTOR = "servicenow"
 CREATED, UPDATED, UNCHANGED, STALE = "created", "updated", "unchanged", "stale"
 OUTCOMES = (CREATED, UPDATED, UNCHANGED, STALE)
+PULL_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Applied:
     sys_id: str
     number: str
     outcome: str
+    sys_updated_on: datetime
 
     def as_dict(self) -> dict:
         return {
@@ -152,9 +154,11 @@ def apply_record(table: str, record: dict, *, actor: str = ACTOR) -> Applied:
     """Apply one change_request or incident record as the Table API shapes it."""
     if table == payloads.CHANGE_REQUEST:
         change = payloads.read_change_request(record)
-        return Applied(table, change.sys_id, change.number, _apply_change(change, actor))
+        outcome = _apply_change(change, actor)
+        return Applied(table, change.sys_id, change.number, outcome, change.sys_updated_on)
     incident = payloads.read_incident(record)
-    return Applied(table, incident.sys_id, incident.number, _apply_incident(incident, actor))
+    outcome = _apply_incident(incident, actor)
+    return Applied(table, incident.sys_id, incident.number, outcome, incident.sys_updated_on)
 
 
 def _claim(table: str, sys_id: str, number: str, updated_on: datetime) -> tuple[str | None, str]:
@@ -203,10 +207,14 @@ class PullReport:
 
 
 def pull_table(*, table: str, since: datetime | None = None, page_size: int = 100) -> PullReport:
-    """Apply every record of `table` updated since `since` (default: the newest applied).
+    """Apply every record of `table` updated since `since`; by default since the last complete
+    pull of it, less PULL_OVERLAP (a record saved while that pull ran may carry an earlier
+    sys_updated_on than the last one it read; re-reading a few is cheap, they are unchanged).
 
     Each record is its own transaction, so a refused one is reported and the rest still land;
-    a failing HTTP call raises PullFailed, keeping what earlier pages applied.
+    a failing HTTP call raises PullFailed, keeping what earlier pages applied but not moving the
+    mark, so the next pull reads them again. Pushes never move the mark: a push that arrived
+    after an outage does not hide the records the outage lost.
     """
     config = current_config()
     if config is None or not config.instance_url:
@@ -214,22 +222,31 @@ def pull_table(*, table: str, since: datetime | None = None, page_size: int = 10
             "No ServiceNow instance: manage.py configure_integration servicenow --instance URL "
             "--user NAME --password-file FILE."
         )
-    if since is None:
-        since = _newest_applied(table)
-    report = PullReport(table)
+    if since is None and table in config.pulled_through:
+        since = datetime.fromisoformat(config.pulled_through[table]) - PULL_OVERLAP
+    report, newest = PullReport(table), None
     for page in client.table_pages(config, table, since, page_size):
         for record in page:
             try:
-                report.counts[apply_record(table, record).outcome] += 1
+                applied = apply_record(table, record)
             except (InvalidRecord, RecordConflict) as exc:
                 report.counts["refused"] += 1
                 report.refused.append(f"{_label(record)}: {exc.message}")
+                continue
+            report.counts[applied.outcome] += 1
+            newest = max(newest or applied.sys_updated_on, applied.sys_updated_on)
+    if newest is not None:
+        _mark_pulled(table, newest)
     return report
 
 
-def _newest_applied(table: str) -> datetime | None:
-    newest = ServiceNowRecord.objects.filter(table=table).order_by("-sys_updated_on").first()
-    return newest.sys_updated_on if newest else None
+def _mark_pulled(table: str, newest: datetime) -> None:
+    with transaction.atomic():
+        config = _locked_config()
+        current = config.pulled_through.get(table)
+        if current is None or datetime.fromisoformat(current) < newest:
+            config.pulled_through = {**config.pulled_through, table: newest.isoformat()}
+            config.save(update_fields=["pulled_through"])
 
 
 def _label(record: dict) -> str:

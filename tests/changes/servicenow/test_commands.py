@@ -255,7 +255,7 @@ def test_the_pull_follows_the_link_header(pull):
     assert all(r["path"] == "/api/now/table/change_request" for r in pull.requests)
 
 
-def test_a_second_pull_starts_at_the_newest_version_applied_and_changes_nothing(pull):
+def test_a_second_pull_starts_where_the_last_one_ended_and_changes_nothing(pull):
     pull.tables["change_request"] = changes(3)
     run("sync_servicenow", "--table", "change_request")
     before = LedgerEntry.objects.count()
@@ -263,11 +263,42 @@ def test_a_second_pull_starts_at_the_newest_version_applied_and_changes_nothing(
 
     output, _ = run("sync_servicenow", "--table", "change_request")
 
-    assert output == "change_request: 0 created, 0 updated, 1 unchanged, 0 stale, 0 refused\n"
+    # Five minutes of overlap: what was saved while the last pull ran is read again.
+    assert output == "change_request: 0 created, 0 updated, 3 unchanged, 0 stale, 0 refused\n"
     assert pull.requests[0]["sysparm_query"] == (
-        "sys_updated_on>=2026-12-01 09:03:00^ORDERBYsys_updated_on"
+        "sys_updated_on>=2026-12-01 08:58:00^ORDERBYsys_updated_on"
     )
     assert LedgerEntry.objects.count() == before
+    assert ServiceNowConfig.objects.get().pulled_through == {
+        "change_request": "2026-12-01T09:03:00+00:00"
+    }
+
+
+def test_a_push_after_an_outage_does_not_hide_what_the_pull_must_catch_up(pull, client, db):
+    from changes.servicenow.services import apply_record
+
+    pull.tables["change_request"] = changes(1)
+    run("sync_servicenow", "--table", "change_request")
+    # The webhook was down for records 2-4; record 5 was pushed once it came back.
+    pull.tables["change_request"] = changes(5)
+    apply_record("change_request", pull.tables["change_request"][4])
+
+    output, _ = run("sync_servicenow", "--table", "change_request")
+
+    assert output == "change_request: 3 created, 0 updated, 2 unchanged, 0 stale, 0 refused\n"
+    assert ChangeRecord.objects.count() == 5
+
+
+def test_a_failed_pull_does_not_move_the_mark(pull):
+    pull.tables["change_request"] = changes(3)
+    pull.link_header = True
+    pull.next_link = "https://elsewhere.example.com/api/now/table/change_request"
+
+    with pytest.raises(CommandError):
+        run("sync_servicenow", "--table", "change_request", "--page-size", "1")
+
+    assert ChangeRecord.objects.count() == 1  # the first page was applied
+    assert ServiceNowConfig.objects.get().pulled_through == {}
 
 
 def test_since_is_read_as_utc(pull):
