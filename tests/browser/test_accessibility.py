@@ -238,3 +238,37 @@ def prepare_administration(administrator, approver, second_approver) -> None:
         post_data="",
         failures_since_start=settings.AXES_FAILURE_LIMIT,
     )
+
+
+def test_calendar_pages_have_no_serious_violations(scan: Scan, releases, approver, service):
+    approved, pending = releases
+    now = timezone.now()
+    change = approved.change
+    change.planned_start, change.planned_end = now, now + timedelta(hours=2)
+    change.save(update_fields=["planned_start", "planned_end"])
+    pending.planned_at = now + timedelta(hours=1)
+    pending.save(update_fields=["planned_at"])
+    ada = factories.UserFactory(username="ada", first_name="Ada")
+    factories.grant(ada, Role.ADMINISTRATOR)
+    create_freeze(
+        data=FreezeInput(
+            name="Quarter close",
+            kind="soft",
+            time_zone="Europe/Berlin",
+            local_start=now.replace(tzinfo=None, microsecond=0),
+            local_end=now.replace(tzinfo=None, microsecond=0) + timedelta(hours=3),
+            environments=[approved.environment],
+            reason="Quarter close",
+        ),
+        actor=ada,
+    )
+    sign_in(scan.page, scan.base, "alice")
+    scan.check("calendar, month", "/changes/calendar/")
+    scan.check("calendar, week", "/changes/calendar/?view=week")
+    scan.check("calendar, bad date", "/changes/calendar/?date=2026-13-45", status=400)
+    scan.page.goto(scan.base + "/governance/profile/")
+    scan.page.get_by_role("button", name="Create my feed URL").click()
+    scan.check("profile with a feed URL")
+    scan.page.set_viewport_size(PHONE)
+    scan.check("calendar, month, phone", "/changes/calendar/")
+    scan.assert_clean()
