@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-import pgtrigger
 from django.db import transaction
 
 from approvals.models import Release
 from benchmarks.bulk import analyze, copy_rows
 from governance.ledger import format as ledger_format
 from governance.ledger import services as ledger
+from governance.ledger import triggers
 from governance.models import LedgerEntry, LedgerHead
 
 CHUNK = 50_000
@@ -83,7 +83,7 @@ def _append_chunk(count: int, target: int, ids: tuple[int, int], plans: list[dic
         rows = list(_entries(head.seq, head.entry_hash, count, target, ids, plans))
         copy_rows(LedgerEntry._meta.db_table, COLUMNS, rows)
         last = rows[-1]
-        with pgtrigger.ignore(HEAD_FORWARD_ONLY):
+        with triggers.ignoring(HEAD_FORWARD_ONLY):
             LedgerHead.objects.filter(pk=1).update(seq=last[0], entry_hash=last[7])
     return count
 

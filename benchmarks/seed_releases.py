@@ -208,9 +208,9 @@ class GraphBuilder:
     ) -> int:
         rng = random.Random(f"change-{number}")
         states = (
-            (["open", "approved"], [80, 20])
+            (["authorise", "scheduled"], [80, 20])
             if recent
-            else (["closed", "approved", "withdrawn"], [85, 10, 5])
+            else (["closed", "scheduled", "cancelled"], [85, 10, 5])
         )
         return self.w.change.add(
             ref=ref,
@@ -415,7 +415,7 @@ def _context(group: Group, env: str, risk: str) -> dict:
             "team": service.team,
         },
         "environment": {"slug": env, "name": env, "risk": risk, "regulated": env == "production"},
-        "change": {"ref": "", "type": group.change_type, "state": "open"},
+        "change": {"ref": "", "type": group.change_type, "state": "authorise"},
         "evidence": {},
     }
 

@@ -7,13 +7,13 @@ import os
 import uuid
 from pathlib import Path
 
-import pgtrigger
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import TransactionTestCase
 
 from approvals import services
+from governance.ledger import triggers
 from governance.models import Role
 from tests import factories
 
@@ -39,7 +39,7 @@ def _own_cache_keys(settings):
 
 # The ledger's tables refuse TRUNCATE (invariant 11), but transactional tests and live_server
 # empty every table with TRUNCATE between tests. Only that flush is let through, by pgtrigger's
-# per-transaction ignore setting; a test of its own still meets the triggers.
+# ignore setting; a test of its own still meets the triggers.
 LEDGER_TRUNCATE_TRIGGERS = (
     "governance.LedgerEntry:ledger_no_truncate",
     "governance.LedgerHead:ledger_head_no_truncate",
@@ -51,7 +51,7 @@ def _flush_past_ledger_protection():
     flush = TransactionTestCase._fixture_teardown
 
     def fixture_teardown(self) -> None:
-        with pgtrigger.ignore(*LEDGER_TRUNCATE_TRIGGERS):
+        with triggers.ignoring(*LEDGER_TRUNCATE_TRIGGERS):
             flush(self)
 
     with pytest.MonkeyPatch.context() as patch:

@@ -12,6 +12,24 @@ from django.utils import timezone
 from governance.models import Service, User
 
 
+# The query of IncidentQuerySet.holding_for_gate; table names from the models' _meta.
+GATE_SQL = """
+SELECT i.* FROM {incident} i
+WHERE i.status IN ({statuses})
+  AND (i.severity <= %s OR i.urgency = %s)
+  AND i.id <> %s
+  AND EXISTS (
+    SELECT 1 FROM {services} s
+    WHERE s.incident_id = i.id AND (
+      s.service_id = %s
+      OR s.service_id IN (SELECT d.to_service_id FROM {depends_on} d WHERE d.from_service_id = %s)
+    )
+  )
+ORDER BY i.opened_at, i.id
+LIMIT 5
+"""
+
+
 class IncidentQuerySet(models.QuerySet):
     def open(self) -> IncidentQuerySet:
         return self.filter(status__in=Incident.OPEN_STATUSES)
@@ -31,6 +49,21 @@ class IncidentQuerySet(models.QuerySet):
         return self.filter(
             models.Q(services=service_id) | models.Q(services__in=dependencies)
         ).distinct()
+
+    def holding_for_gate(self, service_id: int, excluded_id: int | None) -> models.RawQuerySet:
+        """`open().blocking().affecting(service_id)` without `excluded_id`, oldest first, at
+        most five, written as SQL: the gate asks at every pipeline run, and compiling the ORM
+        version cost more than running it."""
+        names = {
+            "incident": Incident._meta.db_table,
+            "services": Incident.services.through._meta.db_table,
+            "depends_on": Service.depends_on.through._meta.db_table,
+        }
+        statuses = list(Incident.OPEN_STATUSES)
+        sql = GATE_SQL.format(statuses=", ".join(["%s"] * len(statuses)), **names)
+        params = [*statuses, Incident.BLOCKING_SEVERITY, Incident.Urgency.HIGH]
+        params += [excluded_id or 0, service_id, service_id]
+        return self.model.objects.raw(sql, params)
 
 
 class Incident(models.Model):

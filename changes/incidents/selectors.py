@@ -24,10 +24,8 @@ def incident_hold_reasons(
     """
     if environment_risk != HIGH_RISK:
         return []
-    incidents = Incident.objects.open().blocking().affecting(service_id).order_by("opened_at")
-    if change_type == "emergency" and change_incident_id is not None:
-        incidents = incidents.exclude(pk=change_incident_id)
-    return [_reason(incident) for incident in incidents[:5]]
+    fix = change_incident_id if change_type == "emergency" else None
+    return [_reason(i) for i in Incident.objects.holding_for_gate(service_id, excluded_id=fix)]
 
 
 def _reason(incident: Incident) -> str:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pgtrigger
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -17,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 
 from governance.ledger import format as ledger_format
 from governance.ledger import services as ledger
+from governance.ledger import triggers
 from governance.models import LedgerEntry, LedgerHead
 
 VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger_export.py"
@@ -28,7 +28,7 @@ def tamper(sql: str, *params: object) -> None:
 
     On PostgreSQL the append-only trigger must be bypassed for that; elsewhere there is none.
     """
-    with pgtrigger.ignore(PROTECTION), connection.cursor() as cursor:
+    with triggers.ignoring(PROTECTION), connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
