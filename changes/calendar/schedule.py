@@ -29,11 +29,12 @@ def visible_service_ids(user: User) -> set[int] | None:
 
 
 def feed_service_ids(user: User) -> set[int]:
-    """A person's own feed: the services they approve (or own) or request releases for."""
+    """A person's own feed: the services they approve (or own, or approve for someone away who
+    delegated to them) or request releases for."""
     if not user.is_active:
         return set()
     query = (
-        Q(pk__in=Service.objects.restrict(user, "approve"))
+        Q(pk__in=Service.objects.restrict(user, "approve", delegated=True))
         | Q(pk__in=Service.objects.restrict(user, "request"))
         | Q(pk__in=user.owned_services.all())
     )

@@ -244,3 +244,23 @@ def test_freezes_link_to_their_page_for_administrators_only(
     assert link not in client.get(WEEK).content
     client.force_login(administrator)
     assert link in client.get(WEEK).content
+
+
+@pytest.mark.parametrize(
+    ("persona", "status", "titles_seen"),
+    [
+        ("outsider", 403, set()),  # signed in, no role anywhere
+        ("other_service_approver", 200, {"CHG0000002 Billing schema"}),  # out of payments' scope
+        ("approver", 200, {"CHG0000001 Rotate keys"}),
+        ("requester", 200, {"CHG0000001 Rotate keys"}),
+        ("cab_member", 200, {"CHG0000001 Rotate keys", "CHG0000002 Billing schema"}),
+        ("auditor", 200, {"CHG0000001 Rotate keys", "CHG0000002 Billing schema"}),
+    ],
+)
+def test_calendar_permission_matrix(client, request, planned, persona, status, titles_seen):
+    client.force_login(request.getfixturevalue(persona))
+
+    response = client.get(MONTH)
+
+    assert response.status_code == status
+    assert (titles(response) if status == 200 else set()) == titles_seen

@@ -14,7 +14,7 @@ from approvals import services as approvals
 from changes.calendar.feed import uid_host
 from changes.models import ChangeRecord
 from governance.identity import feeds
-from governance.models import CalendarFeedKey, LedgerEntry
+from governance.models import CalendarFeedKey, Delegation, LedgerEntry
 from tests import factories
 
 
@@ -298,3 +298,46 @@ def test_a_person_with_no_services_gets_an_empty_but_valid_calendar(
     calendar = parse(client.get(feed_url_of(outsider)))
 
     assert calendar.walk("VEVENT") == []
+
+
+@pytest.mark.parametrize(
+    ("persona", "sees_payments", "sees_billing"),
+    [
+        ("approver", True, False),  # approves payments-api and web-frontend
+        ("requester", True, False),  # requests releases of them
+        ("other_service_approver", False, True),  # approves billing only
+        ("administrator", True, True),  # may request releases of every service
+        ("outsider", False, False),
+    ],
+)
+def test_feed_permission_matrix(
+    client, request, planned, feed_url_of, persona, sees_payments, sees_billing
+):
+    mine, theirs = planned
+    person = request.getfixturevalue(persona)
+
+    uids = set(events(parse(client.get(feed_url_of(person)))))
+
+    assert (uid("change", mine.pk) in uids, uid("change", theirs.pk) in uids) == (
+        sees_payments,
+        sees_billing,
+    )
+
+
+def test_a_delegate_sees_the_services_lent_to_them(
+    client, approver, cab_member, service, planned, feed_url_of
+):
+    mine, _ = planned
+    Delegation.objects.create(
+        delegator=approver,
+        delegate=cab_member,
+        service=service,
+        starts_at=timezone.now() - timedelta(hours=1),
+        ends_at=timezone.now() + timedelta(days=3),
+        reason="Holiday",
+        created_by=approver,
+    )
+
+    uids = set(events(parse(client.get(feed_url_of(cab_member)))))
+
+    assert uid("change", mine.pk) in uids
