@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from changes.incidents.models import ExternalServiceMapping, Incident
@@ -154,7 +154,12 @@ def apply_record(table: str, record: dict, *, actor: str = ACTOR) -> Applied:
     """Apply one change_request or incident record as the Table API shapes it."""
     if table == payloads.CHANGE_REQUEST:
         change = payloads.read_change_request(record)
-        outcome = _apply_change(change, actor)
+        try:
+            outcome = _apply_change(change, actor)
+        except IntegrityError:
+            # A release request (or another delivery) created the same number meanwhile; its
+            # savepoint is rolled back, and applying again updates or adopts that change.
+            outcome = _apply_change(change, actor)
         return Applied(table, change.sys_id, change.number, outcome, change.sys_updated_on)
     incident = payloads.read_incident(record)
     outcome = _apply_incident(incident, actor)

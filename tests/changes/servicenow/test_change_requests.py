@@ -320,3 +320,28 @@ def test_references_sent_as_bare_sys_ids_work_as_a_business_rule_sends_them(
     change = ChangeRecord.objects.get()
     assert list(change.services.all()) == [service]
     assert (change.implementer, change.author) == (approver, None)
+
+
+def test_a_change_created_meanwhile_with_the_same_number_is_adopted_not_a_500(
+    client, token, monkeypatch, requester
+):
+    """The window between looking the number up and creating the row: a release request that
+    creates the change there makes the insert fail; the record is applied again and adopts it."""
+    from changes.servicenow import services
+
+    ChangeRecord.objects.create(ref="CHG0030001", title="From the pipeline", author=requester)
+    real, calls = services._target_change, []
+
+    def first_misses(record):
+        calls.append(record.number)
+        return (None, False) if len(calls) == 1 else real(record)
+
+    monkeypatch.setattr(services, "_target_change", first_misses)
+
+    response = push(client, change_request(), token)
+
+    assert response.json()["status"] == "updated"
+    assert len(calls) == 2
+    change = ChangeRecord.objects.get()
+    assert (change.source, change.author) == ("servicenow", requester)
+    assert LedgerEntry.objects.get(kind="change.synced").payload["adopted"] is True
