@@ -142,6 +142,13 @@ def freeze_entry(
     )
 
 
+def _first_end(freeze: Freeze) -> datetime:
+    """A one-off freeze ended early ends then; a rule keeps its occurrences' length."""
+    if freeze.ended_at is not None and not freeze.is_recurring:
+        return max(min(freeze.ends_at, freeze.ended_at), freeze.starts_at)
+    return freeze.ends_at
+
+
 def freeze_source(
     *, service_ids: Collection[int] | None, start: datetime, end: datetime, expand: bool
 ) -> list[CalendarEntry]:
@@ -167,7 +174,7 @@ def freeze_source(
                     freeze,
                     scope,
                     freeze.starts_at,
-                    freeze.ends_at,
+                    _first_end(freeze),
                     recurrence=freeze.recurrence,
                     exdates=exdates if freeze.recurrence else (),
                 )

@@ -12,6 +12,7 @@ from icalendar import Calendar
 
 from approvals import services as approvals
 from changes.calendar.feed import uid_host
+from changes.freezes.services import end_freeze
 from changes.models import ChangeRecord
 from governance.identity import feeds
 from governance.models import CalendarFeedKey, Delegation, LedgerEntry
@@ -341,3 +342,20 @@ def test_a_delegate_sees_the_services_lent_to_them(
     uids = set(events(parse(client.get(feed_url_of(cab_member)))))
 
     assert uid("change", mine.pk) in uids
+
+
+def test_a_freeze_ended_early_stops_in_the_feed(
+    client, approver, service, make_freeze, feed_url_of, administrator
+):
+    start = (timezone.now() - timedelta(days=3)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    daily = make_freeze(start, start + timedelta(hours=2), recurrence="FREQ=DAILY")
+    once = make_freeze(start, start + timedelta(days=10), name="Long one")
+    now = timezone.now()
+    for freeze in (daily, once):
+        end_freeze(freeze=freeze, actor=administrator, reason="Over early", now=now)
+
+    found = events(parse(client.get(feed_url_of(approver))))
+
+    rule = found[uid("freeze", daily.pk)]["RRULE"]
+    assert rule["UNTIL"][0] < now and rule["UNTIL"][0] > now - timedelta(seconds=2)
+    assert abs(found[uid("freeze", once.pk)].decoded("DTEND") - now) < timedelta(seconds=1)
