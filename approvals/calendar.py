@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.urls import reverse
 
 from approvals.models import ApprovalRequest, Release
+from changes.calendar.conflicts import Conflict, window_conflicts
 from changes.calendar.entries import CalendarEntry, Status
 
 # A release is planned as a moment; it is drawn, and checked for conflicts, as an hour.
@@ -59,3 +60,16 @@ def release_source(
     if service_ids is not None:
         releases = releases.filter(service_id__in=service_ids)
     return [release_entry(release) for release in releases.order_by("planned_at", "pk")]
+
+
+def release_conflicts(release: Release) -> list[Conflict]:
+    """What a planned release runs into (for its page): other changes on its service or a
+    directly dependent one, freezes, approvers away. Its own change is left out; a release
+    with no planned time, or no longer pending or approved, has none."""
+    if release.planned_at is None:
+        return []
+    approval = getattr(release, "approval", None)
+    if approval is not None and APPROVAL_STATUS[approval.status] == Status.CANCELLED:
+        return []
+    end = release.planned_at + RELEASE_SLOT
+    return window_conflicts([release.service], release.planned_at, end, release.change)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.template.loader import render_to_string
 
+from approvals import services as approvals
+from approvals.calendar import release_conflicts
 from changes.calendar.conflicts import at_work_during, change_conflicts, window_conflicts
 from changes.models import ChangeRecord
 from governance.models import Delegation, Role, Service
@@ -263,3 +266,35 @@ def test_the_query_count_does_not_depend_on_what_is_found(
         found = change_conflicts(planned)
 
     assert kinds(found) == ["overlap", "overlap", "freeze", "freeze", "freeze"]
+
+
+def test_a_planned_release_reports_its_conflicts_but_not_its_own_change(
+    org, low_tier_service, staging, requester, make_change, make_freeze
+):
+    release, _ = approvals.request_approval(
+        data=factories.release_input(low_tier_service, staging), actor=requester
+    )
+    assert release_conflicts(release) == []  # not planned
+    release.planned_at = at(1, 10)
+    release.change.planned_start, release.change.planned_end = at(1, 9), at(1, 12)
+    release.change.save()
+    release.change.services.set([low_tier_service])
+    make_freeze(
+        at(1, 0).replace(tzinfo=None), at(1, 23).replace(tzinfo=None), services=[low_tier_service]
+    )
+
+    assert kinds(release_conflicts(release)) == ["freeze"]
+
+
+def test_the_conflicts_partial_lists_each_conflict(planned, make_change, service):
+    make_change([service], at(1, 11), at(1, 13), title="Database upgrade")
+
+    html = render_to_string(
+        "changes/calendar/partials/_conflicts.html", {"conflicts": change_conflicts(planned)}
+    )
+
+    assert 'data-kind="overlap"' in html
+    assert "Database upgrade is planned from 2026-12-08 11:00 UTC on payments-api too." in html
+    assert not render_to_string(
+        "changes/calendar/partials/_conflicts.html", {"conflicts": []}
+    ).strip()
