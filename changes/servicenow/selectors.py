@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from changes.incidents.models import ExternalServiceMapping
 from changes.servicenow.models import ServiceNowConfig, ServiceNowRecord
 
@@ -13,6 +15,10 @@ def settings_context() -> dict:
         "token_hint": f"…{config.token_hint}" if config and config.token_hint else "",
         "instance_url": config.instance_url if config else "",
         "pull_user": config.username if config else "",
+        "pulled_through": [
+            (table, datetime.fromisoformat(mark))
+            for table, mark in sorted((config.pulled_through if config else {}).items())
+        ],
         "mappings": ExternalServiceMapping.objects.filter(source="servicenow")
         .select_related("service")
         .order_by("external_id"),

@@ -255,7 +255,10 @@ def test_the_pull_follows_the_link_header(pull):
     assert all(r["path"] == "/api/now/table/change_request" for r in pull.requests)
 
 
-def test_a_second_pull_starts_where_the_last_one_ended_and_changes_nothing(pull):
+def test_a_second_pull_starts_where_the_last_one_ended_and_changes_nothing(
+    pull, client, administrator
+):
+    client.force_login(administrator)
     pull.tables["change_request"] = changes(3)
     run("sync_servicenow", "--table", "change_request")
     before = LedgerEntry.objects.count()
@@ -272,6 +275,10 @@ def test_a_second_pull_starts_where_the_last_one_ended_and_changes_nothing(pull)
     assert ServiceNowConfig.objects.get().pulled_through == {
         "change_request": "2026-12-01T09:03:00+00:00"
     }
+    page = client.get("/changes/integrations/servicenow/")
+    assert 'change_request <span class="mono">2026-12-01 09:03:00</span> UTC' in (
+        page.content.decode()
+    )
 
 
 def test_a_push_after_an_outage_does_not_hide_what_the_pull_must_catch_up(pull, client, db):
