@@ -7,7 +7,11 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from approvals.calendar import release_source
+        from approvals.change_releases import linked_release_rows
         from changes.calendar.entries import register_source
+        from changes.records.selectors import register_release_lister
 
-        # Planned releases appear on the change schedule, which cannot import this app.
+        # Planned releases appear on the change schedule, and a change's releases on its page:
+        # both live in the changes app, which cannot import this one.
         register_source("releases", release_source)
+        register_release_lister("releases", linked_release_rows)

@@ -7,36 +7,10 @@ from zoneinfo import available_timezones
 
 from django import forms
 
-from changes.freezes.models import WALL_FORMAT, Freeze
+from changes.freezes.models import Freeze
 from changes.freezes.services import MAX_OVERRIDE_HOURS, FreezeInput
+from changes.wall_time import WallTimeField
 from governance.models import Environment, Service, Team
-
-WALL_INPUTS = [WALL_FORMAT, "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
-
-
-class WallTimeField(forms.DateTimeField):
-    """A wall time with no zone: the freeze's own time zone gives it its meaning."""
-
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format=WALL_FORMAT)
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(input_formats=WALL_INPUTS, **kwargs)
-
-    def to_python(self, value):
-        # Django would attach the server's zone; the wall time must stay naive.
-        if value in self.empty_values:
-            return None
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=None)
-        for pattern in WALL_INPUTS:
-            try:
-                return datetime.strptime(str(value).strip(), pattern)
-            except ValueError:
-                continue
-        raise forms.ValidationError("Enter a local time as YYYY-MM-DDTHH:MM.", code="invalid")
-
-    def prepare_value(self, value):
-        return value.strftime(WALL_FORMAT) if isinstance(value, datetime) else value
 
 
 class FreezeForm(forms.Form):

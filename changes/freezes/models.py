@@ -16,23 +16,8 @@ from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from changes.wall_time import WALL_FORMAT, wall_to_instant
 from governance.models import Environment, Service, Team, User
-
-WALL_FORMAT = "%Y-%m-%dT%H:%M:%S"
-
-
-def wall_to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The UTC instant of a naive wall time in `zone`. An ambiguous time (clocks going back)
-    is its first occurrence; a time that does not exist (clocks jumping forward) lands after
-    the gap, as the RFC 5545 says for recurrence instances."""
-    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-
-
-def wall_exists(wall: datetime, zone: ZoneInfo) -> bool:
-    """Whether `wall` is a time the clocks in `zone` actually show (not skipped by DST)."""
-    instant = wall_to_instant(wall, zone)
-    return instant.astimezone(zone).replace(tzinfo=None) == wall
-
 
 # The query of FreezeQuerySet.holding_for_gate; table names filled in from the models' _meta.
 GATE_SQL = """

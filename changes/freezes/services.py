@@ -17,14 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from changes.freezes.exceptions import FreezeConflict, FreezeForbidden, InvalidFreeze
-from changes.freezes.models import (
-    WALL_FORMAT,
-    Freeze,
-    FreezeOverride,
-    wall_exists,
-    wall_to_instant,
-)
+from changes.freezes.models import Freeze, FreezeOverride
 from changes.records.models import ChangeRecord
+from changes.wall_time import WALL_FORMAT, wall_exists, wall_to_instant
 from governance.authority.services import is_administrator
 from governance.ledger import services as ledger
 from governance.models import Environment, Service, Team, User

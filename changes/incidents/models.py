@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from governance.models import Service, User
 
-
 # The query of IncidentQuerySet.holding_for_gate; table names from the models' _meta.
 GATE_SQL = """
 SELECT i.* FROM {incident} i

@@ -137,14 +137,6 @@ class ChangeRecord(models.Model):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
-    @property
-    def local_start(self):
-        return self.planned_start.astimezone(self.zone) if self.planned_start else None
-
-    @property
-    def local_end(self):
-        return self.planned_end.astimezone(self.zone) if self.planned_end else None
-
     @classmethod
     def rank(cls, state: str) -> int:
         """Position along the life cycle; cancelled ranks with closed (both end it)."""

@@ -89,7 +89,7 @@ def may_write_change(user: User, services: Iterable[Service]) -> bool:
     if is_administrator(user):
         return True
     services = list(services)
-    return bool(services) and all(may_act(user, "request", s) for s in services)
+    return bool(services) and all(may_act(user, "request", s, None) for s in services)
 
 
 def open_change(*, data: ChangeInput, actor: User) -> ChangeRecord:
@@ -156,12 +156,6 @@ def move_change(
     reason = reason.strip()
     if not reason:
         raise InvalidChange("Say why the change moves.", fields={"reason": ["Required."]})
-    if to == State.CLOSED and close_code not in ChangeRecord.CloseCode.values:
-        raise InvalidChange(
-            "Closing a change needs a close code: successful, successful with issues or "
-            "unsuccessful.",
-            fields={"close_code": ["Required to close."]},
-        )
     with transaction.atomic():
         change = ChangeRecord.objects.select_for_update().get(pk=change.pk)
         _check_editable(change)
@@ -170,6 +164,12 @@ def move_change(
             raise ChangeConflict(
                 f"Change {change.ref} is {change.get_state_display().lower()}; it can move to "
                 f"{allowed or 'nothing else'} by hand."
+            )
+        if to == State.CLOSED and close_code not in ChangeRecord.CloseCode.values:
+            raise InvalidChange(
+                "Closing a change needs a close code: successful, successful with issues or "
+                "unsuccessful.",
+                fields={"close_code": ["Required to close."]},
             )
         extra = {"close_code": close_code, "close_notes": reason} if to == State.CLOSED else {}
         _move(change, to, actor.username, reason, **extra)

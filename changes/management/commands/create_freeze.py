@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from changes.freezes.models import WALL_FORMAT
 from changes.freezes.services import FreezeInput, create_freeze
+from changes.wall_time import WALL_FORMAT
 from governance.exceptions import GovernanceError
 from governance.models import Environment, Service, Team, User
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from changes.freezes.models import Freeze, wall_to_instant
+from changes.freezes.models import Freeze
 from changes.freezes.services import FreezeInput, _validated
+from changes.wall_time import wall_to_instant
 from governance.models import LedgerEntry
 
 pytestmark = pytest.mark.django_db
