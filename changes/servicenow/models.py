@@ -11,7 +11,8 @@ from django.utils import timezone
 
 
 class ServiceNowConfig(models.Model):
-    """The one ServiceNow instance: the inbound token's digest and how to pull from it.
+    """The one ServiceNow instance (the row with pk 1): the inbound token's digest and how to
+    pull from it.
 
     Not registered with django-auditlog: the ledger records each change, the token masked.
     """

@@ -10,7 +10,7 @@ from changes.servicenow.models import ServiceNowConfig, ServiceNowRecord
 
 def settings_context() -> dict:
     """What the administrators' page shows; never the token, only its last four characters."""
-    config = ServiceNowConfig.objects.first()
+    config = ServiceNowConfig.objects.filter(pk=1).first()  # the one row (services)
     return {
         "token_hint": f"…{config.token_hint}" if config and config.token_hint else "",
         "instance_url": config.instance_url if config else "",

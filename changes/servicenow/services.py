@@ -59,7 +59,7 @@ class Applied:
 
 
 def current_config() -> ServiceNowConfig | None:
-    return ServiceNowConfig.objects.first()
+    return ServiceNowConfig.objects.filter(pk=1).first()
 
 
 def token_digest(token: str) -> str:
@@ -121,8 +121,10 @@ def normalise_instance(url: str) -> str:
 
 
 def _locked_config() -> ServiceNowConfig:
-    config = ServiceNowConfig.objects.select_for_update().first()
-    return config or ServiceNowConfig.objects.create()
+    # One row, always pk 1: two first configurations racing end on the same row (the loser's
+    # insert fails on the primary key and get_or_create re-reads the winner's), never two.
+    config, _ = ServiceNowConfig.objects.select_for_update().get_or_create(pk=1)
+    return config
 
 
 def _ledger_config(config: ServiceNowConfig, actor: str, reason: str, **extra) -> None:
