@@ -139,3 +139,34 @@ def test_the_administration_menu_links_the_servicenow_page(client, administrator
     page = client.get("/changes/integrations/pagerduty/").content.decode()
 
     assert f'href="{URL}"' in page
+
+
+def test_the_page_costs_the_same_queries_for_one_mapping_and_record_as_for_many(
+    org, administrator, service, other_service
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from changes.incidents.services import map_external_service
+    from changes.servicenow.services import apply_record
+
+    client = signed_in(administrator)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(URL).status_code == 200
+        return len(captured)
+
+    map_external_service(source="servicenow", external_id=CI, service=service, actor="t")
+    apply_record("change_request", change_request())
+    one = queries()
+    for index in range(1, 12):
+        map_external_service(
+            source="servicenow", external_id=f"{index:032x}", service=other_service, actor="t"
+        )
+        apply_record(
+            "change_request",
+            change_request(sys_id=f"{index:032x}", number=f"CHG00400{index:02d}"),
+        )
+
+    assert queries() == one
