@@ -26,6 +26,7 @@ def linked_release_rows(change: ChangeRecord, user: User) -> list[dict]:
         gate = evaluate_gate(release)
         rows.append(
             {
+                "id": release.pk,
                 "label": f"{release.service.name} {release.version} → {release.environment.name}",
                 "url": reverse("approvals:release_detail", args=[release.pk]),
                 "status": release.approval.status,

@@ -138,6 +138,11 @@ class ApiClient:
             path, json.dumps(body), content_type="application/json", **self.headers, **extra
         )
 
+    def patch(self, path: str, body: object, **extra):
+        return self.client.patch(
+            path, json.dumps(body), content_type="application/json", **self.headers, **extra
+        )
+
 
 def release_body(**overrides) -> dict:
     """The example request body of the pipeline API: payments-api to production, tests green."""
