@@ -1,8 +1,9 @@
 """Load the demo organisation: people, teams, services, environments, roles and the policy.
 
 Idempotent: running it again changes nothing. Releases with history are added by the approvals
-app's `seed_demo_releases`, the incidents and the freezes by the changes app's
-`seed_demo_incidents` and `seed_demo_freezes`, all called from here.
+app's `seed_demo_releases`, the incidents, ServiceNow records, freezes and planned changes by
+the changes app's `seed_demo_incidents`, `seed_demo_servicenow`, `seed_demo_freezes` and
+`seed_demo_calendar`, all called from here.
 """
 
 from django.core.management import call_command
@@ -165,8 +166,10 @@ class Command(BaseCommand):
             self._roles(people)
         call_command("seed_demo_releases", stdout=self.stdout)
         call_command("seed_demo_incidents", stdout=self.stdout)
+        call_command("seed_demo_servicenow", stdout=self.stdout)
         # After the releases, so that the demo's history was planned outside any freeze.
         call_command("seed_demo_freezes", stdout=self.stdout)
+        call_command("seed_demo_calendar", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:

@@ -18,15 +18,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_servicenow_records_hold_nothing_and_a_second_run_changes_nothing(db):
-    call_command("seed_demo", stdout=io.StringIO())
     out = io.StringIO()
-    call_command("seed_demo_servicenow", stdout=out)
+    call_command("seed_demo", stdout=out)
     ledger = LedgerEntry.objects.count()
 
     again = io.StringIO()
     call_command("seed_demo_servicenow", stdout=again)
 
-    assert out.getvalue() == "Demo ServiceNow records: 2 created, 0 already present.\n"
+    assert "Demo ServiceNow records: 2 created, 0 already present.\n" in out.getvalue()
     assert again.getvalue() == "Demo ServiceNow records: 0 created, 2 already present.\n"
     assert LedgerEntry.objects.count() == ledger
     change = ChangeRecord.objects.get(ref="CHG0030001")
