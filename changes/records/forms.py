@@ -119,3 +119,5 @@ class MoveForm(forms.Form):
         super().__init__(*args, **kwargs)
         allowed = MANUAL_MOVES[change.state]
         self.fields["to"].choices = [(s, ChangeRecord.State(s).label) for s in allowed]
+        if ChangeRecord.State.CLOSED not in allowed:
+            del self.fields["close_code"]  # only closing asks for one

@@ -124,7 +124,7 @@ def change_move(request: HttpRequest, pk: int) -> HttpResponse:
             to=form.cleaned_data["to"],
             actor=request.user,
             reason=form.cleaned_data["reason"],
-            close_code=form.cleaned_data["close_code"],
+            close_code=form.cleaned_data.get("close_code", ""),
         )
     except GovernanceError as exc:
         messages.error(request, exc.message)
