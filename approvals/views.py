@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,18 +17,24 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
+from approvals.calendar import release_conflicts
 from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
 from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
 from approvals.models import ApprovalStage, Release, ReleaseQuerySet
 from approvals.presenters import person_view, release_page
+from changes.calendar.conflicts import Conflict, change_conflicts
 from changes.freezes.forms import OverrideRequestForm
 from changes.freezes.selectors import freezes_holding, overrides_for_release
 from changes.freezes.services import request_override
-from changes.models import Freeze
+from changes.incidents.models import Incident
+from changes.incidents.selectors import HIGH_RISK
+from changes.models import ChangeRecord, Freeze
+from changes.records.selectors import changes_visible_to
 from governance.authority.decorators import administrator_required
+from governance.authority.models import holds_everywhere
 from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError
-from governance.models import LedgerEntry
+from governance.models import LedgerEntry, Service
 
 PAGE_SIZE = 25
 
@@ -93,7 +99,98 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
     release = releases.for_page().get(pk=pk)
     context = _detail_context(release, request.user, version)
     context["freezes"] = _freeze_panel(release, request.user)
+    context["change_panel"] = _change_panel(release, request.user)
+    context["incident_panel"] = _incident_panel(release)
     return render(request, "approvals/release_detail.html", context)
+
+
+def _change_panel(release: Release, user) -> dict:
+    """The release's change: its record, and what its window and the release's time run into.
+
+    The release's conflicts come first; one its change has too (the same other change, freeze
+    or service short of approvers) is shown once. A conflict with a change on services the
+    viewer may not see says only that there is one, as on the change page.
+    """
+    change = release.change
+    visible = None
+    if not holds_everywhere(user, "view"):
+        visible = set(Service.objects.restrict(user, "view").values_list("pk", flat=True))
+    found: dict[tuple[str, str, str], Conflict] = {}
+    for conflict in [*release_conflicts(release), *change_conflicts(change)]:
+        found.setdefault((conflict.kind, conflict.label, conflict.url), conflict)
+    return {
+        "change": change,
+        "life_cycle": _life_cycle(change),
+        "conflicts": [conflict.seen_by(visible) for conflict in found.values()],
+        "may_see_change": change.pk in _visible_change_ids(user, change),
+    }
+
+
+def _visible_change_ids(user, change: ChangeRecord) -> set[int]:
+    # Someone who sees the release only through a delegation may not see the change page (it
+    # goes by the services one sees oneself): the ref is linked only for those it opens for.
+    return set(changes_visible_to(user).filter(pk=change.pk).values_list("pk", flat=True))
+
+
+def _life_cycle(change: ChangeRecord) -> list[dict]:
+    """The life cycle's steps in order, the change's own marked; cancelled only when it is."""
+    states = [*ChangeRecord.LIFE_CYCLE]
+    if change.state == ChangeRecord.State.CANCELLED:
+        states.append(ChangeRecord.State.CANCELLED)
+    return [
+        {"label": ChangeRecord.State(state).label, "current": state == change.state}
+        for state in states
+    ]
+
+
+def _incident_panel(release: Release) -> dict:
+    """Open incidents on the release's service and its direct dependencies, and the incident
+    its change fixes; each says where it is and whether it holds this release.
+
+    Holding mirrors the gate (changes.incidents.selectors.incident_hold_reasons): a blocking
+    incident affecting the service holds releases to high-risk environments, except the one an
+    emergency change names as the incident it fixes. One query, whatever the number shown.
+    """
+    change = release.change
+    service_id = release.service_id
+    links = Incident.services.through.objects.filter(incident_id=OuterRef("pk"))
+    dependencies = Service.depends_on.through.objects.filter(from_service_id=service_id)
+    affecting = Incident.objects.open().affecting(service_id).values("pk")
+    incidents = (
+        Incident.objects.filter(Q(pk__in=affecting) | Q(pk=change.incident_id or 0))
+        .annotate(
+            on_service=Exists(links.filter(service_id=service_id)),
+            on_dependency=Exists(links.filter(service_id__in=dependencies.values("to_service_id"))),
+        )
+        .order_by("-opened_at", "-pk")
+    )
+    high_risk = release.environment.risk == HIGH_RISK
+    fix = change.incident_id if change.type == ChangeRecord.Type.EMERGENCY else None
+    rows = []
+    for incident in incidents:
+        # What the gate counts against a release to a high-risk environment.
+        counted = (
+            high_risk and incident.is_blocking and (incident.on_service or incident.on_dependency)
+        )
+        rows.append(
+            {
+                "incident": incident,
+                "where": _where(incident),
+                "holds": counted and incident.pk != fix,
+                "excepted": counted and incident.pk == fix,
+                "fixed_by_change": incident.pk == change.incident_id,
+            }
+        )
+    return {"rows": rows, "high_risk": high_risk}
+
+
+def _where(incident: Incident) -> str:
+    # Only "a service it depends on": the dependency's name is not the viewer's to learn here.
+    if incident.on_service:
+        return "on this service"
+    if incident.on_dependency:
+        return "on a service it depends on"
+    return "on another service"
 
 
 def _freeze_panel(release: Release, user) -> dict:

@@ -243,12 +243,22 @@ def test_release_page_query_count_does_not_grow_with_decisions(
     )
     client.force_login(approver)
     url = reverse("approvals:release_detail", args=[release.pk])
+    _queries(client, url)  # warm-up: per-process caches (content types, permissions)
     before = _queries(client, url)
     services.record_decision(
         release=release, actor=second_approver, verdict="approve", rationale="ok"
     )
     after = _queries(client, url)
-    assert before == after
+    assert before == after == RELEASE_PAGE_QUERIES
+
+
+# Pinned for a release with no planned time whose change has no window: the session and the
+# viewer, the live version, the release with its stages, decisions, approvers, evidence and
+# deployments, the gate's holding incidents and freezes, owning teams, the viewer's authority,
+# the ledger, the freeze panel, the policy version; then the Change and Incidents panels' three
+# (the services the viewer sees, whether the change page opens for them, the incidents in one
+# query). A planned release adds its conflict boards: tests/approvals/test_release_page_change.py.
+RELEASE_PAGE_QUERIES = 29
 
 
 def test_the_page_says_rejected_marks_superseded_evidence_and_links_the_change(
