@@ -156,7 +156,8 @@ def _counted_elsewhere(
 
 
 def _in_required_teams(stage: ApprovalStage, user: User, release: Release) -> bool:
-    """When the policy names the owning teams, a delegate must belong to one of them too."""
+    """When the policy names the owning teams, whether `user` belongs to one that counts now
+    (the approver, and a delegate as well as the person they act for)."""
     if not stage.team_rule:
         return True
     teams = release.service.owning_teams()
@@ -165,8 +166,12 @@ def _in_required_teams(stage: ApprovalStage, user: User, release: Release) -> bo
 
 
 def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
-    """In the stage's frozen list of approvers and still holding that authority right now."""
+    """In the stage's frozen list of approvers and still holding that authority right now:
+    under a team rule, still in an owning team that counts (the list is re-resolved only
+    every few minutes)."""
     frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
-    return frozen and has_stage_authority(
-        user, release.service, stage.approvers, release.environment
+    return (
+        frozen
+        and has_stage_authority(user, release.service, stage.approvers, release.environment)
+        and _in_required_teams(stage, user, release)
     )
