@@ -14,15 +14,18 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from dateutil.rrule import DAILY, rrulestr
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from changes.freezes.exceptions import FreezeConflict, FreezeForbidden, InvalidFreeze
 from changes.freezes.models import Freeze, FreezeOverride
 from changes.records.models import ChangeRecord
 from changes.wall_time import WALL_FORMAT, wall_exists, wall_to_instant
+from governance.authority.selectors import administrators
 from governance.authority.services import is_administrator
 from governance.ledger import services as ledger
 from governance.models import Environment, Service, Team, User
+from governance.notifications.services import notify
 from governance.policy.engine import Plan, StageRequirement
 
 # A bounded rule longer than this is refused: its last occurrence is computed when saved.
@@ -171,6 +174,16 @@ def request_override(
             subject=f"release:{release.pk}",
             actor=actor.username,
             payload=_override_payload(override),
+        )
+        # Whatever the hour: the release is held until a second administrator confirms.
+        notify(
+            people=administrators().exclude(pk=actor.pk),
+            subject=f"Override waiting for you: {override.release_label}",
+            body=f"{actor.username} asks to let {override.release_label} through the hard "
+            f"freeze '{freeze.name}' for {hours} h: {reason} A second administrator must "
+            "confirm it before it takes effect.",
+            url=reverse("changes:freeze_list"),
+            reason="you are an administrator",
         )
     return override
 

@@ -19,7 +19,7 @@ from changes.freezes.services import (
     request_override,
 )
 from changes.models import FreezeOverride
-from governance.models import LedgerEntry
+from governance.models import LedgerEntry, Notification
 from tests import factories
 
 
@@ -397,3 +397,19 @@ def test_the_freeze_check_is_one_query_and_the_gate_stays_constant(
 
 # freeze_blockers on a release read with for_gate(): the freezes with their override flag.
 FREEZE_CHECK_QUERIES = 1
+
+
+def test_the_other_administrators_hear_of_an_override_waiting_for_them(
+    approved_release, make_freeze, administrator, second_administrator
+):
+    request_override(
+        freeze=make_freeze(),
+        release=approved_release,
+        actor=administrator,
+        reason="Fix for the checkout outage",
+        hours=4,
+    )
+
+    notes = Notification.objects.filter(subject__startswith="Override waiting for you")
+    assert [n.recipient for n in notes] == [second_administrator]  # not the one who asked
+    assert "Fix for the checkout outage" in notes.get().body
