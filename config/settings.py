@@ -438,6 +438,16 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Signoff <signoff@localhost>"
 # How long a pending request waits for decisions before it is reported as expired.
 SIGNOFF_PENDING_TIMEOUT_HOURS = env_int("SIGNOFF_PENDING_TIMEOUT_HOURS", 24 * 7)
 
+# The incidents that hold releases to high-risk environments: open ones at or above this
+# priority (1 = P1, the worst; ServiceNow's 1 and 2 arrive as P1/P2 with high urgency), and
+# open ones of high urgency whatever their priority unless SIGNOFF_INCIDENT_BLOCKING_URGENCY=none.
+SIGNOFF_INCIDENT_BLOCKING_PRIORITY = env_int("SIGNOFF_INCIDENT_BLOCKING_PRIORITY", 1)
+if not 1 <= SIGNOFF_INCIDENT_BLOCKING_PRIORITY <= 5:
+    raise ImproperlyConfigured("SIGNOFF_INCIDENT_BLOCKING_PRIORITY must be 1 (P1) to 5 (P5).")
+SIGNOFF_INCIDENT_BLOCKING_URGENCY = env_str("SIGNOFF_INCIDENT_BLOCKING_URGENCY", "high")
+if SIGNOFF_INCIDENT_BLOCKING_URGENCY not in ("high", "none"):
+    raise ImproperlyConfigured("SIGNOFF_INCIDENT_BLOCKING_URGENCY must be 'high' or 'none'.")
+
 # How often an open release page asks whether anything changed (while its tab is visible).
 # Each unchanged answer is a 204 costing a few small queries.
 SIGNOFF_LIVE_POLL_SECONDS = env_int("SIGNOFF_LIVE_POLL_SECONDS", 10)

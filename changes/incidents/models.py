@@ -6,6 +6,7 @@ services depending on them) to high-risk environments; see `changes.incidents.se
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -29,15 +30,24 @@ LIMIT 5
 """
 
 
+def blocking_severity() -> int:
+    """Incidents at this severity or worse block (1 is the worst, PagerDuty's P1)."""
+    return settings.SIGNOFF_INCIDENT_BLOCKING_PRIORITY
+
+
+def blocking_urgency() -> str:
+    """The urgency that blocks whatever the priority; a value no incident has when none does."""
+    return "high" if settings.SIGNOFF_INCIDENT_BLOCKING_URGENCY == "high" else "(none)"
+
+
 class IncidentQuerySet(models.QuerySet):
     def open(self) -> IncidentQuerySet:
         return self.filter(status__in=Incident.OPEN_STATUSES)
 
     def blocking(self) -> IncidentQuerySet:
-        """At or above the threshold: priority P1 (severity 1) or high urgency."""
+        """At or above the threshold: by default priority P1 (severity 1) or high urgency."""
         return self.filter(
-            models.Q(severity__lte=Incident.BLOCKING_SEVERITY)
-            | models.Q(urgency=Incident.Urgency.HIGH)
+            models.Q(severity__lte=blocking_severity()) | models.Q(urgency=blocking_urgency())
         )
 
     def affecting(self, service_id: int) -> IncidentQuerySet:
@@ -60,7 +70,7 @@ class IncidentQuerySet(models.QuerySet):
         }
         statuses = list(Incident.OPEN_STATUSES)
         sql = GATE_SQL.format(statuses=", ".join(["%s"] * len(statuses)), **names)
-        params = [*statuses, Incident.BLOCKING_SEVERITY, Incident.Urgency.HIGH]
+        params = [*statuses, blocking_severity(), blocking_urgency()]
         params += [excluded_id or 0, service_id, service_id]
         return self.model.objects.raw(sql, params)
 
@@ -83,8 +93,6 @@ class Incident(models.Model):
         LOW = "low", "Low"
 
     OPEN_STATUSES = (Status.TRIGGERED, Status.ACKNOWLEDGED)
-    # Severity 1 is the worst (PagerDuty P1). High urgency blocks whatever the priority.
-    BLOCKING_SEVERITY = 1
 
     source = models.CharField(max_length=12, choices=Source.choices)
     external_id = models.CharField(max_length=100)
@@ -128,8 +136,8 @@ class Incident(models.Model):
 
     @property
     def is_blocking(self) -> bool:
-        severe = self.severity is not None and self.severity <= self.BLOCKING_SEVERITY
-        return self.is_open and (severe or self.urgency == self.Urgency.HIGH)
+        severe = self.severity is not None and self.severity <= blocking_severity()
+        return self.is_open and (severe or self.urgency == blocking_urgency())
 
 
 class IntegrationConfig(models.Model):

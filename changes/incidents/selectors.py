@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from changes.incidents.models import Incident
+from changes.incidents.models import Incident, blocking_severity, blocking_urgency
 
 HIGH_RISK = "high"
 SEVERITY_KEYS = ("P1", "P2", "P3", "P4", "P5")
@@ -47,7 +47,7 @@ def incident_context(service_id: int, now: datetime | None = None) -> dict:
         open_blocking=Count(
             "pk",
             filter=Q(status__in=Incident.OPEN_STATUSES)
-            & (Q(severity__lte=Incident.BLOCKING_SEVERITY) | Q(urgency="high")),
+            & (Q(severity__lte=blocking_severity()) | Q(urgency=blocking_urgency())),
             distinct=True,
         ),
         **_window_counts(now, 7),

@@ -83,6 +83,20 @@ def test_the_threshold_is_priority_p1_or_high_urgency(
     assert (gate(production_release)["status"] == "blocked") is blocked
 
 
+@pytest.mark.parametrize(
+    ("priority", "urgency", "blocked"),
+    [("P2", "low", True), ("P3", "low", False), ("P3", "high", False), ("P1", "", True)],
+)
+def test_the_threshold_is_a_setting(production_release, settings, priority, urgency, blocked):
+    settings.SIGNOFF_INCIDENT_BLOCKING_PRIORITY = 2
+    settings.SIGNOFF_INCIDENT_BLOCKING_URGENCY = "none"
+    incident = open_incident(production_release.service, priority=priority, urgency=urgency)
+
+    assert (gate(production_release)["status"] == "blocked") is blocked
+    assert incident.is_blocking is blocked
+    assert policy_context(production_release, [])["incidents"]["open_blocking"] == int(blocked)
+
+
 def test_releases_to_lower_risk_environments_are_not_held(org, service, staging, pipeline_bot):
     release = request(service, staging, pipeline_bot)
     open_incident(service)
