@@ -8,7 +8,11 @@ class ChangesConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from changes.calendar.conflicts import change_conflicts
         from changes.models import ChangeRecord, Freeze
+        from changes.records.selectors import register_conflict_finder
 
         auditlog.register(ChangeRecord)
+        # A change's page shows its conflicts; the calendar, above change records, finds them.
+        register_conflict_finder("calendar", change_conflicts)
         auditlog.register(Freeze, m2m_fields={"environments", "services", "teams"})

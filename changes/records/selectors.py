@@ -51,14 +51,21 @@ def change_history(change: ChangeRecord) -> list[LedgerEntry]:
     return list(LedgerEntry.objects.filter(subject=f"change:{change.pk}").order_by("seq"))
 
 
-# The releases linked to a change live in the approvals app, above this one: it registers a
-# function that lists them for a person (what they may see), gate included.
+# A change's page shows what is known above this concern: the releases linked to it (the
+# approvals app lists them for a person, gate included) and the conflicts of its window (the
+# change calendar finds them). Each registers its function from an AppConfig.ready().
 ReleaseLister = Callable[[ChangeRecord, User], list[dict]]
+ConflictFinder = Callable[[ChangeRecord], list]
 _release_listers: dict[str, ReleaseLister] = {}
+_conflict_finders: dict[str, ConflictFinder] = {}
 
 
 def register_release_lister(name: str, lister: ReleaseLister) -> None:
     _release_listers[name] = lister
+
+
+def register_conflict_finder(name: str, finder: ConflictFinder) -> None:
+    _conflict_finders[name] = finder
 
 
 def linked_releases(change: ChangeRecord, user: User) -> list[dict]:
@@ -66,3 +73,11 @@ def linked_releases(change: ChangeRecord, user: User) -> list[dict]:
     for lister in _release_listers.values():
         rows.extend(lister(change, user))
     return rows
+
+
+def change_conflicts(change: ChangeRecord) -> list:
+    """The conflicts of the change's planned window (`changes.calendar.conflicts.Conflict`)."""
+    found: list = []
+    for finder in _conflict_finders.values():
+        found.extend(finder(change))
+    return found

@@ -10,7 +10,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from changes.calendar.conflicts import change_conflicts
 from changes.incidents.models import Incident
 from changes.records import selectors
 from changes.records import services as records
@@ -65,7 +64,9 @@ def change_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "services": services,
         "releases": selectors.linked_releases(change, request.user),
         "incidents": _incidents(change, services),
-        "conflicts": [c.seen_by(None if everything else visible) for c in change_conflicts(change)],
+        "conflicts": [
+            c.seen_by(None if everything else visible) for c in selectors.change_conflicts(change)
+        ],
         "history": selectors.change_history(change),
         "may_write": writable and change.source == ChangeRecord.Source.SIGNOFF,
         "move_form": MoveForm(change=change) if writable else None,
