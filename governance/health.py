@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery import current_app
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -31,8 +32,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready when the database answers and the broker accepts a connection."""
-    from config.celery import app
-
+    app = current_app  # the project's Celery app, set up by the config package at start-up
     checks = {}
     try:
         with connection.cursor() as cursor:
