@@ -19,6 +19,8 @@ from playwright.sync_api import Page, expect
 
 from approvals import services
 from changes.freezes.services import FreezeInput, create_freeze
+from changes.models import Incident
+from changes.records.services import ChangeInput, open_change
 from governance.authority import reviews
 from governance.authority.services import create_delegation
 from governance.identity import services as identity
@@ -271,4 +273,54 @@ def test_calendar_pages_have_no_serious_violations(scan: Scan, releases, approve
     scan.check("profile with a feed URL")
     scan.page.set_viewport_size(PHONE)
     scan.check("calendar, month, phone", "/changes/calendar/")
+    scan.assert_clean()
+
+
+def test_change_pages_have_no_serious_violations(
+    scan: Scan, releases, service, requester, auditor, administrator
+):
+    """The change list, a change with everything on it, and its form, for those who see them:
+    release managers open and edit, approvers and auditors read, administrators do both."""
+    _, pending = releases
+    now = timezone.now()
+    change = open_change(
+        data=ChangeInput(
+            title="Move payments to the new ledger",
+            services=[service],
+            planned_start=now + timedelta(hours=1),
+            planned_end=now + timedelta(hours=3),
+            time_zone="Europe/Paris",
+            implementation_plan="Dual-write, backfill, switch reads.",
+        ),
+        actor=requester,
+    )
+    pending.change.planned_start, pending.change.planned_end = now, now + timedelta(hours=2)
+    pending.change.save(update_fields=["planned_start", "planned_end"])
+    pending.planned_at = now + timedelta(hours=1)
+    pending.save(update_fields=["planned_at"])
+    trouble = Incident.objects.create(
+        source="api", external_id="INC1", title="Card declines", severity=1, priority="P1"
+    )
+    trouble.services.set([service])
+    sign_in(scan.page, scan.base, "dave")
+    scan.check("changes", "/changes/")
+    scan.check("a change, release manager", f"/changes/{pending.change_id}/")
+    scan.check("new change", "/changes/new/")
+    scan.page.get_by_role("button", name="Save").click()
+    expect(scan.page.locator("[aria-invalid=true]").first).to_be_visible()
+    scan.check("new change, refused")
+    scan.check("edit change", f"/changes/{change.pk}/edit/")
+    sign_in(scan.page, scan.base, "alice")
+    scan.check("changes, approver", "/changes/?state=authorise")
+    scan.check("a change, approver", f"/changes/{pending.change_id}/")
+    scan.check("release with its change and incidents", f"/approvals/releases/{pending.pk}/")
+    scan.page.set_viewport_size(PHONE)
+    scan.check("a change, phone", f"/changes/{pending.change_id}/")
+    scan.check("changes, phone", "/changes/")
+    scan.page.set_viewport_size({"width": 1360, "height": 900})
+    sign_in(scan.page, scan.base, "erin")
+    scan.check("a change, auditor", f"/changes/{change.pk}/")
+    sign_in(scan.page, scan.base, "ada")
+    scan.check("a change, administrator", f"/changes/{change.pk}/")
+    scan.check("new change, administrator", "/changes/new/")
     scan.assert_clean()
