@@ -41,6 +41,11 @@ NAMES = {
     10: "unapproved deployments are never hidden",
     11: "the ledger covers every change",
     12: "the gate's answer is a from-scratch evaluation",
+    13: "a hard freeze holds everything but emergencies and confirmed overrides",
+    14: "a blocking incident holds high-risk releases",
+    15: "a soft freeze adds a release manager",
+    16: "the change record follows its releases",
+    17: "only the owning teams count",
 }
 
 
@@ -72,6 +77,10 @@ class Record:
     seen_decision: int = 0
     seen_grant: int = 0
     seen_deployment: int = 0
+    seen_request: int = 0
+    seen_overrides: set[tuple[int, int | None]] = field(default_factory=set)
+    seen_change_deployment: int = 0
+    moved_by_hand: set[int] = field(default_factory=set)  # changes a person moved
     ledger_seq: int = 0
     ledger_hash: str = ledger_format.GENESIS_HASH
 
@@ -106,19 +115,21 @@ class Requests:
         return cls(releases, stages, decisions, evidence)
 
 
-def check_all(world: World, record: Record, requests: Requests) -> None:
-    """Every invariant, in the order a reader would look for the cause."""
+def check_all(world: World, record: Record, requests: Requests) -> dict[int, str]:
+    """Every invariant, in the order a reader would look for the cause; returns the gate's
+    answers (for `hold_checks`)."""
     check_new_decisions(world, record, requests)
     check_counting(world, record, requests)
     check_request_states(requests)
     check_snapshots()
-    check_gate(world, requests)
+    answers = check_gate(world, requests)
     check_new_deployments(record, requests)
     check_authority_sources(world, record)
     check_tokens(world)
     check_ledger(record)
     check_ledger_coverage(requests)
     record.stage_status = {s.pk: s.status for ss in requests.stages.values() for s in ss}
+    return answers
 
 
 # --- Decisions ---------------------------------------------------------------------------------
@@ -181,7 +192,7 @@ def check_decision(
     for person in filter(None, (decision.approver_id, principal)):
         require(
             world.in_teams(person, stage, release.service_id),
-            2,
+            17,
             f"{what}: {world.users[person].username} is in none of the owning teams the stage "
             f"needs ({stage.team_rule})",
         )
@@ -305,21 +316,25 @@ def check_snapshots() -> None:
         )
 
 
-def check_gate(world: World, requests: Requests) -> None:
-    """The gate answers what the rules, evaluated from the rows, say it must answer now. (The
-    only check that time alone can change: it runs after every step, even one that wrote
-    nothing.)"""
+def check_gate(world: World, requests: Requests) -> dict[int, str]:
+    """The gate answers what the rules, evaluated from the rows, say it must answer now (freezes
+    and incidents included). The only check that time alone can change: it runs after every
+    step, even one that wrote nothing. Returns the answers, by release."""
+    answers = {}
     for release in Release.objects.for_gate():
         answer = evaluate_gate(release, now=world.now).status
         full = requests.releases[release.pk]
+        held = world.held_back.held(full, full.change, world.now)
         expected = expected_gate(
-            full, full.approval, full.change, requests.evidence[release.pk], world.now
+            full, full.approval, full.change, requests.evidence[release.pk], world.now, held=held
         )
         require(
             answer == expected,
             12,
             f"release #{release.pk}: the gate says {answer}, the rules say {expected}",
         )
+        answers[release.pk] = answer
+    return answers
 
 
 def check_new_deployments(record: Record, requests: Requests) -> None:

@@ -13,7 +13,7 @@ from approvals.models import (
     Evidence,
     Release,
 )
-from changes.models import ChangeRecord
+from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
 from governance.models import (
     ApiToken,
     Delegation,
@@ -38,6 +38,9 @@ ROWS = (
     Evidence,
     Deployment,
     ChangeRecord,
+    Freeze,
+    FreezeOverride,
+    Incident,
     RoleAssignment,
     Delegation,
     GroupRoleMapping,
@@ -52,6 +55,12 @@ ROWS = (
 COLUMNS = {User: ("id", "username", "is_active"), ApiToken: ("id", "user_id", "revoked_at")}
 LINKS = (
     ApprovalStage.eligible_approvers.through,
+    ChangeRecord.services.through,
+    Freeze.environments.through,
+    Freeze.services.through,
+    Freeze.teams.through,
+    Incident.services.through,
+    Service.depends_on.through,
     Service.owners.through,
     Service.co_owning_teams.through,
     Team.members.through,

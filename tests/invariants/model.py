@@ -8,12 +8,14 @@ model's time, which moves a minute with each step and further when a `time_passe
 
 The steps live with their subject and are mixed in here: `people_steps` (the identity provider,
 grants, delegations, the catalogue, policies), `release_steps` (requests, decisions,
-withdrawals, deployments), `time_steps` (time and the periodic tasks); `actions` holds what they
+withdrawals, deployments, change records moved by hand), `hold_steps` (freezes, overrides,
+incidents), `time_steps` (time and the periodic tasks); `actions` holds what they
 act through and `drawing` what they draw from.
 
 Rules only act; they assert little themselves (a refusal must change nothing, an eligible
 person's decision must be recorded, a few things only the acting step can see). Everything else
-is judged after each step by `checks.check_all` against the database and the ledger.
+is judged after each step by `checks.check_all` and `hold_checks.check_holds` against the
+database, the ledger and the gate.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from tests.invariants import fingerprint
 from tests.invariants.actions import Actions
 from tests.invariants.checks import Record, Requests, check_all, check_gate
 from tests.invariants.drawing import TRIGGERS
+from tests.invariants.hold_checks import check_holds
+from tests.invariants.hold_steps import HoldSteps
 from tests.invariants.oracle import World
 from tests.invariants.people_steps import PeopleSteps
 from tests.invariants.release_steps import ReleaseSteps
@@ -67,9 +71,10 @@ class Clock:
         return self.at
 
 
-class Organisation(PeopleSteps, ReleaseSteps, TimeSteps, Actions, RuleBasedStateMachine):
-    """People join, leave and come back, hold and lose authority, delegate, publish policies,
-    request, decide, withdraw and deploy releases while time moves on."""
+class Organisation(PeopleSteps, ReleaseSteps, HoldSteps, TimeSteps, Actions, RuleBasedStateMachine):
+    """People join, leave and come back, change teams, hold and lose authority, delegate,
+    publish policies, request, decide, withdraw and deploy releases, move change records, freeze
+    and override, and open and resolve incidents while time moves on."""
 
     last_trail: list[str] = []  # the rules of the latest example, for the broken-rule test
 
@@ -95,6 +100,10 @@ class Organisation(PeopleSteps, ReleaseSteps, TimeSteps, Actions, RuleBasedState
         self.releases = list(Release.objects.order_by("pk").values_list("pk", flat=True))
         for pk, name in Release.objects.values_list("pk", "triggered_by_name"):
             self.record.meant_trigger[pk] = TRIGGERS.get(name)
+        # Freezes, overrides and incidents the example creates (none at the start).
+        self.freezes: list[int] = []
+        self.overrides: list[int] = []
+        self.incidents: list[int] = []
         self.trail: list[str] = []
         Organisation.last_trail = self.trail
 
@@ -111,13 +120,15 @@ class Organisation(PeopleSteps, ReleaseSteps, TimeSteps, Actions, RuleBasedState
         table the checks read is unchanged), only what time alone can change is re-judged."""
         now = self.clock.now()
         state = fingerprint.take()
-        if state != self.state:
+        wrote = state != self.state
+        if wrote:
             self.world, self.requests = World.read(now), Requests.read()
-            check_all(self.world, self.record, self.requests)
+            answers = check_all(self.world, self.record, self.requests)
             self.state = state
         else:
             self.world.now = now
-            check_gate(self.world, self.requests)
+            answers = check_gate(self.world, self.requests)
+        check_holds(self.world, self.record, self.requests, answers, wrote=wrote)
         self.clock.at += timedelta(minutes=1)
 
 

@@ -8,15 +8,20 @@ also break the yardstick it is measured with.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
-from changes.models import ChangeRecord
-from governance.models import Delegation, Role, RoleAssignment, Service, Team, User
+from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
+from governance.models import Delegation, Environment, Role, RoleAssignment, Service, Team, User
 
 # A policy's approver source → the role whose grant carries it ("service_owners" is ownership).
-SOURCE_ROLE = {"service_approvers": Role.APPROVER, "cab": Role.CAB_MEMBER}
+SOURCE_ROLE = {
+    "service_approvers": Role.APPROVER,
+    "cab": Role.CAB_MEMBER,
+    "release_managers": Role.RELEASE_MANAGER,
+}
 DECIDING_ROLES = (Role.APPROVER, Role.CAB_MEMBER)
 
 
@@ -33,6 +38,7 @@ class World:
     members: dict[int, set[int]] = field(default_factory=dict)
     team_slugs: dict[int, str] = field(default_factory=dict)
     delegations: list[Delegation] = field(default_factory=list)
+    held_back: Holds | None = None  # freezes, overrides, incidents
 
     @classmethod
     def read(cls, now: datetime) -> World:
@@ -47,6 +53,7 @@ class World:
             world.members[team.pk] = {u.pk for u in team.members.all()}
             world.team_slugs[team.pk] = team.slug
         world.delegations = list(Delegation.objects.all())
+        world.held_back = Holds.read(world.services)
         return world
 
     # --- Roles --------------------------------------------------------------------------------
@@ -135,6 +142,140 @@ class World:
         return approves or any(person in owners for owners in self.owners.values())
 
 
+# --- Freezes and incidents ---------------------------------------------------------------------
+
+# The recurrences the model writes: none, or "every day, N times" (in UTC, so each occurrence is
+# the first shifted by whole days).
+DAILY_COUNT = "FREQ=DAILY;COUNT="
+OPEN = ("triggered", "acknowledged")
+
+
+@dataclass
+class Holds:
+    """Freezes, overrides and incidents as stored, and what they hold back at a moment."""
+
+    services: dict[int, Service]
+    risk: dict[int, str] = field(default_factory=dict)  # environment → risk
+    freezes: list[Freeze] = field(default_factory=list)
+    scope: dict[int, tuple[set[int], set[int], set[int]]] = field(default_factory=dict)
+    overrides: list[FreezeOverride] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    affected: dict[int, set[int]] = field(default_factory=dict)  # incident → services
+    depends_on: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    def read(cls, services: dict[int, Service]) -> Holds:
+        holds = cls(services=services)
+        holds.risk = dict(Environment.objects.values_list("pk", "risk"))
+        holds.freezes = list(Freeze.objects.order_by("pk"))
+        environments, services, teams = (defaultdict(set) for _ in range(3))
+        for link, ids in (
+            (Freeze.environments.through, environments),
+            (Freeze.services.through, services),
+            (Freeze.teams.through, teams),
+        ):
+            other = next(
+                f.attname for f in link._meta.fields if f.attname not in ("id", "freeze_id")
+            )
+            for freeze_id, pk in link.objects.values_list("freeze_id", other):
+                ids[freeze_id].add(pk)
+        for freeze in holds.freezes:
+            holds.scope[freeze.pk] = (
+                environments[freeze.pk],
+                services[freeze.pk],
+                teams[freeze.pk],
+            )
+        holds.overrides = list(FreezeOverride.objects.order_by("pk"))
+        holds.incidents = list(Incident.objects.order_by("pk"))
+        for incident_id, service_id in Incident.services.through.objects.values_list(
+            "incident_id", "service_id"
+        ):
+            holds.affected.setdefault(incident_id, set()).add(service_id)
+        for service_id, other in Service.depends_on.through.objects.values_list(
+            "from_service_id", "to_service_id"
+        ):
+            holds.depends_on[service_id].add(other)
+        return holds
+
+    # --- Freezes ------------------------------------------------------------------------------
+
+    def occurring(self, freeze: Freeze, at: datetime) -> bool:
+        """Whether one of the freeze's occurrences covers `at`, and it was not ended before."""
+        if freeze.ended_at is not None and at >= freeze.ended_at:
+            return False
+        count = 1
+        if freeze.recurrence:
+            assert freeze.recurrence.startswith(DAILY_COUNT), freeze.recurrence
+            assert freeze.time_zone == "UTC", "the model repeats freezes in UTC only"
+            count = int(freeze.recurrence.removeprefix(DAILY_COUNT))
+        return any(
+            freeze.starts_at + timedelta(days=k) <= at < freeze.ends_at + timedelta(days=k)
+            for k in range(count)
+        )
+
+    def covers(self, freeze: Freeze, service_id: int, environment_id: int) -> bool:
+        """Whether the freeze's scope takes in this service (by its owning team today) there."""
+        environments, services, teams = self.scope[freeze.pk]
+        if environment_id not in environments:
+            return False
+        if not services and not teams:
+            return True
+        return service_id in services or self.services[service_id].team_id in teams
+
+    def freezes_at(self, kind: str, service_id: int, environment_id: int, at: datetime):
+        return [
+            f
+            for f in self.freezes
+            if f.kind == kind
+            and self.covers(f, service_id, environment_id)
+            and self.occurring(f, at)
+        ]
+
+    def override(self, freeze: Freeze, release_id: int, at: datetime) -> FreezeOverride | None:
+        """A confirmed override of this freeze for this release, not expired at `at`."""
+        for o in self.overrides:
+            if (
+                o.freeze_id == freeze.pk
+                and o.release_id == release_id
+                and o.confirmed_at is not None
+                and o.confirmed_at <= at < o.expires_at
+            ):
+                return o
+        return None
+
+    def frozen(self, release: Release, change: ChangeRecord, at: datetime) -> list[Freeze]:
+        """The hard freezes holding `release` back at `at`: only emergencies pass them, or an
+        override of that freeze for that release."""
+        if change.type == ChangeRecord.Type.EMERGENCY:
+            return []
+        hard = self.freezes_at("hard", release.service_id, release.environment_id, at)
+        return [f for f in hard if self.override(f, release.pk, at) is None]
+
+    # --- Incidents ----------------------------------------------------------------------------
+
+    def blocking(self, service_id: int) -> list[Incident]:
+        """Open incidents at or above the threshold on the service or a direct dependency."""
+        near = {service_id, *self.depends_on[service_id]}
+        return [
+            i
+            for i in self.incidents
+            if i.status in OPEN
+            and ((i.severity is not None and i.severity <= 1) or i.urgency == "high")
+            and self.affected.get(i.pk, set()) & near
+        ]
+
+    def held_by_incidents(self, release: Release, change: ChangeRecord) -> list[Incident]:
+        """Blocking incidents holding a release to a high-risk environment; an emergency change
+        naming one is not held by that one."""
+        if self.risk[release.environment_id] != "high":
+            return []
+        fixes = change.incident_id if change.type == ChangeRecord.Type.EMERGENCY else None
+        return [i for i in self.blocking(release.service_id) if i.pk != fixes]
+
+    def held(self, release: Release, change: ChangeRecord, at: datetime) -> bool:
+        return bool(self.frozen(release, change, at) or self.held_by_incidents(release, change))
+
+
 def conflicted(release: Release, change: ChangeRecord, meant: int | None) -> set[int]:
     """The people who may never decide `release`: its requester, the person its pipeline named
     (`meant`: whom the name denotes, known to the model whether or not Signoff resolved it) and
@@ -153,8 +294,10 @@ def expected_gate(
     evidence: list[Evidence],
     now: datetime,
     digest: str | None = None,
+    held: bool = False,
 ) -> str:
-    """What the gate must answer for `release` now, from the rows rather than the snapshot."""
+    """What the gate must answer for `release` now, from the rows rather than the snapshot;
+    `held`: a hard freeze or a blocking incident holds it back (see `Holds.held`)."""
     status = approval.status
     if status in (ApprovalRequest.Status.REJECTED, ApprovalRequest.Status.WITHDRAWN):
         return "rejected"
@@ -168,8 +311,10 @@ def expected_gate(
         )
     ):
         return "expired"
-    if precondition_failures(approval.plan, change, evidence) or (
-        digest is not None and digest != release.digest
+    if (
+        precondition_failures(approval.plan, change, evidence)
+        or held
+        or (digest is not None and digest != release.digest)
     ):
         return "blocked"
     return "pending" if status == ApprovalRequest.Status.PENDING else "approved"

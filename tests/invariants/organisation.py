@@ -4,8 +4,9 @@ services, and the policies the model publishes.
 Two administrators (ada, adam); approvers alice (payments-api) and bob (everything); carol on the
 CAB; dave, a release manager; erin, an auditor; frank, who approves the platform team's services
 in staging only; the pipeline's service account ci-bot. Two teams, two services (web is shared by
-both teams), three environments, two identity groups already mapped to roles, and the built-in
-default policy. gina and hank have not joined yet: the identity provider provisions them.
+both teams and depends on payments-api), three environments, two identity groups already mapped
+to roles, and the built-in default policy. gina and hank have not joined yet: the identity
+provider provisions them. No freeze and no incident at first: the model creates them.
 Two releases wait for approval from the start: payments-api to staging, asked for by the
 pipeline on a run alice triggered, and web to production, asked for by dave himself.
 """
@@ -53,6 +54,7 @@ def build_organisation() -> None:
     web = factories.ServiceFactory(slug="web", tier=3, team=platform)
     web.co_owning_teams.set([payments])
     web.owners.set([people["bob"]])
+    web.depends_on.set([api])  # an incident on payments-api holds web's releases too
     for name in ADMINISTRATORS:
         factories.grant(people[name], Role.ADMINISTRATOR)
     factories.grant(people["alice"], Role.APPROVER, api)

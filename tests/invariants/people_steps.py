@@ -8,6 +8,7 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from approvals.models import ApprovalStage
 from governance.authority.services import (
     create_delegation,
     grant_role,
@@ -248,14 +249,14 @@ class PeopleSteps:
 
     @rule(
         actor=actors,
-        change=st.sampled_from(("owners", "members", "team")),
+        change=st.sampled_from(("owners", "members", "team", "dependencies")),
         service=services,
         team=st.sampled_from(TEAMS),
         chosen=st.frozensets(people, max_size=3),
     )
     def edit_catalogue(self, actor, change, service, team, chosen) -> None:
-        """An administrator edits the catalogue: a service's owners, a team's members, or which
-        team owns a service."""
+        """An administrator edits the catalogue: a service's owners, a team's members, which
+        team owns a service, or which services it depends on (the other one, or none)."""
         self.step("edit_catalogue")
         pks = [self.people[name] for name in sorted(chosen) if name in self.people]
         if change == "members":
@@ -267,6 +268,10 @@ class PeopleSteps:
         data = _service_data(entry, owners=pks[:2])
         if change == "team":
             data = _service_data(entry, team=self.teams[team])
+        if change == "dependencies":
+            others = [pk for slug, pk in self.services.items() if slug != service]
+            depends = [] if entry.depends_on.exists() else others
+            data = _service_data(entry, depends_on=depends)
         self._catalogue(actor, catalogue_forms.ServiceForm(data, instance=entry), "services")
 
     def _catalogue(self, actor: str, form, section: str) -> None:
@@ -289,6 +294,31 @@ class PeopleSteps:
             made[(saved.pk, pk)] = user.pk
         for pk in owners - _links(saved):
             made.pop((saved.pk, pk), None)
+
+    @rule(
+        actor=actors,
+        # Mostly the people the starting organisation's teams hold.
+        name=st.one_of(st.sampled_from(("alice", "bob", "dave", "frank")), people),
+        team=st.sampled_from(TEAMS),
+        join=st.booleans(),
+        pick=st.one_of(st.none(), st.integers(0, 5)),
+    )
+    def team_membership(self, actor: str, name: str, team: str, join: bool, pick) -> None:
+        """One person leaves a team, or joins one, while releases wait: under a policy's team
+        rule, a stage's frozen list of approvers may name someone no longer in the team (with
+        `pick`, someone listed on an open stage leaves the owning team that listed them)."""
+        self.step("team_membership")
+        listed = _listed_by_team(self.releases) if pick is not None and not join else []
+        if listed:
+            name, team = listed[pick % len(listed)]
+        entry = Team.objects.get(slug=team)
+        members = set(entry.members.values_list("pk", flat=True))
+        person = self.people.get(name)
+        if person is None or (person in members) == join:
+            return
+        members = members | {person} if join else members - {person}
+        data = {"name": entry.name, "slug": entry.slug, "members": sorted(members)}
+        self._catalogue(actor, catalogue_forms.TeamForm(data, instance=entry), "teams")
 
     @rule(actor=actors, variant=st.sampled_from(tuple(policy_sources())))
     def publish_policy(self, actor: str, variant: str) -> None:
@@ -323,6 +353,21 @@ class PeopleSteps:
             )
 
 
+def _listed_by_team(releases: list[int]) -> list[tuple[str, str]]:
+    """(person, team) for each person listed on an open stage with a team rule and each owning
+    team of the service they belong to."""
+    stages = ApprovalStage.objects.filter(status="active", request__release__in=releases).exclude(
+        team_rule=""
+    )
+    listed = []
+    for stage in stages.select_related("request__release__service").order_by("pk"):
+        owning = {t.pk: t.slug for t in stage.request.release.service.owning_teams()}
+        for person in stage.eligible_approvers.order_by("pk"):
+            for team in person.teams.filter(pk__in=owning).order_by("pk"):
+                listed.append((person.username, team.slug))
+    return listed
+
+
 def _service_data(service: Service, **changes) -> dict:
     data = {
         "name": service.name,
@@ -334,6 +379,7 @@ def _service_data(service: Service, **changes) -> dict:
         "owners": [u.pk for u in service.owners.all()],
         "vendor": "",
         "compliance_tags": service.compliance_tags,
+        "depends_on": [s.pk for s in service.depends_on.all()],
     }
     data.update(changes)
     return data

@@ -8,6 +8,7 @@ from hypothesis.stateful import precondition, rule
 
 from approvals.models import ApprovalRequest, Deployment, Release
 from changes.models import ChangeRecord
+from changes.records import services as records
 from changes.records.services import set_change_state
 from governance.models import Delegation, User
 from tests import factories
@@ -35,14 +36,25 @@ class ReleaseSteps:
         environment=environments,
         trigger=st.one_of(st.sampled_from(("alice", "bob")), st.sampled_from(tuple(TRIGGERS))),
         reuse_change=st.one_of(st.none(), release_indexes),
-        change_type=st.sampled_from(("normal", "emergency")),
+        change_type=st.sampled_from(("normal", "emergency", "standard")),
         tests=st.sampled_from(("passed", "failed", "none")),
         retry=st.booleans(),
+        fixes=st.one_of(st.none(), st.integers(0, 3)),
     )
     def request_release(
-        self, requester, service, environment, trigger, reuse_change, change_type, tests, retry
+        self,
+        requester,
+        service,
+        environment,
+        trigger,
+        reuse_change,
+        change_type,
+        tests,
+        retry,
+        fixes,
     ) -> None:
-        """A pipeline (or a person, with their own token) asks for approval through the API."""
+        """A pipeline (or a person, with their own token) asks for approval through the API;
+        its change may name an incident it fixes."""
         self.step("request_release")
         number = len(self.releases) + 1
         if reuse_change is not None and self.releases:
@@ -61,6 +73,8 @@ class ReleaseSteps:
             "pipeline": {"provider": "github", "triggered_by": trigger},
             "evidence": _tests(tests),
         }
+        if fixes is not None and self.incidents:
+            body["change"]["incident"] = self.incidents[fixes % len(self.incidents)]
         if self.token(requester) is None:
             return
         key = {"HTTP_IDEMPOTENCY_KEY": f"model-{number}"}
@@ -243,6 +257,37 @@ class ReleaseSteps:
             return
         change = ChangeRecord.objects.get(pk=target.change_id)
         set_change_state(change=change, state=change_state, actor=self.user("dave"), reason="ITSM")
+        self.record.moved_by_hand.add(change.pk)
+
+    @precondition(lambda self: self.releases)
+    @rule(
+        actor=st.sampled_from(("dave", "ada", "alice", BOT)),
+        release=release_indexes,
+        to=st.sampled_from(tuple(ChangeRecord.State.values)),
+        close_code=st.sampled_from(("successful", "")),
+    )
+    def move_change(self, actor: str, release: int, to: str, close_code: str) -> None:
+        """A release manager or an administrator moves a release's change record along its
+        life cycle by hand (anyone may try; only the moves MANUAL_MOVES lists are allowed)."""
+        self.step("move_change")
+        user, target = self.user(actor), self.release(release)
+        if user is None:
+            return
+        change = ChangeRecord.objects.get(pk=target.change_id)
+        before = change.state
+        moved = self.attempt(
+            "change move",
+            lambda: records.move_change(
+                change=change, to=to, actor=user, reason="Moved by the model", close_code=close_code
+            ),
+        )
+        if moved is not None:
+            require(
+                to in records.MANUAL_MOVES[before],
+                16,
+                f"{actor} moved change {change.ref} from {before} to {to} by hand",
+            )
+            self.record.moved_by_hand.add(change.pk)
 
     @precondition(lambda self: self.releases)
     @rule(
