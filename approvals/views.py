@@ -98,10 +98,17 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = _live_version_or_404(releases, pk)
     release = releases.for_page().get(pk=pk)
     context = _detail_context(release, request.user, version)
-    context["freezes"] = _freeze_panel(release, request.user)
-    context["change_panel"] = _change_panel(release, request.user)
-    context["incident_panel"] = _incident_panel(release)
+    context.update(_page_panels(release, request.user))
     return render(request, "approvals/release_detail.html", context)
+
+
+def _page_panels(release: Release, user) -> dict:
+    """The whole page's panels outside the live part: freezes, the change, incidents."""
+    return {
+        "freezes": _freeze_panel(release, user),
+        "change_panel": _change_panel(release, user),
+        "incident_panel": _incident_panel(release),
+    }
 
 
 def _change_panel(release: Release, user) -> dict:
@@ -323,6 +330,8 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
     version = live_version(Release.objects.all(), release.pk)
     release = Release.objects.for_page().get(pk=release.pk)
     context = _detail_context(release, request.user, version, form, error)
+    if not request.htmx:  # the whole page, as release_detail shows it
+        context.update(_page_panels(release, request.user))
     template = (
         "approvals/partials/_release_live.html" if request.htmx else "approvals/release_detail.html"
     )

@@ -456,3 +456,18 @@ def test_the_panels_cost_the_same_for_one_conflict_and_incident_as_for_many(
     assert len(panels["change_panel"]["conflicts"]) >= 13
     assert len(panels["incident_panel"]["rows"]) == 10
     assert one == many == PLANNED_PAGE_QUERIES
+
+
+def test_a_decision_refused_without_htmx_answers_the_whole_page_panels_included(
+    client, planned_release, freeze, approver
+):
+    client.force_login(approver)
+
+    response = client.post(
+        reverse("approvals:release_decide", args=[planned_release.pk]), {"verdict": "approve"}
+    )
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'data-testid="release-change"' in body and 'data-testid="release-incidents"' in body
+    assert "Ledger migration freeze" in body
