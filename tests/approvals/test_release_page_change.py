@@ -334,6 +334,32 @@ def test_the_incident_a_change_fixes_is_shown_even_on_another_service(
     assert row["fixed_by_change"] is True
 
 
+def test_the_panel_holds_what_the_gate_holds_under_a_wider_blocking_threshold(
+    client, settings, production_release, service, approver
+):
+    settings.SIGNOFF_INCIDENT_BLOCKING_PRIORITY = 2
+    incident("PD11", [service], severity=2)
+    incident("PD12", [service], severity=3)
+
+    response = page_of(client, approver, production_release)
+
+    rows = {
+        r["incident"].external_id: r["holds"] for r in response.context["incident_panel"]["rows"]
+    }
+    assert rows == {"PD11": True, "PD12": False}
+    assert (
+        len(
+            incident_hold_reasons(
+                service_id=service.pk,
+                environment_risk="high",
+                change_type="normal",
+                change_incident_id=None,
+            )
+        )
+        == 1
+    )
+
+
 # --- Who sees the panels: exactly who sees the release page --------------------------------
 
 SEES = ["requester", "approver", "second_approver", "cab_member", "auditor", "administrator"]
