@@ -268,6 +268,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Enums used by several components get one stable name each.
     "ENUM_NAME_OVERRIDES": {
+        "ChangeLevelEnum": "changes.records.models.ChangeRecord.Level",
+        "ChangeStateEnum": "changes.records.models.ChangeRecord.State",
+        "ChangeSourceEnum": "changes.records.models.ChangeRecord.Source",
         "DeploymentStatusEnum": "approvals.models.Deployment.Status",
         "GateStatusEnum": "approvals.api.serializers.GATE_STATUSES",
         "IncidentStatusEnum": "changes.incidents.models.Incident.Status",

@@ -72,7 +72,7 @@ class ChangeDetailSerializer(ChangeSerializer):
         return [{key: row[key] for key in keys} for row in rows]
 
 
-class ChangeInputSerializer(serializers.Serializer):
+class ChangeRecordInputSerializer(serializers.Serializer):
     ref = serializers.RegexField(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
         required=False,
@@ -159,9 +159,9 @@ class ChangeListCreate(generics.ListAPIView):
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=ChangeInputSerializer, responses={201: ChangeDetailSerializer})
+    @extend_schema(request=ChangeRecordInputSerializer, responses={201: ChangeDetailSerializer})
     def post(self, request: Request) -> Response:
-        serializer = ChangeInputSerializer(data=request.data)
+        serializer = ChangeRecordInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         change = records.open_change(data=serializer.to_input(), actor=request.user)
         return Response(
@@ -178,7 +178,7 @@ class ChangeDetail(APIView):
         change = _change(request, ref)
         return Response(ChangeDetailSerializer(change, context={"request": request}).data)
 
-    @extend_schema(request=ChangeInputSerializer, responses=ChangeDetailSerializer)
+    @extend_schema(request=ChangeRecordInputSerializer, responses=ChangeDetailSerializer)
     def patch(self, request: Request, ref: str) -> Response:
         change = _change(request, ref)
         if not records.may_write_change(request.user, change.services.all()):
@@ -193,7 +193,9 @@ class ChangeDetail(APIView):
         }
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-        serializer = ChangeInputSerializer(data={**current, **request.data, "ref": change.ref})
+        serializer = ChangeRecordInputSerializer(
+            data={**current, **request.data, "ref": change.ref}
+        )
         serializer.is_valid(raise_exception=True)
         records.update_change(change=change, data=serializer.to_input(), actor=request.user)
         change = _change(request, ref)

@@ -15,6 +15,7 @@ from changes.records import selectors
 from changes.records import services as records
 from changes.records.forms import ChangeForm, MoveForm
 from changes.records.models import ChangeRecord
+from governance.authority.models import holds_everywhere
 from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError
 from governance.forms import form_errors_from
@@ -57,16 +58,16 @@ def change_detail(request: HttpRequest, pk: int) -> HttpResponse:
     change = _visible_or_404(request, pk)
     services = list(change.services.all())
     writable = records.may_write_change(request.user, services)
-    visible = set(Service.objects.restrict(request.user, "view").values_list("pk", flat=True))
-    everything = is_administrator(request.user) or visible >= {s.pk for s in services}
+    # Conflicts may name changes on other services (dependencies): only ones the viewer may see.
+    visible = None
+    if not holds_everywhere(request.user, "view"):
+        visible = set(Service.objects.restrict(request.user, "view").values_list("pk", flat=True))
     context = {
         "change": change,
         "services": services,
         "releases": selectors.linked_releases(change, request.user),
         "incidents": _incidents(change, services),
-        "conflicts": [
-            c.seen_by(None if everything else visible) for c in selectors.change_conflicts(change)
-        ],
+        "conflicts": [c.seen_by(visible) for c in selectors.change_conflicts(change)],
         "history": selectors.change_history(change),
         "may_write": writable and change.source == ChangeRecord.Source.SIGNOFF,
         "move_form": MoveForm(change=change) if writable else None,

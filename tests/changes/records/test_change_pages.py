@@ -222,3 +222,30 @@ def test_the_list_filters_and_searches(client, requester, change, service):
     assert refs(risk="high") == ["SO-CHG-000002"]
     assert refs(state="new", service="payments-api") == ["SO-CHG-000001", "SO-CHG-000002"]
     assert refs(state="nonsense") == ["SO-CHG-000001", "SO-CHG-000002"]  # ignored, not an error
+
+
+def test_a_conflict_with_a_change_on_a_service_one_may_not_see_is_not_named(
+    client, org, requester, approver, auditor, service, change
+):
+    billing = factories.ServiceFactory(slug="billing", team=factories.TeamFactory(slug="billing"))
+    service.depends_on.add(billing)
+    bill = factories.UserFactory(username="bill")
+    factories.grant(bill, "release_manager", billing)
+
+    open_change(
+        data=ChangeInput(
+            title="Secret billing migration",
+            services=[billing],
+            planned_start=change.planned_start,
+            planned_end=change.planned_end,
+        ),
+        actor=bill,
+    )
+
+    url = reverse("changes:change_detail", args=[change.pk])
+    html = signed_in(client, approver).get(url).content.decode()
+    auditor_html = signed_in(client, auditor).get(url).content.decode()
+
+    assert "Secret billing migration" not in html
+    assert "on a service you may not see" in html
+    assert "Secret billing migration" in auditor_html  # auditors see every service
