@@ -4,6 +4,9 @@ Each failure is an `InvariantBroken` whose message starts with the invariant's n
 ("Invariant 1 (nobody approves their own work): ..."), so a failing example says at once which
 promise broke. What the database cannot tell (whom a pipeline's free-text name meant, who made a
 catalogue change) comes from the model's own record of what it did, `Record`.
+
+Invariants 1 to 12 and 17 (only members of the owning teams count under a team rule) are here;
+13 to 16, about freezes, incidents and change records, are in `hold_checks`.
 """
 
 from __future__ import annotations
