@@ -17,6 +17,9 @@ from approvals import authority, gate
 from approvals.models import Release
 from approvals.services import requests as request_services
 from approvals.services import transitions
+from changes.freezes.services import freeze_blockers
+from changes.incidents.selectors import incident_hold_reasons
+from changes.models import FreezeOverride
 from tests.invariants import model
 from tests.invariants.checks import InvariantBroken
 from tests.invariants.organisation import BOT, build_organisation
@@ -74,6 +77,33 @@ def a_high_risk_release_during_an_incident(machine) -> None:
     assert gate_says(machine, index) == "blocked"
 
 
+def an_override_asked_then_confirmed(machine) -> None:
+    """A hard freeze holds a dev release; ada asks to let it through, adam confirms later; the
+    override lasts four hours."""
+    index = request(machine, "web", "dev")
+    then(machine, "freeze", "ada", "hard", None, None, 0, 48, "UTC", False, None)
+    then(machine, "override", "ask", "ada", "adam", index, 0, 4)
+    assert gate_says(machine, index) == "blocked"  # asked, not confirmed
+    then(machine, "override", "confirm_waiting", "ada", "ada", index, 0, 4)  # not by the asker
+    assert gate_says(machine, index) == "blocked"
+    then(machine, "override", "confirm_waiting", "ada", "adam", index, 0, 4)
+    assert gate_says(machine, index) == "approved"
+    then(machine, "time_passes", 5)
+    assert gate_says(machine, index) == "blocked"  # the override expired
+
+
+def emergencies_during_an_incident(machine) -> None:
+    """web depends on payments-api, which has a P1 incident; an emergency naming it and one
+    naming nothing go to production, each approved by bob."""
+    then(machine, "incident", "open", 0, "payments-api", "P1", "")
+    for index, fixes in ((len(machine.releases), 0), (len(machine.releases) + 1, None)):
+        args = (BOT, "web", "production", "", None, "emergency", "passed", False, fixes)
+        then(machine, "request_release", *args)
+        then(machine, "decide_through_the_api", "bob", index, "approve", "reviewed")
+    assert gate_says(machine, index - 1) == "approved"  # the fix for the incident
+    assert gate_says(machine, index) == "blocked"  # another emergency: held
+
+
 def a_request_inside_a_soft_freeze(machine) -> None:
     then(machine, "freeze", "ada", "soft", "staging", "payments-api", 0, 6, "UTC", False, None)
     index = request(machine, "payments-api", "staging")
@@ -103,6 +133,20 @@ def _old_is_eligible(stage, user, release) -> bool:
     )
 
 
+def _overridden_once_asked(release, now) -> list[str]:
+    """The gate's freeze check, letting a release through once an override is asked for."""
+    if FreezeOverride.objects.filter(release_id=release.pk).exists():
+        return []
+    return freeze_blockers(release, now)
+
+
+def _emergencies_pass(*, change_type: str, **kwargs) -> list[str]:
+    """The gate's incident check, letting every emergency through, whatever it fixes."""
+    if change_type == "emergency":
+        return []
+    return incident_hold_reasons(change_type=change_type, **kwargs)
+
+
 BROKEN = {
     # story, what is broken, the invariants that may report it first
     "hard freezes ignored": (
@@ -113,6 +157,16 @@ BROKEN = {
     "incidents ignored": (
         a_high_risk_release_during_an_incident,
         (gate, "incident_hold_reasons", lambda **kwargs: []),
+        (12, 14),
+    ),
+    "an override counts before it is confirmed": (
+        an_override_asked_then_confirmed,
+        (gate, "freeze_blockers", _overridden_once_asked),
+        (12, 13),
+    ),
+    "every emergency passes incidents": (
+        emergencies_during_an_incident,
+        (gate, "incident_hold_reasons", _emergencies_pass),
         (12, 14),
     ),
     "no soft freeze stage": (
