@@ -1,5 +1,7 @@
-"""The rules, re-read from scratch: who holds which authority at a moment, and what the gate
-must answer, computed in plain Python from the stored rows.
+"""The rules, re-read from scratch: who holds which authority at a moment, what freezes and
+incidents hold back (`Holds`: occurrences, scope by service or owning team, overrides, the
+blocking threshold, direct dependencies) and what the gate must answer, computed in plain
+Python from the stored rows.
 
 Nothing here calls the product's selectors, authority or gate code: the model compares what the
 product did with what these independent readings say, so a rule broken in the product cannot
