@@ -139,11 +139,11 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABAS
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
-    # Pooled connections live long: let psycopg bind parameters on the server and prepare a
-    # statement once it has run five times on a connection, so PostgreSQL stops planning the
-    # gate's queries at every pipeline call. Both need a real session, hence only with the pool.
+    # Pooled connections live long: bind parameters on the server, so that the gate's queries
+    # can be prepared once per connection (governance/db.py). Needs a real session, hence only
+    # with the pool.
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):
-        DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "governance.User"

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import services
-from approvals.gate import build_snapshot, refresh_snapshot
-from approvals.models import ApprovalRequest, ApprovalStage, Evidence
+from approvals.gate import build_snapshot, evaluate_gate, refresh_snapshot
+from approvals.models import ApprovalRequest, ApprovalStage, Evidence, Release
 from changes.records.services import set_change_state
 from tests import factories
 
@@ -359,3 +359,45 @@ def test_a_stored_count_that_is_no_whole_number_never_satisfies_max_failed(
     assert gate["reasons"] == [
         "Evidence 'tests' does not report a 'failed' count; the policy requires one."
     ]
+
+
+def test_the_gate_row_loads_what_the_orm_loads(production_release, approver):
+    factories.decide(production_release, approver)
+    by_orm = Release.objects.for_gate().get(pk=production_release.pk)
+
+    by_row = Release.objects.gate_row(production_release.pk)
+
+    assert evaluate_gate(by_row).as_dict() == evaluate_gate(by_orm).as_dict()
+    for path in (
+        "digest",
+        "service_id",
+        "environment.risk",
+        "change.ref",
+        "change.state",
+        "change.type",
+        "change.incident_id",
+        "approval.status",
+        "approval.plan",
+        "approval.expires_at",
+        "approval.valid_until",
+        "approval.gate_snapshot",
+    ):
+        first, *rest = path.split(".")
+        orm, row = getattr(by_orm, first), getattr(by_row, first)
+        for name in rest:
+            orm, row = getattr(orm, name), getattr(row, name)
+        assert row == orm, path
+    assert by_row.approval.release is by_row
+    assert Release.objects.gate_row(production_release.pk + 1000) is None
+
+
+def test_a_pipeline_scoped_to_one_service_gets_the_same_answer(
+    api, production_release, pipeline_bot, service
+):
+    scoped = factories.UserFactory(username="payments-ci", is_service_account=True)
+    factories.grant(scoped, "release_manager", service)
+
+    everywhere = api(pipeline_bot).get(gate_url(production_release)).json()
+    one_service = api(scoped).get(gate_url(production_release)).json()
+
+    assert one_service == everywhere
