@@ -76,3 +76,12 @@ def test_release_managers_are_those_holding_that_role_not_administrators(
     assert people == [requester]
     assert has_stage_authority(requester, service, "release_managers") is True
     assert has_stage_authority(administrator, service, "release_managers") is False
+
+
+def test_a_grant_scoped_to_another_team_says_nothing_about_this_service(service):
+    other_team = factories.TeamFactory(slug="search", name="Search")
+    person = factories.UserFactory(username="sam")
+    RoleAssignment.objects.create(user=person, role=Role.APPROVER, team=other_team)
+
+    assert may_act(person, "approve", service, None) is False
+    assert person not in eligible_approvers(service, "service_approvers")
