@@ -167,16 +167,17 @@ def build_snapshot(approval: ApprovalRequest) -> dict:
 
 
 def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
-    """Rebuild the snapshots of many requests in batches (repair, or after a bulk import)."""
-    done, last = 0, 0
-    while True:
-        chunk = list(_with_snapshot_data(approvals.filter(pk__gt=last).order_by("pk"))[:batch])
-        if not chunk:
-            return done
+    """Rebuild the snapshots of many requests in batches (repair, or after a bulk import).
+
+    `batch` only bounds the memory used: any size rebuilds the same snapshots."""
+    done, remaining = 0, approvals.order_by("pk")
+    while chunk := list(_with_snapshot_data(remaining)[:batch]):
         for approval in chunk:
             approval.gate_snapshot = _snapshot(approval)
         ApprovalRequest.objects.bulk_update(chunk, ["gate_snapshot"])
-        done, last = done + len(chunk), chunk[-1].pk
+        done += len(chunk)
+        remaining = approvals.filter(pk__gt=chunk[-1].pk).order_by("pk")
+    return done
 
 
 def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:

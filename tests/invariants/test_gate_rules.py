@@ -1,0 +1,73 @@
+"""The gate's edges (`approvals/gate.py`) that mutation testing showed no test pinned down;
+each test names the rule it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from approvals.gate import build_snapshot, evaluate_gate, rebuild_snapshots
+from approvals.models import ApprovalRequest, Release
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def gate_at(release: Release, now) -> tuple[str, list[str]]:
+    result = evaluate_gate(Release.objects.for_gate().get(pk=release.pk), now=now)
+    return result.status, result.reasons
+
+
+def test_a_pending_request_is_expired_at_the_very_moment_of_its_deadline(production_release):
+    deadline = ApprovalRequest.objects.get(release=production_release).expires_at
+
+    assert gate_at(production_release, deadline)[0] == "expired"
+
+
+def test_an_approval_is_expired_at_the_very_moment_its_validity_ends(
+    production_release, approver, second_approver, cab_member
+):
+    for person in (approver, second_approver, cab_member):
+        factories.decide(production_release, person)
+    valid_until = ApprovalRequest.objects.get(release=production_release).valid_until
+
+    assert gate_at(production_release, valid_until)[0] == "expired"
+
+
+def test_a_request_without_a_snapshot_yet_still_gets_an_answer(production_release):
+    """Rows imported by other means have no snapshot until rebuild_gate_snapshots runs."""
+    ApprovalRequest.objects.filter(release=production_release).update(gate_snapshot={})
+
+    release = Release.objects.for_gate().get(pk=production_release.pk)
+    result = evaluate_gate(release)
+
+    # No stages to show and no evidence on record yet: blocked, saying what is missing.
+    assert (result.status, result.stages) == ("blocked", [])
+    assert result.reasons[0].startswith("Missing required evidence")
+
+
+def test_a_rejected_request_without_a_snapshot_yet_is_rejected(production_release, approver):
+    factories.decide(production_release, approver, verdict="reject", rationale="No.")
+    ApprovalRequest.objects.filter(release=production_release).update(gate_snapshot={})
+
+    release = Release.objects.for_gate().get(pk=production_release.pk)
+    result = evaluate_gate(release)
+
+    assert (result.status, result.reasons) == ("rejected", [])
+
+
+def test_snapshots_are_rebuilt_for_every_request_whatever_the_batch(
+    org, service, staging, production, pipeline_bot
+):
+    from approvals import services
+
+    for environment in (staging, production, staging):
+        services.request_approval(
+            data=factories.release_input(service, environment), actor=pipeline_bot
+        )
+    expected = {a.pk: build_snapshot(a) for a in ApprovalRequest.objects.all()}
+    ApprovalRequest.objects.update(gate_snapshot={})
+
+    count = rebuild_snapshots(ApprovalRequest.objects.all(), batch=2)
+
+    assert count == 3
+    assert {a.pk: a.gate_snapshot for a in ApprovalRequest.objects.all()} == expected
