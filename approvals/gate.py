@@ -169,7 +169,8 @@ def build_snapshot(approval: ApprovalRequest) -> dict:
 def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
     """Rebuild the snapshots of many requests in batches (repair, or after a bulk import).
 
-    `batch` only bounds the memory used: any size rebuilds the same snapshots."""
+    `batch` only bounds the memory used: any size rebuilds the same snapshots (so a mutant of
+    its default is equivalent)."""
     done, remaining = 0, approvals.order_by("pk")
     while chunk := list(_with_snapshot_data(remaining)[:batch]):
         for approval in chunk:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from approvals import services
 from approvals.gate import build_snapshot, evaluate_gate, rebuild_snapshots
 from approvals.models import ApprovalRequest, Release
 from tests import factories
@@ -58,8 +59,6 @@ def test_a_rejected_request_without_a_snapshot_yet_is_rejected(production_releas
 def test_snapshots_are_rebuilt_for_every_request_whatever_the_batch(
     org, service, staging, production, pipeline_bot
 ):
-    from approvals import services
-
     for environment in (staging, production, staging):
         services.request_approval(
             data=factories.release_input(service, environment), actor=pipeline_bot
@@ -71,3 +70,24 @@ def test_snapshots_are_rebuilt_for_every_request_whatever_the_batch(
 
     assert count == 3
     assert {a.pk: a.gate_snapshot for a in ApprovalRequest.objects.all()} == expected
+
+
+def test_another_digest_is_named_first_among_the_reasons(
+    production_release, approver, second_approver, cab_member
+):
+    for person in (approver, second_approver, cab_member):
+        factories.decide(production_release, person)
+    services.add_evidence(
+        release=production_release,
+        actor=production_release.requested_by,
+        kind="tests",
+        status="failed",
+        summary={"failed": 3},
+    )
+
+    result = evaluate_gate(
+        Release.objects.for_gate().get(pk=production_release.pk), digest=factories.digest("x")
+    )
+
+    assert result.status == "blocked" and len(result.reasons) == 2
+    assert "is not the approved artifact" in result.reasons[0]
