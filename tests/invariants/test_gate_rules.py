@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from approvals import services
-from approvals.gate import build_snapshot, evaluate_gate, rebuild_snapshots
-from approvals.models import ApprovalRequest, Release
+from approvals.gate import build_snapshot, evaluate_gate, rebuild_snapshots, refresh_snapshot
+from approvals.models import ApprovalRequest, ApprovalStage, Release
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +91,40 @@ def test_another_digest_is_named_first_among_the_reasons(
 
     assert result.status == "blocked" and len(result.reasons) == 2
     assert "is not the approved artifact" in result.reasons[0]
+
+
+def waiting_of(release: Release) -> str:
+    return evaluate_gate(Release.objects.for_gate().get(pk=release.pk)).reasons[0]
+
+
+def test_a_stage_nobody_may_decide_says_to_ask_an_administrator(production_release):
+    stage = ApprovalStage.objects.get(request__release=production_release, key="service")
+    stage.eligible_approvers.clear()
+    refresh_snapshot(stage.request)
+
+    assert waiting_of(production_release) == (
+        "Waiting for Service approval: 0 of 2 approvals "
+        "(eligible: nobody is eligible; ask an administrator, due "
+        f"{stage.due_at:%Y-%m-%d %H:%M} UTC)."
+    )
+
+
+def test_a_stage_without_a_due_time_names_none(production_release):
+    stage = ApprovalStage.objects.get(request__release=production_release, key="service")
+    ApprovalStage.objects.filter(pk=stage.pk).update(due_at=None)
+    refresh_snapshot(stage.request)
+
+    assert waiting_of(production_release) == (
+        "Waiting for Service approval: 0 of 2 approvals (eligible: alice, bob)."
+    )
+
+
+def test_a_stage_waiting_for_a_team_keeps_its_due_time(production_release):
+    stage = ApprovalStage.objects.get(request__release=production_release, key="service")
+    ApprovalStage.objects.filter(pk=stage.pk).update(team_rule="each", teams_required=["payments"])
+    refresh_snapshot(stage.request)
+
+    assert waiting_of(production_release) == (
+        "Waiting for Service approval: 0 of 2 approvals (eligible: alice, bob, due "
+        f"{stage.due_at:%Y-%m-%d %H:%M} UTC; still needs an approval from team(s): payments)."
+    )
