@@ -15,10 +15,8 @@ def linked_release_rows(change: ChangeRecord, user: User) -> list[dict]:
     """The change's releases `user` may see, newest first, each with its gate's answer now."""
     releases = (
         Release.objects.restrict(user, delegated=True)
-        .for_gate()
         .filter(change_id=change.pk)
-        .select_related("service")
-        .defer(None)
+        .select_related("service", "environment", "change", "approval")
         .order_by("-created_at", "-pk")
     )
     rows = []
