@@ -410,6 +410,13 @@ class ApprovalStage(models.Model):
     step_up = models.BooleanField(default=False)
     sla_hours = models.PositiveIntegerField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    # When the sweeps act on an open stage: remind undecided approvers, then escalate to the CAB.
+    remind_at = models.DateTimeField(null=True, blank=True)
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Overdue: CAB members may decide it too from then on."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
     approval_count = models.PositiveSmallIntegerField(default=0)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -434,6 +441,17 @@ class ApprovalStage(models.Model):
         indexes = [
             # Queues and sweeps look only at open stages, a small part of a long history.
             models.Index(fields=["status"], condition=Q(status="active"), name="stage_active_idx"),
+            # The sweeps' claims: open stages whose reminder or escalation time has come.
+            models.Index(
+                fields=["remind_at"],
+                condition=Q(status="active", reminded_at__isnull=True),
+                name="stage_remind_due_idx",
+            ),
+            models.Index(
+                fields=["escalate_at"],
+                condition=Q(status="active", escalated_at__isnull=True),
+                name="stage_escalation_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -618,3 +636,7 @@ def _from_db(field: models.Field, value):
     if hasattr(field, "from_db_value"):
         value = field.from_db_value(value, None, connection)
     return value
+
+
+# The emergency path's models live in their own concern; Django finds them through this module.
+from approvals.emergencies.models import EmergencyException  # noqa: E402, F401

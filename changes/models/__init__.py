@@ -1,6 +1,7 @@
 """Every changes model, importable from one place. Each concern owns its models
 (`changes/<concern>/models.py`); Django finds them here, under the app label `changes`."""
 
+from changes.cab.models import AgendaItem, CabMeeting, CabSchedule
 from changes.freezes.models import Freeze, FreezeOverride
 from changes.incidents.models import (
     ExternalServiceMapping,
@@ -9,9 +10,15 @@ from changes.incidents.models import (
     WebhookDelivery,
 )
 from changes.records.models import ChangeRecord
+from changes.reviews.models import Review, ReviewAction
 from changes.servicenow.models import ServiceNowConfig, ServiceNowRecord
 
 __all__ = [
+    "AgendaItem",
+    "CabMeeting",
+    "CabSchedule",
+    "Review",
+    "ReviewAction",
     "ChangeRecord",
     "ExternalServiceMapping",
     "Freeze",

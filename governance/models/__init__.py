@@ -26,7 +26,7 @@ from governance.identity.models import (
     ScimToken,
 )
 from governance.ledger.models import LedgerEntry, LedgerHead
-from governance.notifications.models import Notification
+from governance.notifications.models import Notification, OutboundEvent
 from governance.people.models import CalendarFeedKey, Team, User
 from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
@@ -46,6 +46,7 @@ __all__ = [
     "LedgerHead",
     "MappedRoleGrant",
     "Notification",
+    "OutboundEvent",
     "Policy",
     "PolicyProposal",
     "PolicyVersion",

@@ -33,3 +33,31 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient}: {self.subject}"
+
+
+class OutboundEvent(models.Model):
+    """An event for the organisation's other systems (monitoring, chat, SIEM), written in the
+    transaction that causes it and POSTed by a Celery task to every configured endpoint, signed
+    and retried, so a receiver outage loses nothing."""
+
+    kind = models.CharField(max_length=60, db_index=True)
+    subject = models.CharField(max_length=100, help_text="What it is about, e.g. release:12.")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(delivered_at__isnull=True),
+                name="outbound_event_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}"
