@@ -12,6 +12,7 @@ import functools
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import cel
@@ -37,7 +38,18 @@ _REQUIRE_KEYS = {
 }
 # Boolean requirements: any matching rule that sets one turns it on (strictest wins).
 _FLAGS = ("dual_control", "retro_review", "itsm_change")
-_STAGE_KEYS = {"key", "name", "approvers", "count", "order", "step_up", "sla_hours", "teams"}
+_STAGE_KEYS = {
+    "key",
+    "name",
+    "approvers",
+    "count",
+    "order",
+    "step_up",
+    "sla_hours",
+    "remind_hours",
+    "escalate_hours",
+    "teams",
+}
 # How the owning teams of a shared service decide a stage; the later in this list, the stricter.
 TEAM_RULES = {
     "any": "any owning team",
@@ -63,10 +75,25 @@ class StageRequirement:
     sla_hours: int | None
     rules: list[str] = field(default_factory=list)
     teams: str = ""  # a TEAM_RULES key, or "" when the policy says nothing about teams
+    # Hours after the stage opens: remind undecided approvers, then escalate to the CAB.
+    # None: halfway to the SLA, and at the SLA (see `reminder_delay`, `escalation_delay`).
+    remind_hours: int | None = None
+    escalate_hours: int | None = None
 
     @property
     def approvers_label(self) -> str:
         return APPROVER_SOURCES[self.approvers]
+
+    def reminder_delay(self) -> timedelta | None:
+        """How long after opening the undecided approvers are reminded (None: never)."""
+        if self.remind_hours is not None:
+            return timedelta(hours=self.remind_hours)
+        return timedelta(hours=self.sla_hours) / 2 if self.sla_hours else None
+
+    def escalation_delay(self) -> timedelta | None:
+        """How long after opening the stage goes to the CAB (None: never)."""
+        hours = self.escalate_hours if self.escalate_hours is not None else self.sla_hours
+        return timedelta(hours=hours) if hours else None
 
 
 @dataclass
@@ -114,6 +141,71 @@ class Plan:
         )
 
 
+@dataclass(frozen=True)
+class CompensatingControl:
+    key: str
+    label: str
+
+
+# What the emergency path grants and asks when a policy says nothing (see `emergency_settings`).
+DEFAULT_CONTROLS = (
+    CompensatingControl("extra_monitoring", "Extra monitoring during and after the deployment"),
+    CompensatingControl("pair_deployment", "Pair deployment (a second engineer watches)"),
+    CompensatingControl("rollback_plan", "Immediate rollback plan, tested"),
+    CompensatingControl("post_deploy_verification", "Post-deploy verification"),
+)
+_EMERGENCY_KEYS = {"exception_hours", "post_mortem_hours", "controls"}
+
+
+@dataclass(frozen=True)
+class EmergencySettings:
+    """The policy's `emergency:` section: how long an emergency exception lasts, when its
+    post-mortem is due after deployment, and the compensating controls to choose from."""
+
+    exception_hours: int = 4
+    post_mortem_hours: int = 72
+    controls: tuple[CompensatingControl, ...] = DEFAULT_CONTROLS
+
+    def control_label(self, key: str) -> str:
+        return next((c.label for c in self.controls if c.key == key), key)
+
+
+@functools.lru_cache(maxsize=64)
+def emergency_settings(source: str) -> EmergencySettings:
+    """The emergency section of a policy document, defaults filled in; PolicyError if bad."""
+    try:
+        document = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"The policy is not valid YAML: {exc}") from None
+    raw = document.get("emergency") if isinstance(document, dict) else None
+    if raw is None:
+        return EmergencySettings()
+    if not isinstance(raw, dict):
+        raise PolicyError("The policy's 'emergency' section must be a mapping.")
+    _reject_unknown(raw, _EMERGENCY_KEYS, "emergency")
+    for name in ("exception_hours", "post_mortem_hours"):
+        if name in raw:
+            _whole_number(raw[name], f"emergency, {name}")
+    controls = DEFAULT_CONTROLS
+    if "controls" in raw:
+        controls = tuple(_control(item) for item in raw["controls"] or [])
+        if len({c.key for c in controls}) != len(controls):
+            raise PolicyError("emergency, controls: each key may appear once.")
+    defaults = EmergencySettings()
+    return EmergencySettings(
+        exception_hours=raw.get("exception_hours", defaults.exception_hours),
+        post_mortem_hours=raw.get("post_mortem_hours", defaults.post_mortem_hours),
+        controls=controls,
+    )
+
+
+def _control(item: Any) -> CompensatingControl:
+    if not isinstance(item, dict) or not item.get("key") or not item.get("label"):
+        raise PolicyError("emergency, controls: each control needs a 'key' and a 'label'.")
+    _reject_unknown(item, {"key", "label"}, f"emergency, control '{item['key']}'")
+    return CompensatingControl(str(item["key"]), str(item["label"]))
+
+
 @dataclass
 class Rule:
     id: str
@@ -137,6 +229,8 @@ def parse(source: str) -> tuple[Rule, ...]:
         raise PolicyError(f"The policy is not valid YAML: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         raise PolicyError("The policy must be a mapping with a list under 'rules'.")
+    _reject_unknown(document, {"rules", "emergency"}, "The policy")
+    emergency_settings(source)  # refuse a bad emergency section when the policy is parsed
     rule_nodes = _rule_nodes(root)
     rules, seen = [], set()
     for index, raw in enumerate(document["rules"]):
@@ -228,8 +322,14 @@ def _validate_require(require: dict, where: str) -> None:
             raise PolicyError(f"{where}: each stage needs a 'key'.")
         _whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
         _whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
-        if stage.get("sla_hours") is not None:
-            _whole_number(stage["sla_hours"], f"{where}, stage '{stage['key']}' sla_hours")
+        for hours in ("sla_hours", "remind_hours", "escalate_hours"):
+            if stage.get(hours) is not None:
+                _whole_number(stage[hours], f"{where}, stage '{stage['key']}' {hours}")
+        remind, escalate = stage.get("remind_hours"), stage.get("escalate_hours")
+        if remind is not None and escalate is not None and remind >= escalate:
+            raise PolicyError(
+                f"{where}, stage '{stage['key']}': remind_hours must come before escalate_hours."
+            )
         _boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
         if stage.get("teams", "any") not in TEAM_RULES:
             raise PolicyError(
@@ -320,6 +420,8 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         sla_hours=raw.get("sla_hours"),
         rules=[rule_id],
         teams=raw.get("teams", ""),
+        remind_hours=raw.get("remind_hours"),
+        escalate_hours=raw.get("escalate_hours"),
     )
     current = stages.get(key)
     if current is None:
@@ -331,6 +433,10 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
     current.step_up = current.step_up or incoming.step_up
     slas = [s for s in (current.sla_hours, incoming.sla_hours) if s is not None]
     current.sla_hours = min(slas) if slas else None
+    # The earliest reminder and escalation win, like the shortest SLA.
+    for name in ("remind_hours", "escalate_hours"):
+        hours = [h for h in (getattr(current, name), getattr(incoming, name)) if h is not None]
+        setattr(current, name, min(hours) if hours else None)
     current.order = min(current.order, incoming.order)
     current.rules.append(rule_id)
 
