@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("changes.records.urls")),
     path("", include("changes.freezes.urls")),
     path("", include("changes.calendar.urls")),
+    path("reviews/", include("changes.reviews.urls")),
 ]

@@ -9,7 +9,9 @@ from governance.identity import oidc, scim
 
 urlpatterns = [
     path("", include("reporting.urls")),
+    path("approvals/emergencies/", include("approvals.emergencies.urls")),
     path("approvals/", include("approvals.urls")),
+    path("cab/", include("approvals.cab.urls")),
     path("governance/", include("governance.urls")),
     path("changes/", include("changes.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("api/v1/", include("approvals.api.urls")),
     path("api/v1/", include("changes.incidents.urls")),
     path("api/v1/", include("changes.records.api_urls")),
+    path("api/v1/", include("approvals.emergencies.api_urls")),
     path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
     path("integrations/servicenow/", include("changes.servicenow.urls")),
     path("changes/integrations/", include("changes.incidents.pages")),

@@ -1,0 +1,7 @@
+"""Declaring and following emergencies, under /approvals/emergencies/."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "emergencies"
+
+urlpatterns: list = []
