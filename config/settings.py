@@ -451,6 +451,17 @@ SIGNOFF_INCIDENT_BLOCKING_URGENCY = env_str("SIGNOFF_INCIDENT_BLOCKING_URGENCY",
 if SIGNOFF_INCIDENT_BLOCKING_URGENCY not in ("high", "none"):
     raise ImproperlyConfigured("SIGNOFF_INCIDENT_BLOCKING_URGENCY must be 'high' or 'none'.")
 
+# A post-implementation review opened by a failed, rolled-back or unapproved deployment is due
+# this many hours later (an emergency's post-mortem: the policy's `emergency.post_mortem_hours`).
+SIGNOFF_REVIEW_DUE_HOURS = env_int("SIGNOFF_REVIEW_DUE_HOURS", 5 * 24)
+if SIGNOFF_REVIEW_DUE_HOURS < 1:
+    raise ImproperlyConfigured("SIGNOFF_REVIEW_DUE_HOURS must be at least 1 (hour).")
+
+# Outbound events (emergencies declared, releases under enhanced monitoring, ...) are POSTed as
+# JSON to each of these URLs, signed with HMAC-SHA256 under the secret when one is set.
+SIGNOFF_EVENT_WEBHOOKS = env_list("SIGNOFF_EVENT_WEBHOOKS")
+SIGNOFF_EVENT_WEBHOOK_SECRET = env_secret("SIGNOFF_EVENT_WEBHOOK_SECRET") or ""
+
 # How often an open release page asks whether anything changed (while its tab is visible).
 # Each unchanged answer is a 204 costing a few small queries.
 SIGNOFF_LIVE_POLL_SECONDS = env_int("SIGNOFF_LIVE_POLL_SECONDS", 10)
