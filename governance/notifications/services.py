@@ -81,7 +81,11 @@ class DeliveryKicker:
     that caused them has committed and must not fail or stall.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, task_name: str = DELIVERY_TASK, thread_name: str = "notification-delivery-kick"
+    ) -> None:
+        self.task_name = task_name
+        self.thread_name = thread_name
         self._reset()
         # A forked child (a Celery pool process, a gunicorn worker with --preload) has no copy
         # of the thread, and the lock may have been held at fork time: start afresh there.
@@ -100,7 +104,7 @@ class DeliveryKicker:
             self._pending = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._run, name="notification-delivery-kick", daemon=True
+                    target=self._run, name=self.thread_name, daemon=True
                 )
                 self._thread.start()
             self._condition.notify_all()
@@ -117,20 +121,20 @@ class DeliveryKicker:
                 self._pending, self._sending = False, True
                 self.attempts += 1
             try:
-                _send_delivery_task()
+                _send_delivery_task(self.task_name)
             finally:
                 with self._condition:
                     self._sending = False
                     self._condition.notify_all()
 
 
-def _send_delivery_task() -> None:
+def _send_delivery_task(task_name: str) -> None:
     # By name: the task module imports this one. No retries and no result: a result store on
     # the same Redis would otherwise retry its own connection for 20 s before giving up.
     try:
-        current_app.send_task(DELIVERY_TASK, retry=False, ignore_result=True)
+        current_app.send_task(task_name, retry=False, ignore_result=True)
     except Exception:
-        logger.warning("Could not enqueue notification delivery; beat will retry", exc_info=True)
+        logger.warning("Could not enqueue %s; beat will retry", task_name, exc_info=True)
 
 
 KICKER = DeliveryKicker()
