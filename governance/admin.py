@@ -16,6 +16,7 @@ from governance.identity import services as identity
 from governance.identity.models import ApiToken, GroupRoleMapping, IdentityGroup, ScimToken
 from governance.identity.tokens import revoke_token, revoke_user_tokens
 from governance.ledger.models import LedgerEntry
+from governance.notifications.models import OutboundEvent
 from governance.people.models import Team, User
 from governance.policy import engine as policy
 from governance.policy import services as policy_changes
@@ -257,6 +258,17 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["seq", "kind", "subject", "actor", "recorded_at"]
     list_filter = ["kind"]
     search_fields = ["subject", "actor"]
+
+
+@admin.register(OutboundEvent)
+class OutboundEventAdmin(ReadOnlyAdmin):
+    """Events for other systems and their delivery (governance.notifications.events): rows that
+    failed every attempt stay here with their last error."""
+
+    list_display = ["created_at", "kind", "subject", "attempts", "delivered_at", "last_error"]
+    list_filter = ["kind", ("delivered_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subject", "kind"]
+    date_hierarchy = "created_at"
 
 
 # --- Identity provisioning (SCIM) ----------------------------------------------------------------

@@ -5,6 +5,7 @@ from celery import shared_task
 from governance.authority import reviews
 from governance.authority.services import expire_role_grants
 from governance.ledger import checkpoints
+from governance.notifications import events
 from governance.notifications import services as notifications
 
 
@@ -24,6 +25,12 @@ def start_access_review_task() -> int:
 def deliver_notifications_task() -> int:
     """Deliver queued notifications (also run every minute to retry failures)."""
     return notifications.deliver_pending()
+
+
+@shared_task
+def deliver_events_task() -> int:
+    """POST due outbound events to the configured webhooks (also run every minute for retries)."""
+    return events.deliver_events()
 
 
 @shared_task
