@@ -567,9 +567,10 @@ class Deployment(models.Model):
     class Status(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deployments")
-    status = models.CharField(max_length=10, choices=Status.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
     reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     url = models.URLField(max_length=500, blank=True)
     digest = models.CharField(max_length=71, blank=True, help_text="The artifact deployed.")
