@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from approvals.models import ApprovalStage, Release
+from changes.reviews.selectors import late_post_mortems_by_team
 
 RECENT = 8
 
@@ -19,7 +20,8 @@ RECENT = 8
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    since = timezone.now() - timedelta(days=30)
+    now = timezone.now()
+    since = now - timedelta(days=30)
     in_scope = Release.objects.restrict(request.user)
     counts = in_scope.filter(created_at__gte=since).aggregate(
         total=Count("pk"),
@@ -36,5 +38,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "my_queue_count": my_queue.count(),
         "next_up": my_queue.with_queue_related().order_by("request__requested_at", "pk")[:5],
         "recent": in_scope.with_list_related().order_by("-created_at", "-pk")[:RECENT],
+        # Teams whose emergencies are not yet accounted for: post-mortems past their due time.
+        "late_post_mortems": late_post_mortems_by_team(request.user, now),
     }
     return render(request, "reporting/dashboard.html", context)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.urls import reverse
 
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
 from approvals.services.transitions import follow_change
+from changes.records.models import ChangeRecord
+from changes.reviews import services as reviews
+from changes.reviews.models import Review
 from governance.authority.selectors import administrators
 from governance.ledger import services as ledger
 from governance.models import User
 from governance.notifications.services import notify
+from governance.policy.engine import EmergencySettings, emergency_settings
+from governance.policy.services import active_policy_version
 
 
 def record_deployment(
@@ -55,7 +62,76 @@ def record_deployment(
             _alert_unapproved(release, deployment)
         if deployment.status == Deployment.Status.SUCCEEDED:
             follow_change(release, actor)
+        for opening in _review_openings(release, deployment):
+            reviews.open_review(opening=opening, actor=actor, now=deployment.created_at)
     return deployment
+
+
+def _review_openings(release: Release, deployment: Deployment) -> list[reviews.ReviewOpening]:
+    """The reviews this outcome calls for: a post-implementation review for a failed or rolled
+    back deployment of an approved release and for an unapproved deployment; the change's
+    post-mortem when an emergency change's release is deployed."""
+    what = f"{release.service.name} {release.version} to {release.environment.name}"
+    found: list[tuple[str, str, str]] = []
+    if not deployment.approved:
+        found.append(
+            (
+                Review.Trigger.UNAPPROVED_DEPLOYMENT,
+                Review.Kind.POST_IMPLEMENTATION,
+                f"{what} was deployed while the gate said '{deployment.gate_status}'.",
+            )
+        )
+    elif deployment.status == Deployment.Status.FAILED:
+        found.append(
+            (
+                Review.Trigger.DEPLOYMENT_FAILED,
+                Review.Kind.POST_IMPLEMENTATION,
+                f"The approved deployment of {what} failed.",
+            )
+        )
+    if deployment.status == Deployment.Status.ROLLED_BACK:
+        found.append(
+            (
+                Review.Trigger.ROLLED_BACK,
+                Review.Kind.POST_IMPLEMENTATION,
+                f"The deployment of {what} was rolled back.",
+            )
+        )
+    openings = [
+        reviews.ReviewOpening(
+            kind=kind,
+            trigger=trigger,
+            change=release.change,
+            service=release.service,
+            summary=summary,
+            release_id=release.pk,
+        )
+        for trigger, kind, summary in found
+    ]
+    if (
+        deployment.status == Deployment.Status.SUCCEEDED
+        and release.change.type == ChangeRecord.Type.EMERGENCY
+    ):
+        openings.append(_post_mortem(release, deployment, what))
+    return openings
+
+
+def _post_mortem(release: Release, deployment: Deployment, what: str) -> reviews.ReviewOpening:
+    """The emergency change's post-mortem, due the policy's hours after this deployment."""
+    version = getattr(getattr(release, "approval", None), "policy_version", None)
+    version = version or active_policy_version()
+    settings = emergency_settings(version.source) if version else EmergencySettings()
+    hours = settings.post_mortem_hours
+    return reviews.ReviewOpening(
+        kind=Review.Kind.POST_MORTEM,
+        trigger=Review.Trigger.EMERGENCY,
+        change=release.change,
+        service=release.service,
+        summary=f"Emergency change {release.change.ref} was deployed ({what}); its post-mortem "
+        "must say whether the emergency was justified.",
+        release_id=release.pk,
+        due_at=deployment.created_at + timedelta(hours=hours),
+    )
 
 
 def _mark_release_deployed(release: Release, deployment: Deployment) -> None:

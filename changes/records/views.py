@@ -15,6 +15,7 @@ from changes.records import selectors
 from changes.records import services as records
 from changes.records.forms import ChangeForm, MoveForm
 from changes.records.models import ChangeRecord
+from changes.reviews.selectors import reviews_for_change
 from governance.authority.models import holds_everywhere
 from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError
@@ -69,6 +70,7 @@ def change_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "incidents": _incidents(change, services),
         "conflicts": [c.seen_by(visible) for c in selectors.change_conflicts(change)],
         "history": selectors.change_history(change),
+        "reviews": reviews_for_change(change),
         "may_write": writable and change.source == ChangeRecord.Source.SIGNOFF,
         "move_form": MoveForm(change=change) if writable else None,
     }

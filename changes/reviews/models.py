@@ -88,6 +88,16 @@ class Review(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.change.ref}"
 
+    @property
+    def is_overdue(self) -> bool:
+        """Open and past its due time (pages show it; the sweep escalates it)."""
+        return self.status == self.Status.OPEN and self.due_at <= timezone.now()
+
+    @property
+    def release_path(self) -> str:
+        """The release's page, as a path: this app may not import the approvals app's URLs."""
+        return f"/approvals/releases/{self.release_id}/" if self.release_id else ""
+
 
 class ReviewAction(models.Model):
     """A follow-up action agreed in a review, with an owner and a due date."""

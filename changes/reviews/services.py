@@ -185,8 +185,7 @@ def _check_completion(
 def _forbidden_message(actor: User, review: Review) -> str:
     if actor.pk == review.change.author_id:
         return (
-            f"You wrote {review.change.ref}; another owner of {review.service.name} must "
-            "review it."
+            f"You wrote {review.change.ref}; another owner of {review.service.name} must review it."
         )
     return f"Only an owner of {review.service.name} may complete this review."
 
@@ -262,9 +261,7 @@ def _sweep(now: datetime, batch) -> int:
 
 def _remind_batch(now: datetime) -> int:
     with transaction.atomic():
-        claimed = _claim(
-            reminded_at__isnull=True, due_at__gt=now, due_at__lte=now + REMIND_BEFORE
-        )
+        claimed = _claim(reminded_at__isnull=True, due_at__gt=now, due_at__lte=now + REMIND_BEFORE)
         Review.objects.filter(pk__in=[r.pk for r in claimed]).update(reminded_at=now)
         for review in claimed:
             _tell(
