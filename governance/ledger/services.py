@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.ledger import format as ledger_format
@@ -65,8 +65,7 @@ def deferred() -> Iterator[None]:
         entries = _deferred.entries
     finally:
         _deferred.entries = None
-    for entry in entries:
-        _write(**entry)
+    _write_all(entries)
 
 
 def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry | None:
@@ -84,35 +83,51 @@ def append(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry
 
 
 def _write(*, kind: str, subject: str, actor: str, payload: dict) -> LedgerEntry:
+    return _write_all([{"kind": kind, "subject": subject, "actor": actor, "payload": payload}])[0]
+
+
+def _write_all(entries: list[dict]) -> list[LedgerEntry]:
+    """Chain, sign and insert `entries` in order: one head lock and one insert whatever their
+    number (a sweep escalating thousands of stages writes them all at once)."""
+    if not entries:
+        return []
     # The head row lock serialises appenders, so sequence numbers and hash links never fork.
     head, _ = LedgerHead.objects.select_for_update().get_or_create(pk=1)
-    recorded_at = timezone.now()
-    seq = head.seq + 1
-    body = ledger_format.canonical_bytes(
-        seq=seq,
-        recorded_at=recorded_at.isoformat(timespec="microseconds"),
-        kind=kind,
-        subject=subject,
-        actor=actor,
-        payload=payload,
-        prev_hash=head.entry_hash,
-    )
-    digest = ledger_format.entry_hash(body)
     key = signing_key()
-    entry = LedgerEntry.objects.create(
-        seq=seq,
-        recorded_at=recorded_at,
-        kind=kind,
-        subject=subject,
-        actor=actor,
-        payload=payload,
-        prev_hash=head.entry_hash,
-        entry_hash=digest,
-        key_id=ledger_format.key_id(key.public_key()),
-        signature=ledger_format.sign(key, digest),
-    )
-    LedgerHead.objects.filter(pk=1).update(seq=seq, entry_hash=digest)
-    return entry
+    key_id = ledger_format.key_id(key.public_key())
+    seq, prev_hash = head.seq, head.entry_hash
+    rows = []
+    for entry in entries:
+        seq += 1
+        recorded_at = timezone.now()
+        body = ledger_format.canonical_bytes(
+            seq=seq,
+            recorded_at=recorded_at.isoformat(timespec="microseconds"),
+            prev_hash=prev_hash,
+            **entry,
+        )
+        digest = ledger_format.entry_hash(body)
+        rows.append(
+            LedgerEntry(
+                seq=seq,
+                recorded_at=recorded_at,
+                prev_hash=prev_hash,
+                entry_hash=digest,
+                key_id=key_id,
+                signature=ledger_format.sign(key, digest),
+                **entry,
+            )
+        )
+        prev_hash = digest
+    LedgerEntry.objects.bulk_create(rows)
+    # The head moves one entry at a time (a trigger refuses jumps, invariant 11): one UPDATE
+    # per entry, sent together.
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {LedgerHead._meta.db_table} SET seq = %s, entry_hash = %s WHERE id = 1",
+            [(row.seq, row.entry_hash) for row in rows],
+        )
+    return rows
 
 
 def stored_entries(*, after: int = 0, through: int | None = None) -> Iterator[dict]:
