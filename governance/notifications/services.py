@@ -67,6 +67,14 @@ def notify(
     return rows
 
 
+def queue_notifications(rows: list[Notification]) -> list[Notification]:
+    """Queue many prepared notifications at once (a sweep's); delivered after commit."""
+    rows = Notification.objects.bulk_create(rows, batch_size=1000)
+    if rows:
+        transaction.on_commit(_kick_delivery)
+    return rows
+
+
 def _kick_delivery() -> None:
     # After commit, the web request only hands the kick over: it never waits on the broker.
     KICKER.kick()
