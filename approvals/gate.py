@@ -18,6 +18,7 @@ from datetime import datetime
 from django.db import models
 from django.utils import timezone
 
+from approvals.emergencies.models import EmergencyException
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
 from changes.freezes.services import freeze_blockers
 from changes.incidents.selectors import incident_hold_reasons
@@ -64,13 +65,14 @@ def evaluate_gate(
         return result
     plan = Plan.from_dict(approval.plan)
     blockers = precondition_failures(release.change, plan, snapshot.get("evidence", {}))
+    excepted, outside = emergency_standing(release.change, now)
+    blockers += outside
     blockers += incident_hold_reasons(
         service_id=release.service_id,
         environment_risk=release.environment.risk,
-        change_type=release.change.type,
-        change_incident_id=release.change.incident_id,
+        excepted=excepted,
     )
-    blockers += freeze_blockers(release, now)
+    blockers += freeze_blockers(release, now, excepted=excepted)
     if digest is not None and digest != release.digest:
         blockers.insert(
             0,
@@ -112,6 +114,41 @@ def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, 
         if problem:
             failures.append(problem)
     return failures
+
+
+def emergency_standing(change: ChangeRecord, now: datetime) -> tuple[bool, list[str]]:
+    """Whether `change` holds an emergency exception in force at `now`, and why not when it is
+    an emergency change without one. One query, for emergency changes only.
+
+    Inside its exception an emergency change passes hard freezes and incident holds; outside it
+    (never declared, expired, ended) its releases are held like any, and blocked themselves:
+    the emergency path is a time-bound exception, never a standing one.
+    """
+    if change.type != ChangeRecord.Type.EMERGENCY:
+        return False, []
+    exception = (
+        EmergencyException.objects.filter(change_id=change.pk).only("starts_at", "ends_at").first()
+    )
+    if exception is not None and exception.in_force_at(now):
+        return True, []
+    if exception is None:
+        reason = (
+            f"Change {change.ref} is an emergency change without a declared emergency; "
+            "declare the emergency (it grants a time-bound exception) or request under a "
+            "normal change."
+        )
+    elif exception.starts_at > now:
+        reason = (
+            f"The emergency exception for {change.ref} starts at "
+            f"{exception.starts_at:%Y-%m-%d %H:%M} UTC; releases before it are held."
+        )
+    else:
+        reason = (
+            f"The emergency exception for {change.ref} ended at "
+            f"{exception.ends_at:%Y-%m-%d %H:%M} UTC; releases after it need the normal path: "
+            "request under a normal change, or declare a new emergency."
+        )
+    return False, [reason]
 
 
 def _evidence_problem(requirement: EvidenceRequirement, item: dict | None) -> str | None:

@@ -215,12 +215,14 @@ def confirm_override(
     return locked
 
 
-def freeze_blockers(release: ReleaseLike, now: datetime) -> list[str]:
+def freeze_blockers(release: ReleaseLike, now: datetime, *, excepted: bool = False) -> list[str]:
     """Why hard freezes hold `release` back at `now` (empty when none does). One query.
 
-    Emergency changes pass; so does a release with a confirmed override in force.
+    `excepted`: the release's change holds an emergency exception in force now (the approvals
+    app knows); it passes, as does a release with a confirmed override in force. An emergency
+    change outside its exception is held like any other.
     """
-    if release.change.type == EMERGENCY:
+    if excepted:
         return []
     reasons = []
     for freeze in Freeze.objects.holding_for_gate(
@@ -231,8 +233,8 @@ def freeze_blockers(release: ReleaseLike, now: datetime) -> list[str]:
             continue
         until = freeze.moment_label(occurrence[1])
         reasons.append(
-            f"Hard freeze '{freeze.name}' holds releases until {until}; "
-            "only emergency changes or an override confirmed by two administrators pass."
+            f"Hard freeze '{freeze.name}' holds releases until {until}; only an emergency "
+            "change inside its exception or an override confirmed by two administrators pass."
         )
     return reasons
 

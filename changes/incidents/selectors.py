@@ -14,18 +14,18 @@ SEVERITY_KEYS = ("P1", "P2", "P3", "P4", "P5")
 
 
 def incident_hold_reasons(
-    *, service_id: int, environment_risk: str, change_type: str, change_incident_id: int | None
+    *, service_id: int, environment_risk: str, excepted: bool = False
 ) -> list[str]:
     """Why open blocking incidents hold this release now, in words a person can act on.
 
-    Only releases to high-risk environments are held. An emergency change that names the
-    incident (the fix for it) is not held by that incident; any other open blocking incident on
-    the service or on a service it depends on holds it. One query, whatever the data size.
+    Only releases to high-risk environments are held, by any open blocking incident on the
+    service or on a service it depends on. `excepted`: the release's change holds an emergency
+    exception in force now (the approvals app knows), so no incident holds it; outside its
+    exception an emergency change is held like any other. One query, whatever the data size.
     """
-    if environment_risk != HIGH_RISK:
+    if environment_risk != HIGH_RISK or excepted:
         return []
-    fix = change_incident_id if change_type == "emergency" else None
-    return [_reason(i) for i in Incident.objects.holding_for_gate(service_id, excluded_id=fix)]
+    return [_reason(i) for i in Incident.objects.holding_for_gate(service_id, excluded_id=None)]
 
 
 def _reason(incident: Incident) -> str:
