@@ -168,10 +168,16 @@ def _in_required_teams(stage: ApprovalStage, user: User, release: Release) -> bo
 def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
     """In the stage's frozen list of approvers and still holding that authority right now:
     under a team rule, still in an owning team that counts (the list is re-resolved only
-    every few minutes)."""
-    frozen = any(u.pk == user.pk for u in stage.eligible_approvers.all())
-    return (
-        frozen
-        and has_stage_authority(user, release.service, stage.approvers, release.environment)
-        and _in_required_teams(stage, user, release)
+    every few minutes); or, once the stage is escalated, holding the CAB role."""
+    if not any(u.pk == user.pk for u in stage.eligible_approvers.all()):
+        return False
+    service, environment = release.service, release.environment
+    if has_stage_authority(user, service, stage.approvers, environment) and _in_required_teams(
+        stage, user, release
+    ):
+        return True
+    # Overdue and escalated: the CAB's members decide it too, on the CAB's authority (which
+    # answers to no team rule); every other rule (distinct people, dual control) still holds.
+    return stage.escalated_at is not None and has_stage_authority(
+        user, service, "cab", environment
     )

@@ -356,6 +356,11 @@ class ApprovalStageQuerySet(models.QuerySet):
                 approvers="release_managers",
                 request__release__service__in=Service.objects.restrict(user, "request"),
             )
+            # Overdue stages escalated to the CAB: its members may decide them too.
+            | Q(
+                escalated_at__isnull=False,
+                request__release__service__in=Service.objects.restrict(user, "cab"),
+            )
         )
         # EXISTS rather than a join on owners: a join could duplicate rows and force a DISTINCT
         # over every selected column, which is most of this query's cost on a long history.

@@ -15,3 +15,15 @@ def reresolve_open_stages_task() -> int:
 def expire_requests_task() -> int:
     """Expire undecided requests past their deadline and approvals past their validity."""
     return services.expire_requests()
+
+
+@shared_task
+def remind_due_stages_task() -> int:
+    """Remind undecided approvers of stages whose reminder time has come."""
+    return services.remind_due_stages()
+
+
+@shared_task
+def escalate_overdue_stages_task() -> int:
+    """Escalate overdue stages to the CAB."""
+    return services.escalate_overdue_stages()

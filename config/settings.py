@@ -346,6 +346,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.reresolve_open_stages_task",
         "schedule": 120.0,
     },
+    # Chasing open stages: reminders before they are due, the CAB once they are overdue.
+    "remind-due-stages": {"task": "approvals.tasks.remind_due_stages_task", "schedule": 300.0},
+    "escalate-overdue-stages": {
+        "task": "approvals.tasks.escalate_overdue_stages_task",
+        "schedule": 300.0,
+    },
     "deliver-notifications": {
         "task": "governance.tasks.deliver_notifications_task",
         "schedule": 60.0,

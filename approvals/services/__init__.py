@@ -7,6 +7,7 @@ package (`from approvals import services`); the modules are its inside.
 
 from approvals.services.decisions import record_decision, revoke_approval
 from approvals.services.deployments import record_deployment
+from approvals.services.escalation import escalate_overdue_stages, remind_due_stages
 from approvals.services.requests import (
     ReleaseInput,
     add_evidence,
@@ -21,10 +22,12 @@ from approvals.services.sweeps import expire_requests, reresolve_open_stages
 __all__ = [
     "ReleaseInput",
     "add_evidence",
+    "escalate_overdue_stages",
     "expire_requests",
     "may_withdraw",
     "record_decision",
     "record_deployment",
+    "remind_due_stages",
     "request_again",
     "request_approval",
     "reresolve_open_stages",

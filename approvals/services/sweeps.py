@@ -10,6 +10,7 @@ from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage
 from approvals.services.requests import stage_people
 from approvals.services.transitions import transition
+from governance.authority.selectors import eligible_approvers
 
 EXPIRE_BATCH = 500
 
@@ -41,6 +42,15 @@ def _expired_filter(now) -> Q:
     )
 
 
+def _cab_members(release, resolved: dict) -> set[int]:
+    """The CAB members of the release's service and environment (an escalated stage's too)."""
+    key = (release.service_id, release.environment_id, "cab", "")
+    if key not in resolved:
+        people = eligible_approvers(release.service, "cab", release.environment)
+        resolved[key] = set(people.values_list("pk", flat=True))
+    return resolved[key]
+
+
 def reresolve_open_stages() -> int:
     """Bring the approver lists of undecided stages in line with today's roles and people.
 
@@ -70,7 +80,10 @@ def reresolve_open_stages() -> int:
                 release, stage.approvers, stage.team_rule, release.service.owning_teams()
             )
             resolved[key] = set(people.values_list("pk", flat=True))
-        wanted = resolved[key] - release.conflicted_user_ids()
+        wanted = resolved[key]
+        if stage.escalated_at is not None:
+            wanted = wanted | _cab_members(release, resolved)
+        wanted = wanted - release.conflicted_user_ids()
         if wanted != {u.pk for u in stage.eligible_approvers.all()}:
             stage.eligible_approvers.set(wanted)
             changed.add(stage.request_id)

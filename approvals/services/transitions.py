@@ -20,22 +20,35 @@ from governance.policy.engine import Plan
 
 def advance(approval: ApprovalRequest, actor: User, now) -> None:
     """Open the next waiting stage, or approve the request when none is left."""
+    plan = Plan.from_dict(approval.plan)
     stage = approval.stages.filter(status=ApprovalStage.Status.WAITING).order_by("position").first()
     if stage is not None:
-        due = now + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
-        ApprovalStage.objects.filter(pk=stage.pk).update(
-            status=ApprovalStage.Status.ACTIVE, activated_at=now, due_at=due
-        )
-        stage.due_at = due
+        _open(stage, plan, now)
         _announce(approval, stage, now)
         return
-    plan = Plan.from_dict(approval.plan)
     if plan.errors:
         return  # Nothing to approve until the policy problem is fixed; the gate says why.
     valid_until = (
         now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
     )
     transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
+
+
+def _open(stage: ApprovalStage, plan: Plan, now) -> None:
+    """Open `stage` now, with its due time and when the sweeps remind and escalate it."""
+    requirement = next((s for s in plan.stages if s.key == stage.key), None)
+    remind = requirement.reminder_delay() if requirement else None
+    escalate = requirement.escalation_delay() if requirement else None
+    stage.due_at = now + timedelta(hours=stage.sla_hours) if stage.sla_hours else None
+    stage.remind_at = now + remind if remind else None
+    stage.escalate_at = now + escalate if escalate else None
+    ApprovalStage.objects.filter(pk=stage.pk).update(
+        status=ApprovalStage.Status.ACTIVE,
+        activated_at=now,
+        due_at=stage.due_at,
+        remind_at=stage.remind_at,
+        escalate_at=stage.escalate_at,
+    )
 
 
 def _announce(approval: ApprovalRequest, stage: ApprovalStage, now) -> None:

@@ -1,0 +1,218 @@
+"""Chasing open stages (Celery beat): remind the undecided approvers, then escalate to the CAB.
+
+Both sweeps are set-based and idempotent. Each claims a batch of due stages under row locks
+that concurrent sweeps skip (SKIP LOCKED), marks them (`reminded_at`, `escalated_at`) in one
+UPDATE, and does the batch's work in a fixed number of queries: a second run finds nothing,
+and two workers running at once never do a stage twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from approvals.gate import rebuild_snapshots
+from approvals.models import ApprovalRequest, ApprovalStage, Decision
+from changes.cab.agenda import AgendaEntry, put_on_next_meetings
+from changes.cab.models import AgendaItem
+from governance.authority.selectors import eligible_approvers
+from governance.ledger import services as ledger
+from governance.models import Delegation, Notification, User
+from governance.notifications.services import queue_notifications, route
+
+SWEEP_BATCH = 1000
+
+
+def remind_due_stages(*, now: datetime | None = None) -> int:
+    """Remind the approvers who have not decided a stage whose reminder time has come (and
+    whose escalation has not: then the escalation speaks). Returns how many stages."""
+    now = now or timezone.now()
+    due = Q(remind_at__lte=now, reminded_at__isnull=True) & (
+        Q(escalate_at__isnull=True) | Q(escalate_at__gt=now)
+    )
+    return _sweep(due, "reminded_at", _remind, now)
+
+
+def escalate_overdue_stages(*, now: datetime | None = None) -> int:
+    """Escalate stages whose escalation time has passed undecided: CAB members become eligible
+    (dual control and every other rule still hold), they are told, and the stage goes on the
+    next CAB meeting's agenda. Returns how many stages."""
+    now = now or timezone.now()
+    return _sweep(
+        Q(escalate_at__lte=now, escalated_at__isnull=True), "escalated_at", _escalate, now
+    )
+
+
+def _sweep(due: Q, mark: str, work, now: datetime) -> int:
+    total = 0
+    while True:
+        with transaction.atomic(), ledger.deferred():
+            ids = list(
+                ApprovalStage.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(due, status=ApprovalStage.Status.ACTIVE)
+                .filter(request__status=ApprovalRequest.Status.PENDING)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:SWEEP_BATCH]
+            )
+            if ids:
+                ApprovalStage.objects.filter(pk__in=ids).update(**{mark: now})
+                work(_stages(ids), now)
+        total += len(ids)
+        if len(ids) < SWEEP_BATCH:
+            return total
+
+
+def _stages(ids: list[int]) -> list[ApprovalStage]:
+    return list(
+        ApprovalStage.objects.filter(pk__in=ids)
+        .select_related(
+            "request__release__service",
+            "request__release__environment",
+            "request__release__change",
+        )
+        .order_by("pk")
+    )
+
+
+def _remind(stages: list[ApprovalStage], now: datetime) -> None:
+    waiting = _undecided_approvers(stages)
+    people = _represented(waiting, stages, now)
+    rows = []
+    for stage in stages:
+        recipients, reason = route(people[stage.pk], now)
+        release = stage.request.release
+        due = f" It is due {stage.due_at:%Y-%m-%d %H:%M} UTC." if stage.due_at else ""
+        rows += _notifications(
+            recipients,
+            subject=f"Reminder: {release} waits for {stage.name}",
+            body=f"{release.service.name} {release.version} still needs {stage.name} "
+            f"({stage.approval_count} of {stage.required_count} approvals).{due}",
+            url=reverse("approvals:release_detail", args=[release.pk]),
+            reason=f"reminder; {reason}" if reason else "reminder",
+        )
+        ledger.append(
+            kind="stage.reminded",
+            subject=f"release:{release.pk}",
+            actor="system",
+            payload={"stage": stage.key, "people": sorted(p.username for p in recipients)},
+        )
+    queue_notifications(rows)
+
+
+def _escalate(stages: list[ApprovalStage], now: datetime) -> None:
+    added = _make_cab_eligible(stages)
+    placed = put_on_next_meetings([_agenda_entry(stage) for stage in stages], now)
+    rows = []
+    for stage in stages:
+        release = stage.request.release
+        meeting = placed.get(f"stage:{stage.pk}")
+        recipients, reason = route(added[stage.pk], now)
+        rows += _notifications(
+            recipients,
+            subject=f"Escalated to the CAB: {release} ({stage.name})",
+            body=f"{stage.name} of {release.service.name} {release.version} is overdue "
+            f"(due {stage.due_at:%Y-%m-%d %H:%M} UTC). CAB members may now decide it. "
+            + (f"It is on the agenda of {meeting}." if meeting else "No CAB meeting is scheduled."),
+            url=reverse("approvals:release_detail", args=[release.pk]),
+            reason=f"you sit on the CAB; {reason}" if reason else "you sit on the CAB",
+        )
+        ledger.append(
+            kind="stage.escalated",
+            subject=f"release:{release.pk}",
+            actor="system",
+            payload={
+                "stage": stage.key,
+                "due_at": stage.due_at.isoformat() if stage.due_at else None,
+                "cab_members": sorted(p.username for p in added[stage.pk]),
+                "cab_meeting": meeting.pk if meeting else None,
+            },
+        )
+    queue_notifications(rows)
+    rebuild_snapshots(ApprovalRequest.objects.filter(pk__in={s.request_id for s in stages}))
+
+
+def _agenda_entry(stage: ApprovalStage) -> AgendaEntry:
+    release = stage.request.release
+    return AgendaEntry(
+        key=f"stage:{stage.pk}",
+        kind=AgendaItem.Kind.ESCALATED_APPROVAL,
+        title=f"Overdue: {stage.name} of {release.service.name} {release.version} "
+        f"to {release.environment.name}",
+        service=release.service,
+        detail=f"Change {release.change.ref}: {release.change.title}",
+        change_id=release.change_id,
+        release_id=release.pk,
+    )
+
+
+def _make_cab_eligible(stages: list[ApprovalStage]) -> dict[int, list[User]]:
+    """Add the CAB members of each stage's service and environment to its approvers (never
+    the release's own people); returns, per stage, the CAB members now eligible."""
+    members: dict[tuple[int, int], list[User]] = {}
+    added: dict[int, list[User]] = {}
+    through = []
+    for stage in stages:
+        release = stage.request.release
+        scope = (release.service_id, release.environment_id)
+        if scope not in members:
+            members[scope] = list(eligible_approvers(release.service, "cab", release.environment))
+        conflicted = {release.requested_by_id, release.triggered_by_id, release.change.author_id}
+        added[stage.pk] = [p for p in members[scope] if p.pk not in conflicted]
+        through += [
+            ApprovalStage.eligible_approvers.through(approvalstage_id=stage.pk, user_id=p.pk)
+            for p in added[stage.pk]
+        ]
+    ApprovalStage.eligible_approvers.through.objects.bulk_create(
+        through, ignore_conflicts=True, batch_size=1000
+    )
+    return added
+
+
+def _undecided_approvers(stages: list[ApprovalStage]) -> dict[int, list[User]]:
+    """Per stage, its eligible approvers who have not decided it (nor been acted for)."""
+    ids = [s.pk for s in stages]
+    decided = defaultdict(set)
+    for stage_id, approver, principal in Decision.objects.filter(stage__in=ids).values_list(
+        "stage_id", "approver_id", "on_behalf_of_id"
+    ):
+        decided[stage_id] |= {approver, principal}
+    links = ApprovalStage.eligible_approvers.through.objects.filter(approvalstage__in=ids)
+    people = {u.pk: u for u in _people(links.values("user_id"))}
+    waiting = defaultdict(list)
+    for stage_id, user_id in links.values_list("approvalstage_id", "user_id"):
+        if user_id not in decided[stage_id] and user_id in people:
+            waiting[stage_id].append(people[user_id])
+    return waiting
+
+
+def _represented(
+    waiting: dict[int, list[User]], stages: list[ApprovalStage], now: datetime
+) -> dict[int, list[User]]:
+    """Someone away with a delegation in force is represented by their delegate."""
+    away = {p.pk for people in waiting.values() for p in people}
+    delegations = list(
+        Delegation.objects.in_force(now).filter(delegator__in=away).select_related("delegate")
+    )
+    result = {}
+    for stage in stages:
+        people = {p.pk: p for p in waiting.get(stage.pk, [])}
+        for delegation in delegations:
+            covers = delegation.service_id in (None, stage.request.release.service_id)
+            if covers and people.pop(delegation.delegator_id, None):
+                people[delegation.delegate_id] = delegation.delegate
+        result[stage.pk] = list(people.values())
+    return result
+
+
+def _people(ids: QuerySet) -> QuerySet[User]:
+    return User.objects.filter(pk__in=ids, is_active=True)
+
+
+def _notifications(people: Iterable[User], **message: str) -> list[Notification]:
+    return [Notification(recipient=person, **message) for person in people]
