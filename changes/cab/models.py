@@ -11,9 +11,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from governance.authority.selectors import is_auditor
+from governance.authority.services import is_administrator
 from governance.models import Service, User
 
 
@@ -51,6 +53,31 @@ class CabSchedule(models.Model):
         return ZoneInfo(self.time_zone)
 
 
+class CabMeetingQuerySet(models.QuerySet):
+    def restrict(self, user: User) -> CabMeetingQuerySet:
+        """Meetings `user` may see: their own (as a member), those covering a service they sit
+        on the CAB for (a meeting naming no services covers every one); administrators and
+        auditors see all. EXISTS, not joins, so a meeting comes back once."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if is_administrator(user) or is_auditor(user):
+            return self.all()
+        cab_services = Service.objects.restrict(user, "cab")
+        links = CabMeeting.services.through.objects.filter(cabmeeting_id=OuterRef("pk"))
+        member = CabMeeting.members.through.objects.filter(cabmeeting_id=OuterRef("pk"), user=user)
+        covered = Exists(links.filter(service__in=cab_services))
+        if cab_services.exists():
+            covered |= ~Exists(links)
+        return self.filter(Exists(member) | covered)
+
+    def upcoming(self, now) -> CabMeetingQuerySet:
+        """Not yet over: scheduled or running, soonest first."""
+        return self.filter(
+            status__in=[CabMeeting.Status.SCHEDULED, CabMeeting.Status.IN_PROGRESS],
+            ends_at__gt=now,
+        ).order_by("starts_at", "pk")
+
+
 class CabMeeting(models.Model):
     """One CAB meeting: its time, members and quorum, attendance, agenda and minutes."""
 
@@ -80,6 +107,8 @@ class CabMeeting(models.Model):
     notes = models.TextField(blank=True, help_text="General minutes, beyond each item's own.")
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = CabMeetingQuerySet.as_manager()
+
     class Meta:
         ordering = ["starts_at"]
         constraints = [
@@ -97,6 +126,14 @@ class CabMeeting(models.Model):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @property
+    def local_start(self):
+        return self.starts_at.astimezone(self.zone)
+
+    @property
+    def local_end(self):
+        return self.ends_at.astimezone(self.zone)
 
 
 class AgendaItem(models.Model):
