@@ -178,6 +178,4 @@ def _is_eligible(stage: ApprovalStage, user: User, release: Release) -> bool:
         return True
     # Overdue and escalated: the CAB's members decide it too, on the CAB's authority (which
     # answers to no team rule); every other rule (distinct people, dual control) still holds.
-    return stage.escalated_at is not None and has_stage_authority(
-        user, service, "cab", environment
-    )
+    return stage.escalated_at is not None and has_stage_authority(user, service, "cab", environment)
