@@ -87,3 +87,4 @@ class ReleaseFilterForm(forms.Form):
     ]
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
     q = forms.CharField(required=False, max_length=100)
+    monitoring = forms.BooleanField(required=False, label="Under enhanced monitoring")

@@ -18,6 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
 from approvals.calendar import release_conflicts
+from approvals.emergencies.models import EmergencyException
+from approvals.emergencies.selectors import release_panel
 from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
 from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
 from approvals.models import ApprovalStage, Release, ReleaseQuerySet
@@ -62,6 +64,7 @@ def release_list(request: HttpRequest) -> HttpResponse:
     releases = (
         Release.objects.restrict(request.user, delegated=True)
         .with_list_related()
+        .annotate(enhanced_monitoring=_under_enhanced_monitoring())
         .order_by("-created_at", "-pk")
     )
     if form.is_valid():
@@ -73,8 +76,18 @@ def release_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"page": page, "form": form})
 
 
+def _under_enhanced_monitoring() -> Exists:
+    # A release of a change declared an emergency stays flagged after its exception ends:
+    # monitoring follows what was deployed on the emergency path, not the window alone.
+    return Exists(
+        EmergencyException.objects.filter(change_id=OuterRef("change_id"), enhanced_monitoring=True)
+    )
+
+
 def _filter_releases(releases, data: dict):
     status, text = data.get("status"), data.get("q")
+    if data.get("monitoring"):
+        releases = releases.filter(enhanced_monitoring=True)
     if status == "unapproved":
         releases = releases.filter(unapproved_deployment_at__isnull=False)
     elif status == "deployed":
@@ -103,11 +116,15 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _page_panels(release: Release, user) -> dict:
-    """The whole page's panels outside the live part: freezes, the change, incidents."""
+    """The whole page's panels outside the live part: an emergency's exception, freezes, the
+    change, incidents."""
+    emergency = release_panel(release.change, user, timezone.now())
+    excepted = bool(emergency and emergency["window"]["in_force"])
     return {
+        "emergency_panel": emergency,
         "freezes": _freeze_panel(release, user),
         "change_panel": _change_panel(release, user),
-        "incident_panel": _incident_panel(release),
+        "incident_panel": _incident_panel(release, excepted),
     }
 
 
@@ -150,13 +167,14 @@ def _life_cycle(change: ChangeRecord) -> list[dict]:
     ]
 
 
-def _incident_panel(release: Release) -> dict:
+def _incident_panel(release: Release, excepted: bool) -> dict:
     """Open incidents on the release's service and its direct dependencies, and the incident
     its change fixes; each says where it is and whether it holds this release.
 
     Holding mirrors the gate (changes.incidents.selectors.incident_hold_reasons): a blocking
-    incident affecting the service holds releases to high-risk environments, except the one an
-    emergency change names as the incident it fixes. One query, whatever the number shown.
+    incident affecting the service holds releases to high-risk environments, except while the
+    release's change holds an emergency exception in force (`excepted`). One query, whatever
+    the number shown.
     """
     change = release.change
     service_id = release.service_id
@@ -172,7 +190,6 @@ def _incident_panel(release: Release) -> dict:
         .order_by("-opened_at", "-pk")
     )
     high_risk = release.environment.risk == HIGH_RISK
-    fix = change.incident_id if change.type == ChangeRecord.Type.EMERGENCY else None
     rows = []
     for incident in incidents:
         # What the gate counts against a release to a high-risk environment.
@@ -183,8 +200,8 @@ def _incident_panel(release: Release) -> dict:
             {
                 "incident": incident,
                 "where": _where(incident),
-                "holds": counted and incident.pk != fix,
-                "excepted": counted and incident.pk == fix,
+                "holds": counted and not excepted,
+                "excepted": counted and excepted,
                 "fixed_by_change": incident.pk == change.incident_id,
             }
         )

@@ -10,6 +10,7 @@ from django.db.models import Case, Q, QuerySet, Value, When
 
 from approvals.emergencies.models import EmergencyException
 from approvals.emergencies.services import may_declare, policy_emergency_settings
+from changes.records.models import ChangeRecord
 from changes.reviews.models import Review
 from governance.authority.models import holds_everywhere
 from governance.authority.selectors import is_auditor
@@ -113,11 +114,13 @@ def post_mortem(emergency: EmergencyException) -> Review | None:
     )
 
 
-def release_panel(change_id: int, user: User, now: datetime) -> dict | None:
-    """The release page's emergency panel for a release of change `change_id` (None when the
-    change holds no emergency)."""
+def release_panel(change: ChangeRecord, user: User, now: datetime) -> dict | None:
+    """The release page's emergency panel for a release of `change` (None when the change
+    holds no emergency). Only emergency changes hold one: others cost no query."""
+    if change.type != ChangeRecord.Type.EMERGENCY:
+        return None
     emergency = (
-        EmergencyException.objects.filter(change_id=change_id)
+        EmergencyException.objects.filter(change_id=change.pk)
         .select_related("change", "incident", "declared_by", "reviewed_by")
         .first()
     )

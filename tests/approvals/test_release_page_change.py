@@ -21,6 +21,7 @@ from changes.models import ChangeRecord, Incident
 from changes.records.services import ChangeInput, open_change
 from governance.authority.services import create_delegation
 from tests import factories
+from tests.approvals.emergencies.helpers import declare_for
 
 pytestmark = pytest.mark.django_db
 
@@ -242,8 +243,6 @@ def test_a_blocking_incident_on_a_dependency_holds_a_release_to_production(
     assert incident_hold_reasons(
         service_id=service.pk,
         environment_risk="high",
-        change_type="normal",
-        change_incident_id=None,
     ) == [
         f"Open incident API PD1 (P1, triggered): “{blocking.title}” holds releases to "
         "high-risk environments until it is resolved; approvals count once it is."
@@ -265,7 +264,7 @@ def test_a_blocking_incident_does_not_hold_a_release_to_a_lower_risk_environment
     assert "Incidents hold releases to high-risk environments only" in response.content.decode()
 
 
-def test_an_emergency_fix_is_not_held_by_the_incident_it_fixes(
+def test_no_incident_holds_an_emergency_release_inside_its_exception(
     client, org, service, production, pipeline_bot, approver
 ):
     fixed = incident("PD6", [service], urgency="high", severity=None, priority="")
@@ -276,27 +275,36 @@ def test_an_emergency_fix_is_not_held_by_the_incident_it_fixes(
         ),
         actor=pipeline_bot,
     )
+    declare_for(release, incident=fixed)
 
     response = page_of(client, approver, release)
 
     rows = {r["incident"].external_id: r for r in response.context["incident_panel"]["rows"]}
     assert (rows["PD6"]["holds"], rows["PD6"]["excepted"]) == (False, True)
     assert rows["PD6"]["fixed_by_change"] is True
-    assert (rows["PD7"]["holds"], rows["PD7"]["excepted"]) == (True, False)
+    assert (rows["PD7"]["holds"], rows["PD7"]["excepted"]) == (False, True)
     body = response.content.decode()
-    assert "does not hold it: this emergency change fixes it" in body
-    assert body.count("holds this release") == 1
+    assert body.count("does not hold it: the emergency exception is in force") == 2
+    assert body.count("holds this release") == 0
     assert (
-        len(
-            incident_hold_reasons(
-                service_id=service.pk,
-                environment_risk="high",
-                change_type="emergency",
-                change_incident_id=fixed.pk,
-            )
-        )
-        == 1
+        incident_hold_reasons(service_id=service.pk, environment_risk="high", excepted=True) == []
     )
+
+
+def test_an_emergency_release_never_declared_is_held_like_any(
+    client, org, service, production, pipeline_bot, approver
+):
+    fixed = incident("PD10", [service], severity=1)
+    release, _ = approvals.request_approval(
+        data=factories.release_input(
+            service, production, change_type="emergency", change_incident=fixed
+        ),
+        actor=pipeline_bot,
+    )
+
+    [row] = page_of(client, approver, release).context["incident_panel"]["rows"]
+
+    assert (row["holds"], row["excepted"], row["fixed_by_change"]) == (True, False, True)
 
 
 def test_a_normal_change_naming_an_incident_is_still_held_by_it(
@@ -347,17 +355,7 @@ def test_the_panel_holds_what_the_gate_holds_under_a_wider_blocking_threshold(
         r["incident"].external_id: r["holds"] for r in response.context["incident_panel"]["rows"]
     }
     assert rows == {"PD11": True, "PD12": False}
-    assert (
-        len(
-            incident_hold_reasons(
-                service_id=service.pk,
-                environment_risk="high",
-                change_type="normal",
-                change_incident_id=None,
-            )
-        )
-        == 1
-    )
+    assert len(incident_hold_reasons(service_id=service.pk, environment_risk="high")) == 1
 
 
 # --- Who sees the panels: exactly who sees the release page --------------------------------

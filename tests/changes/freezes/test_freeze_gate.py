@@ -1,5 +1,5 @@
-"""What a freeze does to a release: hard freezes block the gate (emergencies and confirmed
-overrides pass), soft freezes add a release manager's approval to the plan."""
+"""What a freeze does to a release: hard freezes block the gate (emergencies inside their
+exception and confirmed overrides pass), soft freezes add a release manager's approval."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from changes.freezes.services import (
 from changes.models import FreezeOverride
 from governance.models import LedgerEntry, Notification
 from tests import factories
+from tests.approvals.emergencies.helpers import declare_for
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ def test_a_hard_freeze_blocks_the_gate_naming_the_freeze_and_its_end(approved_re
     assert result.status == "blocked"
     assert result.reasons == [
         f"Hard freeze 'Year-end freeze' holds releases until {freeze.ends_at:%Y-%m-%d %H:%M} UTC; "
-        "only emergency changes or an override confirmed by two administrators pass."
+        "only an emergency change inside its exception or an override confirmed by two "
+        "administrators pass."
     ]
 
 
@@ -83,7 +85,7 @@ def test_an_approval_that_expired_during_the_freeze_stays_expired(approved_relea
     assert result.status == "expired"
 
 
-def test_emergency_changes_pass_a_hard_freeze(
+def test_emergency_changes_pass_a_hard_freeze_only_inside_their_exception(
     org, service, production, pipeline_bot, make_freeze, approver
 ):
     release, _ = services.request_approval(
@@ -91,9 +93,15 @@ def test_emergency_changes_pass_a_hard_freeze(
         actor=pipeline_bot,
     )
     factories.decide(release, approver)
-    make_freeze()
+    make_freeze(hours_after=12)
+    assert gate(release).status == "blocked"  # an emergency change never declared
+    declared_at = timezone.now()
+    declare_for(release, hours=4, now=declared_at)
 
-    assert gate(release).status == "approved"
+    assert gate(release, now=declared_at + timedelta(hours=1)).status == "approved"
+    after = gate(release, now=declared_at + timedelta(hours=4))
+    assert after.status == "blocked"
+    assert after.reasons[1].startswith("Hard freeze 'Release freeze' holds releases until")
 
 
 def test_a_freeze_elsewhere_does_not_block(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from approvals import services as approvals
 from approvals.context import policy_context
 from approvals.gate import evaluate_gate
 from approvals.models import Release
 from tests import factories
+from tests.approvals.emergencies.helpers import declare_for
 from tests.changes.incidents.conftest import open_incident, set_status
 
 pytestmark = pytest.mark.django_db
@@ -123,31 +127,44 @@ def test_an_incident_on_a_service_that_depends_on_it_does_not(production_release
     assert gate(production_release)["status"] == "pending"
 
 
-def test_the_emergency_fix_linked_to_the_incident_is_not_held_by_it(
-    org, service, production, pipeline_bot
-):
-    incident = open_incident(service)
-    fix = request(
-        service, production, pipeline_bot, change_type="emergency", change_incident=incident
-    )
-
-    assert fix.change.incident == incident
-    assert gate(fix)["status"] == "pending"
-
-
-def test_an_emergency_change_not_linked_to_the_incident_is_held(
+def test_an_emergency_change_is_held_by_no_incident_only_inside_its_exception(
     org, service, production, pipeline_bot
 ):
     incident = open_incident(service)
     other = open_incident(service, external_id="INC-OTHER")
-    unlinked = request(service, production, pipeline_bot, change_type="emergency")
-    linked_to_other = request(
-        service, production, pipeline_bot, change_type="emergency", change_incident=other
+    fix = request(
+        service, production, pipeline_bot, change_type="emergency", change_incident=incident
+    )
+    declared_at = timezone.now()
+    declare_for(fix, hours=2, now=declared_at, incident=incident)
+
+    inside = evaluate_gate(Release.objects.for_gate().get(pk=fix.pk), now=declared_at)
+    after = evaluate_gate(
+        Release.objects.for_gate().get(pk=fix.pk), now=declared_at + timedelta(hours=2)
     )
 
-    assert gate(unlinked)["status"] == "blocked"
-    assert gate(linked_to_other)["status"] == "blocked"
-    assert [incident.external_id in r for r in gate(linked_to_other)["reasons"]] == [True]
+    assert fix.change.incident == incident
+    assert inside.status == "pending"
+    assert after.status == "blocked"
+    assert [incident.external_id in r for r in after.reasons] == [False, True, False]
+    assert [other.external_id in r for r in after.reasons] == [False, False, True]
+
+
+def test_an_emergency_change_never_declared_is_held_by_every_incident(
+    org, service, production, pipeline_bot
+):
+    incident = open_incident(service)
+    linked = request(
+        service, production, pipeline_bot, change_type="emergency", change_incident=incident
+    )
+
+    answer = gate(linked)
+
+    assert answer["status"] == "blocked"
+    assert answer["reasons"][0].startswith(
+        f"Change {linked.change.ref} is an emergency change without a declared emergency"
+    )
+    assert [incident.external_id in r for r in answer["reasons"]] == [False, True]
 
 
 def test_a_normal_change_linked_to_the_incident_is_still_held(
@@ -206,7 +223,11 @@ def test_the_release_request_can_name_the_incident_its_change_fixes(
 
     assert response.status_code == 201, response.json()
     assert Release.objects.get(pk=response.json()["id"]).change.incident == incident
-    assert response.json()["gate"]["status"] == "pending"
+    # Not declared an emergency (yet): blocked, saying how to go on.
+    assert response.json()["gate"]["status"] == "blocked"
+    assert response.json()["gate"]["reasons"][0].startswith(
+        "Change CHG-FIX-1 is an emergency change without a declared emergency"
+    )
 
 
 def test_naming_an_unknown_incident_is_a_400_that_writes_nothing(org, service, api, pipeline_bot):
