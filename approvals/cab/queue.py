@@ -102,7 +102,10 @@ def _sort_time(kind: str) -> models.Expression:
 
 
 def _overdue(kind: str, now: datetime) -> Q | None:
-    if kind in (Kind.ESCALATED_APPROVAL, Kind.CAB_APPROVAL):
+    if kind == Kind.ESCALATED_APPROVAL:
+        # A stage is escalated because it went overdue, whatever its due time says now.
+        return Q(escalated_at__isnull=False)
+    if kind == Kind.CAB_APPROVAL:
         return Q(due_at__lt=now)
     if kind in REVIEW_KINDS:
         return Q(due_at__lte=now)
