@@ -137,10 +137,11 @@ def _render_detail(
     context = {
         "review": review,
         "is_author": request.user.pk == review.change.author_id,
-        "complete_form": (complete_form or CompleteReviewForm(review=review))
-        if may_complete
-        else None,
-        "action_form": (action_form or ActionForm()) if may_manage else None,
+        # A refused form is shown with its error, whoever sent it; a fresh one only to those
+        # who may use it.
+        "complete_form": complete_form
+        or (CompleteReviewForm(review=review) if may_complete else None),
+        "action_form": action_form or (ActionForm() if may_manage else None),
         # Each action with whether this person may mark it done (its owner, or a service owner).
         "action_rows": [
             (a, a.done_at is None and (may_manage or a.owner_id == request.user.pk))

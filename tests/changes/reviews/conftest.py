@@ -85,7 +85,7 @@ def failed_review(approved_release, deploy, owner):
     from changes.reviews.models import Review
 
     deploy(approved_release, "failed")
-    return Review.objects.select_related("change", "service").get()
+    return Review.objects.select_related("change", "service").get(trigger="deployment_failed")
 
 
 @pytest.fixture
@@ -94,4 +94,4 @@ def post_mortem(emergency_release, declared, deploy, web_owner):
     from changes.reviews.models import Review
 
     deploy(emergency_release, "succeeded")
-    return Review.objects.select_related("change", "service").get()
+    return Review.objects.select_related("change", "service").get(kind="post_mortem")
