@@ -166,6 +166,7 @@ def meeting_close(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def item_add(request: HttpRequest, pk: int) -> HttpResponse:
     """A member adds an item by hand."""
+    get_object_or_404(CabMeeting.objects.restrict(request.user), pk=pk)
     form = ItemForm(request.POST)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))

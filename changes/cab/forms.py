@@ -52,7 +52,12 @@ class ScheduleForm(_ZoneForm):
         choices=list(zip(WEEKDAYS, DAY_NAMES, strict=True)), widget=forms.CheckboxSelectMultiple
     )
     week_of_month = forms.TypedChoiceField(
-        choices=WEEKS, coerce=int, initial=1, help_text="Monthly meetings only."
+        choices=WEEKS,
+        coerce=int,
+        initial=1,
+        required=False,
+        empty_value=1,
+        help_text="Monthly meetings only.",
     )
     first_day = forms.DateField(
         widget=forms.DateInput(attrs={"type": "date"}), help_text="No meeting before this day."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -60,7 +60,11 @@ def test_meetings_are_calendar_entries(service):
 
 
 def test_the_feed_holds_meetings_on_the_persons_services_and_those_on_every_service(
-    client, approver, service, other_service, feed_url_of  # noqa: F811
+    client,
+    approver,
+    service,
+    other_service,
+    feed_url_of,  # noqa: F811
 ):
     mine = _meeting([service], title="Payments CAB")
     everyone = _meeting([], days=4, title="Company CAB")

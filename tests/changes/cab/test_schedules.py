@@ -54,9 +54,7 @@ def test_rules_are_written_and_read_back(rule, text):
 def test_a_weekly_meeting_stays_at_14_00_london_time_across_the_clock_change(
     administrator, cab_member, second_cab_member
 ):
-    cab.save_schedule(
-        data=weekly_tuesday([cab_member, second_cab_member]), actor=administrator
-    )
+    cab.save_schedule(data=weekly_tuesday([cab_member, second_cab_member]), actor=administrator)
     # British Summer Time ends on Sunday 25 October 2026.
     now = datetime(2026, 10, 12, 12, 0, tzinfo=UTC)
 
@@ -80,9 +78,7 @@ def test_a_weekly_meeting_stays_at_14_00_london_time_across_the_clock_change(
 
 
 def test_materialising_twice_creates_nothing_more(administrator, cab_member, second_cab_member):
-    cab.save_schedule(
-        data=weekly_tuesday([cab_member, second_cab_member]), actor=administrator
-    )
+    cab.save_schedule(data=weekly_tuesday([cab_member, second_cab_member]), actor=administrator)
     now = datetime(2026, 10, 12, 12, 0, tzinfo=UTC)
     cab.materialise_meetings(now=now, days=28)
     entries = LedgerEntry.objects.count()
