@@ -56,6 +56,21 @@ class FrequencyForm(forms.Form):
             kind = "form-select" if name in ("by", "service", "team") else "form-control"
             form_field.widget.attrs["class"] = f"{kind} {kind}-sm"
 
+    @classmethod
+    def with_defaults(cls, query) -> dict:
+        """`query` with the default period filled in, so the form shows the dates it uses."""
+        today = timezone.localdate()
+        data = query.dict()
+        data["by"] = data.get("by") or "month"
+        data["end"] = data.get("end") or today.isoformat()
+        if not data.get("start"):
+            try:
+                end = forms.DateField().to_python(data["end"])
+            except forms.ValidationError:
+                end = today  # the form reports the unreadable end date itself
+            data["start"] = (end - relativedelta(months=DEFAULT_MONTHS)).isoformat()
+        return data
+
     def clean(self) -> dict:
         data = super().clean()
         today = timezone.localdate()
@@ -172,7 +187,7 @@ def emergency_frequency(request: HttpRequest, as_csv: bool = False) -> HttpRespo
     (`emergencies.csv`, or `?format=csv`)."""
     if not may_view(request.user):
         raise PermissionDenied("Emergency bypass frequency is for CAB members and administrators.")
-    form = FrequencyForm(request.GET)
+    form = FrequencyForm(FrequencyForm.with_defaults(request.GET))
     wants_csv = as_csv or request.GET.get("format") == "csv"
     if not form.is_valid():
         if wants_csv:
@@ -190,7 +205,7 @@ def emergency_frequency(request: HttpRequest, as_csv: bool = False) -> HttpRespo
             {"label": bucket_label(numbers.by, b), "start": b, "count": n}
             for b, n in zip(numbers.buckets, numbers.per_bucket, strict=True)
         ],
-        "team_columns": [bucket_label(numbers.by, b) for b in numbers.buckets],
+        "team_columns": [short_label(numbers.by, b) for b in numbers.buckets],
         "page": Paginator(numbers.services, PAGE_SIZE).get_page(request.GET.get("page")),
         "period": f"{data['start']:%-d %b %Y} to {data['end']:%-d %b %Y}",
     }
@@ -262,7 +277,7 @@ def trend_chart(numbers: Frequency) -> dict:
                 width=round(step * 0.7, 1),
                 height=round(height, 1),
                 title=f"{label}: {_emergencies(count)}",
-                label=_short_label(numbers.by, bucket) if index % every == 0 else "",
+                label=short_label(numbers.by, bucket) if index % every == 0 else "",
                 label_x=round(LEFT + index * step + step / 2, 1),
             )
         )
@@ -277,6 +292,7 @@ def trend_chart(numbers: Frequency) -> dict:
         "tick_label_x": LEFT - 6,
         "right": CHART_WIDTH - RIGHT,
         "baseline": TOP + plot_height,
+        "tick_end_y": TOP + plot_height + 4,
         "label_y": TOP + plot_height + 18,
         "bars": bars,
         "ticks": ticks,
@@ -298,8 +314,8 @@ def _tick_values(top: int) -> list[int]:
     return list(range(0, top + 1, step))
 
 
-def _short_label(by: str, bucket: date) -> str:
-    return f"{bucket:%b %y}" if by == "month" else f"{bucket.day} {bucket:%b}"
+def short_label(by: str, bucket: date) -> str:
+    return f"{bucket:%b %Y}" if by == "month" else f"{bucket.day} {bucket:%b}"
 
 
 def _describe(numbers: Frequency) -> str:
