@@ -261,26 +261,8 @@ class Bar:
 
 def trend_chart(numbers: Frequency) -> dict:
     """Geometry for the template's SVG: bars, y-axis ticks and the chart's accessible text."""
-    plot_width = CHART_WIDTH - LEFT - RIGHT
     plot_height = CHART_HEIGHT - TOP - BOTTOM
     top = _axis_top(max(numbers.per_bucket, default=0))
-    step = plot_width / max(len(numbers.buckets), 1)
-    every = -(-len(numbers.buckets) // MAX_LABELS)  # ceiling division
-    bars = []
-    for index, (bucket, count) in enumerate(zip(numbers.buckets, numbers.per_bucket, strict=True)):
-        height = plot_height * count / top
-        label = bucket_label(numbers.by, bucket)
-        bars.append(
-            Bar(
-                x=round(LEFT + index * step + step * 0.15, 1),
-                y=round(TOP + plot_height - height, 1),
-                width=round(step * 0.7, 1),
-                height=round(height, 1),
-                title=f"{label}: {_emergencies(count)}",
-                label=short_label(numbers.by, bucket) if index % every == 0 else "",
-                label_x=round(LEFT + index * step + step / 2, 1),
-            )
-        )
     ticks = [
         {"value": value, "y": round(TOP + plot_height - plot_height * value / top, 1)}
         for value in _tick_values(top)
@@ -294,10 +276,31 @@ def trend_chart(numbers: Frequency) -> dict:
         "baseline": TOP + plot_height,
         "tick_end_y": TOP + plot_height + 4,
         "label_y": TOP + plot_height + 18,
-        "bars": bars,
+        "bars": _bars(numbers, top, plot_height),
         "ticks": ticks,
         "description": _describe(numbers),
     }
+
+
+def _bars(numbers: Frequency, top: int, plot_height: int) -> list[Bar]:
+    """One bar per bucket, in proportion to the axis top; labels thinned to MAX_LABELS."""
+    step = (CHART_WIDTH - LEFT - RIGHT) / max(len(numbers.buckets), 1)
+    every = -(-len(numbers.buckets) // MAX_LABELS)  # ceiling division
+    bars = []
+    for index, (bucket, count) in enumerate(zip(numbers.buckets, numbers.per_bucket, strict=True)):
+        height = plot_height * count / top
+        bars.append(
+            Bar(
+                x=round(LEFT + index * step + step * 0.15, 1),
+                y=round(TOP + plot_height - height, 1),
+                width=round(step * 0.7, 1),
+                height=round(height, 1),
+                title=f"{bucket_label(numbers.by, bucket)}: {_emergencies(count)}",
+                label=short_label(numbers.by, bucket) if index % every == 0 else "",
+                label_x=round(LEFT + index * step + step / 2, 1),
+            )
+        )
+    return bars
 
 
 def _axis_top(largest: int) -> int:
