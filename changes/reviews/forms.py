@@ -46,7 +46,5 @@ class ActionForm(forms.Form):
         queryset=User.objects.filter(is_active=True, is_service_account=False).order_by("username"),
         to_field_name="username",
     )
-    due_on = forms.DateField(
-        label="Due on", widget=forms.DateInput(attrs={"type": "date"}), help_text="YYYY-MM-DD"
-    )
+    due_on = forms.DateField(label="Due on", widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(required=False, max_length=500)
