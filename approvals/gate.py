@@ -23,6 +23,7 @@ from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence,
 from changes.freezes.services import freeze_blockers
 from changes.incidents.selectors import incident_hold_reasons
 from changes.models import ChangeRecord
+from governance.models import User
 from governance.policy.engine import EvidenceRequirement, Plan
 
 
@@ -219,12 +220,17 @@ def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
 
 
 def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
+    # People are read for their names only: a sweep rebuilding thousands of snapshots would
+    # otherwise build tens of thousands of whole user rows it never looks at.
+    names = User.objects.only("pk", "username")
+    decisions = (
+        Decision.objects.select_related("approver")
+        .only(*SNAPSHOT_DECISION_FIELDS, "approver__username")
+        .order_by("created_at", "pk")
+    )
     stages = ApprovalStage.objects.order_by("position").prefetch_related(
-        models.Prefetch(
-            "decisions",
-            queryset=Decision.objects.select_related("approver").order_by("created_at", "pk"),
-        ),
-        "eligible_approvers",
+        models.Prefetch("decisions", queryset=decisions),
+        models.Prefetch("eligible_approvers", queryset=names),
     )
     return approvals.select_related("withdrawn_by").prefetch_related(
         models.Prefetch("stages", queryset=stages),
@@ -232,6 +238,9 @@ def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
             "release__evidence", queryset=Evidence.objects.order_by("created_at", "pk")
         ),
     )
+
+
+SNAPSHOT_DECISION_FIELDS = ("stage", "request", "approver", "verdict", "rationale", "created_at")
 
 
 def _snapshot(approval: ApprovalRequest) -> dict:

@@ -121,8 +121,8 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 
 
 def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
-    """Gate vs. baseline, the queue page, ledger verification."""
-    from benchmarks import measure
+    """Gate vs. baseline, the queue page, ledger verification, the sweeps."""
+    from benchmarks import measure, sweeps
     from governance.identity.tokens import issue_token
     from governance.models import ApiToken
 
@@ -137,7 +137,9 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     )
     log("ledger verification (the app's verifier, then plain crypto)")
     ledger = phases.run("ledger verification", measure.measure_ledger)
-    return api, queue, ledger
+    log(f"escalation and reminder sweeps on {sweeps.STAGES:,} overdue stages")
+    swept = phases.run("sweeps", sweeps.measure_sweeps)
+    return api, queue, ledger, swept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger = measure_all(args, org, phases)
+    api, queue, ledger, swept = measure_all(args, org, phases)
 
     from benchmarks import report
 
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         api=api,
         queue=queue,
         ledger=ledger,
+        sweeps=swept,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,

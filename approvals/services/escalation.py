@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
@@ -83,18 +84,17 @@ def _stages(ids: list[int]) -> list[ApprovalStage]:
 def _remind(stages: list[ApprovalStage], now: datetime) -> None:
     waiting = _undecided_approvers(stages)
     people = _represented(waiting, stages, now)
-    rows = []
+    digest = _Digest()
     for stage in stages:
         recipients, reason = route(people[stage.pk], now)
         release = stage.request.release
-        due = f" It is due {stage.due_at:%Y-%m-%d %H:%M} UTC." if stage.due_at else ""
-        rows += _notifications(
+        due = f", due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else ""
+        digest.add(
             recipients,
-            subject=f"Reminder: {release} waits for {stage.name}",
-            body=f"{release.service.name} {release.version} still needs {stage.name} "
-            f"({stage.approval_count} of {stage.required_count} approvals).{due}",
-            url=reverse("approvals:release_detail", args=[release.pk]),
-            reason=f"reminder; {reason}" if reason else "reminder",
+            f"{release} waits for {stage.name} ({stage.approval_count} of "
+            f"{stage.required_count} approvals{due})",
+            reverse("approvals:release_detail", args=[release.pk]),
+            reason,
         )
         ledger.append(
             kind="stage.reminded",
@@ -102,25 +102,24 @@ def _remind(stages: list[ApprovalStage], now: datetime) -> None:
             actor="system",
             payload={"stage": stage.key, "people": sorted(p.username for p in recipients)},
         )
-    queue_notifications(rows)
+    digest.send("Reminder", "waiting for your decision", reverse("approvals:queue"))
 
 
 def _escalate(stages: list[ApprovalStage], now: datetime) -> None:
     added = _make_cab_eligible(stages)
     placed = put_on_next_meetings([_agenda_entry(stage) for stage in stages], now)
-    rows = []
+    digest = _Digest()
     for stage in stages:
         release = stage.request.release
         meeting = placed.get(f"stage:{stage.pk}")
         recipients, reason = route(added[stage.pk], now)
-        rows += _notifications(
+        where = f"on the agenda of {meeting}" if meeting else "no CAB meeting is scheduled"
+        due = f"due {stage.due_at:%Y-%m-%d %H:%M} UTC" if stage.due_at else "overdue"
+        digest.add(
             recipients,
-            subject=f"Escalated to the CAB: {release} ({stage.name})",
-            body=f"{stage.name} of {release.service.name} {release.version} is overdue "
-            f"(due {stage.due_at:%Y-%m-%d %H:%M} UTC). CAB members may now decide it. "
-            + (f"It is on the agenda of {meeting}." if meeting else "No CAB meeting is scheduled."),
-            url=reverse("approvals:release_detail", args=[release.pk]),
-            reason=f"you sit on the CAB; {reason}" if reason else "you sit on the CAB",
+            f"{stage.name} of {release} ({due}); {where}",
+            reverse("approvals:release_detail", args=[release.pk]),
+            f"you sit on the CAB; {reason}" if reason else "you sit on the CAB",
         )
         ledger.append(
             kind="stage.escalated",
@@ -133,8 +132,50 @@ def _escalate(stages: list[ApprovalStage], now: datetime) -> None:
                 "cab_meeting": meeting.pk if meeting else None,
             },
         )
-    queue_notifications(rows)
+    digest.send(
+        "Escalated to the CAB",
+        "overdue; CAB members may now decide it",
+        reverse("approvals:queue"),
+    )
     rebuild_snapshots(ApprovalRequest.objects.filter(pk__in={s.request_id for s in stages}))
+
+
+class _Digest:
+    """One notification per person for a whole sweep batch, however many stages concern them:
+    a CAB member told of forty escalations gets one message listing them, not forty."""
+
+    def __init__(self) -> None:
+        self.lines: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        self.people: dict[int, User] = {}
+        self.reasons: dict[int, str] = {}
+
+    def add(self, people: Iterable[User], line: str, url: str, reason: str) -> None:
+        for person in people:
+            self.people[person.pk] = person
+            self.lines[person.pk].append((line, url))
+            self.reasons.setdefault(person.pk, reason)
+
+    def send(self, title: str, words: str, list_url: str) -> None:
+        rows = []
+        for pk, lines in self.lines.items():
+            if len(lines) == 1:
+                (line, url), subject = lines[0], f"{title}: {lines[0][0]}"
+                body = f"{line}: {words}."
+            else:
+                url, subject = list_url, f"{title}: {len(lines)} approvals"
+                body = f"{len(lines)} approvals {words}:\n" + "\n".join(
+                    f"- {line} {settings.SITE_URL}{link}" for line, link in lines
+                )
+            rows.append(
+                Notification(
+                    recipient=self.people[pk],
+                    subject=subject[:200],
+                    body=body,
+                    url=url,
+                    reason=self.reasons[pk],
+                )
+            )
+        queue_notifications(rows)
 
 
 def _agenda_entry(stage: ApprovalStage) -> AgendaEntry:
@@ -212,7 +253,3 @@ def _represented(
 
 def _people(ids: QuerySet) -> QuerySet[User]:
     return User.objects.filter(pk__in=ids, is_active=True)
-
-
-def _notifications(people: Iterable[User], **message: str) -> list[Notification]:
-    return [Notification(recipient=person, **message) for person in people]
