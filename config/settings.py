@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.escalate_overdue_stages_task",
         "schedule": 300.0,
     },
+    # Outbound events (webhooks): retries wait in the outbox; delivery is also kicked on commit.
+    "deliver-events": {"task": "governance.tasks.deliver_events_task", "schedule": 60.0},
     "deliver-notifications": {
         "task": "governance.tasks.deliver_notifications_task",
         "schedule": 60.0,
