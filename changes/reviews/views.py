@@ -38,7 +38,8 @@ def review_list(request: HttpRequest) -> HttpResponse:
         overdue=request.GET.get("overdue") == "1",
     )
     rows = selectors.search_reviews(selectors.reviews_visible_to(request.user), filters, now)
-    page = Paginator(rows.order_by("status", "due_at", "pk"), PAGE_SIZE).get_page(
+    # Open ones first ("open" sorts after "completed"), then the soonest due.
+    page = Paginator(rows.order_by("-status", "due_at", "pk"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     context = {

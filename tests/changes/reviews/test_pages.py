@@ -402,3 +402,31 @@ def test_the_dashboard_does_not_flag_a_post_mortem_still_in_time(client, post_mo
     response = client.get(reverse("reporting:dashboard"))
 
     assert response.context["late_post_mortems"] == []
+
+
+def test_open_reviews_come_first_soonest_due_first(
+    client, failed_review, post_mortem, owner, approver
+):
+    from changes.reviews.services import complete_review
+
+    complete_review(
+        review=failed_review,
+        actor=owner,
+        what_happened="It failed.",
+        root_cause="A typo.",
+    )
+    later = ReviewOpening(
+        kind="post_implementation",
+        trigger="rolled_back",
+        change=failed_review.change,
+        service=failed_review.service,
+        summary="Rolled back.",
+        release_id=40_000,
+        due_at=post_mortem.due_at + timedelta(days=3),
+    )
+    rolled_back, _ = open_review(opening=later, actor=None)
+    client.force_login(approver)  # alice sees both services
+
+    page = client.get(reverse("changes:review_list")).context["page"]
+
+    assert [r.pk for r in page.object_list] == [post_mortem.pk, rolled_back.pk, failed_review.pk]
