@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -89,27 +89,47 @@ def declare_emergency(
         change=change,
         settings=settings,
     )
-    with transaction.atomic():
-        emergency_change = _emergency_change(actor, service, values, change)
-        emergency = EmergencyException.objects.create(
-            change=emergency_change,
-            service=service,
-            declared_by=actor,
-            justification=values["justification"],
-            incident=incident,
-            outage=values["outage"],
-            controls=values["controls"],
-            control_notes=values["control_notes"],
-            starts_at=now,
-            ends_at=now + timedelta(hours=values["hours"]),
-        )
-        ledger.append(
-            kind="emergency.declared",
-            subject=f"change:{emergency_change.pk}",
-            actor=actor.username,
-            payload=_declared_payload(emergency),
-        )
-        _announce(emergency, actor, now)
+    try:
+        with transaction.atomic():
+            emergency = _declare(actor, service, values, change, incident, now)
+    except IntegrityError:
+        # Two declarations on one change at once: the unique change decides, the loser is told.
+        raise EmergencyConflict(
+            "This change already holds an emergency; declare a new one with a new change.",
+            fields={"change": ["Already had an emergency."]},
+        ) from None
+    return emergency
+
+
+def _declare(
+    actor: User,
+    service: Service,
+    values: dict,
+    change: ChangeRecord | None,
+    incident: Incident | None,
+    now: datetime,
+) -> EmergencyException:
+    """The declaration's writes, inside the caller's transaction."""
+    emergency_change = _emergency_change(actor, service, values, change)
+    emergency = EmergencyException.objects.create(
+        change=emergency_change,
+        service=service,
+        declared_by=actor,
+        justification=values["justification"],
+        incident=incident,
+        outage=values["outage"],
+        controls=values["controls"],
+        control_notes=values["control_notes"],
+        starts_at=now,
+        ends_at=now + timedelta(hours=values["hours"]),
+    )
+    ledger.append(
+        kind="emergency.declared",
+        subject=f"change:{emergency_change.pk}",
+        actor=actor.username,
+        payload=_declared_payload(emergency),
+    )
+    _announce(emergency, actor, now)
     return emergency
 
 
@@ -278,6 +298,8 @@ def _check_controls(
 
 
 def _check_change(service: Service, change: ChangeRecord, errors: dict[str, list[str]]) -> None:
+    # Read afresh: the caller's copy may be older than the change's state.
+    change = ChangeRecord.objects.get(pk=change.pk)
     if not change.services.filter(pk=service.pk).exists():
         errors["change"] = [f"Change {change.ref} does not affect {service.name}."]
     elif not change.is_approvable:
@@ -316,7 +338,7 @@ def _emergency_change(
             payload={"ref": change.ref, "type": ChangeRecord.Type.EMERGENCY},
         )
     if ChangeRecord.rank(change.state) < ChangeRecord.rank(ChangeRecord.State.AUTHORISE):
-        set_change_state(
+        change = set_change_state(
             change=change,
             state=ChangeRecord.State.AUTHORISE,
             actor=actor,

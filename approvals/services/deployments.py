@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.urls import reverse
 
+from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
 from approvals.services.transitions import follow_change
@@ -60,6 +61,7 @@ def record_deployment(
         )
         if not deployment.approved:
             _alert_unapproved(release, deployment)
+        announce_enhanced_monitoring(release, moment="deployed", status=deployment.status)
         if deployment.status == Deployment.Status.SUCCEEDED:
             follow_change(release, actor)
         for opening in _review_openings(release, deployment):

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.urls import reverse
 
+from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
 from changes.records.services import ReleaseProgress, follow_releases
 from governance.ledger import services as ledger
@@ -32,6 +33,7 @@ def advance(approval: ApprovalRequest, actor: User, now) -> None:
         now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None
     )
     transition(approval, ApprovalRequest.Status.APPROVED, actor, now, valid_until=valid_until)
+    announce_enhanced_monitoring(approval.release, moment="approved")
 
 
 def _open(stage: ApprovalStage, plan: Plan, now) -> None:

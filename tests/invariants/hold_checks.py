@@ -1,13 +1,14 @@
 """The invariants about what holds a release back and about its change record, checked after
 each step with the gate's answers `checks.check_gate` collected.
 
-13. A hard freeze in force over a release's service and environment never lets a normal or
-    standard release's gate answer `approved`, unless an override of that freeze for that
-    release is confirmed and unexpired, confirmed by an administrator other than the one who
-    asked for it.
+13. A hard freeze in force over a release's service and environment never lets a release's gate
+    answer `approved`, unless its change is an emergency whose exception is in force, or an
+    override of that freeze for that release is confirmed and unexpired, confirmed by an
+    administrator other than the one who asked for it. An emergency change's release is never
+    `approved` outside its exception.
 14. An open blocking incident (P1, or high urgency) on a release's service or on a service it
     depends on holds a release to a high-risk environment, unless the release's change is an
-    emergency naming that incident.
+    emergency whose exception is in force.
 15. A soft freeze in force when a release is requested adds one stage decided by a release
     manager of the service (never the requester, the pipeline's trigger or the change's
     author); no freeze, no such stage.
@@ -67,8 +68,14 @@ def check_freezes_hold(world: World, release: Release) -> None:
     holds, now = world.held_back, world.now
     hard = holds.freezes_at("hard", release.service_id, release.environment_id, now)
     if change.type == ChangeRecord.Type.EMERGENCY:
+        require(
+            holds.excepted(change, now),
+            13,
+            f"release #{release.pk} of emergency change {change.ref} is approved at the gate "
+            "outside its emergency exception",
+        )
         if hard:
-            tally["gate approved an emergency inside a hard freeze"] += 1
+            tally["gate approved an emergency inside its exception and a hard freeze"] += 1
         return
     for freeze in hard:
         override = holds.override(freeze, release.pk, now)
@@ -128,16 +135,15 @@ def check_incidents_hold(world: World, release: Release) -> None:
     if holds.risk[release.environment_id] != "high":
         return
     for incident in holds.blocking(release.service_id):
-        fixes = change.type == ChangeRecord.Type.EMERGENCY and change.incident_id == incident.pk
         require(
-            fixes,
+            holds.excepted(change, world.now),
             14,
             f"release #{release.pk} of {world.services[release.service_id].slug} is approved "
             f"at the gate while incident {incident.external_id} ({incident.priority or '-'}, "
             f"{incident.urgency or '-'} urgency, {incident.status}) holds it, and its change "
-            f"{change.ref} ({change.type}) does not name it",
+            f"{change.ref} ({change.type}) holds no emergency exception in force",
         )
-        tally["gate approved the emergency fix of a blocking incident"] += 1
+        tally["gate approved an emergency inside its exception despite a blocking incident"] += 1
 
 
 # --- 15: soft freezes ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The model's steps about what holds releases back: administrators create hard and soft freezes
 and end them early, ask for overrides and confirm them (or try to confirm their own); incidents
-are opened on a service, acknowledged, resolved and reopened. Emergency changes naming an
-incident are requested in `release_steps`; time lets freezes start and overrides expire.
+are opened on a service, acknowledged, resolved and reopened; emergencies are declared on an
+emergency change (a time-bound exception) and ended early. Emergency changes naming an incident
+are requested in `release_steps`; time lets freezes start, overrides and exceptions expire.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
+from approvals.emergencies.models import EmergencyException
+from approvals.emergencies.services import declare_emergency, end_emergency
 from approvals.models import Release
 from changes.freezes.services import (
     FreezeInput,
@@ -21,7 +24,7 @@ from changes.freezes.services import (
     request_override,
 )
 from changes.incidents.services import IncidentReport, record_incident
-from changes.models import Freeze, FreezeOverride, Incident
+from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
 from governance.models import Environment, Service, Team
 from tests.invariants.drawing import actors, release_indexes, requesters
 from tests.invariants.oracle import DAILY_COUNT
@@ -188,6 +191,51 @@ class HoldSteps:
         fixes = self.incidents.index(incident) if incident and names_incident else None
         self.request_release(
             requester, service, environment, "", None, change_type, "passed", False, fixes
+        )
+
+    @precondition(lambda self: self.releases)
+    @rule(actor=actors, pick=release_indexes, hours=st.sampled_from((1, 4)))
+    def declare(self, actor: str, pick: int, hours: int) -> None:
+        """Someone declares an emergency on a release's emergency change: a release manager of
+        the service or an administrator may, once per change; anyone else is refused."""
+        self.step("declare")
+        user = self.user(actor)
+        emergencies = [
+            pk
+            for pk in self.releases
+            if Release.objects.filter(pk=pk, change__type=ChangeRecord.Type.EMERGENCY).exists()
+        ]
+        if user is None or not emergencies:
+            return
+        target = Release.objects.select_related("service", "change").get(
+            pk=emergencies[pick % len(emergencies)]
+        )
+        self.attempt(
+            "emergency declaration",
+            lambda: declare_emergency(
+                actor=user,
+                service=target.service,
+                title="",
+                justification="Customers cannot pay (the model).",
+                outage="Checkout down (the model)",
+                controls=["extra_monitoring"],
+                hours=hours,
+                change=target.change,
+            ),
+        )
+
+    @rule(actor=actors, pick=st.integers(0, 3))
+    def end_emergency_early(self, actor: str, pick: int) -> None:
+        """Someone ends an emergency's exception early (or one already over: refused)."""
+        self.step("end_emergency_early")
+        user = self.user(actor)
+        emergencies = list(EmergencyException.objects.order_by("pk"))
+        if user is None or not emergencies:
+            return
+        emergency = emergencies[pick % len(emergencies)]
+        self.attempt(
+            "emergency end",
+            lambda: end_emergency(emergency=emergency, actor=user, reason="Fixed (the model)"),
         )
 
     def _confirm(self, override: FreezeOverride, confirmer: str, asker: str) -> None:

@@ -1,7 +1,7 @@
 """The rules, re-read from scratch: who holds which authority at a moment, what freezes and
 incidents hold back (`Holds`: occurrences, scope by service or owning team, overrides, the
-blocking threshold, direct dependencies) and what the gate must answer, computed in plain
-Python from the stored rows.
+blocking threshold, direct dependencies, emergency exceptions) and what the gate must answer,
+computed in plain Python from the stored rows.
 
 Nothing here calls the product's selectors, authority or gate code: the model compares what the
 product did with what these independent readings say, so a rule broken in the product cannot
@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from approvals.emergencies.models import EmergencyException
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
 from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
 from governance.models import Delegation, Environment, Role, RoleAssignment, Service, Team, User
@@ -164,6 +165,7 @@ class Holds:
     incidents: list[Incident] = field(default_factory=list)
     affected: dict[int, set[int]] = field(default_factory=dict)  # incident → services
     depends_on: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    exceptions: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)  # by change
 
     @classmethod
     def read(cls, services: dict[int, Service]) -> Holds:
@@ -197,6 +199,10 @@ class Holds:
             "from_service_id", "to_service_id"
         ):
             holds.depends_on[service_id].add(other)
+        for change_id, starts_at, ends_at in EmergencyException.objects.values_list(
+            "change_id", "starts_at", "ends_at"
+        ):
+            holds.exceptions[change_id] = (starts_at, ends_at)
         return holds
 
     # --- Freezes ------------------------------------------------------------------------------
@@ -245,10 +251,19 @@ class Holds:
                 return o
         return None
 
+    def excepted(self, change: ChangeRecord, at: datetime) -> bool:
+        """Whether `change` is an emergency change whose exception is in force at `at`."""
+        window = self.exceptions.get(change.pk)
+        return (
+            change.type == ChangeRecord.Type.EMERGENCY
+            and window is not None
+            and window[0] <= at < window[1]
+        )
+
     def frozen(self, release: Release, change: ChangeRecord, at: datetime) -> list[Freeze]:
-        """The hard freezes holding `release` back at `at`: only emergencies pass them, or an
-        override of that freeze for that release."""
-        if change.type == ChangeRecord.Type.EMERGENCY:
+        """The hard freezes holding `release` back at `at`: only an emergency change inside its
+        exception passes them, or an override of that freeze for that release."""
+        if self.excepted(change, at):
             return []
         hard = self.freezes_at("hard", release.service_id, release.environment_id, at)
         return [f for f in hard if self.override(f, release.pk, at) is None]
@@ -266,16 +281,24 @@ class Holds:
             and self.affected.get(i.pk, set()) & near
         ]
 
-    def held_by_incidents(self, release: Release, change: ChangeRecord) -> list[Incident]:
-        """Blocking incidents holding a release to a high-risk environment; an emergency change
-        naming one is not held by that one."""
-        if self.risk[release.environment_id] != "high":
+    def held_by_incidents(
+        self, release: Release, change: ChangeRecord, at: datetime
+    ) -> list[Incident]:
+        """Blocking incidents holding a release to a high-risk environment; none holds an
+        emergency change inside its exception."""
+        if self.risk[release.environment_id] != "high" or self.excepted(change, at):
             return []
-        fixes = change.incident_id if change.type == ChangeRecord.Type.EMERGENCY else None
-        return [i for i in self.blocking(release.service_id) if i.pk != fixes]
+        return self.blocking(release.service_id)
 
     def held(self, release: Release, change: ChangeRecord, at: datetime) -> bool:
-        return bool(self.frozen(release, change, at) or self.held_by_incidents(release, change))
+        """Held back: by a freeze or an incident, or as an emergency change outside (or
+        without) its exception, whose releases take the normal path."""
+        outside = change.type == ChangeRecord.Type.EMERGENCY and not self.excepted(change, at)
+        return bool(
+            outside
+            or self.frozen(release, change, at)
+            or self.held_by_incidents(release, change, at)
+        )
 
 
 def conflicted(release: Release, change: ChangeRecord, meant: int | None) -> set[int]:

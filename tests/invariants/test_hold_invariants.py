@@ -18,7 +18,6 @@ from approvals.models import Release
 from approvals.services import requests as request_services
 from approvals.services import transitions
 from changes.freezes.services import freeze_blockers
-from changes.incidents.selectors import incident_hold_reasons
 from changes.models import FreezeOverride
 from tests.invariants import model
 from tests.invariants.checks import InvariantBroken
@@ -94,14 +93,19 @@ def an_override_asked_then_confirmed(machine) -> None:
 
 def emergencies_during_an_incident(machine) -> None:
     """web depends on payments-api, which has a P1 incident; an emergency naming it and one
-    naming nothing go to production, each approved by bob."""
+    naming nothing go to production, each approved by bob; dave declares the first one an
+    emergency for four hours, then time passes."""
     then(machine, "incident", "open", 0, "payments-api", "P1", "")
     for index, fixes in ((len(machine.releases), 0), (len(machine.releases) + 1, None)):
         args = (BOT, "web", "production", "", None, "emergency", "passed", False, fixes)
         then(machine, "request_release", *args)
         then(machine, "decide_through_the_api", "bob", index, "approve", "reviewed")
-    assert gate_says(machine, index - 1) == "approved"  # the fix for the incident
-    assert gate_says(machine, index) == "blocked"  # another emergency: held
+    assert gate_says(machine, index - 1) == "blocked"  # not declared yet
+    then(machine, "declare", "dave", index - 1, 4)
+    assert gate_says(machine, index - 1) == "approved"  # inside its exception
+    assert gate_says(machine, index) == "blocked"  # never declared: held
+    then(machine, "time_passes", 5)
+    assert gate_says(machine, index - 1) == "blocked"  # the exception ended
 
 
 def a_request_inside_a_soft_freeze(machine) -> None:
@@ -133,25 +137,23 @@ def _old_is_eligible(stage, user, release) -> bool:
     )
 
 
-def _overridden_once_asked(release, now) -> list[str]:
+def _overridden_once_asked(release, now, **kwargs) -> list[str]:
     """The gate's freeze check, letting a release through once an override is asked for."""
     if FreezeOverride.objects.filter(release_id=release.pk).exists():
         return []
-    return freeze_blockers(release, now)
+    return freeze_blockers(release, now, **kwargs)
 
 
-def _emergencies_pass(*, change_type: str, **kwargs) -> list[str]:
-    """The gate's incident check, letting every emergency through, whatever it fixes."""
-    if change_type == "emergency":
-        return []
-    return incident_hold_reasons(change_type=change_type, **kwargs)
+def _exceptions_never_end(change, now) -> tuple[bool, list[str]]:
+    """The gate's emergency check, treating every emergency change as inside its exception."""
+    return change.type == "emergency", []
 
 
 BROKEN = {
     # story, what is broken, the invariants that may report it first
     "hard freezes ignored": (
         a_dev_release_inside_a_hard_freeze,
-        (gate, "freeze_blockers", lambda release, now: []),
+        (gate, "freeze_blockers", lambda release, now, **kwargs: []),
         (12, 13),
     ),
     "incidents ignored": (
@@ -164,10 +166,10 @@ BROKEN = {
         (gate, "freeze_blockers", _overridden_once_asked),
         (12, 13),
     ),
-    "every emergency passes incidents": (
+    "emergency exceptions never end": (
         emergencies_during_an_incident,
-        (gate, "incident_hold_reasons", _emergencies_pass),
-        (12, 14),
+        (gate, "emergency_standing", _exceptions_never_end),
+        (12, 13, 14),
     ),
     "no soft freeze stage": (
         a_request_inside_a_soft_freeze,

@@ -36,3 +36,27 @@ def declare_for(
         change=release.change,
         now=now,
     )
+
+
+def counts() -> dict[str, int]:
+    """Rows a declaration, an end or a review can write, to prove a refusal wrote nothing."""
+    from changes.cab.models import AgendaItem
+    from changes.records.models import ChangeRecord
+    from governance.models import LedgerEntry, Notification
+    from governance.notifications.models import OutboundEvent
+
+    models = (EmergencyException, ChangeRecord, LedgerEntry, Notification, OutboundEvent)
+    found = {model.__name__: model.objects.count() for model in (*models, AgendaItem)}
+    found["emergency changes"] = ChangeRecord.objects.filter(type="emergency").count()
+    return found
+
+
+def exception_row(emergency: EmergencyException) -> tuple:
+    """What a refused end or review must leave as it was."""
+    emergency = EmergencyException.objects.get(pk=emergency.pk)
+    return (
+        emergency.ends_at,
+        emergency.secondary_review,
+        emergency.secondary_review_notes,
+        emergency.reviewed_by_id,
+    )
