@@ -183,6 +183,10 @@ class QueueRow:
     overdue: bool
     meeting: CabMeeting | None = None
 
+    @property
+    def overdue_label(self) -> str:
+        return "escalated" if self.kind == Kind.ESCALATED_APPROVAL else "overdue"
+
 
 def _url(name: str, pk: int) -> str:
     try:

@@ -135,6 +135,7 @@ class OutcomeForm(forms.Form):
 
     outcome = forms.ChoiceField(
         choices=AgendaItem.Outcome.choices,
+        error_messages={"required": "Choose an outcome."},
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
     minutes = forms.CharField(
@@ -165,7 +166,8 @@ class OutcomeForm(forms.Form):
         super().__init__(*args, **kwargs)
         if item is not None:
             allowed = outcomes_for(item.kind)
-            self.fields["outcome"].choices = [
+            # No outcome preselected: an approval must never be one click on a default away.
+            self.fields["outcome"].choices = [("", "Choose an outcome")] + [
                 (value, label) for value, label in AgendaItem.Outcome.choices if value in allowed
             ]
 

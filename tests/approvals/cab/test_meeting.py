@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from approvals.cab.services import prepare_cab_meetings, record_item_outcome
 from approvals.emergencies.models import EmergencyException
-from approvals.exceptions import SelfApprovalForbidden
+from approvals.exceptions import InvalidTransition, SelfApprovalForbidden
 from approvals.models import ApprovalRequest, ApprovalStage, Decision
 from changes.cab import services as cab
 from changes.cab.exceptions import MeetingNotOpen, NotAMember, OutcomeNotAllowed, QuorumNotMet
@@ -18,7 +18,7 @@ from changes.cab.models import AgendaItem, CabMeeting
 from changes.models import ChangeRecord
 from governance.models import LedgerEntry, Role
 from tests import factories
-from tests.approvals.cab.conftest import make_meeting
+from tests.approvals.cab.conftest import escalate_all, make_meeting
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +244,66 @@ def test_prepare_is_idempotent(meeting, cab_release, cab_stage):
     assert list(meeting.items.values_list("key", "kind", "release_id")) == [
         (f"stage:{cab_stage.pk}", "cab_approval", cab_release.pk)
     ]
+
+
+def test_an_escalated_stage_is_decided_in_the_meeting_by_a_member(
+    meeting, cab_member, second_cab_member, production_release
+):
+    escalate_all()
+    stage = ApprovalStage.objects.get(request__release=production_release, position=1)
+    assert stage.escalated_at is not None
+    prepare_cab_meetings(now=timezone.now())
+    item = meeting.items.get(key=f"stage:{stage.pk}")
+    assert (item.kind, item.release_id) == ("escalated_approval", production_release.pk)
+    _open_with_quorum(meeting, cab_member, second_cab_member)
+
+    record_item_outcome(item=item, actor=second_cab_member, outcome="approved", minutes="Late, ok.")
+
+    decision = Decision.objects.get(stage=stage)
+    assert (decision.approver, decision.channel) == (second_cab_member, "cab")
+
+
+def test_an_item_whose_stage_has_closed_cannot_be_approved(
+    meeting, cab_member, second_cab_member, cab_release, cab_stage
+):
+    # The item names the first stage, which both service approvers have completed since.
+    first = ApprovalStage.objects.get(request__release=cab_release, position=1)
+    item = _stage_item(meeting, first, cab_release)
+    _open_with_quorum(meeting, cab_member, second_cab_member)
+
+    with pytest.raises(InvalidTransition, match="no longer open"):
+        record_item_outcome(item=item, actor=cab_member, outcome="approved", minutes="Go.")
+    assert not Decision.objects.filter(stage=cab_stage).exists()
+
+
+def test_not_justified_needs_the_actions_and_goes_to_the_emergency(
+    meeting, cab_member, second_cab_member, service, requester
+):
+    change = ChangeRecord.objects.create(ref="CHG9000002", type="emergency", title="Hotfix")
+    emergency = EmergencyException.objects.create(
+        change=change,
+        service=service,
+        declared_by=requester,
+        justification="Thought it was down",
+        outage="Dashboards red",
+        ends_at=timezone.now() + timedelta(hours=4),
+    )
+    item, _ = cab.add_agenda_item(
+        meeting=meeting,
+        key=f"emergency:{emergency.pk}",
+        kind=AgendaItem.Kind.EMERGENCY_REVIEW,
+        title="Emergency CHG9000002",
+    )
+    _open_with_quorum(meeting, cab_member, second_cab_member)
+
+    record_item_outcome(
+        item=item,
+        actor=cab_member,
+        outcome="not_justified",
+        minutes="Monitoring fault, no outage. Actions: Dave adds alert runbook by Friday.",
+    )
+
+    emergency.refresh_from_db()
+    assert emergency.secondary_review == "not_justified"
+    item.refresh_from_db()
+    assert item.get_outcome_display() == "Not justified (actions set)"
