@@ -178,11 +178,18 @@ def check_decision(
         )
     require(world.users[decision.approver_id].is_active, 8, f"{what}: {who} is deactivated")
     holder = seat(decision)
+    # An overdue stage escalated to the CAB is the CAB's to decide too, from that moment on.
+    via_cab = (
+        stage.escalated_at is not None
+        and stage.escalated_at <= at
+        and world.holds(holder, "cab", release, at)
+    )
     require(
-        world.holds(holder, stage.approvers, release, at),
+        world.holds(holder, stage.approvers, release, at) or via_cab,
         2,
         f"{what}: {world.users[holder].username} holds no {stage.approvers} authority on "
-        f"{release.service.slug} for this environment at {at:%Y-%m-%d %H:%M}",
+        f"{release.service.slug} for this environment at {at:%Y-%m-%d %H:%M} (nor the CAB's "
+        "on a stage escalated before then)",
     )
     if principal is not None:
         require(principal != decision.approver_id, 3, f"{what}: a delegate acting for themselves")
@@ -194,7 +201,7 @@ def check_decision(
         )
     for person in filter(None, (decision.approver_id, principal)):
         require(
-            world.in_teams(person, stage, release.service_id),
+            via_cab or world.in_teams(person, stage, release.service_id),
             17,
             f"{what}: {world.users[person].username} is in none of the owning teams the stage "
             f"needs ({stage.team_rule})",

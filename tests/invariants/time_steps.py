@@ -7,7 +7,12 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from approvals.services import expire_requests, reresolve_open_stages
+from approvals.services import (
+    escalate_overdue_stages,
+    expire_requests,
+    remind_due_stages,
+    reresolve_open_stages,
+)
 from governance.authority.services import expire_role_grants as expire_grants
 
 
@@ -23,8 +28,11 @@ class TimeSteps:
     @rule()
     def periodic_tasks(self) -> None:
         """Celery beat runs: undecided requests and stale approvals expire, grants past their
-        expiry are revoked, open stages' approvers are re-resolved."""
+        expiry are revoked, open stages' approvers are re-resolved, undecided approvers are
+        reminded and overdue stages escalated to the CAB."""
         self.step("periodic_tasks")
         expire_requests()
         expire_grants()
         reresolve_open_stages()
+        remind_due_stages()
+        escalate_overdue_stages()
