@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.escalate_overdue_stages_task",
         "schedule": 300.0,
     },
+    # Reviews: owners reminded a day before the due time; late ones escalated to the CAB once.
+    "chase-reviews": {"task": "changes.reviews.tasks.chase_reviews_task", "schedule": 900.0},
     # Outbound events (webhooks): retries wait in the outbox; delivery is also kicked on commit.
     "deliver-events": {"task": "governance.tasks.deliver_events_task", "schedule": 60.0},
     "deliver-notifications": {

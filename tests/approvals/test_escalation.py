@@ -283,3 +283,18 @@ def test_two_sweeps_at_once_escalate_each_stage_once(
     # One message per worker's batch at most, never one stage told twice.
     assert 1 <= Notification.objects.filter(recipient=cab_member).count() <= 2
     assert ledger.verify()[1] is None
+
+
+def test_the_release_page_and_the_cab_members_queue_show_the_escalation(
+    client, staging_release, cab_member
+):
+    stage = _stage(staging_release)
+    services.escalate_overdue_stages(now=stage.escalate_at + timedelta(minutes=1))
+    client.force_login(cab_member)
+
+    page = client.get(f"/approvals/releases/{staging_release.pk}/").content.decode()
+    queue = client.get("/approvals/").content.decode()
+
+    assert "escalated to the CAB" in page
+    assert f"/approvals/releases/{staging_release.pk}/" in queue
+    assert "escalated to the CAB" in queue
