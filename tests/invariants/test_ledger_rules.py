@@ -1,0 +1,117 @@
+"""The ledger verification's edges (`governance/ledger/format.py`, `services.py`) that mutation
+testing showed no test pinned down; each test names the rule it holds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from governance.ledger import format as ledger_format
+from governance.ledger import services as ledger
+from governance.ledger.format import Checkpoint
+
+HASH = "ab" * 32
+
+
+def checkpoint_document(**changes: object) -> dict:
+    """A well-formed checkpoint file's fields, with `changes` applied (None drops a field)."""
+    document = {
+        "format": ledger_format.CHECKPOINT_FORMAT,
+        "seq": 7,
+        "entry_hash": HASH,
+        "recorded_at": "2026-12-06T10:00:00.000000+00:00",
+        "key_id": "0123456789abcdef",
+        "signature": "cd" * 64,
+    }
+    document.update(changes)
+    return {name: value for name, value in document.items() if value is not None}
+
+
+def parse_error(document: object) -> str:
+    with pytest.raises(ValueError) as excinfo:
+        Checkpoint.from_json(json.dumps(document))
+    return str(excinfo.value)
+
+
+# --- Reading a checkpoint file: anything else is named for what it is -----------------------------
+
+
+def test_a_well_formed_checkpoint_file_reads_back_as_written():
+    checkpoint = Checkpoint.from_json(json.dumps(checkpoint_document()))
+
+    assert checkpoint == Checkpoint(
+        7, HASH, "2026-12-06T10:00:00.000000+00:00", "0123456789abcdef", "cd" * 64
+    )
+
+
+def test_a_checkpoint_of_another_format_is_not_read_even_when_its_fields_look_right():
+    """A future format may mean something else by the same fields: never guess."""
+    message = parse_error(checkpoint_document(format="signoff-ledger-checkpoint/2"))
+
+    assert message == "format is not signoff-ledger-checkpoint/1"
+
+
+def test_a_file_that_is_not_a_mapping_is_not_a_checkpoint():
+    assert parse_error([checkpoint_document()]) == "format is not signoff-ledger-checkpoint/1"
+
+
+def test_a_checkpoint_missing_fields_names_each_of_them():
+    message = parse_error(checkpoint_document(seq=None, key_id=None))
+
+    assert message == "missing seq, key_id"
+
+
+@pytest.mark.parametrize(
+    "seq", [0, -3, True, "7", 7.0], ids=["zero", "negative", "bool", "text", "float"]
+)
+def test_a_checkpoint_s_seq_must_be_a_positive_integer(seq):
+    assert parse_error(checkpoint_document(seq=seq)) == "seq is not a positive integer"
+
+
+@pytest.mark.parametrize("name", ["entry_hash", "recorded_at", "key_id", "signature"])
+def test_every_hash_time_key_and_signature_of_a_checkpoint_must_be_text(name):
+    message = parse_error(checkpoint_document(**{name: 12345}))
+
+    assert message == "entry_hash, recorded_at, key_id and signature must be text"
+
+
+def test_a_checkpoint_whose_time_is_not_a_time_is_refused():
+    with pytest.raises(ValueError, match="Invalid isoformat string"):
+        Checkpoint.from_json(json.dumps(checkpoint_document(recorded_at="yesterday")))
+
+
+# --- Retired signing keys ------------------------------------------------------------------------
+
+
+def test_entries_signed_with_a_retired_key_verify_once_its_public_key_is_listed(settings):
+    """After a key rotation old entries stay valid: LEDGER_PUBLIC_KEYS lists the retired keys."""
+    retired = Ed25519PrivateKey.generate()
+    body = ledger_format.canonical_bytes(
+        seq=1,
+        recorded_at="2026-12-06T10:00:00.000000+00:00",
+        kind="policy.published",
+        subject="policy:default",
+        actor="alice",
+        payload={"version": 1},
+        prev_hash=ledger_format.GENESIS_HASH,
+    )
+    digest = ledger_format.entry_hash(body)
+    entry = {
+        **json.loads(body),
+        "entry_hash": digest,
+        "key_id": ledger_format.key_id(retired.public_key()),
+        "signature": ledger_format.sign(retired, digest),
+    }
+
+    settings.LEDGER_PUBLIC_KEYS = []
+    unknown = list(ledger_format.verify_entries([entry], ledger.public_keys()))
+    settings.LEDGER_PUBLIC_KEYS = [ledger_format.public_key_text(retired.public_key())]
+    known = list(ledger_format.verify_entries([entry], ledger.public_keys()))
+
+    assert [str(result) for result in unknown] == [
+        f"entry #1: signed with unknown key {entry['key_id']}"
+    ]
+    assert known == [1]
+    assert len(ledger.public_keys()) == 2  # the current key and the retired one

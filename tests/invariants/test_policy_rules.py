@@ -1,0 +1,303 @@
+"""The policy engine's edges (`governance/policy/engine.py`) that mutation testing showed no test
+pinned down; each test names the rule it holds. Pure functions: no database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from governance.policy import engine
+from governance.policy.engine import (
+    DEFAULT_CONTROLS,
+    CompensatingControl,
+    EmergencySettings,
+    EvidenceRequirement,
+    Plan,
+    PolicyError,
+    StageRequirement,
+)
+from tests.governance.policy.test_policy import context, rules
+
+
+def stage(**values) -> StageRequirement:
+    defaults = {"key": "s", "name": "S", "approvers": "cab", "count": 1, "order": 10}
+    return StageRequirement(**{**defaults, "step_up": False, "sla_hours": None, **values})
+
+
+def one_stage(body: str) -> str:
+    """A document with one always-matching rule asking for the stage written as a flow map."""
+    return rules(f"  - id: r\n    require:\n      stages:\n        - {body}\n")
+
+
+def emergency(section: str) -> str:
+    return "rules:\n  - id: r\nemergency:\n" + section
+
+
+# --- When a stage reminds and escalates ----------------------------------------------------------
+
+
+def test_a_stage_reminds_halfway_to_its_sla_and_escalates_at_it_by_default():
+    requirement = stage(sla_hours=8)
+
+    assert requirement.reminder_delay() == timedelta(hours=4)
+    assert requirement.escalation_delay() == timedelta(hours=8)
+
+
+def test_a_stage_without_an_sla_or_times_never_reminds_nor_escalates():
+    requirement = stage(sla_hours=None)
+
+    assert requirement.reminder_delay() is None
+    assert requirement.escalation_delay() is None
+
+
+def test_a_policy_s_remind_and_escalate_hours_replace_the_sla_defaults():
+    requirement = stage(sla_hours=8, remind_hours=1, escalate_hours=3)
+
+    assert requirement.reminder_delay() == timedelta(hours=1)
+    assert requirement.escalation_delay() == timedelta(hours=3)
+
+
+def test_remind_and_escalate_hours_work_without_an_sla():
+    requirement = stage(sla_hours=None, remind_hours=2, escalate_hours=5)
+
+    assert requirement.reminder_delay() == timedelta(hours=2)
+    assert requirement.escalation_delay() == timedelta(hours=5)
+
+
+def test_a_stage_s_remind_and_escalate_hours_reach_the_plan():
+    plan = engine.evaluate(
+        one_stage("{key: s, approvers: cab, sla_hours: 8, remind_hours: 2, escalate_hours: 6}"),
+        context(),
+    )
+
+    assert [(s.sla_hours, s.remind_hours, s.escalate_hours) for s in plan.stages] == [(8, 2, 6)]
+
+
+def test_the_earliest_reminder_and_escalation_win_when_rules_share_a_stage():
+    source = rules(
+        "  - id: a\n    require:\n      stages:\n"
+        "        - {key: s, approvers: cab, remind_hours: 3, escalate_hours: 4}\n",
+        "  - id: b\n    require:\n      stages:\n"
+        "        - {key: s, approvers: cab, remind_hours: 1, escalate_hours: 9}\n",
+        "  - id: c\n    require:\n      stages:\n        - {key: s, approvers: cab}\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert [(s.remind_hours, s.escalate_hours, s.rules) for s in plan.stages] == [
+        (1, 4, ["a", "b", "c"])
+    ]
+
+
+def test_a_reminder_time_from_one_rule_survives_a_rule_without_one():
+    source = rules(
+        "  - id: a\n    require:\n      stages:\n        - {key: s, approvers: cab}\n",
+        "  - id: b\n    require:\n      stages:\n"
+        "        - {key: s, approvers: cab, remind_hours: 2}\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert [(s.remind_hours, s.escalate_hours) for s in plan.stages] == [(2, None)]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "{key: s, approvers: cab, remind_hours: 4, escalate_hours: 4}",
+            "Rule 'r' (line 2), stage 's': remind_hours must come before escalate_hours.",
+        ),
+        (
+            "{key: s, approvers: cab, remind_hours: 5, escalate_hours: 4}",
+            "Rule 'r' (line 2), stage 's': remind_hours must come before escalate_hours.",
+        ),
+        (
+            "{key: s, approvers: cab, remind_hours: 0}",
+            "Rule 'r' (line 2), stage 's' remind_hours must be a positive whole number, got 0.",
+        ),
+        (
+            "{key: s, approvers: cab, escalate_hours: soon}",
+            "Rule 'r' (line 2), stage 's' escalate_hours must be a positive whole number, "
+            "got 'soon'.",
+        ),
+    ],
+    ids=["equal", "after", "zero", "not-a-number"],
+)
+def test_a_reminder_must_be_a_positive_time_before_the_escalation(body, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(one_stage(body))
+
+    assert str(excinfo.value) == message
+
+
+def test_a_reminder_an_hour_before_the_escalation_is_accepted():
+    (rule,) = engine.parse(
+        one_stage("{key: s, approvers: cab, remind_hours: 3, escalate_hours: 4}")
+    )
+
+    assert rule.require["stages"][0]["remind_hours"] == 3
+
+
+# --- The emergency section -----------------------------------------------------------------------
+
+
+def test_without_an_emergency_section_the_defaults_apply():
+    settings = engine.emergency_settings(rules("  - id: r\n"))
+
+    assert settings == EmergencySettings(4, 72, DEFAULT_CONTROLS)
+    assert [c.key for c in settings.controls] == [
+        "extra_monitoring",
+        "pair_deployment",
+        "rollback_plan",
+        "post_deploy_verification",
+    ]
+
+
+def test_an_emergency_section_sets_the_exception_and_post_mortem_times_and_the_controls():
+    source = emergency(
+        "  exception_hours: 2\n  post_mortem_hours: 24\n"
+        "  controls:\n    - {key: bridge, label: Incident bridge open}\n"
+    )
+
+    settings = engine.emergency_settings(source)
+
+    assert settings == EmergencySettings(
+        2, 24, (CompensatingControl("bridge", "Incident bridge open"),)
+    )
+
+
+def test_a_partial_emergency_section_keeps_the_other_defaults():
+    settings = engine.emergency_settings(emergency("  post_mortem_hours: 12\n"))
+
+    assert settings == EmergencySettings(4, 12, DEFAULT_CONTROLS)
+    assert engine.emergency_settings(emergency("  exception_hours: 1\n")).post_mortem_hours == 72
+
+
+def test_an_empty_control_list_offers_no_controls():
+    assert engine.emergency_settings(emergency("  controls: []\n")).controls == ()
+    assert engine.emergency_settings(emergency("  controls:\n")).controls == ()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  - exception_hours\n", "The policy's 'emergency' section must be a mapping."),
+        ("  hours: 4\n", "emergency: unknown key(s) hours."),
+        (
+            "  exception_hours: 0\n",
+            "emergency, exception_hours must be a positive whole number, got 0.",
+        ),
+        (
+            "  post_mortem_hours: two\n",
+            "emergency, post_mortem_hours must be a positive whole number, got 'two'.",
+        ),
+        (
+            "  controls:\n    - {key: a, label: A}\n    - {key: a, label: B}\n",
+            "emergency, controls: each key may appear once.",
+        ),
+        (
+            "  controls:\n    - {key: a}\n",
+            "emergency, controls: each control needs a 'key' and a 'label'.",
+        ),
+        (
+            "  controls:\n    - {label: A}\n",
+            "emergency, controls: each control needs a 'key' and a 'label'.",
+        ),
+        (
+            "  controls:\n    - just-a-name\n",
+            "emergency, controls: each control needs a 'key' and a 'label'.",
+        ),
+        (
+            "  controls:\n    - {key: a, label: A, owner: ops}\n",
+            "emergency, control 'a': unknown key(s) owner.",
+        ),
+    ],
+    ids=[
+        "not-a-mapping",
+        "unknown-key",
+        "zero-hours",
+        "not-a-number",
+        "duplicate-control",
+        "no-label",
+        "no-key",
+        "bare-control",
+        "unknown-control-key",
+    ],
+)
+def test_a_bad_emergency_section_is_refused_saying_what_is_wrong(section, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.emergency_settings(emergency(section))
+
+    assert str(excinfo.value) == message
+
+
+def test_publishing_refuses_a_policy_whose_emergency_section_is_bad():
+    """`parse` is what publishing runs: a bad emergency section must not reach the live policy."""
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(emergency("  exception_hours: -4\n"))
+
+    assert str(excinfo.value) == (
+        "emergency, exception_hours must be a positive whole number, got -4."
+    )
+
+
+def test_a_policy_with_an_unknown_top_level_section_is_refused():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse("rules:\n  - id: r\nemergencies:\n  exception_hours: 2\n")
+
+    assert str(excinfo.value) == "The policy: unknown key(s) emergencies."
+
+
+def test_emergency_settings_of_invalid_yaml_say_so():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.emergency_settings("rules: [\n")
+
+    assert str(excinfo.value).startswith("The policy is not valid YAML: ")
+
+
+def test_a_chosen_control_shows_the_policy_s_label_or_its_key_once_dropped():
+    settings = EmergencySettings()
+
+    assert (
+        settings.control_label("pair_deployment") == "Pair deployment (a second engineer watches)"
+    )
+    assert settings.control_label("retired_control") == "retired_control"
+
+
+# --- What a plan says and keeps ------------------------------------------------------------------
+
+
+def test_an_evidence_requirement_says_its_status_and_failure_limit():
+    assert EvidenceRequirement("tests", "passed", 0).describe() == (
+        "tests evidence with status 'passed' and at most 0 failed"
+    )
+    assert EvidenceRequirement("scan", "clean", None).describe() == (
+        "scan evidence with status 'clean'"
+    )
+
+
+def test_a_stage_names_its_approvers_in_words():
+    assert stage(approvers="service_owners").approvers_label == "owners of the service (CMDB)"
+
+
+def test_a_frozen_plan_reads_back_exactly():
+    plan = engine.evaluate(
+        rules(
+            "  - id: r\n    description: all of it\n    require:\n"
+            "      stages:\n        - {key: s, approvers: cab, teams: each, remind_hours: 2}\n"
+            "      evidence:\n        - {kind: tests, status: passed, max_failed: 1}\n"
+            "      approval_valid_hours: 6\n      dual_control: true\n"
+            "      retro_review: true\n      itsm_change: true\n"
+        ),
+        context(),
+    )
+
+    assert Plan.from_dict(plan.to_dict()) == plan
+    assert plan.itsm_change is True
+    assert plan.retro_review is True
+
+
+def test_a_plan_frozen_before_a_field_existed_reads_back_with_its_default():
+    assert Plan.from_dict({}) == Plan()
