@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import time
+from datetime import time, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from approvals.cab.live import meeting_token
 from approvals.models import Decision
@@ -309,3 +311,46 @@ def test_minutes_pdf_lists_attendance_and_outcomes(
     assert "Storage renewal" in text and "Deferred" in text and "Need a quote." in text
     assert "Carol," in text and "All done." in text
     assert CabMeeting.objects.get(pk=payments_meeting.pk).status == "closed"
+
+
+def _count_queries(client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    return len(queries)
+
+
+def test_the_meeting_list_costs_the_same_for_one_meeting_and_many(
+    client, cab_member, second_cab_member, service
+):
+    client.force_login(cab_member)
+    make_meeting(cab_member, services=[service], starts_in=timedelta(days=-7), title="Old")
+    make_meeting(cab_member, services=[service], title="Next")
+    one = _count_queries(client, "/cab/meetings/")
+    for days in range(2, 30):
+        make_meeting(
+            cab_member, second_cab_member, services=[service], starts_in=timedelta(days=-days)
+        )
+        make_meeting(cab_member, services=[service], starts_in=timedelta(days=days))
+
+    many = _count_queries(client, "/cab/meetings/")
+
+    html = client.get("/cab/meetings/").content.decode()
+    assert html.count('href="/cab/meetings/') >= 40
+    assert one == many
+
+
+def test_the_meeting_page_costs_the_same_for_one_item_and_many(
+    client, payments_meeting, cab_member, second_cab_member
+):
+    cab.add_agenda_item(meeting=payments_meeting, key="manual:0", kind="other", title="T0")
+    _run_to_outcome(client, payments_meeting, cab_member, second_cab_member)
+    path = f"/cab/meetings/{payments_meeting.pk}/"
+    one = _count_queries(client, path)
+    for n in range(1, 20):
+        item, _ = cab.add_agenda_item(
+            meeting=payments_meeting, key=f"manual:{n}", kind="other", title=f"T{n}"
+        )
+        if n % 2:
+            cab.record_outcome(item=item, actor=cab_member, outcome="reviewed", minutes="Ok.")
+
+    assert _count_queries(client, path) == one
