@@ -3,16 +3,22 @@ recorded as their own decision, and another member seeing it appear without relo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
+from approvals import services
 from approvals.cab.services import prepare_cab_meetings
+from approvals.emergencies.models import EmergencyException
 from approvals.models import ApprovalStage, Decision
+from approvals.services.escalation import escalate_overdue_stages
 from changes.cab import services as cab
+from changes.models import ChangeRecord, Review
 from governance.models import Role
 from tests import factories
-from tests.approvals.cab.conftest import make_meeting, work_for
+from tests.approvals.cab.conftest import make_meeting
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 from tests.browser.test_live_release import console_errors
 
@@ -31,14 +37,69 @@ def second_cab_member(db):
     return user
 
 
+def _release(service, requester, version: str, ref: str, title: str):
+    release, _ = services.request_approval(
+        data=factories.release_input(
+            service,
+            factories.environment("production"),
+            version=version,
+            change_ref=ref,
+            change_title=title,
+        ),
+        actor=requester,
+    )
+    return release
+
+
 @pytest.fixture
 def agenda(org, service, requester, approver, second_approver, cab_member, second_cab_member):
-    """Two of every kind of CAB work on payments-api, on a meeting of carol and cecil."""
-    work_for(service, requester, [approver, second_approver], count=2)
+    """A week of payments work for the CAB, on a meeting of carol and cecil."""
+    now = timezone.now()
+    _release(service, requester, "2.13.4", "CHG0041187", "Retry budget for card authorisations")
+    escalate_overdue_stages(now=now + timedelta(days=30))
+    for version, ref, title in (
+        ("2.14.0", "CHG0041203", "Instant payouts for sellers"),
+        ("2.14.1", "CHG0041219", "Refund webhooks signed with the new key"),
+    ):
+        release = _release(service, requester, version, ref, title)
+        for person in (approver, second_approver):
+            factories.decide(release, person)
+    change = ChangeRecord.objects.create(
+        ref="CHG0041210", title="Move the ledger database to PostgreSQL 17", risk="high"
+    )
+    change.services.set([service])
+    fix = ChangeRecord.objects.create(
+        ref="CHG0041195", type="emergency", title="Roll back the 3-D Secure provider"
+    )
+    fix.services.set([service])
+    EmergencyException.objects.create(
+        change=fix,
+        service=service,
+        declared_by=requester,
+        justification="Card payments failing for 18% of customers since 09:40.",
+        outage="3-D Secure challenges time out",
+        ends_at=now + timedelta(hours=4),
+    )
+    Review.objects.create(
+        kind="post_implementation",
+        trigger="rolled_back",
+        change=change,
+        service=service,
+        summary="Payments API 2.13.3 failed its health check and was rolled back.",
+        due_at=now - timedelta(days=1),
+    )
+    Review.objects.create(
+        kind="post_mortem",
+        trigger="emergency",
+        change=fix,
+        service=service,
+        summary="Validate the emergency rollback of the 3-D Secure provider.",
+        due_at=now + timedelta(days=3),
+    )
     meeting = make_meeting(
         cab_member, second_cab_member, quorum=2, services=[service], title="Payments CAB"
     )
-    prepare_cab_meetings(now=timezone.now())
+    prepare_cab_meetings(now=now)
     return meeting
 
 
@@ -51,7 +112,7 @@ def test_a_cab_member_runs_a_meeting(
     sign_in(page, base, "carol")
 
     page.goto(f"{base}/cab/")
-    expect(page.locator("[data-testid=cab-queue] tbody tr")).to_have_count(12)
+    expect(page.locator("[data-testid=cab-queue] tbody tr")).to_have_count(7)
     expect(
         page.locator("[data-testid=cab-kind-counts] [data-kind=cab_approval] .badge")
     ).to_have_text("2")
