@@ -4,6 +4,9 @@ from celery import shared_task
 
 from approvals import services
 
+# Celery's autodiscovery reads this module only: the CAB's task is registered through it.
+from approvals.cab.tasks import prepare_cab_meetings_task  # noqa: F401
+
 
 @shared_task
 def reresolve_open_stages_task() -> int:
