@@ -3,14 +3,17 @@ them, refusals that save nothing, emergencies judged, open items carried to the 
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
+import pyotp
 import pytest
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from approvals.cab.services import prepare_cab_meetings, record_item_outcome
 from approvals.emergencies.models import EmergencyException
-from approvals.exceptions import InvalidTransition, SelfApprovalForbidden
+from approvals.exceptions import InvalidTransition, SelfApprovalForbidden, StepUpRequired
 from approvals.models import ApprovalRequest, ApprovalStage, Decision
 from changes.cab import services as cab
 from changes.cab.exceptions import MeetingNotOpen, NotAMember, OutcomeNotAllowed, QuorumNotMet
@@ -307,3 +310,49 @@ def test_not_justified_needs_the_actions_and_goes_to_the_emergency(
     assert emergency.secondary_review == "not_justified"
     item.refresh_from_db()
     assert item.get_outcome_display() == "Not justified (actions set)"
+
+
+def test_each_item_goes_on_the_next_meeting_covering_its_service_within_a_week(
+    cab_member, second_cab_member, service, other_service, cab_release, cab_stage
+):
+    billing = make_meeting(cab_member, services=[other_service], starts_in=timedelta(hours=2))
+    payments = make_meeting(cab_member, services=[service], starts_in=timedelta(days=2))
+    later = make_meeting(cab_member, services=[service], starts_in=timedelta(days=5))
+
+    prepare_cab_meetings(now=timezone.now())
+
+    assert not billing.items.exists()
+    assert list(payments.items.values_list("key", flat=True)) == [f"stage:{cab_stage.pk}"]
+    assert not later.items.exists()
+
+
+def test_meetings_more_than_a_week_away_get_no_agenda_yet(cab_member, cab_release, cab_stage):
+    far = make_meeting(cab_member, starts_in=timedelta(days=9))
+
+    assert prepare_cab_meetings(now=timezone.now())["items_added"] == 0
+    assert not far.items.exists()
+
+    prepare_cab_meetings(now=timezone.now() + timedelta(days=3))
+    assert far.items.get().key == f"stage:{cab_stage.pk}"
+
+
+def test_a_stage_asking_for_step_up_needs_the_members_code(
+    meeting, cab_member, second_cab_member, cab_release, cab_stage
+):
+    ApprovalStage.objects.filter(pk=cab_stage.pk).update(step_up=True)
+    device = TOTPDevice.objects.create(user=cab_member, name="phone", confirmed=True)
+    item = _stage_item(meeting, cab_stage, cab_release)
+    _open_with_quorum(meeting, cab_member, second_cab_member)
+    entries = LedgerEntry.objects.count()
+
+    with pytest.raises(StepUpRequired):
+        record_item_outcome(item=item, actor=cab_member, outcome="approved", minutes="Go.")
+    assert LedgerEntry.objects.count() == entries
+    item.refresh_from_db()
+    assert item.outcome == ""
+
+    code = pyotp.TOTP(base64.b32encode(device.bin_key).decode()).now()
+    record_item_outcome(
+        item=item, actor=cab_member, outcome="approved", minutes="Go.", step_up_code=code
+    )
+    assert Decision.objects.get(stage=cab_stage).step_up_method == "totp"

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals.cab.live import meeting_token
-from approvals.models import Decision
+from approvals.models import ApprovalStage, Decision
 from changes.cab import services as cab
 from changes.cab.models import AgendaItem, CabMeeting, CabSchedule
 from governance.models import LedgerEntry, Role
@@ -354,3 +354,22 @@ def test_the_meeting_page_costs_the_same_for_one_item_and_many(
             cab.record_outcome(item=item, actor=cab_member, outcome="reviewed", minutes="Ok.")
 
     assert _count_queries(client, path) == one
+
+
+def test_the_one_time_code_field_is_offered_where_the_stage_asks_for_it(
+    client, payments_meeting, cab_member, second_cab_member, cab_release, cab_stage
+):
+    item, _ = cab.add_agenda_item(
+        meeting=payments_meeting,
+        key=f"stage:{cab_stage.pk}",
+        kind=AgendaItem.Kind.CAB_APPROVAL,
+        title="payments-api to production",
+        release_id=cab_release.pk,
+    )
+    _run_to_outcome(client, payments_meeting, cab_member, second_cab_member)
+    path = f"/cab/meetings/{payments_meeting.pk}/"
+    assert f"id_item-{item.pk}-step_up_code" not in client.get(path).content.decode()
+
+    ApprovalStage.objects.filter(pk=cab_stage.pk).update(step_up=True)
+
+    assert f'id="id_item-{item.pk}-step_up_code"' in client.get(path).content.decode()
