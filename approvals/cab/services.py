@@ -20,7 +20,6 @@ from approvals.emergencies.services import record_secondary_review
 from approvals.exceptions import InvalidTransition
 from approvals.models import ApprovalStage, Release
 from changes.cab import services as cab
-from changes.cab.exceptions import OutcomeNotAllowed
 from changes.cab.models import AgendaItem, CabMeeting
 from governance.models import User
 
@@ -111,11 +110,7 @@ def record_item_outcome(
     "cab"); justified / not justified on an emergency is `actor`'s secondary review. Any refusal
     by those services is raised as it is and nothing of the outcome is saved.
     """
-    minutes = (minutes or "").strip()
-    if not minutes:
-        raise OutcomeNotAllowed(
-            "Minutes are required for every outcome.", fields={"minutes": ["Required."]}
-        )
+    minutes = cab.required_minutes(minutes)
     with transaction.atomic():
         meeting = cab.lock_meeting(item.meeting)
         item = AgendaItem.objects.select_for_update().get(pk=item.pk)

@@ -375,19 +375,21 @@ def record_outcome(*, item: AgendaItem, actor: User, outcome: str, minutes: str)
     Outcomes that decide a release or judge an emergency go through the approvals app
     (approvals.cab.services.record_item_outcome), which calls the same checks.
     """
-    minutes = _required_minutes(minutes)
+    minutes = required_minutes(minutes)
     with transaction.atomic():
         meeting = lock_meeting(item.meeting)
         item = AgendaItem.objects.select_for_update().get(pk=item.pk)
         check_outcome(item=item, meeting=meeting, actor=actor, outcome=outcome)
-        if item.kind in (*APPROVAL_KINDS, AgendaItem.Kind.EMERGENCY_REVIEW) and outcome not in (
-            CARRIED_OUTCOMES
-        ):
+        acting = item.kind in (*APPROVAL_KINDS, AgendaItem.Kind.EMERGENCY_REVIEW)
+        if acting and outcome not in CARRIED_OUTCOMES:
+            # Saving it here would record a decision that was never made: it needs the approvals
+            # app's record_item_outcome, which makes it.
             raise OutcomeNotAllowed("This outcome acts on a release or an emergency.")
         return save_outcome(item=item, actor=actor, outcome=outcome, minutes=minutes)
 
 
-def _required_minutes(minutes: str) -> str:
+def required_minutes(minutes: str) -> str:
+    """The minutes, trimmed; refused when empty (every outcome has minutes)."""
     minutes = (minutes or "").strip()
     if not minutes:
         raise OutcomeNotAllowed(
