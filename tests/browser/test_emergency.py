@@ -79,5 +79,12 @@ def test_declare_an_emergency_and_see_its_release_under_enhanced_monitoring(
     expect(panel).to_contain_text("API PD-4711")
     page.screenshot(path=str(SCREENSHOTS / "emergency-release.png"), full_page=True)
 
+    page.get_by_role("link", name="The emergency's page").click()
+    expect(page.get_by_test_id("emergency-release")).to_contain_text("approved")
+    page.screenshot(path=str(SCREENSHOTS / "emergency-detail.png"), full_page=True)
+    page.goto(f"{base}/approvals/emergencies/")
+    expect(page.get_by_test_id("emergency-row")).to_contain_text(emergency.change.ref)
+    page.screenshot(path=str(SCREENSHOTS / "emergency-list.png"), full_page=True)
+
     page.goto(f"{base}/approvals/releases/?monitoring=on")
     expect(page.get_by_test_id("enhanced-monitoring")).to_have_count(1)
