@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from approvals.cab.services import prepare_cab_meetings, record_item_outcome
+from approvals.cab.tasks import prepare_cab_meetings_task
 from approvals.emergencies.models import EmergencyException
 from approvals.exceptions import InvalidTransition, SelfApprovalForbidden, StepUpRequired
 from approvals.models import ApprovalRequest, ApprovalStage, Decision
@@ -356,3 +357,8 @@ def test_a_stage_asking_for_step_up_needs_the_members_code(
         item=item, actor=cab_member, outcome="approved", minutes="Go.", step_up_code=code
     )
     assert Decision.objects.get(stage=cab_stage).step_up_method == "totp"
+
+
+def test_the_beat_task_prepares_meetings_and_agendas(meeting, cab_release, cab_stage):
+    assert prepare_cab_meetings_task() == {"meetings_created": 0, "items_added": 1}
+    assert meeting.items.get().key == f"stage:{cab_stage.pk}"
