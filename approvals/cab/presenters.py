@@ -70,6 +70,9 @@ def load_meeting(meetings, pk: int) -> CabMeeting:
 
 
 def _link(item: AgendaItem) -> tuple[str, str]:
+    head, _, rest = item.key.partition(":")
+    if head == "emergency" and rest.isdigit():
+        return reverse("emergencies:emergency_detail", kwargs={"pk": int(rest)}), "Emergency"
     if item.release_id:
         return reverse("approvals:release_detail", kwargs={"pk": item.release_id}), "Release"
     if item.review_id:

@@ -373,3 +373,22 @@ def test_the_one_time_code_field_is_offered_where_the_stage_asks_for_it(
     ApprovalStage.objects.filter(pk=cab_stage.pk).update(step_up=True)
 
     assert f'id="id_item-{item.pk}-step_up_code"' in client.get(path).content.decode()
+
+
+def test_items_link_to_what_they_are_about(client, payments_meeting, cab_member, cab_release):
+    cab.add_agenda_item(
+        meeting=payments_meeting, key="emergency:7", kind="emergency_review", title="Emergency"
+    )
+    cab.add_agenda_item(
+        meeting=payments_meeting,
+        key="stage:1",
+        kind="cab_approval",
+        title="Release",
+        release_id=cab_release.pk,
+    )
+    client.force_login(cab_member)
+
+    html = client.get(f"/cab/meetings/{payments_meeting.pk}/").content.decode()
+
+    assert 'href="/approvals/emergencies/7/">Emergency</a>' in html
+    assert f'href="/approvals/releases/{cab_release.pk}/">Release</a>' in html
