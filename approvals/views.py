@@ -122,7 +122,7 @@ def _page_panels(release: Release, user) -> dict:
     excepted = bool(emergency and emergency["window"]["in_force"])
     return {
         "emergency_panel": emergency,
-        "freezes": _freeze_panel(release, user),
+        "freezes": _freeze_panel(release, user, excepted),
         "change_panel": _change_panel(release, user),
         "incident_panel": _incident_panel(release, excepted),
     }
@@ -217,11 +217,12 @@ def _where(incident: Incident) -> str:
     return "on another service"
 
 
-def _freeze_panel(release: Release, user) -> dict:
+def _freeze_panel(release: Release, user, excepted: bool = False) -> dict:
     """The hard freezes holding the release now and its overrides; administrators ask for an
-    override here and confirm one another's."""
+    override here and confirm one another's. None holds a release whose change's emergency
+    exception is in force (`excepted`), as at the gate: its panel says so instead."""
     now = timezone.now()
-    holding = freezes_holding(release.service_id, release.environment_id, now)
+    holding = [] if excepted else freezes_holding(release.service_id, release.environment_id, now)
     administrator = is_administrator(user)
     form = None
     if administrator and holding:

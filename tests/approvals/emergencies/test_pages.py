@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.emergencies.models import EmergencyException
-from approvals.emergencies.services import declare_emergency
+from approvals.emergencies.services import declare_emergency, end_emergency
 from tests import factories
 from tests.approvals.emergencies.helpers import counts, declare_for, exception_row
 
@@ -353,3 +353,19 @@ def test_the_release_list_costs_the_same_with_monitoring_flags(
 
     assert len(response.context["page"].object_list) == 6
     assert len(one) == len(many)
+
+
+def test_the_release_page_says_no_freeze_holds_it_inside_the_exception(
+    client, emergency_release, approver, hard_freeze, release_manager
+):
+    hard_freeze()
+    emergency = declare_for(emergency_release)
+    url = reverse("approvals:release_detail", args=[emergency_release.pk])
+
+    inside = body_of(client, approver, url)
+    end_emergency(emergency=emergency, actor=release_manager, reason="Fixed and verified.")
+    after = client.get(url)
+
+    assert inside.context["freezes"]["holding"] == []
+    assert "Held by the hard freeze" not in inside.content.decode()
+    assert [f.name for f in after.context["freezes"]["holding"]] == ["Quarter close"]
