@@ -352,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.escalate_overdue_stages_task",
         "schedule": 300.0,
     },
+    # CAB meetings materialised four weeks ahead; agendas built from the CAB queue.
+    "prepare-cab-meetings": {
+        "task": "approvals.cab.tasks.prepare_cab_meetings_task",
+        "schedule": 3600.0,
+    },
     # Reviews: owners reminded a day before the due time; late ones escalated to the CAB once.
     "chase-reviews": {"task": "changes.reviews.tasks.chase_reviews_task", "schedule": 900.0},
     # Outbound events (webhooks): retries wait in the outbox; delivery is also kicked on commit.

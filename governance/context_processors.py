@@ -6,7 +6,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from governance.authority.selectors import is_auditor
+from governance.authority.models import Role
+from governance.authority.selectors import roles_in_force
 
 
 def sign_in(request: HttpRequest) -> dict:
@@ -15,14 +16,17 @@ def sign_in(request: HttpRequest) -> dict:
 
 
 def navigation(request: HttpRequest) -> dict:
-    """What the navigation offers: the section, administration, and the approver's pages
-    (queue, delegations) only to people who may decide, so never to auditors."""
+    """What the navigation offers: the section, administration, the approver's pages (queue,
+    delegations) only to people who may decide, so never to auditors, and the CAB's pages to
+    its members and administrators."""
     user = getattr(request, "user", None)
     context = {"nav_section": request.resolver_match.namespace if request.resolver_match else ""}
     if user and user.is_authenticated:
         context["is_admin"] = user.is_staff
-        # Lazy: asked only when a template shows the navigation.
+        # Lazy, and one query for both flags: asked only when a template shows the navigation.
+        roles = SimpleLazyObject(lambda: roles_in_force(user))
         context["decides"] = SimpleLazyObject(
-            lambda: not user.is_service_account and not is_auditor(user)
+            lambda: not user.is_service_account and Role.AUDITOR not in roles
         )
+        context["sits_on_cab"] = SimpleLazyObject(lambda: user.is_staff or Role.CAB_MEMBER in roles)
     return context

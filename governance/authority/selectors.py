@@ -56,6 +56,15 @@ def auditor_grants() -> QuerySet[RoleAssignment]:
     return RoleAssignment.objects.filter(role=Role.AUDITOR).exclude(expires_at__lte=timezone.now())
 
 
+def roles_in_force(user: User) -> set[str]:
+    """The roles `user` holds on some scope now (grants past their expiry excluded)."""
+    return set(
+        RoleAssignment.objects.filter(user=user)
+        .exclude(expires_at__lte=timezone.now())
+        .values_list("role", flat=True)
+    )
+
+
 def is_auditor(user: User) -> bool:
     """Whether `user` holds the auditor role anywhere. Auditors are independent: they read
     everything and decide nothing, on their own authority or on anyone else's."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from django.views.defaults import server_error
+
+from governance.models import RoleAssignment
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +27,34 @@ def test_only_people_who_may_decide_are_offered_the_queue_and_delegations(
 
     assert (f'href="{reverse("approvals:queue")}"' in page) is offered
     assert (f'href="{reverse("governance:delegation_list")}"' in page) is offered
+
+
+@pytest.mark.parametrize(
+    ("persona", "offered"),
+    [("cab_member", True), ("administrator", True), ("approver", False), ("auditor", False)],
+)
+def test_the_cab_queue_is_offered_to_its_members_and_administrators(
+    client, org, request, persona, offered
+):
+    person = request.getfixturevalue(persona)
+    person.is_staff = persona == "administrator"
+    person.save(update_fields=["is_staff"])
+    client.force_login(person)
+
+    page = client.get(reverse("reporting:dashboard")).content.decode()
+
+    assert (f'href="{reverse("cab:queue")}"' in page) is offered
+
+
+def test_a_cab_grant_past_its_expiry_no_longer_offers_the_cab(client, org, cab_member):
+    RoleAssignment.objects.filter(user=cab_member).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    client.force_login(cab_member)
+
+    page = client.get(reverse("reporting:dashboard")).content.decode()
+
+    assert f'href="{reverse("cab:queue")}"' not in page
 
 
 def test_a_page_outside_your_scope_is_a_404_in_the_layout_with_a_way_on(
