@@ -32,6 +32,7 @@ from changes.incidents.models import Incident
 from changes.incidents.selectors import HIGH_RISK
 from changes.models import ChangeRecord, Freeze
 from changes.records.selectors import changes_visible_to
+from changes.reviews.selectors import reviews_for_release
 from governance.authority.decorators import administrator_required
 from governance.authority.models import holds_everywhere
 from governance.authority.services import is_administrator
@@ -117,7 +118,7 @@ def release_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _page_panels(release: Release, user) -> dict:
     """The whole page's panels outside the live part: an emergency's exception, freezes, the
-    change, incidents."""
+    change, incidents, and the release's post-implementation reviews."""
     emergency = release_panel(release.change, user, timezone.now())
     excepted = bool(emergency and emergency["window"]["in_force"])
     return {
@@ -125,6 +126,7 @@ def _page_panels(release: Release, user) -> dict:
         "freezes": _freeze_panel(release, user, excepted),
         "change_panel": _change_panel(release, user),
         "incident_panel": _incident_panel(release, excepted),
+        "release_reviews": reviews_for_release(release.pk),
     }
 
 
