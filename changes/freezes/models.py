@@ -102,7 +102,7 @@ class Freeze(models.Model):
     """A window in which releases to some environments (of some services) are held back."""
 
     class Kind(models.TextChoices):
-        HARD = "hard", "Hard (only emergency changes pass)"
+        HARD = "hard", "Hard (only emergencies inside their exception pass)"
         SOFT = "soft", "Soft (a release manager's approval is added)"
 
     name = models.CharField(max_length=200)

@@ -244,7 +244,8 @@ def add_freeze_stage(
 ) -> Plan:
     """`plan` with one more stage while a soft freeze covers the service and environment at
     `now`: one approval by a release manager of the service. Emergencies get no extra stage
-    (they pass even a hard freeze), and a plan in error stays as it is."""
+    (inside their exception they pass even a hard freeze; outside it the gate blocks them), and
+    a plan in error stays as it is."""
     if plan.errors or change_type == EMERGENCY:
         return plan
     names = soft_freezes_in_force(service, environment, now)

@@ -97,7 +97,7 @@ class ChangeRecord(models.Model):
         null=True,
         blank=True,
         related_name="changes",
-        help_text="The incident this change fixes: an emergency fix is not held by it.",
+        help_text="The incident this change fixes (an emergency declares it).",
     )
     close_code = models.CharField(max_length=20, choices=CloseCode.choices, blank=True)
     close_notes = models.TextField(blank=True)

@@ -40,7 +40,7 @@ def test_create_a_freeze_and_let_one_release_through_with_two_administrators(
     expect(page.get_by_role("heading", name="Freezes")).to_be_visible()
     page.get_by_role("link", name="New freeze").click()
     page.fill("#id_name", "Payments hardening")
-    page.get_by_label("Hard (only emergency changes pass)").check()
+    page.get_by_label("Hard (only emergencies inside their exception pass)").check()
     page.select_option("#id_time_zone", value="Europe/Berlin")
     page.fill("#id_start", start.strftime("%Y-%m-%dT%H:%M"))
     page.fill("#id_end", end.strftime("%Y-%m-%dT%H:%M"))
