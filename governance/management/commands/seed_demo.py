@@ -3,7 +3,8 @@
 Idempotent: running it again changes nothing. Releases with history are added by the approvals
 app's `seed_demo_releases`, the incidents, ServiceNow records, freezes and planned changes by
 the changes app's `seed_demo_incidents`, `seed_demo_servicenow`, `seed_demo_freezes` and
-`seed_demo_calendar`, all called from here.
+`seed_demo_calendar`, and the CAB's meeting, escalation and emergency by `seed_demo_cab`, all
+called from here.
 """
 
 from django.core.management import call_command
@@ -170,6 +171,8 @@ class Command(BaseCommand):
         # After the releases, so that the demo's history was planned outside any freeze.
         call_command("seed_demo_freezes", stdout=self.stdout)
         call_command("seed_demo_calendar", stdout=self.stdout)
+        # Last: the CAB's agenda is built from everything above.
+        call_command("seed_demo_cab", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:
