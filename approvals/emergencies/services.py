@@ -111,6 +111,10 @@ def _declare(
 ) -> EmergencyException:
     """The declaration's writes, inside the caller's transaction."""
     emergency_change = _emergency_change(actor, service, values, change)
+    if incident is not None and emergency_change.incident_id is None:
+        # The change fixes the incident: its page and the incident's show the link.
+        ChangeRecord.objects.filter(pk=emergency_change.pk).update(incident=incident)
+        emergency_change.incident = incident
     emergency = EmergencyException.objects.create(
         change=emergency_change,
         service=service,
