@@ -320,6 +320,7 @@ def _validate_require(require: dict, where: str) -> None:
             )
         if not stage.get("key"):
             raise PolicyError(f"{where}: each stage needs a 'key'.")
+        # The defaults here are only validated, never used: any valid default is equivalent.
         _whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
         _whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
         for hours in ("sla_hours", "remind_hours", "escalate_hours"):
@@ -330,6 +331,7 @@ def _validate_require(require: dict, where: str) -> None:
             raise PolicyError(
                 f"{where}, stage '{stage['key']}': remind_hours must come before escalate_hours."
             )
+        # Only validated, never used: a True default would be equally valid.
         _boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
         if stage.get("teams", "any") not in TEAM_RULES:
             raise PolicyError(
@@ -348,7 +350,7 @@ def _validate_require(require: dict, where: str) -> None:
     if require.get("approval_valid_hours") is not None:
         _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
     for flag in _FLAGS:
-        _boolean(require.get(flag, False), f"{where}, {flag}")
+        _boolean(require.get(flag, False), f"{where}, {flag}")  # default only validated
 
 
 def _boolean(value: Any, where: str) -> None:

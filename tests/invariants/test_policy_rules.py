@@ -132,6 +132,30 @@ def test_a_reminder_must_be_a_positive_time_before_the_escalation(body, message)
     assert str(excinfo.value) == message
 
 
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ("[cab]", "Rule 'r' (line 2): each stage must be a mapping."),
+        ("[{approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key'."),
+        ("[{key: '', approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key'."),
+    ],
+    ids=["not-a-mapping", "no-key", "empty-key"],
+)
+def test_a_stage_must_be_a_mapping_with_a_key(stages, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules(f"  - id: r\n    require:\n      stages: {stages}\n"))
+
+    assert str(excinfo.value) == message
+
+
+@pytest.mark.parametrize("evidence", ["[tests]", "[{status: passed}]"], ids=["bare", "no-kind"])
+def test_an_evidence_requirement_must_be_a_mapping_with_a_kind(evidence):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules(f"  - id: r\n    require:\n      evidence: {evidence}\n"))
+
+    assert str(excinfo.value) == "Rule 'r' (line 2): each evidence requirement needs a 'kind'."
+
+
 def test_a_reminder_an_hour_before_the_escalation_is_accepted():
     (rule,) = engine.parse(
         one_stage("{key: s, approvers: cab, remind_hours: 3, escalate_hours: 4}")
