@@ -94,7 +94,7 @@ def meeting_detail(request: HttpRequest, pk: int) -> HttpResponse:
     meeting = _meeting_or_404(request, pk)
     context = {
         "page": meeting_page(meeting, request.user),
-        "item_form": ItemForm(),
+        "item_form": ItemForm(user=request.user),
         "close_form": CloseForm(),
     }
     return render(request, "approvals/cab/meeting_detail.html", context)
@@ -167,7 +167,7 @@ def meeting_close(request: HttpRequest, pk: int) -> HttpResponse:
 def item_add(request: HttpRequest, pk: int) -> HttpResponse:
     """A member adds an item by hand."""
     get_object_or_404(CabMeeting.objects.restrict(request.user), pk=pk)
-    form = ItemForm(request.POST)
+    form = ItemForm(request.POST, user=request.user)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
         messages.error(request, f"Item not added: {field.replace('_', ' ')}: {errors[0]}")

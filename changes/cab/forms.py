@@ -12,6 +12,7 @@ from changes.cab.models import AgendaItem, CabSchedule
 from changes.cab.recurrence import WEEKDAYS, Rule
 from changes.cab.services import MeetingInput, ScheduleInput, outcomes_for
 from changes.records.models import ChangeRecord
+from changes.records.selectors import changes_visible_to
 from changes.wall_time import WallTimeField, wall_to_instant
 from governance.models import Service, User
 
@@ -187,13 +188,18 @@ class ItemForm(forms.Form):
     )
     change_ref = forms.CharField(required=False, max_length=64, label="Change (optional)")
 
+    def __init__(self, *args, user: User, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_change_ref(self) -> ChangeRecord | None:
         ref = self.cleaned_data["change_ref"].strip()
         if not ref:
             return None
-        change = ChangeRecord.objects.filter(ref__iexact=ref).first()
+        # Only changes the member may see: the answer never says whether another one exists.
+        change = changes_visible_to(self.user).filter(ref__iexact=ref).first()
         if change is None:
-            raise forms.ValidationError(f"No change {ref}.")
+            raise forms.ValidationError(f"No change {ref} that you can see.")
         return change
 
 

@@ -16,6 +16,7 @@ from approvals.cab.live import meeting_token
 from approvals.models import ApprovalStage, Decision
 from changes.cab import services as cab
 from changes.cab.models import AgendaItem, CabMeeting, CabSchedule
+from changes.records.models import ChangeRecord
 from governance.models import LedgerEntry, Role
 from tests import factories
 from tests.approvals.cab.conftest import make_meeting
@@ -249,6 +250,29 @@ def test_a_member_adds_an_item_and_a_bad_change_ref_is_refused(
     assert list(payments_meeting.items.values_list("title", "added_by")) == [
         ("Storage renewal", cab_member.pk)
     ]
+
+
+def test_an_item_may_name_only_a_change_the_member_can_see(
+    client, billing_cab_member, second_cab_member, other_service, service
+):
+    meeting = make_meeting(
+        billing_cab_member, second_cab_member, quorum=2, services=[other_service]
+    )
+    hidden = ChangeRecord.objects.create(ref="CHG0999001", title="Payments acquirer switch")
+    hidden.services.set([service])
+    mine = ChangeRecord.objects.create(ref="CHG0999002", title="Billing invoice layout")
+    mine.services.set([other_service])
+    client.force_login(billing_cab_member)
+    path = f"/cab/meetings/{meeting.pk}/items/"
+    entries = LedgerEntry.objects.count()
+
+    refused = client.post(path, {"title": "Look at this", "change_ref": "chg0999001"}, follow=True)
+
+    assert "No change chg0999001 that you can see." in refused.content.decode()
+    assert not meeting.items.exists()
+    assert LedgerEntry.objects.count() == entries
+    client.post(path, {"title": "Invoice layout", "change_ref": "CHG0999002"})
+    assert list(meeting.items.values_list("change__ref", flat=True)) == ["CHG0999002"]
 
 
 def _poll(client, meeting, cab_member):
