@@ -247,6 +247,7 @@ def _rule_nodes(root: yaml.Node | None) -> list[yaml.Node]:
     if not isinstance(root, yaml.MappingNode):
         return []
     for key, value in root.value:
+        # `or` would be equivalent: the only other key, `emergency`, is refused unless a mapping.
         if key.value == "rules" and isinstance(value, yaml.SequenceNode):
             return value.value
     return []
@@ -259,7 +260,7 @@ def _when_line(rule_nodes: list[yaml.Node], index: int) -> int:
             if key.value == "when":
                 # A block scalar (`when: >`) starts on the line after its indicator.
                 return value.start_mark.line + 1 + (1 if value.style in ("|", ">") else 0)
-    return 0
+    return 0  # 1 would be equivalent: `_compile` counts from the condition's first line either way
 
 
 def _parse_rule(raw: Any, index: int, line: int, when_line: int) -> Rule:
@@ -293,6 +294,7 @@ def _compile(when: str, where: str, when_line: int) -> Any:
             raise PolicyError(
                 f"{where}: CEL syntax error in 'when' at line {at_line}, column {column}: {message}"
             ) from None
+        # Unreachable in practice: every cel.compile error seen carries a position.
         raise PolicyError(f"{where}: CEL error in 'when': {exc}") from None
     unknown = sorted(set(program.variables()) - set(CONTEXT_VARIABLES))
     if unknown:

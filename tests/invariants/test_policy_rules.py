@@ -34,6 +34,68 @@ def emergency(section: str) -> str:
     return "rules:\n  - id: r\nemergency:\n" + section
 
 
+# --- Reading the document: every refusal names the rule and the place ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("second_rule", "message"),
+    [
+        ("  - just-text\n", "Rule 2 (line 3) must be a mapping."),
+        ("  - when: 'true'\n", "Rule 2 (line 3) needs an 'id'."),
+        ("  - id: '  '\n", "Rule 2 (line 3) needs an 'id'."),
+    ],
+    ids=["not-a-mapping", "no-id", "blank-id"],
+)
+def test_a_rule_without_a_usable_id_is_named_by_its_position_and_line(second_rule, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: a\n", second_rule))
+
+    assert str(excinfo.value) == message
+
+
+def test_every_unknown_variable_of_a_condition_is_named():
+    source = rules('  - id: typos\n    when: enviroment.risk == "high" && servce.tier == 1\n')
+
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value).startswith(
+        "Rule 'typos' (line 2): 'when' uses unknown variable(s) enviroment, servce; "
+    )
+
+
+def test_a_cel_error_in_a_folded_condition_names_the_yaml_line():
+    """`when: >` starts its text on the next line, like `when: |`."""
+    source = rules("  - id: folded\n    when: >\n      service.tier ==\n")
+
+    with pytest.raises(
+        PolicyError, match=r"^Rule 'folded' \(line 2\): CEL syntax error in 'when' at line 4, "
+    ):
+        engine.parse(source)
+
+
+REPEATED_RULES_KEY = """rules:
+  - id: a
+rules:
+  - id: b
+  - id: c
+    when: service.tier ==
+"""
+
+
+def test_a_repeated_rules_key_keeps_the_last_list_as_yaml_does():
+    source = REPEATED_RULES_KEY.replace("    when: service.tier ==\n", "")
+
+    assert [rule.id for rule in engine.parse(source)] == ["b", "c"]
+
+
+def test_a_cel_error_the_yaml_cannot_place_counts_lines_from_the_condition():
+    """With a repeated `rules:` key, YAML's node positions describe another list: the message
+    still names the rule, and the line within the condition."""
+    with pytest.raises(PolicyError, match=r"^Rule 'c' .*: CEL syntax error in 'when' at line 1, "):
+        engine.parse(REPEATED_RULES_KEY)
+
+
 # --- When a stage reminds and escalates ----------------------------------------------------------
 
 
