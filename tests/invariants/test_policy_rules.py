@@ -96,6 +96,46 @@ def test_a_cel_error_the_yaml_cannot_place_counts_lines_from_the_condition():
         engine.parse(REPEATED_RULES_KEY)
 
 
+def test_every_unknown_key_of_a_rule_is_named():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n    whenn: 'true'\n    requires: {}\n"))
+
+    assert str(excinfo.value) == "Rule 'r' (line 2): unknown key(s) requires, whenn."
+
+
+def test_require_must_be_a_mapping():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n    require: [stages]\n"))
+
+    assert str(excinfo.value) == "Rule 'r' (line 2): 'require' must be a mapping."
+
+
+def test_the_plan_explains_each_matched_rule_by_id_description_and_condition():
+    """The release page's "explain" view shows these three, as written in the policy."""
+    source = rules(
+        "  - id: prod\n    description: Production needs care\n"
+        '    when: environment.risk == "high"\n',
+        "  - id: bare\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert plan.matched_rules == [
+        {
+            "id": "prod",
+            "description": "Production needs care",
+            "when": 'environment.risk == "high"',
+        },
+        {"id": "bare", "description": "", "when": "true"},
+    ]
+
+
+def test_a_policy_version_s_checksum_is_the_sha256_of_its_text():
+    assert engine.checksum("rules: []\n") == (
+        "e0dfa70eb69d47fe9cb2be8a4fcd53e74cf7fe26fcbb1f06912b57a9c028e4e0"
+    )
+
+
 # --- When a stage reminds and escalates ----------------------------------------------------------
 
 
@@ -383,6 +423,16 @@ def test_a_frozen_plan_reads_back_exactly():
     assert Plan.from_dict(plan.to_dict()) == plan
     assert plan.itsm_change is True
     assert plan.retro_review is True
+
+
+def test_a_frozen_plan_keeps_why_it_blocks():
+    plan = engine.evaluate(
+        rules("  - id: broken\n    when: evidence.scan.status == 1\n"), context()
+    )
+
+    assert Plan.from_dict(plan.to_dict()).errors == [
+        "Policy rule 'broken' could not be evaluated: KeyError('scan')"
+    ]
 
 
 def test_a_plan_frozen_before_a_field_existed_reads_back_with_its_default():
