@@ -425,6 +425,17 @@ def test_a_frozen_plan_reads_back_exactly():
     assert plan.retro_review is True
 
 
+def test_evidence_requirements_are_listed_by_kind_whatever_the_rule_order():
+    source = rules(
+        "  - id: a\n    require:\n      evidence:\n        - {kind: tests}\n",
+        "  - id: b\n    require:\n      evidence:\n        - {kind: scan}\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert [(e.kind, e.rules) for e in plan.evidence] == [("scan", ["b"]), ("tests", ["a"])]
+
+
 def test_a_frozen_plan_keeps_why_it_blocks():
     plan = engine.evaluate(
         rules("  - id: broken\n    when: evidence.scan.status == 1\n"), context()
