@@ -420,7 +420,7 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         approvers=raw["approvers"],
         count=raw.get("count", 1),
         order=raw.get("order", 100),
-        step_up=bool(raw.get("step_up", False)),
+        step_up=bool(raw.get("step_up", False)),  # a None default would be equivalent
         sla_hours=raw.get("sla_hours"),
         rules=[rule_id],
         teams=raw.get("teams", ""),

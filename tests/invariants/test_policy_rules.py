@@ -425,6 +425,28 @@ def test_a_frozen_plan_reads_back_exactly():
     assert plan.retro_review is True
 
 
+def test_a_stage_the_policy_says_little_about_gets_its_defaults_and_a_readable_name():
+    plan = engine.evaluate(
+        one_stage("{key: release_check, approvers: cab, teams: primary}"), context()
+    )
+
+    assert plan.stages == [
+        StageRequirement(
+            key="release_check",
+            name="Release check",
+            approvers="cab",
+            count=1,
+            order=100,
+            step_up=False,
+            sla_hours=None,
+            rules=["r"],
+            teams="primary",
+            remind_hours=None,
+            escalate_hours=None,
+        )
+    ]
+
+
 def test_evidence_requirements_are_listed_by_kind_whatever_the_rule_order():
     source = rules(
         "  - id: a\n    require:\n      evidence:\n        - {kind: tests}\n",
