@@ -447,6 +447,28 @@ def test_a_stage_the_policy_says_little_about_gets_its_defaults_and_a_readable_n
     ]
 
 
+def test_one_approval_from_each_team_is_stricter_than_the_primary_team_s():
+    """Strictness follows TEAM_RULES' order (any < primary < each), not the alphabet."""
+    source = rules(
+        "  - id: a\n    require:\n      stages:\n        - {key: s, approvers: cab, teams: each}\n",
+        "  - id: b\n    require:\n      stages:\n"
+        "        - {key: s, approvers: cab, teams: primary}\n",
+    )
+
+    assert [s.teams for s in engine.evaluate(source, context()).stages] == ["each"]
+
+
+def test_evidence_keeps_the_status_the_policy_asks_for_and_no_limit_unless_one_is_set():
+    source = rules(
+        "  - id: a\n    require:\n      evidence:\n        - {kind: scan, status: clean}\n",
+        "  - id: b\n    require:\n      evidence:\n        - {kind: scan, status: clean}\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert plan.evidence == [EvidenceRequirement("scan", "clean", None, ["a", "b"])]
+
+
 def test_evidence_requirements_are_listed_by_kind_whatever_the_rule_order():
     source = rules(
         "  - id: a\n    require:\n      evidence:\n        - {kind: tests}\n",
