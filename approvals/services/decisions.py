@@ -52,6 +52,7 @@ def record_decision(
     with transaction.atomic(), ledger.deferred():
         # Locking the request serialises concurrent decisions: none is lost or counted twice.
         approval = ApprovalRequest.objects.select_for_update().get(release=release)
+        # Prefetching only saves queries: dropping either lookup (a mutant) answers the same.
         approval = ApprovalRequest.objects.prefetch_related(
             "stages__eligible_approvers", "stages__decisions"
         ).get(pk=approval.pk)

@@ -3,9 +3,13 @@ mutation testing showed no test pinned down; each test names the rule it holds."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from approvals.exceptions import InvalidRequest
+from approvals.models import ApprovalRequest, Decision
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -26,3 +30,19 @@ def test_a_refused_decision_says_why_in_words_the_ui_and_api_show(
         factories.decide(production_release, approver, verdict, rationale)
 
     assert str(exc.value) == message
+
+
+def test_eligibility_is_judged_at_the_moment_recorded_on_the_decision(
+    production_release, approver, monkeypatch
+):
+    """The decision's time is the moment it was judged: one made a second before the request
+    expires counts, even when the clock passes the deadline while it is being written."""
+    deadline = ApprovalRequest.objects.get(release=production_release).expires_at
+    moments = iter([deadline - timedelta(seconds=1)])
+    # The first reading is the decision's moment; every later one is an hour past the deadline.
+    monkeypatch.setattr(timezone, "now", lambda: next(moments, deadline + timedelta(hours=1)))
+
+    decision = factories.decide(production_release, approver)
+
+    assert decision.created_at == deadline - timedelta(seconds=1)
+    assert Decision.objects.filter(request__release=production_release).count() == 1
