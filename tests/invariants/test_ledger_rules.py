@@ -115,3 +115,12 @@ def test_entries_signed_with_a_retired_key_verify_once_its_public_key_is_listed(
     ]
     assert known == [1]
     assert len(ledger.public_keys()) == 2  # the current key and the retired one
+
+
+def test_without_retired_keys_configured_only_the_current_key_verifies(settings):
+    """A settings module that never heard of LEDGER_PUBLIC_KEYS still verifies the ledger."""
+    del settings.LEDGER_PUBLIC_KEYS
+
+    keys = ledger.public_keys()
+
+    assert list(keys) == [ledger_format.key_id(ledger.signing_key().public_key())]
