@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from approvals.exceptions import InvalidRequest
 from approvals.models import ApprovalRequest, Decision
+from governance.models import LedgerEntry
 from tests import factories
+from tests.invariants.test_rules import lend, request
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +48,20 @@ def test_eligibility_is_judged_at_the_moment_recorded_on_the_decision(
 
     assert decision.created_at == deadline - timedelta(seconds=1)
     assert Decision.objects.filter(request__release=production_release).count() == 1
+
+
+def test_the_ledger_records_for_whom_a_delegate_decided(
+    org, staging, service, approver, pipeline_bot
+):
+    frank = factories.UserFactory(username="frank")
+    lend(approver, frank, service=service)
+    release = request(service, staging, pipeline_bot)
+
+    factories.decide(release, frank, rationale="Covering for alice.")
+
+    entry = LedgerEntry.objects.filter(kind="decision.recorded").latest("seq")
+    assert (entry.actor, entry.payload["on_behalf_of"], entry.payload["rationale"]) == (
+        "frank",
+        "alice",
+        "Covering for alice.",
+    )
