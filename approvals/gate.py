@@ -219,7 +219,33 @@ def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
     return done
 
 
-def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
+def refresh_stage_snapshots(stage_ids: list[int]) -> None:
+    """Rewrite these stages' entries in their requests' snapshots, leaving the rest as it is
+    (a sweep changed only who may decide them). A snapshot whose stages do not line up with
+    the rows is rebuilt whole."""
+    stages = list(_stages_with_snapshot_data().filter(pk__in=stage_ids))
+    approvals = {
+        a.pk: a
+        for a in ApprovalRequest.objects.filter(pk__in={s.request_id for s in stages}).only(
+            "pk", "gate_snapshot"
+        )
+    }
+    whole = set()
+    for stage in stages:
+        entries = approvals[stage.request_id].gate_snapshot.get("stages", [])
+        index = stage.position - 1
+        if index < len(entries) and entries[index].get("name") == stage.name:
+            entries[index] = _stage_snapshot(stage)
+        else:
+            whole.add(stage.request_id)
+    ApprovalRequest.objects.bulk_update(
+        [a for pk, a in approvals.items() if pk not in whole], ["gate_snapshot"], batch_size=500
+    )
+    if whole:
+        rebuild_snapshots(ApprovalRequest.objects.filter(pk__in=whole))
+
+
+def _stages_with_snapshot_data() -> models.QuerySet:
     # People are read for their names only: a sweep rebuilding thousands of snapshots would
     # otherwise build tens of thousands of whole user rows it never looks at.
     names = User.objects.only("pk", "username")
@@ -228,10 +254,14 @@ def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
         .only(*SNAPSHOT_DECISION_FIELDS, "approver__username")
         .order_by("created_at", "pk")
     )
-    stages = ApprovalStage.objects.order_by("position").prefetch_related(
+    return ApprovalStage.objects.order_by("position").prefetch_related(
         models.Prefetch("decisions", queryset=decisions),
         models.Prefetch("eligible_approvers", queryset=names),
     )
+
+
+def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
+    stages = _stages_with_snapshot_data()
     return approvals.select_related("withdrawn_by").prefetch_related(
         models.Prefetch("stages", queryset=stages),
         models.Prefetch(

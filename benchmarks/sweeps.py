@@ -1,9 +1,10 @@
-"""The escalation and reminder sweeps on many overdue stages at once.
+"""The escalation and reminder sweeps on many overdue stages at once, as beat runs them.
 
-Inside one transaction that is rolled back at the end (the seeded database stays as it was):
-the first stage of `count` seeded requests is made open and overdue, a CAB meeting is
-scheduled, and each sweep is timed on them, then run again to show that the second run finds
-nothing to do.
+The first stage of `count` seeded requests is made open and overdue and a CAB meeting is
+scheduled; each sweep is timed, committing batch by batch as in production, then run again to
+show that the second run finds nothing to do. Afterwards the stages, requests, approvers,
+agenda and notifications are put back as they were. The ledger entries stay: the ledger is
+append-only (each run adds about 20,000 to the benchmark database's ledger).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from changes.models import AgendaItem, CabMeeting
 from governance.models import LedgerEntry, Notification
 
 STAGES = 10_000
+STAGE_FIELDS = (
+    "status",
+    "due_at",
+    "remind_at",
+    "escalate_at",
+    "reminded_at",
+    "escalated_at",
+)
+REQUEST_FIELDS = ("status", "expires_at", "gate_snapshot")
+Approvers = ApprovalStage.eligible_approvers.through
 
 
 @dataclass
@@ -37,56 +48,49 @@ class SweepResult:
     ledger_entries: int
 
 
-class _RollBack(Exception):
-    """Raised to undo everything the measurement wrote."""
-
-
 def measure_sweeps(count: int = STAGES) -> SweepResult:
-    result: SweepResult | None = None
+    stages = list(ApprovalStage.objects.filter(position=1).order_by("pk")[:count])
+    requests = list(ApprovalRequest.objects.filter(pk__in=[s.request_id for s in stages]))
+    approvers = set(
+        Approvers.objects.filter(approvalstage__in=stages).values_list(
+            "approvalstage_id", "user_id"
+        )
+    )
+    last_notification = Notification.objects.order_by("-pk").values_list("pk", flat=True).first()
     try:
-        with transaction.atomic():
-            result = _measure(count)
-            raise _RollBack
-    except _RollBack:
-        pass
-    assert result is not None
-    return result
+        return _measure(stages, requests)
+    finally:
+        _restore(stages, requests, approvers, last_notification or 0)
 
 
-def _measure(count: int) -> SweepResult:
+def _measure(stages: list[ApprovalStage], requests: list[ApprovalRequest]) -> SweepResult:
     now = timezone.now()
-    rows = list(
-        ApprovalStage.objects.filter(position=1)
-        .order_by("pk")
-        .values_list("pk", "request_id")[:count]
-    )
-    stage_ids, request_ids = [pk for pk, _ in rows], [r for _, r in rows]
-    ApprovalRequest.objects.filter(pk__in=request_ids).update(
-        status=ApprovalRequest.Status.PENDING, expires_at=now + timedelta(days=7)
-    )
-    overdue = {"due_at": now - timedelta(hours=1), "reminded_at": None, "escalated_at": None}
-    ApprovalStage.objects.filter(pk__in=stage_ids).update(
-        status=ApprovalStage.Status.ACTIVE,
-        remind_at=now - timedelta(hours=5),
-        escalate_at=now - timedelta(hours=1),
-        **overdue,
-    )
-    CabMeeting.objects.create(
-        title="Benchmark CAB",
-        starts_at=now + timedelta(days=1),
-        ends_at=now + timedelta(days=1, hours=1),
-    )
+    ids = [s.pk for s in stages]
+    with transaction.atomic():
+        ApprovalRequest.objects.filter(pk__in=[r.pk for r in requests]).update(
+            status=ApprovalRequest.Status.PENDING, expires_at=now + timedelta(days=7)
+        )
+        overdue = {"due_at": now - timedelta(hours=1), "reminded_at": None, "escalated_at": None}
+        ApprovalStage.objects.filter(pk__in=ids).update(
+            status=ApprovalStage.Status.ACTIVE,
+            remind_at=now - timedelta(hours=5),
+            escalate_at=now - timedelta(hours=1),
+            **overdue,
+        )
+        CabMeeting.objects.create(
+            title="Benchmark CAB",
+            starts_at=now + timedelta(days=1),
+            ends_at=now + timedelta(days=1, hours=1),
+        )
     notifications, entries = Notification.objects.count(), LedgerEntry.objects.count()
 
     escalated, escalate_seconds = _timed(lambda: escalate_overdue_stages(now=now))
     again, again_seconds = _timed(lambda: escalate_overdue_stages(now=now))
     # Reminders: the same stages, before their escalation time this time.
-    ApprovalStage.objects.filter(pk__in=stage_ids).update(
-        escalate_at=now + timedelta(hours=1), **overdue
-    )
+    ApprovalStage.objects.filter(pk__in=ids).update(escalate_at=now + timedelta(hours=1), **overdue)
     reminded, remind_seconds = _timed(lambda: remind_due_stages(now=now))
     return SweepResult(
-        stages=len(stage_ids),
+        stages=len(ids),
         escalated=escalated,
         escalate_seconds=escalate_seconds,
         escalate_again=again,
@@ -94,9 +98,27 @@ def _measure(count: int) -> SweepResult:
         reminded=reminded,
         remind_seconds=remind_seconds,
         notifications=Notification.objects.count() - notifications,
-        agenda_items=AgendaItem.objects.count(),
+        agenda_items=AgendaItem.objects.filter(meeting__title="Benchmark CAB").count(),
         ledger_entries=LedgerEntry.objects.count() - entries,
     )
+
+
+def _restore(stages, requests, approvers: set, last_notification: int) -> None:
+    """Put the seeded rows back as they were (everything but the append-only ledger)."""
+    with transaction.atomic():
+        ApprovalStage.objects.bulk_update(stages, STAGE_FIELDS, batch_size=1000)
+        ApprovalRequest.objects.bulk_update(requests, REQUEST_FIELDS, batch_size=1000)
+        added = [
+            pk
+            for pk, stage_id, user_id in Approvers.objects.filter(
+                approvalstage__in=stages
+            ).values_list("pk", "approvalstage_id", "user_id")
+            if (stage_id, user_id) not in approvers
+        ]
+        Approvers.objects.filter(pk__in=added).delete()
+        AgendaItem.objects.filter(meeting__title="Benchmark CAB").delete()
+        CabMeeting.objects.filter(title="Benchmark CAB").delete()
+        Notification.objects.filter(pk__gt=last_notification).delete()
 
 
 def _timed(action) -> tuple[int, float]:

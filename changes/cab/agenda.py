@@ -59,12 +59,16 @@ def put_on_next_meetings(entries: list[AgendaEntry], now: datetime) -> dict[str,
         sizes[meeting.pk] += 1
         new.append(_item(entry, meeting, sizes[meeting.pk], now))
     created = AgendaItem.objects.bulk_create(new, ignore_conflicts=True)
+    # One entry per meeting for the whole batch, naming every item added to it.
+    by_meeting: dict[int, list[AgendaItem]] = {}
     for item in created:
+        by_meeting.setdefault(item.meeting_id, []).append(item)
+    for meeting_id, items in by_meeting.items():
         ledger.append(
-            kind="cab.agenda_item_added",
-            subject=f"cab_meeting:{item.meeting_id}",
+            kind="cab.agenda_items_added",
+            subject=f"cab_meeting:{meeting_id}",
             actor="system",
-            payload={"key": item.key, "kind": item.kind, "title": item.title},
+            payload={"items": [{"key": i.key, "kind": i.kind, "title": i.title} for i in items]},
         )
     return placed
 

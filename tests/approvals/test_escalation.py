@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.exceptions import NotEligible, SelfApprovalForbidden
-from approvals.models import ApprovalStage, Release
+from approvals.gate import build_snapshot
+from approvals.models import ApprovalRequest, ApprovalStage, Release
 from changes.models import AgendaItem, CabMeeting
 from governance.ledger import services as ledger
 from governance.models import LedgerEntry, Notification, Policy, Role
@@ -141,9 +142,11 @@ def test_an_overdue_stage_goes_to_the_cab_once(staging_release, cab_member, meet
     [entry] = _ledger("stage.escalated")
     assert entry.payload["cab_members"] == ["carol"]
     assert entry.payload["cab_meeting"] == meeting.pk
-    # The gate's answer names the CAB member among those who may approve now.
+    # The gate's answer names the CAB member among those who may approve now, and the
+    # snapshot is what a rebuild from the rows gives.
     staging_release.approval.refresh_from_db()
     assert "carol" in staging_release.approval.gate_snapshot["stages"][0]["waiting"]
+    assert staging_release.approval.gate_snapshot == build_snapshot(staging_release.approval)
     # Idempotent: a second sweep changes nothing.
     counts = factories.state_counts()
     assert services.escalate_overdue_stages(now=now + timedelta(hours=1)) == 0
@@ -213,6 +216,8 @@ def test_dual_control_still_holds_for_cab_members_of_an_escalated_stage(
     factories.decide(production_release, approver)
     stage = _stage(production_release)
     services.escalate_overdue_stages(now=stage.escalate_at + timedelta(minutes=1))
+    production_release.approval.refresh_from_db()
+    assert production_release.approval.gate_snapshot == build_snapshot(production_release.approval)
     factories.decide(production_release, cab_member)
     assert _stage(production_release).key == "cab"
 
@@ -298,3 +303,15 @@ def test_the_release_page_and_the_cab_members_queue_show_the_escalation(
     assert "escalated to the CAB" in page
     assert f"/approvals/releases/{staging_release.pk}/" in queue
     assert "escalated to the CAB" in queue
+
+
+def test_a_snapshot_that_does_not_line_up_is_rebuilt_whole(staging_release, cab_member):
+    """A request whose stored snapshot lacks its stages (an import, a repair) is rebuilt."""
+    stage = _stage(staging_release)
+    ApprovalRequest.objects.filter(pk=staging_release.approval.pk).update(gate_snapshot={})
+
+    services.escalate_overdue_stages(now=stage.escalate_at + timedelta(minutes=1))
+
+    staging_release.approval.refresh_from_db()
+    assert staging_release.approval.gate_snapshot == build_snapshot(staging_release.approval)
+    assert "carol" in staging_release.approval.gate_snapshot["stages"][0]["waiting"]
