@@ -10,7 +10,6 @@ from approvals.gate import refresh_snapshot
 from approvals.models import ApprovalRequest, ApprovalStage
 from approvals.services.requests import stage_people
 from approvals.services.transitions import transition
-from governance.authority.selectors import eligible_approvers
 
 EXPIRE_BATCH = 500
 
@@ -42,11 +41,12 @@ def _expired_filter(now) -> Q:
     )
 
 
-def _cab_members(release, resolved: dict) -> set[int]:
-    """The CAB members of the release's service and environment (an escalated stage's too)."""
-    key = (release.service_id, release.environment_id, "cab", "")
+def _people(release, approvers: str, team_rule: str, resolved: dict) -> set[int]:
+    """Who may decide a stage of this source for the release's service and environment, read
+    once per (service, environment, source, team rule) in a run."""
+    key = (release.service_id, release.environment_id, approvers, team_rule)
     if key not in resolved:
-        people = eligible_approvers(release.service, "cab", release.environment)
+        people = stage_people(release, approvers, team_rule, release.service.owning_teams())
         resolved[key] = set(people.values_list("pk", flat=True))
     return resolved[key]
 
@@ -70,19 +70,14 @@ def reresolve_open_stages() -> int:
         )
         .prefetch_related("eligible_approvers")
     )
-    resolved: dict[tuple[int, str], set[int]] = {}
+    resolved: dict[tuple, set[int]] = {}
     changed: set[int] = set()
     for stage in stages.iterator(chunk_size=500):
         release = stage.request.release
-        key = (release.service_id, release.environment_id, stage.approvers, stage.team_rule)
-        if key not in resolved:
-            people = stage_people(
-                release, stage.approvers, stage.team_rule, release.service.owning_teams()
-            )
-            resolved[key] = set(people.values_list("pk", flat=True))
-        wanted = resolved[key]
+        wanted = _people(release, stage.approvers, stage.team_rule, resolved)
         if stage.escalated_at is not None:
-            wanted = wanted | _cab_members(release, resolved)
+            # Escalated: the CAB's members stay eligible beside the stage's own approvers.
+            wanted = wanted | _people(release, "cab", "", resolved)
         wanted = wanted - release.conflicted_user_ids()
         if wanted != {u.pk for u in stage.eligible_approvers.all()}:
             stage.eligible_approvers.set(wanted)
