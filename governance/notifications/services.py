@@ -58,13 +58,12 @@ def notify(
     *, people: Iterable[User], subject: str, body: str, url: str, reason: str = ""
 ) -> list[Notification]:
     """Queue notifications; they are delivered after the surrounding transaction commits."""
-    rows = Notification.objects.bulk_create(
-        Notification(recipient=p, subject=subject, body=body, url=url, reason=reason)
-        for p in people
+    return queue_notifications(
+        [
+            Notification(recipient=p, subject=subject, body=body, url=url, reason=reason)
+            for p in people
+        ]
     )
-    if rows:
-        transaction.on_commit(_kick_delivery)
-    return rows
 
 
 def queue_notifications(rows: list[Notification]) -> list[Notification]:
