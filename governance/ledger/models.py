@@ -9,7 +9,11 @@ are what catch that.
 from __future__ import annotations
 
 import pgtrigger
+from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform
+from django.utils import timezone
 
 from governance.ledger.format import GENESIS_HASH
 
@@ -103,6 +107,51 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["seq"]
         verbose_name_plural = "ledger entries"
+        # The audit trail's filters, newest first on each: kind, person, the service and the
+        # environment an entry names in its payload, and the period.
+        indexes = [
+            models.Index(fields=["kind", "-seq"], name="ledger_kind_seq"),
+            models.Index(fields=["actor", "-seq"], name="ledger_actor_seq"),
+            models.Index(
+                KeyTextTransform("service", "payload"), F("seq").desc(), name="ledger_service_seq"
+            ),
+            models.Index(
+                KeyTextTransform("environment", "payload"),
+                F("seq").desc(),
+                name="ledger_environment_seq",
+            ),
+            models.Index(fields=["recorded_at"], name="ledger_recorded_at"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind} {self.subject}"
+
+
+class LedgerVerification(models.Model):
+    """One run of the whole-chain verification started from the browser (or by beat): its
+    progress while it runs, and what it found."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.BigIntegerField(default=0, help_text="Entries in the ledger when the run began.")
+    verified = models.BigIntegerField(default=0, help_text="Entries verified so far.")
+    problem = models.TextField(blank=True, help_text="The first problem found, if any.")
+    checkpoint_name = models.CharField(max_length=200, blank=True)
+    checkpoint_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"ledger verification {self.requested_at:%Y-%m-%d %H:%M} ({self.status})"

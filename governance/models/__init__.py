@@ -25,7 +25,7 @@ from governance.identity.models import (
     MappedRoleGrant,
     ScimToken,
 )
-from governance.ledger.models import LedgerEntry, LedgerHead
+from governance.ledger.models import LedgerEntry, LedgerHead, LedgerVerification
 from governance.notifications.models import Notification, OutboundEvent
 from governance.people.models import CalendarFeedKey, Team, User
 from governance.policy.models import Policy, PolicyProposal, PolicyVersion
@@ -44,6 +44,7 @@ __all__ = [
     "IdentityGroup",
     "LedgerEntry",
     "LedgerHead",
+    "LedgerVerification",
     "MappedRoleGrant",
     "Notification",
     "OutboundEvent",
