@@ -17,10 +17,13 @@ def sign_in(request: HttpRequest) -> dict:
 
 def navigation(request: HttpRequest) -> dict:
     """What the navigation offers: the section, administration, the approver's pages (queue,
-    delegations) only to people who may decide, so never to auditors, and the CAB's pages to
-    its members and administrators."""
+    delegations) only to people who may decide, so never to auditors, the CAB's pages to its
+    members and administrators, and the reports to auditors."""
     user = getattr(request, "user", None)
-    context = {"nav_section": request.resolver_match.namespace if request.resolver_match else ""}
+    section = request.resolver_match.namespace if request.resolver_match else ""
+    if request.path.startswith("/reports/"):
+        section = "reports"  # the auditors' pages, in the reporting app beside the dashboard
+    context = {"nav_section": section}
     if user and user.is_authenticated:
         context["is_admin"] = user.is_staff
         # Lazy, and one query for both flags: asked only when a template shows the navigation.
@@ -28,5 +31,6 @@ def navigation(request: HttpRequest) -> dict:
         context["decides"] = SimpleLazyObject(
             lambda: not user.is_service_account and Role.AUDITOR not in roles
         )
+        context["audits"] = SimpleLazyObject(lambda: Role.AUDITOR in roles)
         context["sits_on_cab"] = SimpleLazyObject(lambda: user.is_staff or Role.CAB_MEMBER in roles)
     return context

@@ -12,4 +12,4 @@ from reporting.access import auditor_required
 @auditor_required
 @require_GET
 def reports_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "reporting/home.html", {"nav_section": "reports"})
+    return render(request, "reporting/home.html")
