@@ -10,6 +10,11 @@ outside the database: each is a signed statement "the chain had `seq` entries, t
 number, has been cut or rewritten.
 """
 
+# tools/verify_ledger.py, the offline verifier auditors download, reimplements the canonical
+# bytes, hashes, signatures and checkpoint bytes below without importing this module, and MUST
+# STAY IN STEP with it: a change here is a change there (tests/governance/ledger/
+# test_offline_verifier.py runs both over the same export).
+
 from __future__ import annotations
 
 import base64
@@ -24,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 GENESIS_HASH = "0" * 64
+# The fields of an entry that its hash covers (canonical_bytes' arguments).
+ENTRY_SIGNED_FIELDS = ("seq", "recorded_at", "kind", "subject", "actor", "payload", "prev_hash")
 
 
 def canonical_bytes(
