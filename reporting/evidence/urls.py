@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reporting.evidence import views
+
+urlpatterns = [
+    path("reports/releases/<int:pk>/evidence.json", views.evidence_json, name="evidence_json"),
+    path("reports/releases/<int:pk>/evidence.pdf", views.evidence_pdf, name="evidence_pdf"),
+]
