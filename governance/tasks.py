@@ -1,12 +1,16 @@
 """Timed governance work run by Celery beat."""
 
 from celery import shared_task
+from django.urls import reverse
 
 from governance.authority import reviews
+from governance.authority import selectors as authority
 from governance.authority.services import expire_role_grants
-from governance.ledger import checkpoints
+from governance.ledger import checkpoints, verification
+from governance.ledger.models import LedgerVerification
 from governance.notifications import events
 from governance.notifications import services as notifications
+from governance.people.models import User
 
 
 @shared_task
@@ -42,3 +46,37 @@ def write_ledger_checkpoint_task() -> str | None:
     """
     outcome = checkpoints.write_checkpoint()
     return outcome.stored.name if outcome.written and outcome.stored else None
+
+
+@shared_task
+def verify_ledger_task(verification_id: int) -> str | None:
+    """Run the queued whole-ledger verification `verification_id`; its status, or None when it
+    was already claimed or finished (a redelivered task does nothing)."""
+    run = verification.run_verification(verification_id, on_failure=_notify_verification_failed)
+    return run.status if run else None
+
+
+@shared_task
+def verify_ledger_nightly_task() -> int:
+    """Start a whole-ledger verification run nobody asked for (beat, nightly); the id of the run
+    now active (an earlier run still queued or running is not doubled)."""
+    run, _ = verification.request_verification(actor=None)
+    return run.pk
+
+
+def _notify_verification_failed(run: LedgerVerification) -> None:
+    """Tell administrators and organisation-wide auditors that the ledger failed verification."""
+    auditors = authority.auditor_grants().filter(
+        service__isnull=True, team__isnull=True, user__is_active=True
+    )
+    people = authority.administrators() | User.objects.filter(pk__in=auditors.values("user_id"))
+    notifications.notify(
+        people=people.distinct(),
+        subject="The evidence ledger FAILED verification",
+        body=(
+            f"The whole-ledger verification run of {run.requested_at:%Y-%m-%d %H:%M} UTC found "
+            f"a problem after verifying {run.verified} of {run.total} entries: {run.problem}"
+        ),
+        url=reverse("reporting:ledger"),
+        reason="administrator or auditor of the whole organisation",
+    )
