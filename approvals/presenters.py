@@ -29,6 +29,12 @@ STATUS_STYLES = {
     "active": "warning",
     "waiting": "light",
     "cancelled": "secondary",
+    # Verification runs and background reports.
+    "passed": "success",
+    "failed": "danger",
+    "queued": "light",
+    "running": "warning",
+    "done": "success",
 }
 
 
