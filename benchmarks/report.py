@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import django
 from django.db import connection
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
+from benchmarks.exports import ExportResult
 from benchmarks.load import extract_load_section, replace_load_section
 from benchmarks.measure import ApiResult, LedgerResult, QueueResult, Timing
 from benchmarks.sweeps import SweepResult
@@ -23,6 +24,8 @@ GATE_RATIO_BUDGET = 2.0
 GATE_QUERY_BUDGET = 10
 # "10k overdue stages handled in seconds, not minutes" (DESIGN.md): the sweep's budget.
 SWEEP_SECONDS_BUDGET = 60.0
+EXPORT_MEMORY_BUDGET_MIB = 50
+EXPORT_COPY_GOAL = 0.5
 # The report `make bench` rewrites; its load section belongs to `make load` and is kept.
 DEFAULT_REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -38,6 +41,7 @@ class Results:
     requests: int
     command: str
     sweeps: SweepResult | None = None
+    exports: list[ExportResult] = field(default_factory=list)
 
 
 def machine() -> dict[str, str]:
@@ -146,7 +150,45 @@ def figures(results: Results) -> list[tuple[str, str, str]]:
         ),
     ]
     rows += _sweep_rows(results.sweeps)
+    rows += [row for result in results.exports for row in _export_rows(result)]
     return rows
+
+
+EXPORT_NAMES = {
+    "compliance": "Compliance CSV `GET /reports/compliance.csv`",
+    "ledger": "Ledger export `GET /reports/ledger.jsonl`",
+}
+
+
+def _export_rows(result: ExportResult) -> list[tuple[str, str, str]]:
+    name = EXPORT_NAMES.get(result.name, result.name)
+    if result.error:
+        return [(name, "n/a", result.error)]
+    mib = 1024 * 1024
+    flat = result.rss_growth_mib < EXPORT_MEMORY_BUDGET_MIB
+    fast = result.copy_ratio >= EXPORT_COPY_GOAL
+    return [
+        (
+            f"{name}, {result.rows:,} rows streamed",
+            f"{result.rate:,.0f} rows/s",
+            f"{result.bytes / mib:,.0f} MiB in {result.seconds:.1f} s "
+            f"({result.bytes / mib / result.seconds:,.1f} MiB/s)",
+        ),
+        (
+            "... PostgreSQL `COPY ... TO STDOUT` of the same rows",
+            f"{result.copy_bytes / mib / result.copy_seconds:,.1f} MiB/s",
+            f"{result.copy_bytes / mib:,.0f} MiB in {result.copy_seconds:.1f} s; the export "
+            f"runs at {result.copy_ratio:.2f} of it (goal ≥ {EXPORT_COPY_GOAL:g}: "
+            + ("met" if fast else "**not met**")
+            + ")",
+        ),
+        (
+            "... peak RSS growth while streaming",
+            f"{result.rss_growth_mib:,.1f} MiB",
+            f"< {EXPORT_MEMORY_BUDGET_MIB} MB: {_verdict(flat)} (from {result.rss_before_mib:,.0f} "
+            f"to {result.rss_peak_mib:,.0f} MiB)",
+        ),
+    ]
 
 
 def _sweep_rows(sweeps: SweepResult | None) -> list[tuple[str, str, str]]:
@@ -226,6 +268,12 @@ measured by `make bench` and rewritten by it on every full run. This file is gen
 - **Ledger verification.** `ledger.verify()` over the whole chain (reads, canonical
   JSON, hash links, signatures), against bare `hashlib.sha256` + Ed25519 `verify` of the same
   canonical bytes, which are rebuilt outside the timed part.
+- **Streamed exports.** The compliance CSV (every release, tagged SOX and regulated for the run
+  inside a transaction rolled back afterwards) and the ledger export, each consumed line by line
+  in a fresh process as a response would be, against PostgreSQL's own `COPY ... TO STDOUT` of the
+  same rows on the same connection (throughput in bytes per second; goal: at least half of
+  COPY's). Memory: the process's peak RSS before and after the stream (`ru_maxrss`); budget
+  < 50 MB of growth (`benchmarks/exports.py`).
 
 Settings are production-like: PostgreSQL, `DEBUG=false` (Django records no queries), real
 `SECRET_KEY` and ledger signing key. The data are seeded once per database with COPY and reused:

@@ -121,8 +121,8 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 
 
 def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
-    """Gate vs. baseline, the queue page, ledger verification, the sweeps."""
-    from benchmarks import measure, sweeps
+    """Gate vs. baseline, the queue page, ledger verification, the sweeps, the exports."""
+    from benchmarks import exports, measure, sweeps
     from governance.identity.tokens import issue_token
     from governance.models import ApiToken
 
@@ -139,7 +139,9 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     ledger = phases.run("ledger verification", measure.measure_ledger)
     log(f"escalation and reminder sweeps on {sweeps.STAGES:,} overdue stages")
     swept = phases.run("sweeps", sweeps.measure_sweeps)
-    return api, queue, ledger, swept
+    log("streamed exports (compliance CSV, ledger) against COPY, each in a fresh process")
+    streamed = phases.run("exports", exports.measure_exports)
+    return api, queue, ledger, swept, streamed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger, swept = measure_all(args, org, phases)
+    api, queue, ledger, swept, streamed = measure_all(args, org, phases)
 
     from benchmarks import report
 
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         queue=queue,
         ledger=ledger,
         sweeps=swept,
+        exports=streamed,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,

@@ -93,3 +93,23 @@ def test_the_mutation_testing_section_survives_a_benchmark_run():
 
     assert kept == f"# Benchmarks\n\nnew figures\n\n{section}\n"
     assert keep_mutation_section("# Benchmarks\n", "new\n") == "new\n"
+
+
+def test_export_rows_compare_with_copy_and_judge_memory():
+    from benchmarks.exports import ExportResult
+
+    results = bench_results()
+    mib = 1024 * 1024
+    results.exports = [
+        ExportResult("compliance", 1000, 40 * mib, 4.0, 60 * mib, 3.0, 80.0, 95.5),
+        ExportResult("ledger", 10, 0, 0.0, 0, 0.0, 0.0, 0.0, error="ValueError: boom"),
+    ]
+    text = markdown(results, {}, {}, previous="")
+
+    assert (
+        "| Compliance CSV `GET /reports/compliance.csv`, 1,000 rows streamed | 250 rows/s |" in text
+    )
+    # 10 MiB/s against COPY's 20 MiB/s: half, which meets the goal.
+    assert "the export runs at 0.50 of it (goal ≥ 0.5: met)" in text
+    assert "| ... peak RSS growth while streaming | 15.5 MiB | < 50 MB: within budget" in text
+    assert "| Ledger export `GET /reports/ledger.jsonl` | n/a | ValueError: boom |" in text
