@@ -146,6 +146,9 @@ class LedgerVerification(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     total = models.BigIntegerField(default=0, help_text="Entries in the ledger when the run began.")
     verified = models.BigIntegerField(default=0, help_text="Entries verified so far.")
+    progressed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run last reported progress (a heartbeat)."
+    )
     problem = models.TextField(blank=True, help_text="The first problem found, if any.")
     checkpoint_name = models.CharField(max_length=200, blank=True)
     checkpoint_seq = models.BigIntegerField(null=True, blank=True)

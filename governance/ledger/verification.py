@@ -3,12 +3,17 @@
 A run is a LedgerVerification row: QUEUED when asked for, RUNNING once a worker claims it,
 PASSED or FAILED when done. At most one run is queued or running at a time, and a run is claimed
 with a conditional UPDATE, so a task delivered twice (or a run already finished) does nothing.
+
+A run reports progress (a heartbeat) with every batch. One silent for STALE_AFTER was lost: a
+QUEUED one (the broker was down when it was asked for) is enqueued again, a RUNNING one (its
+worker died) is closed as FAILED, so neither blocks the button for ever.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from celery import current_app
 from django.db import connection, transaction
@@ -22,6 +27,7 @@ from governance.ledger.models import LedgerHead, LedgerVerification
 logger = logging.getLogger(__name__)
 RUN_TASK = "governance.tasks.verify_ledger_task"
 PROGRESS_EVERY = 1000
+STALE_AFTER = timedelta(minutes=10)
 ACTIVE = (LedgerVerification.Status.QUEUED, LedgerVerification.Status.RUNNING)
 # Any constant of our own: the advisory lock serialises "is a run already active?" and the
 # insert, so two auditors pressing the button at once still make one run.
@@ -35,11 +41,33 @@ def request_verification(*, actor) -> tuple[LedgerVerification, bool]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REQUEST_LOCK])
         active = LedgerVerification.objects.filter(status__in=ACTIVE).order_by("pk").first()
-        if active is not None:
+        if active is not None and not _revive_or_close(active):
             return active, False
-        run = LedgerVerification.objects.create(requested_by=actor)
+        run = LedgerVerification.objects.create(requested_by=actor, progressed_at=timezone.now())
         transaction.on_commit(lambda: _enqueue(run.pk), robust=True)
     return run, True
+
+
+def _revive_or_close(run: LedgerVerification) -> bool:
+    """Deal with an active run that may have been lost; True when it was closed (start anew)."""
+    now = timezone.now()
+    if run.progressed_at and run.progressed_at > now - STALE_AFTER:
+        return False
+    if run.status == LedgerVerification.Status.QUEUED:
+        # Enqueued again: if the first message does arrive after all, its claim finds the run
+        # taken and does nothing.
+        LedgerVerification.objects.filter(pk=run.pk).update(progressed_at=now)
+        transaction.on_commit(lambda: _enqueue(run.pk), robust=True)
+        return False
+    LedgerVerification.objects.filter(pk=run.pk).update(
+        status=LedgerVerification.Status.FAILED,
+        finished_at=now,
+        problem=(
+            f"abandoned: no progress since {run.progressed_at:%Y-%m-%d %H:%M:%S %Z} "
+            "(the worker running it stopped); nothing was found wrong with the ledger"
+        ),
+    )
+    return True
 
 
 def _enqueue(pk: int) -> None:
@@ -58,7 +86,12 @@ def run_verification(
     total = LedgerHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
     claimed = LedgerVerification.objects.filter(
         pk=pk, status=LedgerVerification.Status.QUEUED
-    ).update(status=LedgerVerification.Status.RUNNING, started_at=timezone.now(), total=total)
+    ).update(
+        status=LedgerVerification.Status.RUNNING,
+        started_at=timezone.now(),
+        progressed_at=timezone.now(),
+        total=total,
+    )
     if not claimed:
         return None
     try:
@@ -93,7 +126,9 @@ def _verify_chain(pk: int, total: int) -> tuple[int, str | None]:
             return verified, str(result)
         verified += 1
         if verified % PROGRESS_EVERY == 0:
-            LedgerVerification.objects.filter(pk=pk).update(verified=verified)
+            LedgerVerification.objects.filter(pk=pk).update(
+                verified=verified, progressed_at=timezone.now()
+            )
     if verified < total:
         missing = ledger_format.Problem(verified + 1, "entries from here on are missing")
         return verified, str(missing)
@@ -113,7 +148,7 @@ def _finish(
         run = LedgerVerification.objects.select_for_update().get(pk=pk)
         run.status, run.verified, run.problem = status, verified, problem or ""
         run.checkpoint_name, run.checkpoint_seq = checkpoint_name or "", checkpoint_seq
-        run.finished_at = timezone.now()
+        run.finished_at = run.progressed_at = timezone.now()
         run.save()
         if problem and on_failure:
             on_failure(run)

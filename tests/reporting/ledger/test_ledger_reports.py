@@ -373,6 +373,65 @@ def test_the_nightly_task_starts_a_run_nobody_asked_for(
     assert len(callbacks) == 1
 
 
+def test_a_queued_run_silent_for_too_long_is_enqueued_again(
+    client, auditor, entries, django_capture_on_commit_callbacks
+):
+    """The broker was down when the run was asked for: pressing again sends it again."""
+    long_ago = timezone.now() - verification.STALE_AFTER - timedelta(seconds=1)
+    lost = verification.LedgerVerification.objects.create(progressed_at=long_ago)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        signed_in(client, auditor).post(VERIFY)
+
+    [run] = verification.LedgerVerification.objects.all()
+    assert (run.pk, run.status) == (lost.pk, "queued")
+    assert run.progressed_at > long_ago
+    assert len(callbacks) == 1
+
+
+def test_a_running_run_silent_for_too_long_is_closed_and_a_new_one_starts(
+    client, auditor, entries, django_capture_on_commit_callbacks
+):
+    long_ago = timezone.now() - verification.STALE_AFTER - timedelta(seconds=1)
+    lost = verification.LedgerVerification.objects.create(
+        status="running", started_at=long_ago, progressed_at=long_ago, total=9, verified=3
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        signed_in(client, auditor).post(VERIFY)
+
+    lost.refresh_from_db()
+    assert lost.status == "failed"
+    assert lost.problem.startswith("abandoned: no progress since ")
+    fresh = verification.LedgerVerification.objects.exclude(pk=lost.pk).get()
+    assert (fresh.status, fresh.requested_by) == ("queued", auditor)
+    assert len(callbacks) == 1
+
+
+def test_a_run_that_breaks_down_does_not_stay_running(entries, settings, tmp_path):
+    """The checkpoint store cannot be read (its folder is a file): the run ends FAILED."""
+    not_a_folder = tmp_path / "checkpoints"
+    not_a_folder.write_text("")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        settings.LEDGER_CHECKPOINT_STORAGE: {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(not_a_folder)},
+        },
+    }
+    run = verification.LedgerVerification.objects.create()
+
+    with pytest.raises(NotADirectoryError):
+        verification.run_verification(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.problem.startswith("the run stopped with an error before finishing: ")
+    assert (
+        verification.LedgerVerification.objects.filter(status__in=verification.ACTIVE).count() == 0
+    )
+
+
 # --- The page -----------------------------------------------------------------------------------
 
 
