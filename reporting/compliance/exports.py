@@ -36,7 +36,9 @@ def run_compliance_export(export_id: int) -> str:
     except Exception as exc:  # the row says it failed; the worker log keeps the trace
         logger.exception("Compliance export %s failed", export_id)
         ReportExport.objects.filter(pk=export_id).update(
-            status=ReportExport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+            status=ReportExport.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
         )
         return "failed"
     return "done"
