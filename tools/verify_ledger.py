@@ -297,7 +297,10 @@ def misfit(lines: Lines, line: Line, state: Walk, problem: tuple[str, str]) -> s
     """The message for an entry with the expected seq that does not verify: an intruder when
     the next line carries the same seq and links where this one does not, else its own fault."""
     seq = line.entry["seq"]
-    following = lines.peek()
+    try:
+        following = lines.peek()
+    except Failure:  # a malformed next line is reported when the walk reaches it
+        following = None
     if (
         following is not None
         and following.entry["seq"] == seq

@@ -326,6 +326,22 @@ def test_a_malformed_line_is_not_a_ledger_entry(entries, export, pem, verifier):
     assert garbled.stdout.startswith("line 3: not a ledger entry (not JSON: ")
 
 
+def test_the_first_bad_line_is_named_even_when_a_malformed_one_follows(
+    entries, export, pem, verifier
+):
+    lines = lines_of(export)
+    second = json.loads(lines[2])
+    second["kind"] = "decision.approved"
+    write(export, [*lines[:2], json.dumps(second, sort_keys=True), "garbage", *lines[3:]])
+
+    result = run(verifier, "--public-key", pem, export)
+
+    assert (result.returncode, result.stdout) == (
+        1,
+        "line 3: entry #2 edited: its content does not match its hash\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [
