@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reporting.audit import views
+
+urlpatterns = [
+    path("reports/audit/", views.audit_trail, name="audit"),
+]

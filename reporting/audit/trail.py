@@ -1,0 +1,206 @@
+"""The audit trail: ledger events and configuration changes, newest first, as one list.
+
+Each source is read on the database by keyset (never OFFSET), page size plus one row at a time,
+through the indexes built for it: the ledger's (kind, seq), (actor, seq), (payload->>'service',
+seq) and (payload->>'environment', seq); auditlog's timestamp. The two short lists are merged by
+time and cut to a page; the cursor keeps the position reached in each source (see `cursor`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from auditlog.models import LogEntry
+from django.db.models import Q, QuerySet, Subquery
+from django.db.models.fields.json import KT
+
+from governance.models import Delegation, Environment, LedgerEntry, RoleAssignment, Service
+from reporting.audit.cursor import Cursor
+from reporting.audit.forms import CONFIGURATION
+
+OLDER, NEWER = "older", "newer"
+LEDGER_FIELDS = ("seq", "recorded_at", "kind", "subject", "actor", "payload", "entry_hash")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the auditor asked for; None or "" means no filter."""
+
+    service: Service | None = None
+    environment: Environment | None = None
+    person: str = ""
+    start: date | None = None
+    end: date | None = None
+    kind: str = ""
+
+
+@dataclass
+class Page:
+    """One page of merged rows, newest first, and the cursors of its neighbours."""
+
+    ledger: list[dict]
+    logs: list[LogEntry]
+    rows: list  # the ledger dicts and LogEntry objects in display order
+    older: Cursor | None
+    newer: Cursor | None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def ledger_rows(filters: Filters) -> QuerySet:
+    """The ledger entries matching `filters`; ordering and the cursor are applied later."""
+    if filters.kind == CONFIGURATION:
+        return LedgerEntry.objects.none()
+    entries = LedgerEntry.objects.all()
+    # ->> expressions, written as the indexes are, so the planner can use them.
+    if filters.service:
+        entries = entries.alias(service_slug=KT("payload__service")).filter(
+            service_slug=filters.service.slug
+        )
+    if filters.environment:
+        entries = entries.alias(environment_slug=KT("payload__environment")).filter(
+            environment_slug=filters.environment.slug
+        )
+    if filters.person:
+        entries = entries.filter(actor=filters.person)
+    if filters.kind:
+        entries = entries.filter(kind=filters.kind)
+    return _ledger_period(entries, filters)
+
+
+def _ledger_period(entries: QuerySet, filters: Filters) -> QuerySet:
+    """The period as a seq range too: entries are written in time order, so the first entry
+    from the start and the last before the end bound the seqs, and the index on the other
+    filter (service, kind...) is read over that range only, not from the head down."""
+    if filters.start:
+        since = _midnight(filters.start)
+        first = LedgerEntry.objects.filter(recorded_at__gte=since).order_by("recorded_at", "seq")
+        entries = entries.filter(recorded_at__gte=since, seq__gte=Subquery(first.values("seq")[:1]))
+    if filters.end:
+        until = _midnight(filters.end + timedelta(days=1))
+        last = LedgerEntry.objects.filter(recorded_at__lt=until).order_by("-recorded_at", "-seq")
+        entries = entries.filter(recorded_at__lt=until, seq__lte=Subquery(last.values("seq")[:1]))
+    return entries
+
+
+def log_rows(filters: Filters) -> QuerySet:
+    """django-auditlog's entries matching `filters`.
+
+    A service is matched on the service itself and on role assignments and delegations naming
+    it (auditlog keeps the foreign key's id as text, so deleted ones are found too); an
+    environment on itself and on role assignments naming it. Other models are not matched.
+    """
+    if filters.kind and filters.kind != CONFIGURATION:
+        return LogEntry.objects.none()
+    logs = LogEntry.objects.select_related("actor", "content_type")
+    if filters.service:
+        logs = logs.filter(
+            _about(Service, filters.service.pk)
+            | _naming(RoleAssignment, "service", filters.service.pk)
+            | _naming(Delegation, "service", filters.service.pk)
+        )
+    if filters.environment:
+        logs = logs.filter(
+            _about(Environment, filters.environment.pk)
+            | _naming(RoleAssignment, "environment", filters.environment.pk)
+        )
+    if filters.person:
+        logs = logs.filter(actor__username=filters.person)
+    if filters.start:
+        logs = logs.filter(timestamp__gte=_midnight(filters.start))
+    if filters.end:
+        logs = logs.filter(timestamp__lt=_midnight(filters.end + timedelta(days=1)))
+    return logs
+
+
+def _content_type(model) -> Q:
+    # By name through the join, not by id: no extra query for the content type.
+    meta = model._meta
+    return Q(content_type__app_label=meta.app_label, content_type__model=meta.model_name)
+
+
+def _about(model, pk: int) -> Q:
+    return _content_type(model) & Q(object_id=pk)
+
+
+def _naming(model, field: str, pk: int) -> Q:
+    return _content_type(model) & Q(**{f"changes__{field}__contains": [str(pk)]})
+
+
+def read_page(filters: Filters, cursor: Cursor, direction: str, size: int) -> Page:
+    """`size` rows past `cursor` in `direction`, merged newest first, with the neighbours'
+    cursors (None where there is nothing more that way)."""
+    ledger, logs = ledger_rows(filters), log_rows(filters)
+    older = direction == OLDER
+    if older:
+        if cursor.seq is not None:
+            ledger = ledger.filter(seq__lt=cursor.seq)
+        if cursor.logged is not None:
+            logs = logs.filter(_log_before(cursor.logged))
+        ledger, logs = ledger.order_by("-seq"), logs.order_by("-timestamp", "-id")
+    else:
+        # Going newer from the top of a source, there is nothing above it.
+        ledger = ledger.filter(seq__gte=cursor.seq) if cursor.seq is not None else ledger.none()
+        logs = logs.filter(_log_from(cursor.logged)) if cursor.logged else logs.none()
+        ledger, logs = ledger.order_by("seq"), logs.order_by("timestamp", "id")
+    fetched_ledger = list(ledger.values(*LEDGER_FIELDS)[: size + 1])
+    fetched_logs = list(logs[: size + 1])
+    merged = heapq.merge(
+        ((_ledger_key(row), row) for row in fetched_ledger),
+        ((_log_key(log), log) for log in fetched_logs),
+        key=lambda pair: pair[0],
+        reverse=older,
+    )
+    shown = [row for _, row in merged][:size]
+    more = len(fetched_ledger) + len(fetched_logs) > len(shown)
+    if not older:
+        shown.reverse()
+    return _page(shown, cursor, older, more)
+
+
+def _log_before(logged: tuple[datetime, int]) -> Q:
+    at, pk = logged
+    return Q(timestamp__lt=at) | Q(timestamp=at, id__lt=pk)
+
+
+def _log_from(logged: tuple[datetime, int]) -> Q:
+    at, pk = logged
+    return Q(timestamp__gt=at) | Q(timestamp=at, id__gte=pk)
+
+
+def _ledger_key(row: dict) -> tuple:
+    # Same time: the ledger entry sorts above the configuration change, then by its own order.
+    return (row["recorded_at"], 1, row["seq"])
+
+
+def _log_key(log: LogEntry) -> tuple:
+    return (log.timestamp, 0, log.pk)
+
+
+def _page(shown: list, cursor: Cursor, older: bool, more: bool) -> Page:
+    """The page's rows and where the pages on either side start.
+
+    Shown rows of a source span [lowest, highest] in it; a source with no row shown keeps
+    the cut it was read from, so the rows beyond that cut stay on the neighbouring page.
+    """
+    ledger = [row for row in shown if isinstance(row, dict)]
+    logs = [row for row in shown if isinstance(row, LogEntry)]
+    bottom = Cursor(
+        seq=ledger[-1]["seq"] if ledger else cursor.seq,
+        logged=(logs[-1].timestamp, logs[-1].pk) if logs else cursor.logged,
+    )
+    # The newer side starts just above the newest row shown: seq + 1, (timestamp, id + 1).
+    top = Cursor(
+        seq=ledger[0]["seq"] + 1 if ledger else cursor.seq,
+        logged=(logs[0].timestamp, logs[0].pk + 1) if logs else cursor.logged,
+    )
+    if older:
+        at_top = cursor == Cursor()
+        return Page(
+            ledger, logs, shown, older=bottom if more else None, newer=None if at_top else top
+        )
+    return Page(ledger, logs, shown, older=bottom, newer=top if more else None)
