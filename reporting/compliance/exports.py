@@ -73,7 +73,7 @@ def _write_csv(export: ReportExport, report: ComplianceReport, name: str) -> Non
 
 def _write_pdf(export: ReportExport, report: ComplianceReport, name: str) -> None:
     rows = [row for batch in _counted(export, report) for row in batch]
-    who = export.requested_by.display_name
+    who = f"{export.requested_by.display_name} ({export.requested_by.username})"
     pdf = compliance_pdf(report.query, rows, report.summary, who, timezone.now())
     _finish(export, ContentFile(pdf, name=name))
 

@@ -86,7 +86,7 @@ class Row:
     cells: dict[str, str]
     status: str
     deployed_unapproved: int = 0
-    emergency: bool = False
+    emergency_change_id: int | None = None
     passed_without_check: bool = False
     sod_failed: bool = False
 
@@ -101,15 +101,21 @@ class Summary:
     releases: int = 0
     by_outcome: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     unapproved_deployments: int = 0
-    emergency_changes: int = 0
     passed_without_check: int = 0
     sod_failures: int = 0
+    # Ids only, one per emergency change: several releases may ship under one emergency.
+    emergency_change_ids: set[int] = field(default_factory=set)
+
+    @property
+    def emergency_changes(self) -> int:
+        return len(self.emergency_change_ids)
 
     def add(self, row: Row) -> None:
         self.releases += 1
         self.by_outcome[row.status] += 1
         self.unapproved_deployments += row.deployed_unapproved
-        self.emergency_changes += row.emergency
+        if row.emergency_change_id is not None:
+            self.emergency_change_ids.add(row.emergency_change_id)
         self.passed_without_check += row.passed_without_check
         self.sod_failures += row.sod_failed
 
@@ -261,7 +267,9 @@ def build_row(release: Release, related: Related, control_label) -> Row:
         cells=cells,
         status=status,
         deployed_unapproved=sum(1 for d in deployments if not d.approved),
-        emergency=emergency is not None or release.change.type == "emergency",
+        emergency_change_id=release.change_id
+        if emergency is not None or release.change.type == "emergency"
+        else None,
         passed_without_check=bool(checks),
         sod_failed=bool(sod),
     )

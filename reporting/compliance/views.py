@@ -90,7 +90,8 @@ def _report(request: HttpRequest, format: str) -> HttpResponse:
         )
     else:
         rows = list(report.rows())
-        pdf = compliance_pdf(query, rows, report.summary, request.user.display_name, timezone.now())
+        who = f"{request.user.display_name} ({request.user.username})"
+        pdf = compliance_pdf(query, rows, report.summary, who, timezone.now())
         response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -19,6 +19,7 @@ from governance.models import Role
 from reporting.compliance.formats import safe_cell
 from reporting.compliance.report import ComplianceReport, ReportQuery
 from tests import factories
+from tests.approvals.emergencies.helpers import declare_for
 from tests.reporting.compliance.seed import History, iso, period, request, seed
 
 pytestmark = pytest.mark.django_db
@@ -344,7 +345,7 @@ def test_the_pdf_shows_the_summary_figures_and_every_release(client, auditor, hi
     first = " ".join(pages[0].split())
     assert "Compliance report: SOX" in first
     assert f"from {period()['from']} to {period()['to']}" in first
-    assert "Generated" in first and "by Erin" in first
+    assert "Generated" in first and "by Erin (erin)." in first
     assert "Releases 6" in first
     assert "approved 2, pending 2, rejected 1, withdrawn 1" in first
     assert "Unapproved deployments 1" in first
@@ -387,3 +388,18 @@ def test_a_service_out_of_a_scoped_auditors_scope_is_left_out(client, service, h
     )
 
     assert [line[0] for line in lines[1:]] == [r.change.ref for r in history.sox_rows[:5]]
+
+
+def test_releases_under_one_emergency_change_count_as_one_emergency_change(
+    org, service, production, pipeline_bot, auditor
+):
+    first = request(service, production, pipeline_bot, change_type="emergency")
+    declare_for(first)
+    request(service, production, pipeline_bot, change_type="emergency", change_ref=first.change.ref)
+    today = timezone.now().date()
+
+    report = ComplianceReport(ReportQuery("SOX", today, today), auditor)
+    rows = list(report.rows())
+
+    assert [row.cells["change_ref"] for row in rows] == [first.change.ref] * 2
+    assert report.summary.emergency_changes == 1
