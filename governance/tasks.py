@@ -60,7 +60,7 @@ def verify_ledger_task(verification_id: int) -> str | None:
 def verify_ledger_nightly_task() -> int:
     """Start a whole-ledger verification run nobody asked for (beat, nightly); the id of the run
     now active (an earlier run still queued or running is not doubled)."""
-    run, _ = verification.request_verification(actor=None)
+    run, _ = verification.request_verification(actor=None, enqueue=verify_ledger_task.delay)
     return run.pk
 
 

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -25,7 +24,6 @@ from governance.ledger import services as ledger
 from governance.ledger.models import LedgerHead, LedgerVerification
 
 logger = logging.getLogger(__name__)
-RUN_TASK = "governance.tasks.verify_ledger_task"
 PROGRESS_EVERY = 1000
 STALE_AFTER = timedelta(minutes=10)
 ACTIVE = (LedgerVerification.Status.QUEUED, LedgerVerification.Status.RUNNING)
@@ -34,21 +32,24 @@ ACTIVE = (LedgerVerification.Status.QUEUED, LedgerVerification.Status.RUNNING)
 REQUEST_LOCK = 0x5160_1ED6
 
 
-def request_verification(*, actor) -> tuple[LedgerVerification, bool]:
-    """The active run, or a new QUEUED one enqueued after commit: (run, whether it is new)."""
+def request_verification(
+    *, actor, enqueue: Callable[[int], object]
+) -> tuple[LedgerVerification, bool]:
+    """The active run, or a new QUEUED one handed to `enqueue` (the Celery task's `delay`, which
+    this bottom layer cannot import) after commit: (run, whether it is new)."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REQUEST_LOCK])
         active = LedgerVerification.objects.filter(status__in=ACTIVE).order_by("pk").first()
-        if active is not None and not _revive_or_close(active):
+        if active is not None and not _revive_or_close(active, enqueue):
             return active, False
         run = LedgerVerification.objects.create(requested_by=actor, progressed_at=timezone.now())
-        transaction.on_commit(lambda: _enqueue(run.pk), robust=True)
+        transaction.on_commit(lambda: enqueue(run.pk), robust=True)
     return run, True
 
 
-def _revive_or_close(run: LedgerVerification) -> bool:
+def _revive_or_close(run: LedgerVerification, enqueue: Callable[[int], object]) -> bool:
     """Deal with an active run that may have been lost; True when it was closed (start anew)."""
     now = timezone.now()
     if run.progressed_at and run.progressed_at > now - STALE_AFTER:
@@ -57,7 +58,7 @@ def _revive_or_close(run: LedgerVerification) -> bool:
         # Enqueued again: if the first message does arrive after all, its claim finds the run
         # taken and does nothing.
         LedgerVerification.objects.filter(pk=run.pk).update(progressed_at=now)
-        transaction.on_commit(lambda: _enqueue(run.pk), robust=True)
+        transaction.on_commit(lambda: enqueue(run.pk), robust=True)
         return False
     LedgerVerification.objects.filter(pk=run.pk).update(
         status=LedgerVerification.Status.FAILED,
@@ -68,11 +69,6 @@ def _revive_or_close(run: LedgerVerification) -> bool:
         ),
     )
     return True
-
-
-def _enqueue(pk: int) -> None:
-    # Looked up by name: the task module imports this one.
-    current_app.tasks[RUN_TASK].delay(pk)
 
 
 def run_verification(

@@ -48,6 +48,7 @@ class LedgerPage:
     checkpoint_error: str
     runs: list[RunRow]
     active: RunRow | None
+    latest: RunRow | None
     links: dict[str, str]
     commands: str
 
@@ -115,6 +116,7 @@ def ledger_page(
         checkpoint_error=error,
         runs=rows,
         active=next((row for row in rows if row.active), None),
+        latest=rows[0] if rows else None,
         links=links,
         commands=commands(links),
     )

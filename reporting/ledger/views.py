@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from governance import tasks
 from governance.ledger import export, verification
 from governance.ledger.models import LedgerVerification
 from reporting.access import auditor_required
@@ -63,7 +64,9 @@ def ledger_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def ledger_verify(request: HttpRequest) -> HttpResponse:
     """Start a whole-ledger verification run, unless one is already queued or running."""
-    run, started = verification.request_verification(actor=request.user)
+    run, started = verification.request_verification(
+        actor=request.user, enqueue=tasks.verify_ledger_task.delay
+    )
     if started:
         messages.success(request, "Verification of the whole ledger started.")
     else:
