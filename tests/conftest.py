@@ -60,6 +60,12 @@ def _flush_past_ledger_protection():
 
 
 @pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path) -> None:
+    """Files the app writes (background reports) go to this test's folder, never to var/."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
 def ledger_checkpoints(settings, tmp_path) -> Path:
     """Ledger checkpoints go to this test's own folder, never to var/ (a developer's real ones)."""
     folder = tmp_path / "ledger-checkpoints"

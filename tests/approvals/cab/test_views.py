@@ -322,8 +322,7 @@ def test_minutes_pdf_lists_attendance_and_outcomes(
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF-")
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+    assert shutil.which("pdftotext"), "pdftotext is missing: apt-get install poppler-utils"
     path = tmp_path / "minutes.pdf"
     path.write_bytes(response.content)
     text = subprocess.run(

@@ -323,8 +323,7 @@ def test_batches_follow_each_other_without_gaps_or_repeats(
 
 def pdf_text(content: bytes, tmp_path) -> list[str]:
     """The PDF's text, page by page (pdftotext, poppler-utils)."""
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+    assert shutil.which("pdftotext"), "pdftotext is missing: apt-get install poppler-utils"
     path = tmp_path / "report.pdf"
     path.write_bytes(content)
     text = subprocess.run(
