@@ -253,21 +253,22 @@ def test_the_first_page_has_no_newer_link_and_the_last_no_older(trail, history, 
 def test_the_page_reads_a_fixed_number_of_queries(
     trail, production_release, approver, django_assert_num_queries, pipeline_bot, staging
 ):
-    trail.get(URL)  # warm caches shared by every page (session, content types)
+    filtered = {"service": "payments-api", "person": "ci-bot", "start": "2026-01-01"}
+    trail.get(URL, filtered)  # warm the caches every page shares (content types)
     with django_assert_num_queries(QUERIES):
-        trail.get(URL, {"service": "payments-api", "person": "ci-bot", "start": "2026-01-01"})
+        trail.get(URL, filtered)
     for _ in range(6):
         services.request_approval(
             data=factories.release_input(production_release.service, staging), actor=pipeline_bot
         )
     factories.decide(production_release, approver)
     with django_assert_num_queries(QUERIES):
-        trail.get(URL, {"service": "payments-api", "person": "ci-bot", "start": "2026-01-01"})
-    with django_assert_num_queries(QUERIES - 1):
+        trail.get(URL, filtered)
+    with django_assert_num_queries(QUERIES - 2):
         trail.get(URL)
 
 
-QUERIES = 10
+QUERIES = 11
 
 
 # --- Who may read the trail ----------------------------------------------------------------------
