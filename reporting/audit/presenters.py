@@ -4,6 +4,7 @@ Signoff has a page for it) and a short summary of what changed."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from auditlog.models import LogEntry
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
+MANAGER_TEXT = re.compile(r"^\w+\.\w+\.None$")
 SUMMARY_LENGTH = 240
 VALUE_LENGTH = 60
 
@@ -90,12 +92,8 @@ def _ledger_row(entry: dict) -> TrailRow:
 
 def _log_row(log: LogEntry) -> TrailRow:
     changes = log.changes if isinstance(log.changes, dict) else {}
-    parts = []
-    for field, values in changes.items():
-        if isinstance(values, list) and len(values) == 2:
-            parts.append(f"{field}: {_value(values[0])} → {_value(values[1])}")
-        else:
-            parts.append(f"{field}: {_value(values)}")
+    parts = [_change(log.action, field, values) for field, values in changes.items()]
+    parts = [part for part in parts if part]
     content_type = log.content_type
     return TrailRow(
         ref=f"log:{log.pk}",
@@ -106,6 +104,23 @@ def _log_row(log: LogEntry) -> TrailRow:
         url="" if log.action == LogEntry.Action.DELETE else _admin_url(log),
         summary=_shorten("; ".join(parts)),
     )
+
+
+def _change(action: int, field: str, values) -> str:
+    """One field's change: the new value of a created object, the old of a deleted one (empty
+    values left out), both for an update."""
+    if not (isinstance(values, list) and len(values) == 2):
+        return f"{field}: {_value(values)}"
+    old, new = values
+    if action in (LogEntry.Action.CREATE, LogEntry.Action.DELETE):
+        value = new if action == LogEntry.Action.CREATE else old
+        return "" if _is_empty(value) else f"{field}: {_value(value)}"
+    return f"{field}: {_value(old)} → {_value(new)}"
+
+
+def _is_empty(value) -> bool:
+    # auditlog writes a reverse relation it cannot read as "<app>.<Model>.None".
+    return value in (None, "None", "") or bool(isinstance(value, str) and MANAGER_TEXT.match(value))
 
 
 def _admin_url(log: LogEntry) -> str:

@@ -298,3 +298,17 @@ def test_an_auditor_token_reads_the_trail_and_a_bad_token_gets_401(client, audit
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "not_authenticated"
     assert Service.objects.count() == 0
+
+
+def test_a_configuration_change_is_summarised_field_by_field(trail, service):
+    service.tier = 2
+    service.save()
+
+    response = trail.get(URL, {"service": "payments-api", "kind": "configuration"})
+
+    update, created = response.context["rows"][0], response.context["rows"][-1]
+    assert update.kind == "configuration change (updated)"
+    assert update.summary == "tier: 1 → 2"
+    assert update.about == "service: payments-api"
+    assert created.kind == "configuration change (created)"
+    assert "slug: payments-api" in created.summary and "None" not in created.summary
