@@ -25,6 +25,7 @@ class RunRow:
     percent: int
     active: bool
     seconds: float | None
+    checkpoint_note: str
     poll_url: str
     poll_seconds: int
 
@@ -65,9 +66,19 @@ def run_row(run: LedgerVerification) -> RunRow:
         percent=verification.progress_percent(run),
         active=active,
         seconds=seconds,
+        checkpoint_note=checkpoint_note(run),
         poll_url=reverse("reporting:ledger_verification", args=[run.pk]),
         poll_seconds=POLL_SECONDS,
     )
+
+
+def checkpoint_note(run: LedgerVerification) -> str:
+    """What a passed run says about checkpoints: the one it matched, or that there was none."""
+    if run.status != LedgerVerification.Status.PASSED:
+        return ""
+    if not run.checkpoint_name:
+        return "; no checkpoint to compare it with yet"
+    return f"; checkpoint {run.checkpoint_name} (entry #{run.checkpoint_seq}) matches"
 
 
 def latest_checkpoint(head_seq: int) -> tuple[CheckpointState | None, str]:

@@ -156,6 +156,19 @@ def test_anonymous_posts_start_nothing(client):
     assert not verification.LedgerVerification.objects.exists()
 
 
+def test_a_bad_token_starts_nothing(client):
+    response = client.post(VERIFY, HTTP_AUTHORIZATION="Bearer not-a-token")
+
+    assert response.status_code == 401
+    assert not verification.LedgerVerification.objects.exists()
+
+
+def test_an_unknown_run_is_404(client, auditor):
+    assert (
+        signed_in(client, auditor).get("/reports/ledger/verifications/999999/").status_code == 404
+    )
+
+
 def test_the_verify_button_takes_posts_only(client, auditor):
     assert signed_in(client, auditor).get(VERIFY).status_code == 405
     assert not verification.LedgerVerification.objects.exists()
@@ -263,7 +276,9 @@ def test_downloaded_files_verify_offline_and_tampering_fails(client, auditor, en
 # --- Verification runs --------------------------------------------------------------------------
 
 
-def test_a_run_on_a_good_ledger_passes_with_every_entry_verified(entries, ledger_checkpoints):
+def test_a_run_on_a_good_ledger_passes_with_every_entry_verified(
+    client, auditor, entries, ledger_checkpoints
+):
     call_command("ledger_checkpoint", stdout=io.StringIO())
     run = verification.LedgerVerification.objects.create()
 
@@ -279,6 +294,11 @@ def test_a_run_on_a_good_ledger_passes_with_every_entry_verified(entries, ledger
     assert run.checkpoint_seq == len(entries)
     assert run.checkpoint_name.startswith(f"checkpoint-{len(entries):012d}-")
     assert run.started_at <= run.finished_at
+    card = signed_in(client, auditor).get(f"/reports/ledger/verifications/{run.pk}/")
+    assert (f"{len(entries)} of {len(entries)} entries verified in ") in card.content.decode()
+    assert f"; checkpoint {run.checkpoint_name} (entry #{len(entries)}) matches." in (
+        card.content.decode()
+    )
     assert not Notification.objects.filter(subject=FAILED_SUBJECT).exists()
 
 
