@@ -340,6 +340,11 @@ else:
     }
 
 CELERY_BEAT_SCHEDULE = {
+    # Whole-ledger verification every night; a failure notifies administrators and auditors.
+    "verify-ledger-nightly": {
+        "task": "governance.tasks.verify_ledger_nightly_task",
+        "schedule": crontab(minute=30, hour=2),
+    },
     "expire-approval-requests": {
         "task": "approvals.tasks.expire_requests_task",
         "schedule": 300.0,
