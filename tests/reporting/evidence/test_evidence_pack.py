@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from approvals import services
 from approvals.services.deployments import record_deployment
+from changes.models import Incident
 from governance.authority.services import create_delegation
 from governance.ledger import format as ledger_format
 from governance.ledger.services import public_keys
@@ -259,3 +260,31 @@ def test_the_release_page_links_auditors_to_the_pack(client, production_release,
     assert f'href="{pdf_url(production_release)}"' in shown
     assert f'href="{json_url(production_release)}"' in shown
     assert "Evidence pack" not in hidden
+
+
+def test_the_pack_lists_incidents_of_the_service_open_during_the_release(
+    client, production_release, auditor, other_service
+):
+    requested = production_release.created_at
+
+    def incident(external_id, service, opened, resolved=None):
+        found = Incident.objects.create(
+            source="api",
+            external_id=external_id,
+            title=f"Incident {external_id}",
+            severity=2,
+            status="resolved" if resolved else "triggered",
+            opened_at=opened,
+            resolved_at=resolved,
+        )
+        found.services.add(service)
+
+    hour = timedelta(hours=1)
+    incident("during", production_release.service, requested - hour)
+    incident("before", production_release.service, requested - 3 * hour, requested - 2 * hour)
+    incident("elsewhere", other_service, requested - hour)
+
+    pack = signed_in(client, auditor).get(json_url(production_release)).json()
+
+    assert [i["external_id"] for i in pack["incidents"]] == ["during"]
+    assert pack["incidents"][0]["status"] == "triggered"
