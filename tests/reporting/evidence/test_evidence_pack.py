@@ -14,6 +14,7 @@ from approvals import services
 from approvals.services.deployments import record_deployment
 from changes.models import Incident
 from governance.authority.services import create_delegation
+from governance.ledger import export
 from governance.ledger import format as ledger_format
 from governance.ledger.services import public_keys
 from governance.models import LedgerEntry, Role
@@ -288,3 +289,13 @@ def test_the_pack_lists_incidents_of_the_service_open_during_the_release(
 
     assert [i["external_id"] for i in pack["incidents"]] == ["during"]
     assert pack["incidents"][0]["status"] == "triggered"
+
+
+def test_each_entry_in_the_pack_is_the_line_of_the_ledger_export(client, full_release, auditor):
+    pack = signed_in(client, auditor).get(json_url(full_release)).json()
+    header, *lines = export.export_lines()
+    exported = {entry["seq"]: entry for entry in map(json.loads, lines)}
+
+    for entry in pack["ledger"]["entries"]:
+        assert entry == exported[entry["seq"]]
+    assert pack["ledger"]["public_keys"] == json.loads(header)["public_keys"]
