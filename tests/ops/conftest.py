@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-# Chromium launch arguments are the browser suite's; the CSP test here drives the same browser.
-from tests.browser.conftest import browser_context_args, browser_type_launch_args  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(Path(sys.executable))
 ENV_EXAMPLE = ROOT / ".env.example"

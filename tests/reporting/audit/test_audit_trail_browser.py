@@ -11,10 +11,6 @@ from playwright.sync_api import Page, expect
 
 from approvals import services
 from tests import factories
-from tests.browser.conftest import (  # noqa: F401  Debian's Chromium, as in tests/browser
-    browser_context_args,
-    browser_type_launch_args,
-)
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -13,7 +13,6 @@ from playwright.sync_api import Page, expect
 from governance.ledger.models import LedgerEntry, LedgerVerification
 
 # Debian's Chromium, as every browser test launches it (fixtures of tests/browser/).
-from tests.browser.conftest import browser_context_args, browser_type_launch_args  # noqa: F401
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
