@@ -23,7 +23,7 @@ from approvals.models import ApprovalRequest, Decision, Deployment, Evidence, Re
 from governance.models import Service, User
 from governance.policy.engine import EvidenceRequirement, Plan
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 500
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FRAMEWORKS = tuple(Service.ComplianceFramework.values)
 
@@ -157,7 +157,7 @@ class ComplianceReport:
         after = None
         while True:
             page = scope if after is None else scope.filter(_after(*after))
-            releases = list(page.select_related(*RELATED)[: self.batch_size])
+            releases = list(page.select_related(*RELATED).only(*RELEASE_FIELDS)[: self.batch_size])
             if not releases:
                 return
             rows = self._rows(releases)
@@ -184,13 +184,26 @@ class ComplianceReport:
         return self._control_labels
 
 
-RELATED = (
-    "service",
-    "environment",
-    "change__author",
-    "approval__withdrawn_by",
-    "requested_by",
-    "triggered_by",
+RELATED = ("service", "environment", "change__author", "approval", "requested_by", "triggered_by")
+# Only what a row shows: a report streams every release of the period, and loading the gate
+# snapshots, descriptions and plans of changes it never prints would cost most of its time.
+RELEASE_FIELDS = (
+    "created_at",
+    "version",
+    "digest",
+    "triggered_by_name",
+    "service__name",
+    "environment__name",
+    "change__ref",
+    "change__type",
+    "change__author__username",
+    "approval__status",
+    "approval__plan",
+    "approval__decided_at",
+    "approval__dual_control",
+    "approval__retro_review",
+    "requested_by__username",
+    "triggered_by__username",
 )
 
 
@@ -208,19 +221,43 @@ class Related:
     emergencies: dict[int, EmergencyException]
 
 
+DECISION_FIELDS = (
+    "request",
+    "verdict",
+    "rationale",
+    "step_up_method",
+    "created_at",
+    "revoked_at",
+    "stage__name",
+    "stage__approvers",
+    "approver__username",
+    "on_behalf_of__username",
+)
+
+
 def _load_related(releases: list[Release]) -> Related:
     """Four queries whatever the batch's size."""
     ids = [release.pk for release in releases]
+    release_of = {r.approval.pk: r.pk for r in releases if _approval(r) is not None}
     decisions = (
-        Decision.all_objects.filter(request__release__in=ids)
-        .select_related("stage", "approver", "on_behalf_of", "request")
+        Decision.all_objects.filter(request__in=release_of)
+        .select_related("stage", "approver", "on_behalf_of")
+        .only(*DECISION_FIELDS)
         .order_by("created_at", "pk")
     )
-    evidence = Evidence.objects.filter(release__in=ids).order_by("created_at", "pk")
-    deployments = Deployment.objects.filter(release__in=ids).order_by("created_at", "pk")
+    evidence = (
+        Evidence.objects.filter(release__in=ids)
+        .only("release", "kind", "status", "summary", "created_at")
+        .order_by("created_at", "pk")
+    )
+    deployments = (
+        Deployment.objects.filter(release__in=ids)
+        .only("release", "status", "approved", "digest", "created_at")
+        .order_by("created_at", "pk")
+    )
     emergencies = EmergencyException.objects.filter(change__in={r.change_id for r in releases})
     return Related(
-        decisions=_grouped(decisions, lambda d: d.request.release_id),
+        decisions=_grouped(decisions, lambda d: release_of[d.request_id]),
         evidence=_grouped(evidence, lambda e: e.release_id),
         deployments=_grouped(deployments, lambda d: d.release_id),
         emergencies={e.change_id: e for e in emergencies},
