@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.db.models import IntegerField, Q, QuerySet, Subquery, Value
 from django.db.models.fields.json import KT
 
@@ -52,20 +53,26 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _payload_names(entries: QuerySet, key: str, slug: str) -> QuerySet:
+    """Entries whose payload[key] is `slug`. On PostgreSQL a ->> expression written as the
+    index is, so the planner uses it; elsewhere (SQLite, `make run`) the portable JSON lookup,
+    since Django compares a text key with a JSON literal there."""
+    if connection.vendor == "postgresql":
+        return entries.alias(**{f"named_{key}": KT(f"payload__{key}")}).filter(
+            **{f"named_{key}": slug}
+        )
+    return entries.filter(**{f"payload__{key}": slug})
+
+
 def ledger_rows(filters: Filters) -> QuerySet:
     """The ledger entries matching `filters`; ordering and the cursor are applied later."""
     if filters.kind == CONFIGURATION:
         return LedgerEntry.objects.none()
     entries = LedgerEntry.objects.all()
-    # ->> expressions, written as the indexes are, so the planner can use them.
     if filters.service:
-        entries = entries.alias(service_slug=KT("payload__service")).filter(
-            service_slug=filters.service.slug
-        )
+        entries = _payload_names(entries, "service", filters.service.slug)
     if filters.environment:
-        entries = entries.alias(environment_slug=KT("payload__environment")).filter(
-            environment_slug=filters.environment.slug
-        )
+        entries = _payload_names(entries, "environment", filters.environment.slug)
     if filters.person:
         entries = entries.filter(actor=filters.person)
     if filters.kind:
@@ -145,7 +152,8 @@ def _naming_rows(naming: tuple, field: str, pk: int, kinds: dict) -> list[tuple[
             LogEntry.objects.filter(
                 content_type_id=kinds[related].pk,
                 action=LogEntry.Action.DELETE,
-                **{f"changes__{field}__contains": [str(pk)]},
+                # The old value, first of [old, new]: an index lookup every database runs.
+                **{f"changes__{field}__0": str(pk)},
             )
             .order_by()
             .values_list("content_type_id", "object_id")
