@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
 MANAGER_TEXT = re.compile(r"^\w+\.\w+\.None$")
-SUMMARY_LENGTH = 240
+SUMMARY_LENGTH = 200
 VALUE_LENGTH = 60
 
 # Ledger subjects "<prefix>:<id>" and the page each one has.
@@ -73,8 +73,13 @@ def _value(value) -> str:
 
 def _ledger_row(entry: dict) -> TrailRow:
     payload = entry["payload"] if isinstance(entry["payload"], dict) else {}
-    # The frozen plan of a request is long and shown on the release page; name it only.
-    parts = [f"{key}: {_value(value)}" for key, value in payload.items() if key != "plan"]
+    # Empty values say nothing, and the frozen plan of a request is long and shown on the
+    # release page: both are left out (the plan is only named).
+    parts = [
+        f"{key}: {_value(value)}"
+        for key, value in payload.items()
+        if key != "plan" and value not in (None, "", [], {})
+    ]
     if "plan" in payload:
         parts.append("plan: frozen onto the request")
     return TrailRow(
