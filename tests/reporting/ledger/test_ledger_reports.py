@@ -505,7 +505,7 @@ def test_the_page_shows_a_running_verification_polling_until_it_finishes(client,
 
     poll = f'hx-get="/reports/ledger/verifications/{run.pk}/" hx-trigger="every 2s"'
     assert poll in page and poll in running
-    assert 'aria-valuenow="25"' in running
+    assert 'value="25"' in running
     assert "50 of 200 entries verified" in running
     assert "disabled" in page.split('data-testid="verify-button"')[1].split(">")[0]
     assert "hx-get" not in finished
