@@ -37,18 +37,7 @@ KINDS = (
     ("gate.transition", 20),
     ("deployment.reported", 10),
 )
-COLUMNS = [
-    "seq",
-    "recorded_at",
-    "kind",
-    "subject",
-    "actor",
-    "payload",
-    "prev_hash",
-    "entry_hash",
-    "key_id",
-    "signature",
-]
+COLUMNS = list(ledger_format.ENTRY_FIELDS)
 Log = Callable[[str], None]
 HEAD_FORWARD_ONLY = "governance.LedgerHead:ledger_head_forward_only"
 

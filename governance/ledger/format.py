@@ -29,6 +29,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 GENESIS_HASH = "0" * 64
+# A stored entry's fields, in the order exports and evidence packs write them.
+ENTRY_FIELDS = (
+    "seq",
+    "recorded_at",
+    "kind",
+    "subject",
+    "actor",
+    "payload",
+    "prev_hash",
+    "entry_hash",
+    "key_id",
+    "signature",
+)
 # The fields of an entry that its hash covers (canonical_bytes' arguments).
 ENTRY_SIGNED_FIELDS = ("seq", "recorded_at", "kind", "subject", "actor", "payload", "prev_hash")
 

@@ -134,13 +134,13 @@ def stored_entries(*, after: int = 0, through: int | None = None) -> Iterator[di
     """Entries after seq `after` (up to `through`) as the dict the verifier expects, streamed
     in keyset-paginated batches."""
     last = after
-    fields = ["seq", "recorded_at", "kind", "subject", "actor", "payload", "prev_hash"]
-    fields += ["entry_hash", "key_id", "signature"]
     entries = LedgerEntry.objects.order_by("seq")
     if through is not None:
         entries = entries.filter(seq__lte=through)
     while True:
-        batch = list(entries.filter(seq__gt=last).values(*fields)[:VERIFY_BATCH])
+        batch = list(
+            entries.filter(seq__gt=last).values(*ledger_format.ENTRY_FIELDS)[:VERIFY_BATCH]
+        )
         if not batch:
             return
         for row in batch:

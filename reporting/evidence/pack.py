@@ -34,20 +34,6 @@ GATE_KINDS = (
     "deployment.unapproved",
 )
 
-# The ledger export's fields, in its order.
-ENTRY_FIELDS = (
-    "seq",
-    "recorded_at",
-    "kind",
-    "subject",
-    "actor",
-    "payload",
-    "prev_hash",
-    "entry_hash",
-    "key_id",
-    "signature",
-)
-
 
 def releases_for_pack(user: User):
     """The releases `user` may see, loaded with everything the pack shows: a fixed number of
@@ -124,13 +110,17 @@ def build_pack(release: Release, *, generated_by: User, now: datetime | None = N
 def ledger_entries(release: Release) -> list[dict]:
     """Every entry about the release and its change, oldest first, as the export writes them."""
     subjects = [f"release:{release.pk}", f"change:{release.change_id}"]
-    rows = LedgerEntry.objects.filter(subject__in=subjects).order_by("seq").values(*ENTRY_FIELDS)
+    rows = (
+        LedgerEntry.objects.filter(subject__in=subjects)
+        .order_by("seq")
+        .values(*ledger_format.ENTRY_FIELDS)
+    )
     return [export_entry(row) for row in rows]
 
 
 def export_entry(row: dict) -> dict:
     """A stored entry as the export and the verifier read it (the time as hashed)."""
-    entry = {name: row[name] for name in ENTRY_FIELDS}
+    entry = {name: row[name] for name in ledger_format.ENTRY_FIELDS}
     entry["recorded_at"] = row["recorded_at"].isoformat(timespec="microseconds")
     return entry
 

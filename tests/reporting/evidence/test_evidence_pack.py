@@ -16,9 +16,9 @@ from changes.models import Incident
 from governance.authority.services import create_delegation
 from governance.ledger import export
 from governance.ledger import format as ledger_format
+from governance.ledger.format import ENTRY_FIELDS
 from governance.ledger.services import public_keys
 from governance.models import LedgerEntry, Role
-from reporting.evidence.pack import ENTRY_FIELDS
 from tests import factories
 from tests.approvals.emergencies.helpers import declare_for
 
