@@ -268,6 +268,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The auditors' exports are plain Django views (streamed files): added to the schema here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "reporting.openapi.add_report_paths",
+    ],
     # Enums used by several components get one stable name each.
     "ENUM_NAME_OVERRIDES": {
         "ChangeLevelEnum": "changes.records.models.ChangeRecord.Level",

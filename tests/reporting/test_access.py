@@ -75,3 +75,23 @@ def test_a_scoped_auditor_is_an_auditor_but_not_of_the_whole_organisation(servic
     factories.grant(person, Role.AUDITOR, service)
     assert holds_auditor_role(person)
     assert not is_organisation_auditor(person)
+
+
+def test_the_api_schema_documents_the_exports(client, administrator):
+    client.force_login(administrator)
+    schema = client.get("/api/schema/?format=json").json()
+
+    for path in (
+        "/reports/compliance.csv",
+        "/reports/compliance.pdf",
+        "/reports/exports/{id}/",
+        "/reports/exports/{id}/download",
+        "/reports/releases/{id}/evidence.json",
+        "/reports/releases/{id}/evidence.pdf",
+        "/reports/ledger.jsonl",
+        "/reports/ledger/public-key.pem",
+        "/reports/ledger/verify_ledger.py",
+    ):
+        assert schema["paths"][path]["get"]["tags"] == ["reports"], path
+    assert {"bearerAuth": []} in schema["paths"]["/reports/ledger.jsonl"]["get"]["security"]
+    assert "cookieAuth" in schema["components"]["securitySchemes"]
