@@ -132,6 +132,16 @@ def _drain(lines) -> tuple[int, int, float]:
     return count, size, time.perf_counter() - started
 
 
+def _drain_lines(chunks) -> tuple[int, int, float]:
+    """(lines, bytes, seconds) of consuming a stream of chunks of whole lines."""
+    count = size = 0
+    started = time.perf_counter()
+    for chunk in chunks:
+        size += len(chunk.encode())
+        count += chunk.count("\n")
+    return count, size, time.perf_counter() - started
+
+
 def _copy(statement: str) -> tuple[int, float]:
     from django.db import connection
 
@@ -172,11 +182,11 @@ def _compliance() -> ExportResult:
 
 
 def _ledger() -> ExportResult:
-    from governance.ledger.export import export_lines
+    from governance.ledger.export import export_chunks, export_lines
 
     _drain(line for _, line in zip(range(2000), export_lines(), strict=False))
     before = _peak_mib()
-    lines, size, seconds = _drain(export_lines())
+    lines, size, seconds = _drain_lines(export_chunks())
     peak = _peak_mib()
     copy_size, copy_seconds = _copy(LEDGER_COPY)
     return ExportResult("ledger", lines - 1, size, seconds, copy_size, copy_seconds, before, peak)

@@ -24,7 +24,7 @@ VERIFIER_PATH = settings.BASE_DIR / "tools" / "verify_ledger.py"
 def ledger_export(request: HttpRequest) -> StreamingHttpResponse:
     """The whole ledger as JSON lines, streamed: a header, then one signed entry a line."""
     response = StreamingHttpResponse(
-        export.export_lines(), content_type="application/x-ndjson; charset=utf-8"
+        export.export_chunks(), content_type="application/x-ndjson; charset=utf-8"
     )
     response["Content-Disposition"] = f"attachment; filename={export.export_file_name()}"
     return response

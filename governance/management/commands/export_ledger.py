@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, output: str | None = None, **options) -> None:
         stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         try:
-            stream.writelines(export.export_lines())
+            stream.writelines(export.export_chunks())
         finally:
             if output:
                 stream.close()

@@ -431,6 +431,7 @@ def test_an_export_cut_below_the_checkpoint_is_shorter_than_the_checkpoint(
     )
 
 
+@pytest.mark.postgres
 def test_a_rewritten_entry_at_the_checkpoint_differs_from_the_checkpoint(
     entries, ledger_checkpoints, pem, verifier, tmp_path
 ):

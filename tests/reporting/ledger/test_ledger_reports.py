@@ -212,7 +212,7 @@ def test_the_export_stops_at_the_head_read_when_it_began(client, auditor, entrie
     with transaction.atomic():
         ledger.append(kind="test.later", subject="test:1", actor="system", payload={})
 
-    rest = [json.loads(chunk) for chunk in chunks]
+    rest = [json.loads(line) for chunk in chunks for line in chunk.decode().splitlines()]
 
     assert header["entries"] == len(entries)
     assert [entry["seq"] for entry in rest] == [e.seq for e in entries]
