@@ -206,3 +206,50 @@ def _verify_batch(items: list[tuple[bytes, bytes, object]]) -> float:
     for body, signature, key in items:
         key.verify(signature, hashlib.sha256(body).digest())
     return time.perf_counter() - started
+
+
+AUDITOR = "bench-auditor"
+
+
+def auditor_paths() -> dict[str, str]:
+    """The auditors' pages, named: the home, the ledger page, and the audit trail unfiltered,
+    filtered by a service and an older page deep in the history (a keyset cursor)."""
+    from governance.models import LedgerEntry
+
+    middle = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    service = (
+        LedgerEntry.objects.filter(kind="decision.recorded")
+        .values_list("payload__service", flat=True)
+        .first()
+    )
+    return {
+        "Reports home `GET /reports/`": "/reports/",
+        "Ledger page `GET /reports/ledger/`": "/reports/ledger/",
+        "Audit trail `GET /reports/audit/`": "/reports/audit/",
+        "Audit trail, one service": f"/reports/audit/?service={service}",
+        "Audit trail, an older page mid-ledger": f"/reports/audit/?older={middle // 2}.*.*",
+    }
+
+
+def measure_auditor_pages(requests: int) -> list[Timing]:
+    """Each auditor page for an organisation-wide auditor; n/a with the error on failure."""
+    from governance.authority.services import grant_role
+    from governance.models import Role
+
+    auditor, created = User.objects.get_or_create(username=AUDITOR)
+    if created:
+        grant_role(user=auditor, role=Role.AUDITOR, reason="benchmark auditor", actor=None)
+    client = Client()
+    client.force_login(auditor)
+    timings = []
+    for name, path in auditor_paths().items():
+        timing = Timing(name)
+        try:
+            for _ in range(min(5, requests)):
+                _timed_get(client, path)
+            timing.samples = [_timed_get(client, path)[0] for _ in range(requests)]
+            timing.queries = [_count_queries(client, path) for _ in range(3)]
+        except Exception as exc:  # report, never crash
+            timing.samples, timing.error = [], f"{type(exc).__name__}: {exc}"[:300]
+        timings.append(timing)
+    return timings

@@ -139,9 +139,13 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     ledger = phases.run("ledger verification", measure.measure_ledger)
     log(f"escalation and reminder sweeps on {sweeps.STAGES:,} overdue stages")
     swept = phases.run("sweeps", sweeps.measure_sweeps)
+    log("auditors' pages (reports home, ledger page, audit trail)")
+    pages = phases.run(
+        "auditor pages", lambda: measure.measure_auditor_pages(min(args.requests, 200))
+    )
     log("streamed exports (compliance CSV, ledger) against COPY, each in a fresh process")
     streamed = phases.run("exports", exports.measure_exports)
-    return api, queue, ledger, swept, streamed
+    return api, queue, ledger, swept, streamed, pages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger, swept, streamed = measure_all(args, org, phases)
+    api, queue, ledger, swept, streamed, pages = measure_all(args, org, phases)
 
     from benchmarks import report
 
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ledger=ledger,
         sweeps=swept,
         exports=streamed,
+        pages=pages,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,

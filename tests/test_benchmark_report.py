@@ -113,3 +113,17 @@ def test_export_rows_compare_with_copy_and_judge_memory():
     assert "the export runs at 0.50 of it (goal ≥ 0.5: met)" in text
     assert "| ... peak RSS growth while streaming | 15.5 MiB | < 50 MB: within budget" in text
     assert "| Ledger export `GET /reports/ledger.jsonl` | n/a | ValueError: boom |" in text
+
+
+def test_auditor_page_rows_show_p95_p50_and_queries():
+    results = bench_results()
+    results.pages = [
+        Timing(name="Audit trail `GET /reports/audit/`", samples=[10.0, 20.0, 30.0], queries=[9]),
+        Timing(name="Ledger page `GET /reports/ledger/`", error="RuntimeError: 500"),
+    ]
+    text = markdown(results, {}, {}, previous="")
+
+    assert (
+        "| Audit trail `GET /reports/audit/` p95 | 29.00 ms | p50 20.00 ms; 9 SQL queries |" in text
+    )
+    assert "| Ledger page `GET /reports/ledger/` p95 | n/a | RuntimeError: 500 |" in text
