@@ -86,6 +86,20 @@ def _flush_past_ledger_protection():
         yield
 
 
+@pytest.fixture
+def eager():
+    """Celery runs tasks in the calling process as they are enqueued (no worker in tests).
+
+    Set on the project's app itself: `celery.current_app` is per thread and may be another
+    (default) app in a thread that never imported config.celery."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path) -> None:
     """Files the app writes (background reports) go to this test's folder, never to var/."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core import mail
+from kombu import pools as kombu_pools
 
 from config.celery import app
 from governance.models import Notification
@@ -39,8 +40,10 @@ def drop_connections() -> None:
 
     Celery has no public call for this; the broker part is what it does after a fork.
     """
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps connection and producer pools in process-wide registries keyed by broker URL:
+    # closing them without clearing the registries would leave a closed pool behind for every
+    # later test that enqueues a task ("Acquire on closed pool").
+    kombu_pools.reset()
     app._after_fork()
     # The result store's client is cached per thread: this thread's is rebuilt from the new URL.
     app._backend_cache = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from celery import current_app
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
+from config.celery import app
 from reporting.models import ReportExport
 from reporting.tasks import compliance_export_task
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
@@ -48,4 +48,4 @@ def test_an_auditor_downloads_a_60_day_pdf_once_the_worker_has_written_it(
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
     assert download.value.suggested_filename.startswith("compliance-sox-")
     # No worker listens on this test run's broker: drop the message the request enqueued.
-    current_app.control.purge()
+    app.control.purge()

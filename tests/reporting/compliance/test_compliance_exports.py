@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-from celery import current_app
 from django.urls import reverse
 
 from reporting.compliance.exports import run_compliance_export
@@ -24,15 +23,6 @@ SIXTY_DAYS = {"framework": "sox", "from": day(-59).isoformat(), "to": day(0).iso
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-@pytest.fixture
-def eager():
-    """Celery runs tasks in the calling process, as CELERY_TASK_ALWAYS_EAGER=1 makes it."""
-    previous = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = True
-    yield
-    current_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

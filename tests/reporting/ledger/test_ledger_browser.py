@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from celery import current_app
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -16,15 +15,6 @@ from governance.ledger.models import LedgerEntry, LedgerVerification
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def eager():
-    """The button's task runs inside the request that enqueues it (no worker in tests)."""
-    previous = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = True
-    yield
-    current_app.conf.task_always_eager = previous
 
 
 def test_an_auditor_watches_a_run_then_verifies_the_ledger_and_downloads_it(

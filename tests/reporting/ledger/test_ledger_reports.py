@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -48,15 +47,6 @@ def scoped_auditor(service):
     user = factories.UserFactory(username="sam")
     factories.grant(user, Role.AUDITOR, service)
     return user
-
-
-@pytest.fixture
-def eager():
-    """Tasks run in the calling process, as soon as they are enqueued."""
-    previous = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = True
-    yield
-    current_app.conf.task_always_eager = previous
 
 
 def signed_in(client, user):
