@@ -214,12 +214,15 @@ AUDITOR = "bench-auditor"
 def auditor_paths() -> dict[str, str]:
     """The auditors' pages, named: the home, the ledger page, and the audit trail unfiltered,
     filtered by a service and an older page deep in the history (a keyset cursor)."""
+    from django.db.models.fields.json import KT
+
     from governance.models import LedgerEntry
 
     middle = LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     service = (
-        LedgerEntry.objects.filter(kind="decision.recorded")
-        .values_list("payload__service", flat=True)
+        LedgerEntry.objects.filter(payload__has_key="service")
+        .order_by("-seq")
+        .values_list(KT("payload__service"), flat=True)
         .first()
     )
     return {

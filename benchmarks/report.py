@@ -290,7 +290,7 @@ measured by `make bench` and rewritten by it on every full run. This file is gen
   inside a transaction rolled back afterwards) and the ledger export, each consumed line by line
   in a fresh process as a response would be, against PostgreSQL's own `COPY ... TO STDOUT` of the
   same rows on the same connection (throughput in bytes per second; goal: at least half of
-  COPY's). Memory: the process's peak RSS before and after the stream (`ru_maxrss`); budget
+  COPY's). Memory: the process's peak RSS (VmHWM) before and after the stream; budget
   < 50 MB of growth (`benchmarks/exports.py`).
 
 Settings are production-like: PostgreSQL, `DEBUG=false` (Django records no queries), real
