@@ -242,7 +242,9 @@ def bench_auditor() -> User:
 
     auditor, _ = User.objects.get_or_create(username=AUDITOR)
     if not auditor_grants().filter(user=auditor, service=None, team=None).exists():
-        grant_role(user=auditor, role=Role.AUDITOR, reason="benchmark auditor", actor=None)
+        grant_role(
+            user=auditor, role=Role.AUDITOR, service=None, reason="benchmark auditor", actor=None
+        )
     return auditor
 
 
