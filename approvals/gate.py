@@ -24,7 +24,9 @@ from changes.freezes.services import freeze_blockers
 from changes.incidents.selectors import incident_hold_reasons
 from changes.models import ChangeRecord
 from governance.models import User
-from governance.policy.engine import EvidenceRequirement, Plan
+from governance.policy.engine import Plan
+from governance.policy.evidence import problem as evidence_problem
+from governance.policy.evidence import snapshot_item
 
 
 @dataclass
@@ -111,7 +113,7 @@ def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, 
             "tool; the policy requires it to be authorised there."
         )
     for requirement in plan.evidence:
-        problem = _evidence_problem(requirement, evidence.get(requirement.kind))
+        problem = evidence_problem(requirement, evidence.get(requirement.kind))
         if problem:
             failures.append(problem)
     return failures
@@ -150,26 +152,6 @@ def emergency_standing(change: ChangeRecord, now: datetime) -> tuple[bool, list[
             "request under a normal change, or declare a new emergency."
         )
     return False, [reason]
-
-
-def _evidence_problem(requirement: EvidenceRequirement, item: dict | None) -> str | None:
-    kind = requirement.kind
-    if item is None:
-        return f"Missing required evidence: {requirement.describe()}."
-    if item["status"] != requirement.status:
-        return (
-            f"Evidence '{kind}' is '{item['status']}'; the policy requires '{requirement.status}'."
-        )
-    if requirement.max_failed is not None:
-        failed = item["failed"]
-        if failed is None:
-            return f"Evidence '{kind}' does not report a 'failed' count; the policy requires one."
-        if failed > requirement.max_failed:
-            return (
-                f"Evidence '{kind}' reports {failed} failed; "
-                f"at most {requirement.max_failed} allowed."
-            )
-    return None
 
 
 def _expiry_reason(approval: ApprovalRequest, now: datetime) -> str | None:
@@ -297,7 +279,7 @@ def _snapshot(approval: ApprovalRequest) -> dict:
         ]
         + _withdrawal(approval),
         "evidence": {
-            item.kind: {"status": item.status, "failed": item.failed_count} for item in evidence
+            item.kind: snapshot_item(item.status, item.summary) for item in evidence
         },
     }
 

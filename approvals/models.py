@@ -11,6 +11,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from changes.models import ChangeRecord
+from governance.policy.evidence import failed_count
 from governance.authority.selectors import auditor_grants
 from governance.models import (
     Delegation,
@@ -215,6 +216,11 @@ class Release(models.Model):
         db_index=True,
         help_text="When a deployment the gate had not approved was last reported (a finding).",
     )
+    standard_change = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The standard change template (policy `standard_changes:` id) it claims.",
+    )
 
     objects = ReleaseQuerySet.as_manager()
 
@@ -271,10 +277,7 @@ class Evidence(models.Model):
     def failed_count(self) -> int | None:
         """The reported number of failures; None when there is no usable count (a boolean or a
         negative number, which older rows may hold, never passes for one)."""
-        value = self.summary.get("failed") if isinstance(self.summary, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return None
-        return value
+        return failed_count(self.summary)
 
 
 class ApprovalRequest(models.Model):
@@ -408,6 +411,9 @@ class ApprovalStage(models.Model):
 
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="stages")
     position = models.PositiveSmallIntegerField()
+    order = models.PositiveSmallIntegerField(
+        default=0, help_text="The policy's `order`: stages with the same order run in parallel."
+    )
     key = models.CharField(max_length=50)
     name = models.CharField(max_length=100)
     approvers = models.CharField(max_length=30, help_text="Approver source from the policy.")
@@ -646,3 +652,25 @@ def _from_db(field: models.Field, value):
 
 # The emergency path's models live in their own concern; Django finds them through this module.
 from approvals.emergencies.models import EmergencyException  # noqa: E402, F401
+
+
+class InfrastructurePlan(models.Model):
+    """The Terraform plan (`terraform show -json`) of a release, summarised for the policy.
+
+    At most one per release: a changed plan is a different artifact and needs a new request.
+    """
+
+    release = models.OneToOneField(
+        Release, on_delete=models.CASCADE, related_name="infrastructure_plan"
+    )
+    format_version = models.CharField(max_length=20)
+    terraform_version = models.CharField(max_length=40, blank=True)
+    sha256 = models.CharField(max_length=71, help_text="sha256:<hex> of the plan's bytes.")
+    summary = models.JSONField(
+        help_text="creates, updates, deletes, replaces, no_ops, sensitive, world_open."
+    )
+    submitted_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    submitted_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Plan of {self.release}"

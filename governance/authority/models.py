@@ -18,8 +18,19 @@ if TYPE_CHECKING:
 from governance.people.models import Team, User
 
 
+class Platform(models.TextChoices):
+    """Where an environment or a target runs; policies see it as `environment.platform`."""
+
+    ON_PREMISES = "on_premises", "On-premises"
+    AWS = "aws", "Amazon Web Services"
+    AZURE = "azure", "Microsoft Azure"
+    GCP = "gcp", "Google Cloud"
+    SAAS = "saas", "SaaS vendor"
+    KUBERNETES = "kubernetes", "Kubernetes cluster"
+
+
 class Environment(models.Model):
-    """A deployment target (dev, staging, production) with its risk class."""
+    """A deployment stage (dev, staging, production) with its risk class."""
 
     class Risk(models.TextChoices):
         LOW = "low", "Low"
@@ -31,12 +42,39 @@ class Environment(models.Model):
     risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.LOW)
     regulated = models.BooleanField(default=False)
     order = models.PositiveSmallIntegerField(default=0, help_text="Position in the promotion path.")
+    platform = models.CharField(
+        max_length=20,
+        choices=Platform.choices,
+        default=Platform.ON_PREMISES,
+        help_text="Where it mainly runs; its targets may add others.",
+    )
 
     class Meta:
         ordering = ["order", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class Target(models.Model):
+    """A place releases to an environment land on: an account, a data centre, a cluster."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="targets")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField()
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    details = models.CharField(
+        max_length=255, blank=True, help_text="Account, region, API address: for people."
+    )
+
+    class Meta:
+        ordering = ["environment", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "slug"], name="unique_target_slug")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_platform_display()})"
 
 
 class ServiceQuerySet(models.QuerySet):
@@ -112,6 +150,11 @@ class Service(models.Model):
     compliance_tags = models.JSONField(
         default=list, blank=True, help_text='Regimes in scope, e.g. ["SOX", "PCI"].'
     )
+    business_function = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The business capability it serves (e.g. payments); SLA rules may name it.",
+    )
     depends_on = models.ManyToManyField(
         "self",
         symmetrical=False,
@@ -129,6 +172,7 @@ class Service(models.Model):
             ("request_release", "Request approval for releases of the service"),
             ("approve_release", "Approve releases of the service"),
             ("cab_approve", "Decide CAB stages"),
+            ("security_approve", "Decide security and privacy stages"),
         ]
 
     def __str__(self) -> str:
@@ -144,6 +188,7 @@ SERVICE_ACTIONS = {
     "request": "request_release",
     "approve": "approve_release",
     "cab": "cab_approve",
+    "security": "security_approve",
 }
 
 
@@ -219,6 +264,7 @@ class Role(models.TextChoices):
     APPROVER = "approver", "Approver"
     RELEASE_MANAGER = "release_manager", "Release manager"
     CAB_MEMBER = "cab_member", "CAB member"
+    SECURITY_APPROVER = "security_approver", "Security / privacy approver"
     AUDITOR = "auditor", "Auditor"
     ADMINISTRATOR = "administrator", "Administrator"
 
@@ -228,6 +274,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.APPROVER: ("view_releases", "approve_release"),
     Role.RELEASE_MANAGER: ("view_releases", "request_release"),
     Role.CAB_MEMBER: ("view_releases", "cab_approve"),
+    Role.SECURITY_APPROVER: ("view_releases", "security_approve"),
     Role.AUDITOR: ("view_releases",),
     Role.ADMINISTRATOR: ("view_releases", "request_release"),
 }

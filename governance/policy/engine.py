@@ -18,6 +18,13 @@ from typing import Any
 import cel
 import yaml
 
+from governance.policy.evidence import (
+    EvidenceError,
+    EvidenceRequirement,
+    merge_requirement,
+    validate_requirement,
+)
+
 # What a `when:` expression may refer to; the approvals app builds this context for a release.
 CONTEXT_VARIABLES = ("release", "service", "environment", "change", "evidence", "incidents")
 APPROVER_SOURCES = {
@@ -56,7 +63,6 @@ TEAM_RULES = {
     "primary": "the primary owning team",
     "each": "one approval from each owning team",
 }
-_EVIDENCE_KEYS = {"kind", "status", "max_failed"}
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.+)")
 
 
@@ -94,20 +100,6 @@ class StageRequirement:
         """How long after opening the stage goes to the CAB (None: never)."""
         hours = self.escalate_hours if self.escalate_hours is not None else self.sla_hours
         return timedelta(hours=hours) if hours else None
-
-
-@dataclass
-class EvidenceRequirement:
-    kind: str
-    status: str
-    max_failed: int | None
-    rules: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        text = f"{self.kind} evidence with status '{self.status}'"
-        if self.max_failed is not None:
-            text += f" and at most {self.max_failed} failed"
-        return text
 
 
 @dataclass
@@ -340,15 +332,10 @@ def _validate_require(require: dict, where: str) -> None:
                 f"{where}: stage '{stage['key']}' teams must be one of {', '.join(TEAM_RULES)}."
             )
     for evidence in require.get("evidence") or []:
-        if not isinstance(evidence, dict) or not evidence.get("kind"):
-            raise PolicyError(f"{where}: each evidence requirement needs a 'kind'.")
-        _reject_unknown(evidence, _EVIDENCE_KEYS, f"{where}, evidence")
-        if evidence.get("max_failed") is not None:
-            _whole_number(
-                evidence["max_failed"],
-                f"{where}, evidence '{evidence['kind']}' max_failed",
-                minimum=0,
-            )
+        try:
+            validate_requirement(evidence, where)
+        except EvidenceError as exc:
+            raise PolicyError(str(exc)) from None
     if require.get("approval_valid_hours") is not None:
         _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
     for flag in _FLAGS:
@@ -404,7 +391,7 @@ def _merge(
     for raw in require.get("stages") or []:
         _merge_stage(stages, raw, rule.id)
     for raw in require.get("evidence") or []:
-        _merge_evidence(evidence, raw, rule.id)
+        merge_requirement(evidence, raw, rule.id)
     valid = require.get("approval_valid_hours")
     if valid is not None:
         plan.approval_valid_hours = min(valid, plan.approval_valid_hours or valid)
@@ -442,21 +429,4 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         hours = [h for h in (getattr(current, name), getattr(incoming, name)) if h is not None]
         setattr(current, name, min(hours) if hours else None)
     current.order = min(current.order, incoming.order)
-    current.rules.append(rule_id)
-
-
-def _merge_evidence(evidence: dict[str, EvidenceRequirement], raw: dict, rule_id: str) -> None:
-    kind = raw["kind"]
-    incoming = EvidenceRequirement(
-        kind=kind,
-        status=raw.get("status", "passed"),
-        max_failed=raw.get("max_failed"),
-        rules=[rule_id],
-    )
-    current = evidence.get(kind)
-    if current is None:
-        evidence[kind] = incoming
-        return
-    limits = [m for m in (current.max_failed, incoming.max_failed) if m is not None]
-    current.max_failed = min(limits) if limits else None
     current.rules.append(rule_id)

@@ -73,6 +73,13 @@ class PolicyProposal(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    loosening = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the change loosens on regulated environments, found by simulation; "
+        "the second administrator must confirm it explicitly.",
+    )
+    loosening_confirmed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-proposed_at"]

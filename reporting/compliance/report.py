@@ -21,7 +21,8 @@ from approvals.emergencies.models import EmergencyException
 from approvals.emergencies.services import policy_emergency_settings
 from approvals.models import ApprovalRequest, Decision, Deployment, Evidence, Release
 from governance.models import Service, User
-from governance.policy.engine import EvidenceRequirement, Plan
+from governance.policy.engine import Plan
+from governance.policy.evidence import EvidenceRequirement
 
 BATCH_SIZE = 500
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
