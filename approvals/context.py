@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from approvals.models import Release
+from approvals.models import InfrastructurePlan, Release
 from changes.incidents.selectors import incident_context
 
 
@@ -38,6 +38,7 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "impact": change.impact,
         },
         "incidents": incident_context(service.pk),
+        "plan": plan_context(release),
         "evidence": {
             kind: {"status": item.status, **_counts(item.summary)} for kind, item in latest.items()
         },
@@ -48,3 +49,25 @@ def _counts(summary: Any) -> dict[str, int]:
     if not isinstance(summary, dict):
         return {}
     return {k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+# What `plan` holds for a release without a Terraform plan: nothing to tighten for.
+NO_PLAN = {
+    "present": False,
+    "creates": 0,
+    "updates": 0,
+    "deletes": 0,
+    "replaces": 0,
+    "no_ops": 0,
+    "sensitive": [],
+    "world_open": [],
+}
+
+
+def plan_context(release: Release) -> dict[str, Any]:
+    """`plan` for policies: the summary of the release's Terraform plan, when one was sent."""
+    try:
+        summary = release.infrastructure_plan.summary
+    except InfrastructurePlan.DoesNotExist:
+        return dict(NO_PLAN)
+    return {**NO_PLAN, **{k: summary[k] for k in NO_PLAN if k in summary}, "present": True}

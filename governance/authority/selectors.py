@@ -22,7 +22,12 @@ from governance.authority.models import (
 from governance.people.models import User
 
 # Policy approver sources → the service permission that grants them.
-SOURCE_ACTIONS = {"service_approvers": "approve", "cab": "cab", "release_managers": "request"}
+SOURCE_ACTIONS = {
+    "service_approvers": "approve",
+    "cab": "cab",
+    "release_managers": "request",
+    "security_approvers": "security",
+}
 # Every approver source a stage may name (the policy engine's APPROVER_SOURCES, which a test
 # keeps equal): the owners come from the catalogue, the others from grants.
 STAGE_SOURCES = ("service_owners", *SOURCE_ACTIONS)

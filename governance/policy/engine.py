@@ -15,26 +15,38 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import cel
 import yaml
 
+from governance.policy.conditions import (
+    CONTEXT_VARIABLES,
+    PolicyError,
+    boolean,
+    child_node,
+    compile_condition,
+    reject_unknown,
+    whole_number,
+)
 from governance.policy.evidence import (
     EvidenceError,
     EvidenceRequirement,
     merge_requirement,
     validate_requirement,
 )
+from governance.policy.standard import standard_templates
 
-# What a `when:` expression may refer to; the approvals app builds this context for a release.
-CONTEXT_VARIABLES = ("release", "service", "environment", "change", "evidence", "incidents")
+__all__ = ["CONTEXT_VARIABLES", "EvidenceRequirement", "PolicyError"]
+
 APPROVER_SOURCES = {
     "service_approvers": "approvers of the service",
     "service_owners": "owners of the service (CMDB)",
     "cab": "CAB members",
     # Added by a soft freeze (changes.freezes), or asked for by a policy.
     "release_managers": "release managers of the service",
+    # HIPAA's privacy/security approver, PCI's security review.
+    "security_approvers": "security and privacy approvers of the service",
 }
-_RULE_KEYS = {"id", "description", "when", "require"}
+_DOCUMENT_KEYS = {"rules", "emergency", "standard_changes", "slas"}
+_RULE_KEYS = {"id", "description", "checkpoint", "when", "require"}
 _REQUIRE_KEYS = {
     "stages",
     "evidence",
@@ -42,7 +54,21 @@ _REQUIRE_KEYS = {
     "dual_control",
     "retro_review",
     "itsm_change",
+    "checks",
+    "sla",
+    "block",
 }
+# Built-in checks a rule may require (`require: checks: [...]`), as its checklist shows them.
+CHECKS = {
+    "distinct_people": "Requester, pipeline trigger, change author and approvers are all "
+    "different people",
+    "change_record": "A change record is linked and still open",
+    "evidence_retained": "Every piece of evidence links to its retained report",
+}
+_SLA_KEYS = {"id", "description", "min_approvers", "due_hours", "escalate_hours", "escalate_to"}
+# Stages an SLA's `min_approvers` raises: those decided by the service's own people.
+_SLA_STAGE_SOURCES = ("service_approvers", "service_owners")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_]+)*)\}")
 # Boolean requirements: any matching rule that sets one turns it on (strictest wins).
 _FLAGS = ("dual_control", "retro_review", "itsm_change")
 _STAGE_KEYS = {
@@ -55,6 +81,7 @@ _STAGE_KEYS = {
     "sla_hours",
     "remind_hours",
     "escalate_hours",
+    "escalate_to",
     "teams",
 }
 # How the owning teams of a shared service decide a stage; the later in this list, the stricter.
@@ -63,11 +90,6 @@ TEAM_RULES = {
     "primary": "the primary owning team",
     "each": "one approval from each owning team",
 }
-_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.+)")
-
-
-class PolicyError(ValueError):
-    """A policy document that cannot be used; the message names the rule and the place."""
 
 
 @dataclass
@@ -85,6 +107,8 @@ class StageRequirement:
     # None: halfway to the SLA, and at the SLA (see `reminder_delay`, `escalation_delay`).
     remind_hours: int | None = None
     escalate_hours: int | None = None
+    # A team (slug) told when the stage escalates, besides the CAB (an SLA names one).
+    escalate_to: str = ""
 
     @property
     def approvers_label(self) -> str:
@@ -113,11 +137,31 @@ class Plan:
     retro_review: bool = False
     # The change must exist in the ITSM tool and be authorised there.
     itsm_change: bool = False
-    matched_rules: list[dict[str, str]] = field(default_factory=list)
+    matched_rules: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Reasons the policy itself blocks the release (`require: block:`), placeholders filled.
+    blocks: list[str] = field(default_factory=list)
+    # Built-in checks (CHECKS keys) to hold at deploy time, with the rules that asked.
+    checks: dict[str, list[str]] = field(default_factory=dict)
+    # Compliance checklists: per checkpoint (SOX, HIPAA, PCI...), the requirements it holds as
+    # {"kind": "stage"|"evidence"|"check", "key": ...}.
+    checkpoints: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    # The SLAs that tightened the stages, with the rule that named each.
+    slas: list[dict[str, Any]] = field(default_factory=list)
+    # Set when a standard change template approved the release (see `standard`).
+    standard_change: dict[str, Any] | None = None
+    # Things a person should know about the plan, e.g. why a standard change did not apply.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stage_groups(self) -> list[list[StageRequirement]]:
+        """The stages in the order they open; stages sharing an `order` open together."""
+        groups: dict[int, list[StageRequirement]] = {}
+        for stage in self.stages:
+            groups.setdefault(stage.order, []).append(stage)
+        return [groups[order] for order in sorted(groups)]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
@@ -130,6 +174,12 @@ class Plan:
             itsm_change=data.get("itsm_change", False),
             matched_rules=data.get("matched_rules", []),
             errors=data.get("errors", []),
+            blocks=data.get("blocks", []),
+            checks=data.get("checks", {}),
+            checkpoints=data.get("checkpoints", {}),
+            slas=data.get("slas", []),
+            standard_change=data.get("standard_change"),
+            notes=data.get("notes", []),
         )
 
 
@@ -174,10 +224,10 @@ def emergency_settings(source: str) -> EmergencySettings:
         return EmergencySettings()
     if not isinstance(raw, dict):
         raise PolicyError("The policy's 'emergency' section must be a mapping.")
-    _reject_unknown(raw, _EMERGENCY_KEYS, "emergency")
+    reject_unknown(raw, _EMERGENCY_KEYS, "emergency")
     for name in ("exception_hours", "post_mortem_hours"):
         if name in raw:
-            _whole_number(raw[name], f"emergency, {name}")
+            whole_number(raw[name], f"emergency, {name}")
     controls = DEFAULT_CONTROLS
     if "controls" in raw:
         controls = tuple(_control(item) for item in raw["controls"] or [])
@@ -194,7 +244,7 @@ def emergency_settings(source: str) -> EmergencySettings:
 def _control(item: Any) -> CompensatingControl:
     if not isinstance(item, dict) or not item.get("key") or not item.get("label"):
         raise PolicyError("emergency, controls: each control needs a 'key' and a 'label'.")
-    _reject_unknown(item, {"key", "label"}, f"emergency, control '{item['key']}'")
+    reject_unknown(item, {"key", "label"}, f"emergency, control '{item['key']}'")
     return CompensatingControl(str(item["key"]), str(item["label"]))
 
 
@@ -205,6 +255,7 @@ class Rule:
     when: str
     require: dict[str, Any]
     program: Any
+    checkpoint: str = ""
 
 
 def checksum(source: str) -> str:
@@ -213,101 +264,118 @@ def checksum(source: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def parse(source: str) -> tuple[Rule, ...]:
-    """Parse and validate a policy document; raise PolicyError naming the rule, line and column."""
+    """Parse and validate a policy document; raise PolicyError naming the rule, line and column.
+
+    Besides each rule on its own, the rules together must make sense: one stage key drawn from
+    one approver source, every SLA named defined, every condition true or false.
+    """
     try:
         root = yaml.compose(source)
         document = yaml.safe_load(source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise PolicyError(
+            f"The policy is not valid YAML: {exc}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"The policy is not valid YAML: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
-        raise PolicyError("The policy must be a mapping with a list under 'rules'.")
-    _reject_unknown(document, {"rules", "emergency"}, "The policy")
+        raise PolicyError("The policy must be a mapping with a list under 'rules'.", line=1)
+    reject_unknown(document, _DOCUMENT_KEYS, "The policy")
     emergency_settings(source)  # refuse a bad emergency section when the policy is parsed
-    rule_nodes = _rule_nodes(root)
+    slas = sla_definitions(source)
+    standard_templates(source)  # likewise the standard change catalogue
+    rule_nodes = _section_items(root, "rules")
     rules, seen = [], set()
     for index, raw in enumerate(document["rules"]):
-        line = rule_nodes[index].start_mark.line + 1 if index < len(rule_nodes) else 0
-        rule = _parse_rule(raw, index, line, _when_line(rule_nodes, index))
-        if rule.id in seen:
-            raise PolicyError(f"Rule '{rule.id}' (line {line}): the id is used twice.")
+        node = rule_nodes[index] if index < len(rule_nodes) else None
+        try:
+            rule = _parse_rule(raw, index, node, source)
+            if rule.id in seen:
+                raise PolicyError(f"Rule '{rule.id}' (line {_line(node)}): the id is used twice.")
+            sla = rule.require.get("sla")
+            if sla is not None and sla not in slas:
+                raise PolicyError(
+                    f"Rule '{rule.id}' (line {_line(node)}): SLA '{sla}' is not defined under "
+                    f"'slas' ({', '.join(slas) or 'none are'})."
+                )
+        except PolicyError as exc:
+            if exc.line is None and node is not None:
+                exc.line, exc.column = node.start_mark.line + 1, node.start_mark.column + 1
+            raise
         seen.add(rule.id)
         rules.append(rule)
+    _check_stage_sources(rules, rule_nodes)
     return tuple(rules)
 
 
-def _rule_nodes(root: yaml.Node | None) -> list[yaml.Node]:
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+def _section_items(root: yaml.Node | None, section: str) -> list[yaml.Node]:
+    """The item nodes of a top-level list (`rules`, `standard_changes`...), for positions."""
     if not isinstance(root, yaml.MappingNode):
         return []
     for key, value in root.value:
-        # `or` would be equivalent: the only other key, `emergency`, is refused unless a mapping.
-        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+        if key.value == section and isinstance(value, yaml.SequenceNode):
             return value.value
     return []
 
 
-def _when_line(rule_nodes: list[yaml.Node], index: int) -> int:
-    node = rule_nodes[index] if index < len(rule_nodes) else None
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value == "when":
-                # A block scalar (`when: >`) starts on the line after its indicator.
-                return value.start_mark.line + 1 + (1 if value.style in ("|", ">") else 0)
-    return 0  # 1 would be equivalent: `_compile` counts from the condition's first line either way
+def _check_stage_sources(rules: list[Rule], nodes: list[yaml.Node]) -> None:
+    """Two rules giving one stage different approver sources: which would decide it? Refused,
+    rather than letting the first silently win."""
+    first: dict[str, tuple[str, str]] = {}
+    for index, rule in enumerate(rules):
+        for stage in rule.require.get("stages") or []:
+            key, source = stage["key"], stage["approvers"]
+            if key in first and first[key][1] != source:
+                other, other_source = first[key]
+                node = nodes[index] if index < len(nodes) else None
+                raise PolicyError(
+                    f"Rule '{rule.id}' (line {_line(node)}): stage '{key}' is drawn from "
+                    f"{source}, but rule '{other}' draws it from {other_source}; one stage has "
+                    "one approver source (use another stage key for the other approvers).",
+                    line=_line(node) or None,
+                    column=node.start_mark.column + 1 if node is not None else None,
+                )
+            first.setdefault(key, (rule.id, source))
 
 
-def _parse_rule(raw: Any, index: int, line: int, when_line: int) -> Rule:
+def _parse_rule(raw: Any, index: int, node: yaml.Node | None, source: str) -> Rule:
+    line = _line(node)
     if not isinstance(raw, dict):
         raise PolicyError(f"Rule {index + 1} (line {line}) must be a mapping.")
     rule_id = str(raw.get("id") or "").strip()
     if not rule_id:
         raise PolicyError(f"Rule {index + 1} (line {line}) needs an 'id'.")
     where = f"Rule '{rule_id}' (line {line})"
-    _reject_unknown(raw, _RULE_KEYS, where)
+    reject_unknown(raw, _RULE_KEYS, where)
     when = raw.get("when", "true")
     # YAML reads a bare `when: true` as a boolean; CEL spells it in lower case.
     when = str(when).lower() if isinstance(when, bool) else str(when).strip()
-    program = _compile(when, where, when_line)
+    program = compile_condition(when, where, child_node(node, "when"), source)
     require = raw.get("require") or {}
     if not isinstance(require, dict):
         raise PolicyError(f"{where}: 'require' must be a mapping.")
-    _reject_unknown(require, _REQUIRE_KEYS, f"{where}, require")
+    reject_unknown(require, _REQUIRE_KEYS, f"{where}, require")
     _validate_require(require, where)
-    return Rule(rule_id, str(raw.get("description", "")), when, require, program)
-
-
-def _compile(when: str, where: str, when_line: int) -> Any:
-    try:
-        program = cel.compile(when)
-    except ValueError as exc:
-        match = _CEL_POSITION.search(str(exc))
-        if match:
-            expr_line, column, message = match.groups()
-            at_line = when_line + int(expr_line) - 1 if when_line else int(expr_line)
-            raise PolicyError(
-                f"{where}: CEL syntax error in 'when' at line {at_line}, column {column}: {message}"
-            ) from None
-        # Unreachable in practice: every cel.compile error seen carries a position.
-        raise PolicyError(f"{where}: CEL error in 'when': {exc}") from None
-    unknown = sorted(set(program.variables()) - set(CONTEXT_VARIABLES))
-    if unknown:
-        raise PolicyError(
-            f"{where}: 'when' uses unknown variable(s) {', '.join(unknown)}; "
-            f"available: {', '.join(CONTEXT_VARIABLES)}."
-        )
-    return program
-
-
-def _reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise PolicyError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}.")
+    checkpoint = raw.get("checkpoint", "")
+    if not isinstance(checkpoint, str):
+        raise PolicyError(f"{where}: 'checkpoint' must be a name such as SOX, HIPAA or PCI.")
+    return Rule(
+        rule_id, str(raw.get("description", "")), when, require, program, checkpoint.strip()
+    )
 
 
 def _validate_require(require: dict, where: str) -> None:
     for stage in require.get("stages") or []:
         if not isinstance(stage, dict):
             raise PolicyError(f"{where}: each stage must be a mapping.")
-        _reject_unknown(stage, _STAGE_KEYS, f"{where}, stage")
+        reject_unknown(stage, _STAGE_KEYS, f"{where}, stage")
         if stage.get("approvers") not in APPROVER_SOURCES:
             raise PolicyError(
                 f"{where}: stage approvers must be one of {', '.join(APPROVER_SOURCES)}."
@@ -315,18 +383,18 @@ def _validate_require(require: dict, where: str) -> None:
         if not stage.get("key"):
             raise PolicyError(f"{where}: each stage needs a 'key'.")
         # The defaults here are only validated, never used: any valid default is equivalent.
-        _whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
-        _whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
+        whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
+        whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
         for hours in ("sla_hours", "remind_hours", "escalate_hours"):
             if stage.get(hours) is not None:
-                _whole_number(stage[hours], f"{where}, stage '{stage['key']}' {hours}")
+                whole_number(stage[hours], f"{where}, stage '{stage['key']}' {hours}")
         remind, escalate = stage.get("remind_hours"), stage.get("escalate_hours")
         if remind is not None and escalate is not None and remind >= escalate:
             raise PolicyError(
                 f"{where}, stage '{stage['key']}': remind_hours must come before escalate_hours."
             )
         # Only validated, never used: a True default would be equally valid.
-        _boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
+        boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
         if stage.get("teams", "any") not in TEAM_RULES:
             raise PolicyError(
                 f"{where}: stage '{stage['key']}' teams must be one of {', '.join(TEAM_RULES)}."
@@ -337,43 +405,109 @@ def _validate_require(require: dict, where: str) -> None:
         except EvidenceError as exc:
             raise PolicyError(str(exc)) from None
     if require.get("approval_valid_hours") is not None:
-        _whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
+        whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
     for flag in _FLAGS:
-        _boolean(require.get(flag, False), f"{where}, {flag}")  # default only validated
+        boolean(require.get(flag, False), f"{where}, {flag}")  # default only validated
+    checks = require.get("checks") or []
+    if not isinstance(checks, list) or any(check not in CHECKS for check in checks):
+        raise PolicyError(f"{where}: checks must be a list of {', '.join(CHECKS)}.")
+    block = require.get("block")
+    if block is not None:
+        if not isinstance(block, str) or not block.strip():
+            raise PolicyError(f"{where}: 'block' must be the reason, in words.")
+        for path in _PLACEHOLDER.findall(block):
+            if path.split(".")[0] not in CONTEXT_VARIABLES:
+                raise PolicyError(f"{where}: 'block' names unknown variable {{{path}}}.")
 
 
-def _boolean(value: Any, where: str) -> None:
-    # YAML reads `no` as False but "no" (quoted) as a truthy string: refuse anything not boolean.
-    if not isinstance(value, bool):
-        raise PolicyError(f"{where} must be true or false, got {value!r}.")
+@dataclass(frozen=True)
+class Sla:
+    """A named service level (`slas:`): what a rule's `require: sla:` applies to every stage."""
+
+    id: str
+    description: str
+    min_approvers: int | None
+    due_hours: int | None
+    escalate_hours: int | None
+    escalate_to: str
+
+    def as_dict(self, rule_id: str) -> dict[str, Any]:
+        return {**asdict(self), "rule": rule_id}
 
 
-def _whole_number(value: Any, where: str, *, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        kind = f"a whole number of at least {minimum}"
-        if minimum == 1:
-            kind = "a positive whole number"
-        raise PolicyError(f"{where} must be {kind}, got {value!r}.")
+@functools.lru_cache(maxsize=64)
+def sla_definitions(source: str) -> dict[str, Sla]:
+    """The `slas:` section of a policy document, by id; PolicyError if malformed."""
+    document = yaml.safe_load(source)
+    raw = document.get("slas") if isinstance(document, dict) else None
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise PolicyError("The policy's 'slas' must be a list.")
+    slas: dict[str, Sla] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not str(item.get("id") or "").strip():
+            raise PolicyError("slas: each SLA needs an 'id'.")
+        where = f"SLA '{item['id']}'"
+        reject_unknown(item, _SLA_KEYS, where)
+        for name in ("min_approvers", "due_hours", "escalate_hours"):
+            if item.get(name) is not None:
+                whole_number(item[name], f"{where}, {name}")
+        escalate_to = item.get("escalate_to", "")
+        if not isinstance(escalate_to, str):
+            raise PolicyError(f"{where}: 'escalate_to' must be a team's slug.")
+        slas[str(item["id"])] = Sla(
+            id=str(item["id"]),
+            description=str(item.get("description", "")),
+            min_approvers=item.get("min_approvers"),
+            due_hours=item.get("due_hours"),
+            escalate_hours=item.get("escalate_hours"),
+            escalate_to=escalate_to,
+        )
+    return slas
 
 
 def evaluate(source: str, context: dict[str, Any]) -> Plan:
-    """Resolve the plan for one release context; a rule failing at run time blocks (fail closed)."""
+    """Resolve the plan for one release context; a rule failing at run time blocks (fail closed).
+
+    Each matched rule is remembered with the context values its condition read (what the
+    release page and the explain endpoint show); a condition that gives anything but true or
+    false blocks too.
+    """
     plan = Plan()
     stages: dict[str, StageRequirement] = {}
     evidence: dict[str, EvidenceRequirement] = {}
+    matched_slas: list[tuple[Sla, str]] = []
+    slas = sla_definitions(source)
     for rule in parse(source):
         try:
-            matched = rule.program.execute(context) is True
+            result = rule.program.execute(context)
         # ArithmeticError: division by zero or overflow in a condition must fail closed too.
         except (ArithmeticError, KeyError, RuntimeError, TypeError, ValueError) as exc:
             plan.errors.append(f"Policy rule '{rule.id}' could not be evaluated: {exc!r}")
             continue
-        if not matched:
+        if not isinstance(result, bool):
+            plan.errors.append(
+                f"Policy rule '{rule.id}' gave {result!r}, not true or false; an administrator "
+                "must fix its condition."
+            )
+            continue
+        if not result:
             continue
         plan.matched_rules.append(
-            {"id": rule.id, "description": rule.description, "when": rule.when}
+            {
+                "id": rule.id,
+                "description": rule.description,
+                "when": rule.when,
+                "values": referenced_values(rule.when, context),
+            }
         )
-        _merge(plan, stages, evidence, rule)
+        _merge(plan, stages, evidence, rule, context)
+        if rule.require.get("sla"):
+            matched_slas.append((slas[rule.require["sla"]], rule.id))
+    for sla, rule_id in matched_slas:
+        _apply_sla(stages.values(), sla, rule_id)
+        plan.slas.append(sla.as_dict(rule_id))
     plan.stages = sorted(stages.values(), key=lambda s: (s.order, s.key))
     plan.evidence = sorted(evidence.values(), key=lambda e: e.kind)
     if not plan.matched_rules and not plan.errors:
@@ -381,22 +515,88 @@ def evaluate(source: str, context: dict[str, Any]) -> Plan:
     return plan
 
 
+def _apply_sla(stages, sla: Sla, rule_id: str) -> None:
+    """More approvers for the service's own stages, shorter due and escalation times for all,
+    and who hears of an escalation: an SLA only ever tightens."""
+    for stage in stages:
+        if sla.min_approvers and stage.approvers in _SLA_STAGE_SOURCES:
+            stage.count = max(stage.count, sla.min_approvers)
+        if sla.due_hours:
+            stage.sla_hours = min(filter(None, (stage.sla_hours, sla.due_hours)))
+        if sla.escalate_hours:
+            stage.escalate_hours = min(filter(None, (stage.escalate_hours, sla.escalate_hours)))
+            if stage.remind_hours is not None and stage.remind_hours >= stage.escalate_hours:
+                stage.remind_hours = None  # halfway to the SLA, as when the policy says nothing
+        if sla.escalate_to and not stage.escalate_to:
+            stage.escalate_to = sla.escalate_to
+        stage.rules.append(f"{rule_id} (SLA {sla.id})")
+
+
+def referenced_values(when: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The context values a condition reads, by dotted path (`plan.deletes`: 1), for people to
+    see why it held. Paths inside string literals are not read; absent ones are left out."""
+    code = _STRING_LITERAL.sub('""', when)
+    values: dict[str, Any] = {}
+    for match in _PATH.finditer(code):
+        path = match.group(0)
+        value: Any = context
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            values[path] = value
+    return values
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PATH = re.compile(r"\b(?:" + "|".join(CONTEXT_VARIABLES) + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
 def _merge(
     plan: Plan,
     stages: dict[str, StageRequirement],
     evidence: dict[str, EvidenceRequirement],
     rule: Rule,
+    context: dict[str, Any],
 ) -> None:
     require = rule.require
+    checklist = plan.checkpoints.setdefault(rule.checkpoint, []) if rule.checkpoint else None
     for raw in require.get("stages") or []:
         _merge_stage(stages, raw, rule.id)
+        _add_item(checklist, "stage", raw["key"])
     for raw in require.get("evidence") or []:
         merge_requirement(evidence, raw, rule.id)
+        _add_item(checklist, "evidence", raw["kind"])
+    for check in require.get("checks") or []:
+        plan.checks.setdefault(check, []).append(rule.id)
+        _add_item(checklist, "check", check)
+    if require.get("itsm_change"):
+        _add_item(checklist, "check", "itsm_change")
+    if require.get("block"):
+        plan.blocks.append(_fill(require["block"], context) + f" (policy rule {rule.id})")
     valid = require.get("approval_valid_hours")
     if valid is not None:
         plan.approval_valid_hours = min(valid, plan.approval_valid_hours or valid)
     for flag in _FLAGS:
         setattr(plan, flag, getattr(plan, flag) or bool(require.get(flag)))
+
+
+def _add_item(checklist: list | None, kind: str, key: str) -> None:
+    if checklist is not None and {"kind": kind, "key": key} not in checklist:
+        checklist.append({"kind": kind, "key": key})
+
+
+def _fill(text: str, context: dict[str, Any]) -> str:
+    """`block:` text with `{plan.world_open}` and the like replaced by the release's values."""
+
+    def value(match: re.Match) -> str:
+        found = referenced_values(match.group(1), context).get(match.group(1))
+        if isinstance(found, list):
+            return ", ".join(map(str, found)) or "none"
+        return str(found) if found is not None else "?"
+
+    return _PLACEHOLDER.sub(value, text)
 
 
 def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -> None:
@@ -413,6 +613,7 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         teams=raw.get("teams", ""),
         remind_hours=raw.get("remind_hours"),
         escalate_hours=raw.get("escalate_hours"),
+        escalate_to=raw.get("escalate_to", ""),
     )
     current = stages.get(key)
     if current is None:
@@ -429,4 +630,5 @@ def _merge_stage(stages: dict[str, StageRequirement], raw: dict, rule_id: str) -
         hours = [h for h in (getattr(current, name), getattr(incoming, name)) if h is not None]
         setattr(current, name, min(hours) if hours else None)
     current.order = min(current.order, incoming.order)
+    current.escalate_to = current.escalate_to or incoming.escalate_to
     current.rules.append(rule_id)

@@ -110,8 +110,9 @@ def test_require_must_be_a_mapping():
     assert str(excinfo.value) == "Rule 'r' (line 2): 'require' must be a mapping."
 
 
-def test_the_plan_explains_each_matched_rule_by_id_description_and_condition():
-    """The release page's "explain" view shows these three, as written in the policy."""
+def test_the_plan_explains_each_matched_rule_by_id_description_condition_and_values():
+    """The release page's "explain" view shows these, as written in the policy, with the
+    context values the condition read."""
     source = rules(
         "  - id: prod\n    description: Production needs care\n"
         '    when: environment.risk == "high"\n',
@@ -125,8 +126,9 @@ def test_the_plan_explains_each_matched_rule_by_id_description_and_condition():
             "id": "prod",
             "description": "Production needs care",
             "when": 'environment.risk == "high"',
+            "values": {"environment.risk": "high"},
         },
-        {"id": "bare", "description": "", "when": "true"},
+        {"id": "bare", "description": "", "when": "true", "values": {}},
     ]
 
 

@@ -244,8 +244,10 @@ def test_broken_cel_is_refused_naming_the_rule_line_and_column():
 
     message = str(excinfo.value)
     assert message.startswith(
-        "Rule 'prod-check' (line 2): CEL syntax error in 'when' at line 3, column 20: "
+        "Rule 'prod-check' (line 2): CEL syntax error in 'when' at line 3, column 30: "
     )
+    # The file's own place: right after `environment.risk ==`, where the condition stops.
+    assert (excinfo.value.line, excinfo.value.column) == (3, 30)
     assert "Syntax error: mismatched input '<EOF>'" in message
 
 
@@ -259,7 +261,7 @@ def test_broken_cel_in_a_multi_line_condition_names_the_yaml_line():
     with pytest.raises(
         PolicyError,
         match=r"^Rule 'two-lines' \(line 4\): CEL syntax error in "
-        r"'when' at line 7, column 18: Syntax error",
+        r"'when' at line 7, column 24: Syntax error",
     ):
         engine.parse(source)
 
@@ -272,7 +274,7 @@ def test_unknown_variable_is_refused():
 
     assert str(excinfo.value) == (
         "Rule 'typo' (line 2): 'when' uses unknown variable(s) enviroment; "
-        "available: release, service, environment, change, evidence, incidents."
+        "available: release, service, environment, change, evidence, incidents, plan."
     )
 
 
@@ -308,7 +310,7 @@ def test_unknown_keys_are_refused(rule, message):
         (
             "stages:\n        - {key: s, approvers: friends}",
             "Rule 'r' (line 2): stage approvers must be one of "
-            "service_approvers, service_owners, cab, release_managers.",
+            "service_approvers, service_owners, cab, release_managers, security_approvers.",
         ),
         (
             "stages:\n        - {key: s, approvers: cab, count: 0}",
