@@ -13,6 +13,7 @@ urlpatterns = [
     path("approvals/", include("approvals.urls")),
     path("cab/", include("approvals.cab.urls")),
     path("governance/", include("governance.urls")),
+    path("policies/editor/", include("approvals.policy_editor.urls")),
     path("changes/", include("changes.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
