@@ -35,15 +35,28 @@ def decision_capacity(
     if refusal:
         return Capacity(blocker=refusal)
     stages = list(approval.stages.all())
-    active = next((s for s in stages if s.status == ApprovalStage.Status.ACTIVE), None)
-    if active is None:
+    # Stages sharing an `order` are open at once: the first, by position, that `user` may
+    # decide (as themselves, else for someone who delegated to them) is theirs to decide.
+    open_stages = [s for s in stages if s.status == ApprovalStage.Status.ACTIVE]
+    if not open_stages:
         return Capacity(blocker="No stage is open for decisions.")
     counted = _people_counted(stages)
-    if _is_eligible(active, user, release):
-        return _own_capacity(approval, active, user, counted)
-    delegated = _delegated_capacity(release, approval, active, user, counted, now)
-    if delegated:
-        return delegated
+    refusals = []
+    for active in open_stages:
+        if _is_eligible(active, user, release):
+            capacity = _own_capacity(approval, active, user, counted)
+            if not capacity.blocker:
+                return capacity
+            refusals.append(capacity)
+    for active in open_stages:
+        delegated = _delegated_capacity(release, approval, active, user, counted, now)
+        if delegated and not delegated.blocker:
+            return delegated
+        if delegated:
+            refusals.append(delegated)
+    if refusals:
+        return refusals[0]
+    names = " or ".join(s.name for s in open_stages)
     waiting = next(
         (
             s
@@ -53,8 +66,8 @@ def decision_capacity(
         None,
     )
     if waiting:
-        return Capacity(blocker=f"{waiting.name} opens after {active.name} is complete.")
-    return Capacity(blocker=f"You are not an eligible approver for {active.name}.")
+        return Capacity(blocker=f"{waiting.name} opens after {names} is complete.")
+    return Capacity(blocker=f"You are not an eligible approver for {names}.")
 
 
 def _request_refusal(

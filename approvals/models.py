@@ -11,7 +11,6 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from changes.models import ChangeRecord
-from governance.policy.evidence import failed_count
 from governance.authority.selectors import auditor_grants
 from governance.models import (
     Delegation,
@@ -23,6 +22,7 @@ from governance.models import (
     holds_everywhere,
 )
 from governance.people.selectors import people_named
+from governance.policy.evidence import failed_count
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 

@@ -98,6 +98,7 @@ def _release_input(data: dict) -> services.ReleaseInput:
         change_type=change["type"],
         change_title=change["title"],
         change_incident=change.get("incident"),
+        standard_change=change.get("template", ""),
         pipeline_provider=pipeline.get("provider", ""),
         pipeline_run_url=pipeline.get("run_url", ""),
         triggered_by=pipeline.get("triggered_by", ""),
@@ -140,7 +141,7 @@ class ReleaseEvidence(APIView):
     @extend_schema(request=s.EvidenceInputSerializer, responses={201: s.GateSerializer})
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, "request", for_write=True)
-        serializer = s.EvidenceInputSerializer(data=request.data)
+        serializer = s.EvidenceInputSerializer(data=request.data, context={"release": release})
         serializer.is_valid(raise_exception=True)
         services.add_evidence(release=release, actor=request.user, **serializer.validated_data)
         return Response(_gate_payload(release.pk), status=status.HTTP_201_CREATED)

@@ -122,9 +122,10 @@ def _apply_decision(
         ApprovalStage.objects.filter(pk=stage.pk).update(
             status=ApprovalStage.Status.REJECTED, completed_at=now
         )
-        approval.stages.filter(status=ApprovalStage.Status.WAITING).update(
-            status=ApprovalStage.Status.CANCELLED
-        )
+        # Waiting stages, and parallel ones still open, end with the request.
+        approval.stages.filter(
+            status__in=[ApprovalStage.Status.WAITING, ApprovalStage.Status.ACTIVE]
+        ).update(status=ApprovalStage.Status.CANCELLED, completed_at=now)
         transition(approval, ApprovalRequest.Status.REJECTED, actor, now)
         return
     count = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,7 +22,10 @@ from governance.authority.selectors import eligible_approvers, may_act
 from governance.ledger import services as ledger
 from governance.models import Environment, Service, User
 from governance.people.selectors import person_named
+from governance.policy import standard
 from governance.policy.engine import Plan, evaluate
+from governance.policy.evidence import merge_requirement, snapshot_item
+from governance.policy.models import PolicyVersion
 from governance.policy.services import active_policy_version
 
 
@@ -44,6 +47,8 @@ class ReleaseInput:
     evidence: tuple[dict, ...] = ()
     planned_at: datetime | None = None
     change_incident: Incident | None = None
+    # The id of the policy's standard change template the change follows, if any.
+    standard_change: str = ""
 
 
 def request_approval(
@@ -129,6 +134,7 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
         pipeline_run_url=data.pipeline_run_url,
         idempotency_key=idempotency_key or None,
         planned_at=data.planned_at,
+        standard_change=data.standard_change,
     )
     for item in data.evidence:
         Evidence.objects.create(release=release, reported_by=actor, **item)
@@ -149,13 +155,7 @@ def stage_people(release: Release, approvers: str, team_rule: str, teams: list) 
 def _create_plan(release: Release, actor: User) -> ApprovalRequest:
     now = timezone.now()
     version = active_policy_version()
-    evidence = list(release.evidence.all())
-    if version is None:
-        plan = Plan(errors=["No active policy; an administrator must publish one."])
-    else:
-        plan = evaluate(version.source, policy_context(release, evidence))
-    # A soft freeze in force adds a release manager's approval to whatever the policy asks.
-    plan = add_freeze_stage(plan, release.service, release.environment, release.change.type, now)
+    plan = resolve_plan(release, version, now)
     if plan.itsm_change:
         require_authorised_change(release.change.ref)  # refused: the whole request rolls back
     approval = ApprovalRequest.objects.create(
@@ -167,14 +167,211 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         requested_at=now,
         expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
     )
+    _create_stages(approval, release, plan.stages, first_position=1)
+    ledger.append(
+        kind="approval.requested",
+        subject=f"release:{release.pk}",
+        actor=actor.username,
+        payload=_request_payload(release, approval, version),
+    )
+    if plan.standard_change:
+        # Approved by the template, not by a person: the ledger names the template and the
+        # policy version that pre-approved it, and the approval's actor is the system.
+        ledger.append(
+            kind="approval.standard_change",
+            subject=f"release:{release.pk}",
+            actor="system",
+            payload={"service": release.service.slug, **plan.standard_change},
+        )
+        actor = None
+    advance(approval, actor, now)
+    follow_change(release, actor)
+    refresh_snapshot(approval)
+    return approval
+
+
+def resolve_plan(release: Release, version: PolicyVersion | None, now: datetime) -> Plan:
+    """The plan the policy gives `release` now: its rules, a standard change template when the
+    release names one whose conditions hold, and a soft freeze's extra stage."""
+    evidence = list(release.evidence.all())
+    if version is None:
+        plan = Plan(errors=["No active policy; an administrator must publish one."])
+    else:
+        context = policy_context(release, evidence)
+        plan = evaluate(version.source, context)
+        if release.standard_change:
+            _apply_standard_change(plan, release, version, context, evidence, now)
+    # A soft freeze in force adds a release manager's approval to whatever the policy asks.
+    return add_freeze_stage(plan, release.service, release.environment, release.change.type, now)
+
+
+def _apply_standard_change(
+    plan: Plan, release: Release, version: PolicyVersion, context: dict, evidence: list, now
+) -> None:
+    """A template whose conditions hold replaces the approval stages (its evidence is still
+    required at deploy time, with everything else the gate checks); otherwise the normal path
+    stands and the plan says why."""
+    latest = {item.kind: snapshot_item(item.status, item.summary) for item in evidence}
+    outcome = standard.assess(version.source, release.standard_change, context, latest, now)
+    if not outcome.applies:
+        plan.notes.append(
+            f"Standard change '{release.standard_change}' does not apply, so the normal "
+            f"approval path does: {'; '.join(outcome.failures)}."
+        )
+        return
+    template = outcome.template
+    plan.stages = []
+    plan.dual_control = False
+    plan.standard_change = {
+        **template.as_dict(),
+        "policy": f"{version.policy.slug}@v{version.number}",
+    }
+    requirements = {requirement.kind: requirement for requirement in plan.evidence}
+    for raw in template.evidence:
+        merge_requirement(requirements, raw, f"standard:{template.id}")
+    plan.evidence = sorted(requirements.values(), key=lambda e: e.kind)
+    plan.matched_rules.append(
+        {
+            "id": f"standard:{template.id}",
+            "description": f"Standard change: {template.name} (owner {template.owner})",
+            "when": template.when,
+            "values": {},
+        }
+    )
+
+
+def replan(release: Release, actor: User, *, reason: str) -> ApprovalRequest:
+    """Plan an open request again after its context changed (a Terraform plan arrived), with
+    the policy version it was planned with: strictest wins against the frozen plan, so new
+    stages are added, counts raised (a completed stage reopens), requirements and blockers
+    added; nothing is ever loosened. An approved request that gains a stage is pending again.
+    Runs inside the caller's transaction."""
+    now = timezone.now()
+    approval = (
+        ApprovalRequest.objects.select_for_update()
+        .select_related("policy_version__policy")
+        .get(release=release)
+    )
+    open_statuses = (ApprovalRequest.Status.PENDING, ApprovalRequest.Status.APPROVED)
+    if approval.status not in open_statuses:
+        raise InvalidTransition(
+            f"This request is {approval.get_status_display().lower()}; request a new release."
+        )
+    current = Plan.from_dict(approval.plan)
+    fresh = resolve_plan(release, approval.policy_version, now)
+    merged, added, raised = tighten(current, fresh)
+    existing = {stage.key: stage for stage in approval.stages.all()}
+    for requirement in raised:
+        stage = existing[requirement.key]
+        fields = {"required_count": max(stage.required_count, requirement.count)}
+        if stage.status == ApprovalStage.Status.APPROVED and stage.approval_count < fields[
+            "required_count"
+        ]:
+            fields.update(status=ApprovalStage.Status.WAITING, completed_at=None)
+        ApprovalStage.objects.filter(pk=stage.pk).update(**fields)
+    _create_stages(approval, release, added, first_position=len(existing) + 1)
+    reopened = added or ApprovalStage.objects.filter(
+        request=approval, status=ApprovalStage.Status.WAITING
+    ).exists()
+    ApprovalRequest.objects.filter(pk=approval.pk).update(
+        plan=merged.to_dict(), dual_control=merged.dual_control
+    )
+    approval.plan, approval.dual_control = merged.to_dict(), merged.dual_control
+    ledger.append(
+        kind="approval.replanned",
+        subject=f"release:{release.pk}",
+        actor=actor.username,
+        payload={
+            "reason": reason,
+            "stages_added": [s.key for s in added],
+            "counts_raised": {s.key: s.count for s in raised},
+            "blocks": merged.blocks,
+            "plan": approval.plan,
+        },
+    )
+    if approval.status == ApprovalRequest.Status.APPROVED and (reopened or merged.blocks):
+        _reopen(approval, actor, now)
+    if approval.status == ApprovalRequest.Status.PENDING:
+        advance(approval, actor, now)
+    refresh_snapshot(approval)
+    return approval
+
+
+def tighten(current: Plan, fresh: Plan) -> tuple[Plan, list, list]:
+    """`current` made at least as strict as `fresh`: (the merged plan, stage requirements to
+    add, stage requirements whose count rose)."""
+    merged = Plan.from_dict(current.to_dict())
+    stages = {stage.key: stage for stage in merged.stages}
+    added, raised = [], []
+    for stage in fresh.stages:
+        mine = stages.get(stage.key)
+        if mine is None:
+            merged.stages.append(stage)
+            added.append(stage)
+        elif stage.count > mine.count:
+            mine.count = stage.count
+            mine.rules = sorted({*mine.rules, *stage.rules})
+            raised.append(mine)
+    evidence = {requirement.kind: requirement for requirement in merged.evidence}
+    for requirement in fresh.evidence:
+        raw = {k: v for k, v in asdict(requirement).items() if k != "rules" and v is not None}
+        for rule_id in requirement.rules:
+            merge_requirement(evidence, raw, rule_id)
+    merged.evidence = sorted(evidence.values(), key=lambda e: e.kind)
+    for name in ("errors", "blocks", "notes"):
+        setattr(merged, name, _union(getattr(merged, name), getattr(fresh, name)))
+    for check, rules in fresh.checks.items():
+        merged.checks[check] = _union(merged.checks.get(check, []), rules)
+    for checkpoint, items in fresh.checkpoints.items():
+        merged.checkpoints[checkpoint] = _union(merged.checkpoints.get(checkpoint, []), items)
+    known = {rule["id"] for rule in merged.matched_rules}
+    merged.matched_rules += [rule for rule in fresh.matched_rules if rule["id"] not in known]
+    merged.slas = _union(merged.slas, fresh.slas)
+    for flag in ("dual_control", "retro_review", "itsm_change"):
+        setattr(merged, flag, getattr(merged, flag) or getattr(fresh, flag))
+    hours = [h for h in (merged.approval_valid_hours, fresh.approval_valid_hours) if h]
+    merged.approval_valid_hours = min(hours) if hours else None
+    if added or raised:
+        merged.standard_change = None  # people decide now: no template approves it any more
+    return merged, added, raised
+
+
+def _union(first: list, second: list) -> list:
+    return first + [item for item in second if item not in first]
+
+
+def _reopen(approval: ApprovalRequest, actor: User, now: datetime) -> None:
+    """An approved request that needs more now waits for decisions again (and may expire)."""
+    expires_at = now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS)
+    ApprovalRequest.objects.filter(pk=approval.pk).update(
+        status=ApprovalRequest.Status.PENDING,
+        decided_at=None,
+        valid_until=None,
+        expires_at=expires_at,
+    )
+    approval.status, approval.expires_at = ApprovalRequest.Status.PENDING, expires_at
+    approval.decided_at = approval.valid_until = None
+    ledger.append(
+        kind="gate.transition",
+        subject=f"release:{approval.release_id}",
+        actor=actor.username,
+        payload={"from": ApprovalRequest.Status.APPROVED, "to": ApprovalRequest.Status.PENDING},
+    )
+    follow_change(approval.release, actor)
+
+
+def _create_stages(
+    approval: ApprovalRequest, release: Release, stages: list, *, first_position: int
+) -> None:
     conflicted = release.conflicted_user_ids()
     teams = release.service.owning_teams()
-    for position, requirement in enumerate(plan.stages, start=1):
+    for position, requirement in enumerate(stages, start=first_position):
         team_rule = requirement.teams if requirement.approvers != "cab" else ""
         each = [t.slug for t in teams] if team_rule == "each" else []
         stage = ApprovalStage.objects.create(
             request=approval,
             position=position,
+            order=requirement.order,
             key=requirement.key,
             name=requirement.name,
             approvers=requirement.approvers,
@@ -188,16 +385,6 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         )
         people = stage_people(release, requirement.approvers, team_rule, teams)
         stage.eligible_approvers.set(people.exclude(pk__in=conflicted))
-    ledger.append(
-        kind="approval.requested",
-        subject=f"release:{release.pk}",
-        actor=actor.username,
-        payload=_request_payload(release, approval, version),
-    )
-    advance(approval, actor, now)
-    follow_change(release, actor)
-    refresh_snapshot(approval)
-    return approval
 
 
 def _request_payload(release: Release, approval: ApprovalRequest, version) -> dict:

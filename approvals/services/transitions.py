@@ -19,15 +19,24 @@ from governance.notifications.services import notify, route
 from governance.policy.engine import Plan
 
 
-def advance(approval: ApprovalRequest, actor: User, now) -> None:
-    """Open the next waiting stage, or approve the request when none is left."""
+def advance(approval: ApprovalRequest, actor: User | None, now) -> None:
+    """Open the next group of waiting stages (those sharing the lowest `order` run in
+    parallel), once no stage is open; approve the request when none is left."""
     plan = Plan.from_dict(approval.plan)
-    stage = approval.stages.filter(status=ApprovalStage.Status.WAITING).order_by("position").first()
-    if stage is not None:
-        _open(stage, plan, now)
-        _announce(approval, stage, now)
+    open_or_waiting = list(
+        approval.stages.filter(
+            status__in=[ApprovalStage.Status.WAITING, ApprovalStage.Status.ACTIVE]
+        ).order_by("order", "position")
+    )
+    if any(stage.status == ApprovalStage.Status.ACTIVE for stage in open_or_waiting):
+        return  # a parallel stage is still open: the group is complete when it is
+    if open_or_waiting:
+        group = [s for s in open_or_waiting if s.order == open_or_waiting[0].order]
+        for stage in group:
+            _open(stage, plan, now)
+            _announce(approval, stage, now)
         return
-    if plan.errors:
+    if plan.errors or plan.blocks:
         return  # Nothing to approve until the policy problem is fixed; the gate says why.
     valid_until = (
         now + timedelta(hours=plan.approval_valid_hours) if plan.approval_valid_hours else None

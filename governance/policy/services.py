@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 
+import yaml
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,17 +22,35 @@ from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
 
 def change_policy(
-    *, policy_obj: Policy, source: str, actor: User, comment: str = ""
+    *,
+    policy_obj: Policy,
+    source: str,
+    actor: User,
+    comment: str = "",
+    loosening: list[str] | None = None,
 ) -> PolicyVersion | PolicyProposal:
-    """Publish `source` now, or propose it when `actor` is governed by the policy themselves."""
+    """Publish `source` now, or propose it for a second administrator: when `actor` is governed
+    by the policy themselves, when it changes the standard change catalogue (pre-approvals are
+    approved by two people), or when it loosens requirements on regulated environments
+    (`loosening`, what simulation found; the second administrator must confirm it)."""
     if not is_administrator(actor):
         raise PermissionDenied("Only administrators change policies.")
-    if not needs_second_administrator(actor):
-        return publish_policy(policy_obj=policy_obj, source=source, actor=actor, comment=comment)
     _validate(source)
+    loosening = [item for item in loosening or [] if item]
+    four_eyes = (
+        needs_second_administrator(actor)
+        or bool(loosening)
+        or changes_standard_changes(policy_obj.source, source)
+    )
+    if not four_eyes:
+        return publish_policy(policy_obj=policy_obj, source=source, actor=actor, comment=comment)
     with transaction.atomic():
         proposal = PolicyProposal.objects.create(
-            policy=policy_obj, source=source, comment=comment, proposed_by=actor
+            policy=policy_obj,
+            source=source,
+            comment=comment,
+            proposed_by=actor,
+            loosening=loosening,
         )
         ledger.append(
             kind="policy.proposed",
@@ -42,9 +61,24 @@ def change_policy(
                 "proposal": proposal.pk,
                 "checksum": policy.checksum(source),
                 "comment": comment,
+                "loosening": loosening,
             },
         )
     return proposal
+
+
+def changes_standard_changes(published: str, draft: str) -> bool:
+    """Whether `draft` adds, removes or alters a standard change template: each one approves
+    releases without anyone deciding, so it is approved by two administrators."""
+    return _catalogue(published) != _catalogue(draft)
+
+
+def _catalogue(source: str) -> object:
+    try:
+        document = yaml.safe_load(source) if source else None
+    except yaml.YAMLError:
+        return None
+    return document.get("standard_changes") if isinstance(document, dict) else None
 
 
 def needs_second_administrator(actor: User) -> bool:
@@ -63,11 +97,24 @@ def _validate(source: str) -> None:
         raise InvalidPolicy(str(exc), fields={"source": [str(exc)]}) from None
 
 
-def approve_proposal(*, proposal: PolicyProposal, actor: User, reason: str = "") -> PolicyVersion:
-    """A second administrator publishes the proposed change."""
+def approve_proposal(
+    *,
+    proposal: PolicyProposal,
+    actor: User,
+    reason: str = "",
+    confirm_loosening: bool = False,
+) -> PolicyVersion:
+    """A second administrator publishes the proposed change; one that loosens requirements on
+    regulated environments needs their explicit `confirm_loosening`."""
     _check_decider(proposal, actor)
     with transaction.atomic():
         locked = _lock_pending(proposal)
+        if locked.loosening and not confirm_loosening:
+            raise PermissionDenied(
+                "This change loosens requirements on regulated environments; confirm the "
+                "loosening explicitly to publish it.",
+                fields={"confirm_loosening": ["Required for a loosening change."]},
+            )
         version = publish_policy(
             policy_obj=locked.policy,
             source=locked.source,
@@ -76,6 +123,18 @@ def approve_proposal(*, proposal: PolicyProposal, actor: User, reason: str = "")
             f"approved by {actor.username})".strip(),
         )
         _close(locked, PolicyProposal.Outcome.APPROVED, actor, reason)
+        if locked.loosening:
+            PolicyProposal.objects.filter(pk=locked.pk).update(loosening_confirmed=True)
+            ledger.append(
+                kind="policy.loosening_confirmed",
+                subject=f"policy:{locked.policy_id}",
+                actor=actor.username,
+                payload={
+                    "proposal": locked.pk,
+                    "version": version.number,
+                    "loosening": locked.loosening,
+                },
+            )
     return version
 
 

@@ -291,8 +291,8 @@ def test_unknown_variable_is_refused():
             "Rule 'r' (line 2), stage: unknown key(s) quorum.",
         ),
         (
-            "    require:\n      evidence:\n        - {kind: tests, min_passed: 5}\n",
-            "Rule 'r' (line 2), evidence: unknown key(s) min_passed.",
+            "    require:\n      evidence:\n        - {kind: tests, at_least: 5}\n",
+            "Rule 'r' (line 2), evidence: unknown key(s) at_least.",
         ),
     ],
     ids=["rule", "require", "stage", "evidence"],
