@@ -15,7 +15,7 @@ exported as one `policy.yaml` imports to the same checksum.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -237,7 +237,11 @@ class Checked:
 
 def check(files: list[PolicyFile], folder: str = "") -> Checked:
     """Combine and validate with the engine; FolderError with `file:line:column` problems."""
-    combined = combine(files)
+    try:
+        combined = combine(files)
+    except FolderError as exc:
+        problems = [replace(p, path=_join(folder, p.path)) for p in exc.problems]
+        raise FolderError(problems) from None
     try:
         rules = engine.parse(combined.source)
     except engine.PolicyError as exc:

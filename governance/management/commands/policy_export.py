@@ -17,6 +17,10 @@ class Command(BaseCommand):
         "the same checksum."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        # `--version N` names the policy version; Django's own --version gives way.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("folder", help="The folder to write (created when missing).")
         parser.add_argument("--policy", help="Policy slug; default: the active policy.")
