@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals.api import views
+from approvals.api import infrastructure, views
 
 app_name = "approvals-api"
 
@@ -22,6 +22,11 @@ urlpatterns = [
         "releases/<int:pk>/request-again/",
         views.ReleaseRequestAgain.as_view(),
         name="release-request-again",
+    ),
+    path(
+        "releases/<int:pk>/iac-plan/",
+        infrastructure.ReleaseInfrastructurePlan.as_view(),
+        name="release-iac-plan",
     ),
     path(
         "releases/<int:pk>/deployments/",
