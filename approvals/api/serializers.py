@@ -8,7 +8,10 @@ from approvals.models import DIGEST_PATTERN, Decision, Deployment, Release
 from changes.models import ChangeRecord, Incident
 from governance.api.parsers import text_problem
 from governance.authority.selectors import may_act
-from governance.models import Environment, Service
+from governance.models import Environment, Service, User
+from governance.people.names import skeletons
+from governance.people.selectors import people_named, person_named
+from governance.policy.evidence import summary_fields, validate_item
 
 MAX_EVIDENCE_ITEMS = 50
 MAX_SUMMARY_KEYS = 50
@@ -16,7 +19,8 @@ MAX_SUMMARY_KEY_LENGTH = 100
 MAX_SUMMARY_TEXT = 500
 # Counts fit PostgreSQL's bigint and every client's 64-bit integer.
 MAX_COUNT = 2**63 - 1
-# Summary keys the gate reads as counts (a policy's `max_failed`).
+# Summary keys read as counts whatever the kind (a policy's `max_failed`); the documented
+# kinds' own fields are checked by governance.policy.evidence.validate_item.
 COUNT_KEYS = frozenset({"failed"})
 _COUNT = "a whole number of 0 or more"
 
@@ -64,11 +68,55 @@ class EvidenceInputSerializer(serializers.Serializer):
     def validate_summary(self, value: dict) -> dict:
         if len(value) > MAX_SUMMARY_KEYS:
             raise serializers.ValidationError(f"At most {MAX_SUMMARY_KEYS} keys.")
-        for key, item in value.items():
-            problem = _summary_problem(str(key), item)
-            if problem:
-                raise serializers.ValidationError(problem)
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        """The summary as its kind defines it (governance.policy.evidence), other keys by the
+        general rules; on the evidence endpoint, a peer review by the release's own people."""
+        kind, summary = attrs["kind"], attrs["summary"]
+        typed = summary_fields(kind)
+        problems = [
+            problem
+            for key, item in summary.items()
+            if str(key) not in typed and (problem := _summary_problem(str(key), item))
+        ]
+        errors = validate_item(kind, attrs["status"], summary)
+        if problems:
+            errors["summary"] = [*problems, *errors.get("summary", [])]
+        if errors:
+            raise serializers.ValidationError(errors)
+        release = self.context.get("release")
+        if release is not None:
+            conflict = _reviewer_conflict(
+                attrs,
+                requester=release.requested_by,
+                triggered=release.triggered_by,
+                triggered_name=release.triggered_by_name,
+            )
+            if conflict:
+                raise serializers.ValidationError({"summary": [conflict]})
+        return attrs
+
+
+def _reviewer_conflict(
+    item: dict, *, requester: User, triggered: User | None, triggered_name: str
+) -> str | None:
+    """Why a peer review cannot count: its reviewer is the requester or whoever triggered the
+    pipeline (the bot's human). Matched like every conflict of interest: case, look-alike
+    characters and e-mail addresses included, and a trigger name that matches nobody too."""
+    reviewer = item["summary"].get("reviewer")
+    if item["kind"] != "peer_review" or not isinstance(reviewer, str):
+        return None
+    names = [requester.username, triggered_name, triggered.username if triggered else ""]
+    keys = set(skeletons(reviewer))
+    same_name = any(keys & set(skeletons(name)) for name in names if name)
+    people = [person.pk for person in (requester, triggered) if person]
+    if same_name or people_named(reviewer).filter(pk__in=people).exists():
+        return (
+            f"'reviewer' must be someone other than the requester and whoever triggered the "
+            f"pipeline; {reviewer} is one of them."
+        )
+    return None
 
 
 def _summary_problem(key: str, item: object) -> str | None:
@@ -152,7 +200,29 @@ class ReleaseRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"change": ['A linked change record is required: {"ref": "CHG..."}.']}
             )
+        self._refuse_own_reviews(attrs, user)
         return attrs
+
+    def _refuse_own_reviews(self, attrs: dict, user: User) -> None:
+        """A peer review by the requester or the pipeline's trigger counts for nothing."""
+        reviews = [
+            (index, item)
+            for index, item in enumerate(attrs.get("evidence") or [])
+            if item["kind"] == "peer_review"
+        ]
+        if not reviews:
+            return
+        name = (attrs.get("pipeline") or {}).get("triggered_by", "")
+        triggered = person_named(name) if name else None
+        errors = {}
+        for index, item in reviews:
+            conflict = _reviewer_conflict(
+                item, requester=user, triggered=triggered, triggered_name=name
+            )
+            if conflict:
+                errors[str(index)] = {"summary": [conflict]}
+        if errors:
+            raise serializers.ValidationError({"evidence": errors})
 
 
 class GateStageSerializer(serializers.Serializer):
