@@ -454,7 +454,8 @@ def _finding_problems(requirement: EvidenceRequirement, item: dict) -> list[str]
             )
         elif value > limit:
             problems.append(
-                f"Evidence '{kind}' reports {value} {severity} findings; at most {limit} allowed."
+                f"Evidence '{kind}' reports {value} {severity} finding{'s' if value != 1 else ''}; "
+                f"at most {limit} allowed."
             )
     return problems
 
