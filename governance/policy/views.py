@@ -43,7 +43,11 @@ def policy_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if request.POST.get("decision") == "approve":
             version = policy_changes.approve_proposal(
-                proposal=proposal, actor=request.user, reason=reason
+                proposal=proposal,
+                actor=request.user,
+                reason=reason,
+                # A loosening change is published only with this box ticked.
+                confirm_loosening=request.POST.get("confirm_loosening") == "yes",
             )
             messages.success(request, f"Published {version}.")
         else:
