@@ -205,19 +205,57 @@ def _evidence_differences(before: Plan, after: Plan) -> list[Difference]:
         for kind in sorted(new.keys() - old.keys())
     ]
     for kind in sorted(old.keys() & new.keys()):
-        was, now = old[kind].max_failed, new[kind].max_failed
-        if was != now:
-            relaxed = now is None or (was is not None and now > was)
-            text = f"evidence '{kind}': at most {_limit(was)} failed → {_limit(now)}"
-            found.append(Difference(text, "looser" if relaxed else "tighter"))
-        if old[kind].status != new[kind].status:
-            text = f"evidence '{kind}': status '{old[kind].status}' → '{new[kind].status}'"
-            found.append(Difference(text))
+        found += _threshold_differences(old[kind], new[kind])
     return found
 
 
-def _limit(max_failed: int | None) -> str:
-    return "any number" if max_failed is None else str(max_failed)
+# Thresholds an evidence requirement may set: (words before, words after, a maximum?).
+THRESHOLDS = {
+    "min_passed": ("at least", " passed", False),
+    "max_failed": ("at most", " failed", True),
+    "max_skipped": ("at most", " skipped", True),
+    "min_coverage": ("coverage of at least", "%", False),
+}
+
+
+def _threshold_differences(old, new) -> list[Difference]:
+    """A threshold relaxed (a higher maximum, a lower minimum, or none) is loosening."""
+    found = []
+    where = f"evidence '{new.kind}'"
+    for name, (before, after, maximum) in THRESHOLDS.items():
+        was, now = getattr(old, name, None), getattr(new, name, None)
+        if was != now:
+            text = f"{where}: {before} {_limit(was)}{after} → {_limit(now)}"
+            found.append(Difference(text, _direction(was, now, maximum)))
+    old_findings = getattr(old, "max_findings", None) or {}
+    new_findings = getattr(new, "max_findings", None) or {}
+    for severity in sorted(old_findings.keys() | new_findings.keys()):
+        was, now = old_findings.get(severity), new_findings.get(severity)
+        if was != now:
+            text = f"{where}: at most {_limit(was)} {severity} findings → {_limit(now)}"
+            found.append(Difference(text, _direction(was, now, True)))
+    if getattr(old, "distinct_reviewer", False) != getattr(new, "distinct_reviewer", False):
+        kept = getattr(new, "distinct_reviewer", False)
+        text = f"{where}: distinct reviewer {'required' if kept else 'no longer required'}"
+        found.append(Difference(text, "tighter" if kept else "looser"))
+    if old.status != new.status:
+        found.append(Difference(f"{where}: status '{old.status}' → '{new.status}'"))
+    return found
+
+
+def _direction(was, now, maximum: bool) -> str:
+    """None is no limit at all; a maximum relaxes upwards, a minimum downwards."""
+    if now is None:
+        return "looser"
+    if was is None:
+        return "tighter"
+    return "looser" if (now > was) == maximum else "tighter"
+
+
+def _limit(value) -> str:
+    if value is None:
+        return "any number"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _control_differences(before: Plan, after: Plan) -> list[Difference]:

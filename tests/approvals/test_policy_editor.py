@@ -353,8 +353,16 @@ def stage(count: int = 2, *, step_up: bool = False, approvers: str = "service_ap
     return StageRequirement("service", "Service", approvers, count, 10, step_up, None)
 
 
-def required_tests(max_failed: int | None = 0) -> EvidenceRequirement:
-    return EvidenceRequirement("tests", "passed", max_failed)
+def required_tests(max_failed: int | None = 0, **thresholds) -> EvidenceRequirement:
+    """Strict unless told otherwise: 100 passed, none failed, reviewed by someone else, no
+    critical finding and two high ones at most."""
+    values = {
+        "min_passed": 100,
+        "max_findings": {"critical": 0, "high": 2},
+        "distinct_reviewer": True,
+        **thresholds,
+    }
+    return EvidenceRequirement("tests", "passed", max_failed, **values)
 
 
 def strict() -> Plan:
@@ -376,10 +384,22 @@ def strict() -> Plan:
         ({"dual_control": False}, "dual control dropped"),
         (
             {"evidence": []},
-            "no longer requires tests evidence with status 'passed' and at most 0 failed",
+            "no longer requires " + required_tests().describe(),
         ),
         ({"evidence": [required_tests(2)]}, "evidence 'tests': at most 0 failed → 2"),
         ({"evidence": [required_tests(None)]}, "evidence 'tests': at most 0 failed → any number"),
+        (
+            {"evidence": [required_tests(min_passed=50)]},
+            "evidence 'tests': at least 100 passed → 50",
+        ),
+        (
+            {"evidence": [required_tests(max_findings={"critical": 0, "high": 3})]},
+            "evidence 'tests': at most 2 high findings → 3",
+        ),
+        (
+            {"evidence": [required_tests(distinct_reviewer=False)]},
+            "evidence 'tests': distinct reviewer no longer required",
+        ),
         ({"approval_valid_hours": 48}, "approval valid for 24 h → 48 h"),
         ({"approval_valid_hours": None}, "approval valid for 24 h → no limit"),
     ],
