@@ -16,13 +16,16 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from approvals import services
+from approvals.context import policy_context
+from approvals.exceptions import InvalidTransition
 from approvals.models import ApprovalRequest, InfrastructurePlan, Release
-from approvals.services.infrastructure import plan_digest
+from approvals.services.infrastructure import SubmittedPlan, plan_digest, submit_plan
 from governance.models import LedgerEntry, Role
 from governance.policy.models import Policy
 from governance.policy.services import publish_policy
 from governance.policy.terraform import MAX_PLAN_BYTES
 from tests import factories
+from tests.approvals.test_concurrency import run_together
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "terraform"
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "governance" / "policy" / "default.yaml"
@@ -215,8 +218,6 @@ def test_the_ledger_records_the_plan(production_release, pipeline_bot, api):
 
 
 def test_the_policy_sees_the_plan(production_release, pipeline_bot, api):
-    from approvals.context import policy_context
-
     post_plan(api(pipeline_bot), production_release, plan("pure_delete.json"))
 
     release = Release.objects.get(pk=production_release.pk)
@@ -522,3 +523,28 @@ def test_other_releases_without_a_plan_show_no_panel(production_release, django_
         html = render_panel(release)
 
     assert html.strip() == ""
+
+
+# --- two pipelines at once ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_plans_at_the_same_time_store_one(production_release, pipeline_bot):
+    def submit(name: str):
+        def call() -> SubmittedPlan:
+            release = Release.objects.for_write().get(pk=production_release.pk)
+            return submit_plan(release=release, actor=pipeline_bot, body=plan(name))
+
+        return call
+
+    results = run_together(submit("harmless.json"), submit("pure_delete.json"))
+
+    assert sorted(type(result).__name__ for result in results) == [
+        "InvalidTransition",
+        "SubmittedPlan",
+    ], results
+    stored = next(result for result in results if isinstance(result, SubmittedPlan)).plan
+    assert list(InfrastructurePlan.objects.values_list("pk", flat=True)) == [stored.pk]
+    assert LedgerEntry.objects.filter(kind="iac.plan_submitted").count() == 1
+    assert any(isinstance(result, InvalidTransition) for result in results)
