@@ -86,7 +86,8 @@ class EvidenceInputSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         release = self.context.get("release")
-        if release is not None:
+        # People are loaded only for a peer review: other evidence must not cost the queries.
+        if release is not None and kind == "peer_review":
             conflict = _reviewer_conflict(
                 attrs,
                 requester=release.requested_by,
