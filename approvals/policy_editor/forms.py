@@ -22,6 +22,7 @@ class SourceForm(forms.Form):
             attrs={
                 "rows": 28,
                 "spellcheck": "false",
+                "wrap": "off",  # YAML lines stay whole; indentation must stay visible
                 "class": "form-control mono",
                 # Validation as you type: the fragment under the editor follows each pause.
                 "hx-post": reverse_lazy("policy_editor:policy_validate"),

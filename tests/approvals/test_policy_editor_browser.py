@@ -1,0 +1,64 @@
+"""An administrator edits the policy in the browser: the draft is validated as it is typed,
+simulated against past releases, and proposed."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from approvals import services
+from governance.models import Policy, Role
+from tests import factories
+from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_type_a_draft_see_it_validated_simulate_it_and_propose_it(
+    page: Page, live_server, org, service, low_tier_service, production, staging, pipeline_bot
+):
+    base = live_server.url
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for target in (service, low_tier_service):
+        for environment in (production, staging):
+            services.request_approval(
+                data=factories.release_input(target, environment, triggered_by="dave"),
+                actor=pipeline_bot,
+            )
+    admin = factories.UserFactory(username="ada", first_name="Ada", is_staff=True)
+    factories.grant(admin, Role.ADMINISTRATOR)
+    published = Policy.objects.get(slug="default").source
+    sign_in(page, base, "ada")
+
+    page.goto(f"{base}/policies/editor/")
+    editor = page.locator("#id_source")
+    expect(editor).to_have_value(published)
+
+    # A typo in a condition: the error and its place appear under the editor.
+    broken = published.replace('environment.risk == "high" &&', 'environment.risk == "high" &', 1)
+    editor.fill(broken)
+    editor.press("End")
+    expect(page.get_by_test_id("validation")).to_contain_text("Line ")
+    expect(page.get_by_test_id("validation")).to_contain_text("CEL syntax error")
+
+    # Fixed, and production now needs three service approvers.
+    draft = published.replace("count: 2", "count: 3", 1)
+    editor.fill(draft)
+    editor.press("End")
+    expect(page.get_by_test_id("validation")).to_contain_text("Valid: 6 rules.")
+
+    page.fill("#id_days", "7")
+    page.get_by_role("button", name="Show diff and simulate").click()
+    expect(page.get_by_test_id("policy-diff")).to_contain_text("+          count: 3")
+    expect(page.get_by_test_id("total-simulated")).to_have_text("4")
+    expect(page.get_by_test_id("total-changed")).to_have_text("2")
+    expect(page.get_by_test_id("total-tightened")).to_have_text("2")
+    expect(page.get_by_test_id("changed-release")).to_have_count(2)
+    expect(page.get_by_test_id("simulation")).to_contain_text("2 → 3 approvals")
+    expect(page.get_by_test_id("loosening")).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "policy-editor-simulation.png"), full_page=True)
+
+    page.fill("#id_comment", "Production needs three approvers")
+    page.get_by_role("button", name="Propose").click()
+    expect(page.locator("body")).to_contain_text("Published Default release policy v2.")
+    assert Policy.objects.get(slug="default").source == draft
