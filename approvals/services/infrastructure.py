@@ -109,8 +109,9 @@ def _check_digest(release: Release, sha256: str) -> None:
     if release.image == PLAN_IMAGE and release.digest != sha256:
         raise InvalidRequest(
             f"This release's artifact is a Terraform plan with digest {release.digest}, but the "
-            f"plan sent has digest {sha256}: send the very plan file the release was requested "
-            "for, or request a new release for this plan."
+            f"plan sent has digest {sha256}: send the exact bytes of the plan file the release "
+            "was requested for (curl --data-binary @plan.json; -d drops its line breaks), or "
+            "request a new release for this plan."
         )
 
 
