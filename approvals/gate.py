@@ -18,6 +18,7 @@ from datetime import datetime
 from django.db import connection, models
 from django.utils import timezone
 
+from approvals import checkpoints
 from approvals.emergencies.models import EmergencyException
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Evidence, Release
 from changes.freezes.services import freeze_blockers
@@ -55,7 +56,7 @@ def evaluate_gate(
     stages = snapshot.get("stages", [])
     result = GateResult(
         status="approved",
-        stages=[{key: stage[key] for key in STAGE_FIELDS} for stage in stages],
+        stages=[_gate_stage(stage, position) for position, stage in enumerate(stages, start=1)],
         digest=release.digest,
     )
     # A withdrawn request is as final as a rejected one; the reason names who withdrew it.
@@ -67,7 +68,7 @@ def evaluate_gate(
         result.status, result.reasons = "expired", [expiry]
         return result
     plan = Plan.from_dict(approval.plan)
-    blockers = precondition_failures(release.change, plan, snapshot.get("evidence", {}))
+    blockers = precondition_failures(release.change, plan, snapshot)
     excepted, outside = emergency_standing(release.change, now)
     blockers += outside
     blockers += incident_hold_reasons(
@@ -99,9 +100,21 @@ def evaluate_gate(
     return result
 
 
-def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, dict]) -> list[str]:
-    """Everything that must hold at deploy time, in words a person can act on."""
-    failures = list(plan.errors)
+def _gate_stage(stage: dict, position: int) -> dict:
+    # Snapshots written before stages had keys and orders ran one stage after another.
+    return {
+        "key": stage.get("key", ""),
+        "order": stage.get("order", position),
+        **{key: stage[key] for key in STAGE_FIELDS},
+    }
+
+
+def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> list[str]:
+    """Everything that must hold at deploy time, in words a person can act on; a requirement
+    on a compliance checklist is named with its checkpoint (e.g. "PCI: ...")."""
+    evidence = snapshot.get("evidence", {})
+    on_lists = checkpoints.labels(plan)
+    failures = [*plan.errors, *plan.blocks]
     if not change.is_approvable:
         failures.append(
             f"Change record {change.ref} is {change.get_state_display().lower()}; "
@@ -112,10 +125,18 @@ def precondition_failures(change: ChangeRecord, plan: Plan, evidence: dict[str, 
             f"Change record {change.ref} is {change.get_state_display().lower()} in the ITSM "
             "tool; the policy requires it to be authorised there."
         )
+    conflicted = set(snapshot.get("conflicted", []))
     for requirement in plan.evidence:
-        problem = evidence_problem(requirement, evidence.get(requirement.kind))
+        problem = evidence_problem(
+            requirement, evidence.get(requirement.kind), conflicted=conflicted
+        )
         if problem:
-            failures.append(problem)
+            failures.append(
+                checkpoints.labelled(problem, on_lists.get(("evidence", requirement.kind), []))
+            )
+    for check, problem in checkpoints.check_problems(plan, snapshot, change).items():
+        if problem:
+            failures.append(checkpoints.labelled(problem, on_lists.get(("check", check), [])))
     return failures
 
 
@@ -253,7 +274,12 @@ def _stages_with_snapshot_data() -> models.QuerySet:
 
 def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
     stages = _stages_with_snapshot_data()
-    return approvals.select_related("withdrawn_by").prefetch_related(
+    return approvals.select_related(
+        "withdrawn_by",
+        "release__requested_by",
+        "release__triggered_by",
+        "release__change__author",
+    ).prefetch_related(
         models.Prefetch("stages", queryset=stages),
         models.Prefetch(
             "release__evidence", queryset=Evidence.objects.order_by("created_at", "pk")
@@ -261,14 +287,36 @@ def _with_snapshot_data(approvals: models.QuerySet) -> models.QuerySet:
     )
 
 
-SNAPSHOT_DECISION_FIELDS = ("stage", "request", "approver", "verdict", "rationale", "created_at")
+SNAPSHOT_DECISION_FIELDS = (
+    "stage",
+    "request",
+    "approver",
+    "on_behalf_of",
+    "verdict",
+    "rationale",
+    "created_at",
+)
 
 
 def _snapshot(approval: ApprovalRequest) -> dict:
-    """Stages with their approvals, rejection reasons and the latest evidence of each kind."""
+    """Stages with their approvals, rejection reasons, the latest evidence of each kind, who
+    may not review the release, and the checks that read decisions and evidence."""
     stages = list(approval.stages.all())
     evidence = approval.release.evidence.all()
+    release = approval.release
+    checks = checkpoints.snapshot_checks(
+        Plan.from_dict(approval.plan), release, list(evidence), stages
+    )
     return {
+        "conflicted": sorted(
+            {
+                person.username
+                for person in (release.requested_by, release.triggered_by, release.change.author)
+                if person is not None
+            }
+            | ({release.triggered_by_name} if release.triggered_by_name else set())
+        ),
+        "checks": checks,
         "stages": [_stage_snapshot(stage) for stage in stages],
         "rejections": [
             f"Rejected by {d.approver.username} at {d.created_at:%Y-%m-%d %H:%M} UTC "
@@ -278,9 +326,7 @@ def _snapshot(approval: ApprovalRequest) -> dict:
             if d.verdict == Decision.Verdict.REJECT
         ]
         + _withdrawal(approval),
-        "evidence": {
-            item.kind: snapshot_item(item.status, item.summary) for item in evidence
-        },
+        "evidence": {item.kind: snapshot_item(item.status, item.summary) for item in evidence},
     }
 
 
@@ -301,6 +347,8 @@ def _stage_snapshot(stage: ApprovalStage) -> dict:
     if missing:
         due += f"; still needs an approval from team(s): {', '.join(missing)}"
     return {
+        "key": stage.key,
+        "order": stage.order,
         "name": stage.name,
         "status": stage.status,
         "required": stage.required_count,

@@ -55,8 +55,22 @@ def test_a_pending_gate_names_who_can_approve(production_release, pipeline):
             f"due {stage.due_at:%Y-%m-%d %H:%M} UTC)."
         ],
         "stages": [
-            {"name": "Service approval", "status": "active", "required": 2, "approvals": []},
-            {"name": "CAB approval", "status": "waiting", "required": 1, "approvals": []},
+            {
+                "key": "service",
+                "order": 10,
+                "name": "Service approval",
+                "status": "active",
+                "required": 2,
+                "approvals": [],
+            },
+            {
+                "key": "cab",
+                "order": 20,
+                "name": "CAB approval",
+                "status": "waiting",
+                "required": 1,
+                "approvals": [],
+            },
         ],
         "digest": production_release.digest,
     }
