@@ -93,6 +93,8 @@ def submit_plan(*, release: Release, actor: User, body: bytes) -> SubmittedPlan:
             plan = _store(release, actor, summary, sha256)
     except IntegrityError:
         # Two submissions raced past the check (SQLite takes no row lock): one plan won.
+        if not InfrastructurePlan.objects.filter(release=release).exists():
+            raise
         raise _already_submitted(same=False) from None
     artifact = "plan" if release.digest == sha256 else "image"
     return SubmittedPlan(plan=plan, artifact=artifact)
