@@ -133,7 +133,11 @@ def recent_releases(days: int, now: datetime | None = None) -> list[Release]:
         .select_related(
             "service__team", "service__vendor", "environment", "change", "infrastructure_plan"
         )
-        .prefetch_related(Prefetch("evidence", queryset=evidence), "service__co_owning_teams")
+        .prefetch_related(
+            Prefetch("evidence", queryset=evidence),
+            "service__co_owning_teams",
+            "environment__targets",
+        )
         .order_by("-created_at", "-pk")[: MAX_RELEASES + 1]
     )
 

@@ -14,7 +14,9 @@ from django.utils import timezone
 from approvals import services
 from approvals.models import Release
 from approvals.policy_editor import simulation
+from benchmarks.policy import BUILT_IN, measure_policy
 from governance.models import LedgerEntry, Policy, PolicyProposal, PolicyVersion, Role
+from governance.policy import engine
 from governance.policy.engine import Plan, StageRequirement
 from governance.policy.evidence import EvidenceRequirement
 from governance.policy.services import publish_policy
@@ -549,3 +551,17 @@ def test_a_bad_proposal_is_refused_with_a_message_and_changes_nothing(
     assert response.status_code == 400
     assert message in response.content.decode()
     assert state() == before
+
+
+# --- the benchmark helper -----------------------------------------------------------------------
+
+
+def test_the_benchmark_measures_parse_evaluation_and_a_simulated_release(history):
+    parse, evaluation, simulated = measure_policy(runs=5)
+
+    rules = len(engine.parse(BUILT_IN.read_text()))
+    assert parse.name == f"Policy parse, built-in policy ({rules} rules, uncached)"
+    assert evaluation.name == f"Policy evaluation, built-in policy ({rules} rules)"
+    assert [len(t.samples) for t in (parse, evaluation, simulated)] == [5, 5, 5]
+    assert all(t.error is None and t.p95 > 0 for t in (parse, evaluation, simulated))
+    assert simulated.queries == [1] * 7  # each release's incidents, nothing else
