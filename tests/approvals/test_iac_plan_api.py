@@ -8,10 +8,12 @@ digest of the plan's bytes.
 from __future__ import annotations
 
 import json
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -31,7 +33,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "terraform"
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "governance" / "policy" / "default.yaml"
 
 # The rule suggested for governance/policy/default.yaml (see the README, "Governing Terraform
-# plans"), tested here as it would be pasted after the last rule.
+# plans"), tested here as one more item of its `rules:`.
 INFRASTRUCTURE_RULE = """
   - id: production-infrastructure-review
     description: >
@@ -407,14 +409,12 @@ def test_a_terraform_plan_release_refuses_another_plan_naming_both_digests(
 
 @pytest.fixture
 def infrastructure_policy(org):
-    """The default policy with the suggested infrastructure rule after its last rule."""
-    source = DEFAULT_POLICY.read_text()
-    marker = "\n# The emergency path"
-    assert marker in source
-    policy = Policy.objects.get(slug="default")
+    """The default policy with the suggested infrastructure rule added to its rules."""
+    document = yaml.safe_load(DEFAULT_POLICY.read_text())
+    document["rules"] += yaml.safe_load(textwrap.dedent(INFRASTRUCTURE_RULE))
     publish_policy(
-        policy_obj=policy,
-        source=source.replace(marker, INFRASTRUCTURE_RULE + marker, 1),
+        policy_obj=Policy.objects.get(slug="default"),
+        source=yaml.safe_dump(document, sort_keys=False),
         actor=None,
         comment="Infrastructure review",
     )
