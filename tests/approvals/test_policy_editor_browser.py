@@ -8,7 +8,9 @@ from playwright.sync_api import Page, expect
 
 from approvals import services
 from governance.models import Policy, Role
+from governance.policy.services import publish_policy
 from tests import factories
+from tests.approvals.test_policy_editor import POLICY, PRODUCTION_THREE
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,25 +29,23 @@ def test_type_a_draft_see_it_validated_simulate_it_and_propose_it(
             )
     admin = factories.UserFactory(username="ada", first_name="Ada", is_staff=True)
     factories.grant(admin, Role.ADMINISTRATOR)
-    published = Policy.objects.get(slug="default").source
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), source=POLICY, actor=None)
     sign_in(page, base, "ada")
 
     page.goto(f"{base}/policies/editor/")
     editor = page.locator("#id_source")
-    expect(editor).to_have_value(published)
+    expect(editor).to_have_value(POLICY)
 
     # A typo in a condition: the error and its place appear under the editor.
-    broken = published.replace('environment.risk == "high" &&', 'environment.risk == "high" &', 1)
-    editor.fill(broken)
+    editor.fill(POLICY.replace('change.type != "emergency"', 'change.type #= "emergency"'))
     editor.press("End")
-    expect(page.get_by_test_id("validation")).to_contain_text("Line ")
+    expect(page.get_by_test_id("validation")).to_contain_text("Line 18, column 22:")
     expect(page.get_by_test_id("validation")).to_contain_text("CEL syntax error")
 
     # Fixed, and production now needs three service approvers.
-    draft = published.replace("count: 2", "count: 3", 1)
-    editor.fill(draft)
+    editor.fill(PRODUCTION_THREE)
     editor.press("End")
-    expect(page.get_by_test_id("validation")).to_contain_text("Valid: 6 rules.")
+    expect(page.get_by_test_id("validation")).to_contain_text("Valid: 3 rules.")
 
     page.fill("#id_days", "7")
     page.get_by_role("button", name="Show diff and simulate").click()
@@ -60,5 +60,5 @@ def test_type_a_draft_see_it_validated_simulate_it_and_propose_it(
 
     page.fill("#id_comment", "Production needs three approvers")
     page.get_by_role("button", name="Propose").click()
-    expect(page.locator("body")).to_contain_text("Published Default release policy v2.")
-    assert Policy.objects.get(slug="default").source == draft
+    expect(page.locator("body")).to_contain_text("Published Default release policy v3.")
+    assert Policy.objects.get(slug="default").source == PRODUCTION_THREE

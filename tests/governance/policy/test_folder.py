@@ -14,6 +14,7 @@ from governance.models import LedgerEntry, Policy, PolicyProposal, PolicyVersion
 from governance.policy import engine
 from governance.policy import folder as policy_folder
 from governance.policy.folder import FolderError, PolicyFile
+from governance.policy.services import publish_policy
 from tests import factories
 
 BASE = """\
@@ -295,19 +296,18 @@ def test_a_governed_administrator_only_proposes(policy_dir, policy, service):
 def test_a_loosening_import_goes_to_a_second_administrator_with_the_loosening(
     policy_dir, org, production_release, platform_admin
 ):
-    # The default policy asks production for two service approvers, then the CAB (tier 1, SOX);
-    # this folder drops the CAB and tests evidence, validity and dual control for production.
+    # Published: this folder with three approvers for production; the folder asks for two.
+    stricter = {**FILES, "20-production.yaml": PRODUCTION.replace("count: 2", "count: 3")}
+    source = policy_folder.combine([PolicyFile(n, t) for n, t in stricter.items()]).source
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), source=source, actor=None)
+
     out = import_folder(policy_dir, "grace")
 
     proposal = PolicyProposal.objects.get()
-    assert Policy.objects.get(slug="default").version == 1  # nothing published
+    assert Policy.objects.get(slug="default").version == 2  # nothing published
     assert proposal.proposed_by == platform_admin
-    assert proposal.loosening == [
-        "Production: approval valid for 72 h → no limit (1 release)",
-        "Production: dual control dropped (1 release)",
-        "Production: no longer requires tests evidence with status 'passed' and at most 0 "
-        "failed (1 release)",
-        "Production: removes stage 'CAB approval' (1 release)",
+    assert proposal.loosening == ["Production: stage 'Service': 3 → 2 approvals (1 release)"]
+    assert out.splitlines() == [
+        f"proposal #{proposal.pk}: waits for a second administrator",
+        "  loosens Production: stage 'Service': 3 → 2 approvals (1 release)",
     ]
-    assert out.splitlines()[0] == f"proposal #{proposal.pk}: waits for a second administrator"
-    assert out.splitlines()[1:] == [f"  loosens {item}" for item in proposal.loosening]
