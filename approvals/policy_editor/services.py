@@ -40,7 +40,11 @@ def propose_policy(
             f"This is {policy_obj.slug} v{policy_obj.version} as published; nothing to propose.",
             fields={"source": ["Unchanged from the published version."]},
         )
-    result = simulator.simulate(draft=source, published=policy_obj.source, days=days)
+    if policy_obj.version:
+        result = simulator.simulate(draft=source, published=policy_obj.source, days=days)
+    else:
+        # A first version loosens nothing: there is no published plan to compare with.
+        result = simulator.Simulation(days, simulated=0, capped=False)
     changed = policy_changes.change_policy(
         policy_obj=policy_obj,
         source=source,

@@ -95,7 +95,7 @@ def _preview(policy_obj: Policy, data: dict) -> dict:
     source = data["source"]
     verdict = presenters.verdict(source)
     preview = {"verdict": verdict, "diff": presenters.diff_lines(policy_obj, source)}
-    if verdict.valid:
+    if verdict.valid and policy_obj.version:
         preview["simulation"] = simulator.simulate(
             draft=source, published=policy_obj.source, days=data["days"]
         )

@@ -473,6 +473,24 @@ def test_a_loosening_draft_goes_to_a_second_administrator_even_from_one_who_appr
     assert "It loosens control on regulated environments." in follow.content.decode()
 
 
+def test_the_first_version_of_a_new_policy_has_nothing_to_compare_with(
+    client, history, administrator
+):
+    Policy.objects.create(name="Payments", slug="payments", source="")
+    signed_in(client, administrator)
+
+    preview = client.post("/policies/editor/payments/", {"source": POLICY, "days": "30"})
+    response = client.post(
+        "/policies/editor/payments/propose/",
+        {"source": POLICY, "days": "30", "comment": "first rules"},
+    )
+
+    assert "simulation" not in preview.context
+    assert "Nothing is published yet" in preview.content.decode()
+    assert response.status_code == 302
+    assert Policy.objects.get(slug="payments").version == 1
+
+
 @pytest.fixture
 def loosening_proposal(client, history, administrator) -> PolicyProposal:
     signed_in(client, administrator).post(
