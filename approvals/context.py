@@ -13,8 +13,17 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
     service, environment, change = release.service, release.environment, release.change
     items = evidence if evidence is not None else list(release.evidence.all())
     latest = {item.kind: item for item in items}
+    targets = [
+        {"slug": target.slug, "platform": target.platform}
+        for target in environment.targets.all()
+    ]
     return {
-        "release": {"version": release.version, "image": release.image, "digest": release.digest},
+        "release": {
+            "version": release.version,
+            "image": release.image,
+            "digest": release.digest,
+            "standard_change": release.standard_change,
+        },
         "service": {
             "slug": service.slug,
             "name": service.name,
@@ -23,12 +32,17 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "team": service.team.slug,
             "teams": [team.slug for team in service.owning_teams()],
             "vendor": service.vendor.slug if service.vendor_id else "",
+            "business_function": service.business_function,
         },
         "environment": {
             "slug": environment.slug,
             "name": environment.name,
             "risk": environment.risk,
             "regulated": environment.regulated,
+            # One rule language whatever the platform: the environment's own, and its targets'.
+            "platform": environment.platform,
+            "platforms": sorted({environment.platform, *(t["platform"] for t in targets)}),
+            "targets": targets,
         },
         "change": {
             "ref": change.ref,

@@ -52,7 +52,13 @@ class ReleaseQuerySet(models.QuerySet):
     def for_page(self) -> ReleaseQuerySet:
         """What the release page shows: the gate's data plus who, where and people's details."""
         return self.select_related(
-            "service__vendor", "environment", "change", "approval", "requested_by", "triggered_by"
+            "service__vendor",
+            "environment",
+            "change",
+            "approval",
+            "requested_by",
+            "triggered_by",
+            "infrastructure_plan",
         ).prefetch_related(
             models.Prefetch(
                 "approval__stages",

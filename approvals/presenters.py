@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from approvals.authority import decision_capacity
+from approvals.checkpoints import Checklist, checklists
 from approvals.gate import GateResult, evaluate_gate
 from approvals.models import ApprovalStage, Decision, Deployment, Release
 from approvals.services import may_withdraw
@@ -85,6 +86,15 @@ class ReleasePage:
     can_request_again: bool = False
     revocable: Decision | None = None
     asked_again: Release | None = None
+    checklists: list[Checklist] = field(default_factory=list)
+
+    @property
+    def stage_groups(self) -> list[list[StageView]]:
+        """Stages in the order they open; those sharing an `order` are open side by side."""
+        groups: dict[int, list[StageView]] = {}
+        for view in self.stages:
+            groups.setdefault(view.stage.order, []).append(view)
+        return [groups[order] for order in sorted(groups)]
 
 
 def person_view(user: User, now: datetime) -> PersonView:
@@ -136,6 +146,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         trigger_alias=_trigger_alias(release),
         can_withdraw=release.approval.status == "pending" and may_withdraw(release, viewer),
         revocable=_revocable(release, stages, viewer),
+        checklists=checklists(plan, release.approval.gate_snapshot or {}, release.change),
         **_again_view(release, viewer),
     )
 

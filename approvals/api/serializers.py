@@ -49,6 +49,20 @@ class ChangeInputSerializer(serializers.Serializer):
         help_text="The Signoff id of the incident this change fixes (an emergency fix for it).",
         error_messages={"does_not_exist": "No incident {pk_value}."},
     )
+    template = serializers.SlugField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="For a standard change: the id of the policy's pre-approved template it follows.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("template") and attrs.get("type") != ChangeRecord.Type.STANDARD:
+            raise serializers.ValidationError(
+                {"template": ["Only a standard change follows a standard change template."]}
+            )
+        return attrs
 
 
 class PipelineSerializer(serializers.Serializer):
@@ -227,6 +241,10 @@ class ReleaseRequestSerializer(serializers.Serializer):
 
 
 class GateStageSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    order = serializers.IntegerField(
+        help_text="Stages with the same order are open at the same time (parallel)."
+    )
     name = serializers.CharField()
     status = serializers.CharField()
     required = serializers.IntegerField()

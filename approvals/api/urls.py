@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals.api import infrastructure, views
+from approvals.api import explain, infrastructure, views
 
 app_name = "approvals-api"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("releases/", views.ReleaseListCreate.as_view(), name="release-list"),
     path("releases/<int:pk>/", views.ReleaseDetail.as_view(), name="release-detail"),
     path("releases/<int:pk>/gate", views.ReleaseGate.as_view(), name="release-gate"),
+    path("releases/<int:pk>/explain", explain.ReleaseExplain.as_view(), name="release-explain"),
     path("releases/<int:pk>/evidence/", views.ReleaseEvidence.as_view(), name="release-evidence"),
     path(
         "releases/<int:pk>/decisions/", views.ReleaseDecisions.as_view(), name="release-decisions"

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from changes.cab.agenda import AgendaEntry, put_on_next_meetings
 from changes.cab.models import AgendaItem
 from governance.authority.selectors import eligible_approvers
 from governance.ledger import services as ledger
-from governance.models import Delegation, Notification, User
+from governance.models import Delegation, Notification, Team, User
 from governance.notifications.services import queue_notifications, route
 
 # Small enough that one transaction's ledger entries stay cheap: each entry moves the ledger's
@@ -143,7 +143,46 @@ def _escalate(stages: list[ApprovalStage], now: datetime, shared: dict) -> None:
         "overdue; CAB members may now decide it",
         reverse("approvals:queue"),
     )
+    _tell_escalation_teams(stages, now)
     refresh_stage_snapshots([stage.pk for stage in stages])
+
+
+def _tell_escalation_teams(stages: list[ApprovalStage], now: datetime) -> None:
+    """An SLA's escalation target: the team it names hears of the overdue stage too (it gains
+    no authority: deciding stays with the stage's approvers and the CAB)."""
+    targets = {stage.pk: _escalation_team(stage) for stage in stages}
+    slugs = {slug for slug in targets.values() if slug}
+    if not slugs:
+        return
+    members: dict[str, list[User]] = defaultdict(list)
+    for team in Team.objects.filter(slug__in=slugs).prefetch_related(
+        Prefetch("members", queryset=User.objects.filter(is_active=True, is_service_account=False))
+    ):
+        members[team.slug] = list(team.members.all())
+    digest = _Digest()
+    for stage in stages:
+        slug = targets[stage.pk]
+        if not slug or not members[slug]:
+            continue
+        release = stage.request.release
+        recipients, reason = route(members[slug], now)
+        digest.add(
+            recipients,
+            f"{stage.name} of {release} is overdue and escalated",
+            reverse("approvals:release_detail", args=[release.pk]),
+            f"your team {slug} is the escalation target of its SLA"
+            + (f"; {reason}" if reason else ""),
+        )
+    digest.send(
+        "Escalated under an SLA",
+        "overdue and escalated; your team is its SLA's escalation target",
+        reverse("approvals:queue"),
+    )
+
+
+def _escalation_team(stage: ApprovalStage) -> str:
+    planned = stage.request.plan.get("stages", [])
+    return next((s.get("escalate_to", "") for s in planned if s.get("key") == stage.key), "")
 
 
 class _Digest:

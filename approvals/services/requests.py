@@ -162,7 +162,8 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         release=release,
         policy_version=version,
         plan=plan.to_dict(),
-        dual_control=plan.dual_control,
+        # SOX's "all distinct" holds at decision time too: one person counts in one stage.
+        dual_control=plan.dual_control or "distinct_people" in plan.checks,
         retro_review=plan.retro_review,
         requested_at=now,
         expires_at=now + timedelta(hours=settings.SIGNOFF_PENDING_TIMEOUT_HOURS),
@@ -273,10 +274,11 @@ def replan(release: Release, actor: User, *, reason: str) -> ApprovalRequest:
     reopened = added or ApprovalStage.objects.filter(
         request=approval, status=ApprovalStage.Status.WAITING
     ).exists()
+    dual_control = merged.dual_control or "distinct_people" in merged.checks
     ApprovalRequest.objects.filter(pk=approval.pk).update(
-        plan=merged.to_dict(), dual_control=merged.dual_control
+        plan=merged.to_dict(), dual_control=dual_control
     )
-    approval.plan, approval.dual_control = merged.to_dict(), merged.dual_control
+    approval.plan, approval.dual_control = merged.to_dict(), dual_control
     ledger.append(
         kind="approval.replanned",
         subject=f"release:{release.pk}",
@@ -391,6 +393,7 @@ def _request_payload(release: Release, approval: ApprovalRequest, version) -> di
     return {
         "service": release.service.slug,
         "environment": release.environment.slug,
+        "platform": release.environment.platform,
         "version": release.version,
         "image": release.image,
         "digest": release.digest,

@@ -23,6 +23,8 @@ CONTEXT_VARIABLES = (
     "plan",
 )
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.+)")
+# The variable a comprehension macro binds: `xs.exists(x, ...)`, `xs.all(x, ...)`...
+_MACRO_VARIABLE = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 
 
 class PolicyError(ValueError):
@@ -66,7 +68,8 @@ def compile_condition(when: str, where: str, node: yaml.Node | None, source: str
             line=line,
             column=column,
         ) from None
-    unknown = sorted(set(program.variables()) - set(CONTEXT_VARIABLES))
+    bound = set(_MACRO_VARIABLE.findall(when))  # `list.exists(p, ...)` binds p
+    unknown = sorted(set(program.variables()) - set(CONTEXT_VARIABLES) - bound)
     if unknown:
         raise PolicyError(
             f"{where}: 'when' uses unknown variable(s) {', '.join(unknown)}; "

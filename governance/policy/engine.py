@@ -63,7 +63,8 @@ CHECKS = {
     "distinct_people": "Requester, pipeline trigger, change author and approvers are all "
     "different people",
     "change_record": "A change record is linked and still open",
-    "evidence_retained": "Every piece of evidence links to its retained report",
+    "evidence_retained": "Evidence is attached and retained with the release (never edited; "
+    "exported in its evidence pack)",
 }
 _SLA_KEYS = {"id", "description", "min_approvers", "due_hours", "escalate_hours", "escalate_to"}
 # Stages an SLA's `min_approvers` raises: those decided by the service's own people.

@@ -68,17 +68,21 @@ def change_policy(
 
 
 def changes_standard_changes(published: str, draft: str) -> bool:
-    """Whether `draft` adds, removes or alters a standard change template: each one approves
-    releases without anyone deciding, so it is approved by two administrators."""
-    return _catalogue(published) != _catalogue(draft)
+    """Whether `draft` adds or alters a standard change template: each one approves releases
+    without anyone deciding, so two administrators approve it. Removing one only tightens."""
+    before = _catalogue(published)
+    return any(before.get(key) != template for key, template in _catalogue(draft).items())
 
 
-def _catalogue(source: str) -> object:
+def _catalogue(source: str) -> dict:
     try:
         document = yaml.safe_load(source) if source else None
     except yaml.YAMLError:
-        return None
-    return document.get("standard_changes") if isinstance(document, dict) else None
+        return {}
+    templates = document.get("standard_changes") if isinstance(document, dict) else None
+    if not isinstance(templates, list):
+        return {}
+    return {str(t.get("id")): t for t in templates if isinstance(t, dict)}
 
 
 def needs_second_administrator(actor: User) -> bool:

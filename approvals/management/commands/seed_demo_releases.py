@@ -14,8 +14,36 @@ from approvals import services
 from approvals.models import ApprovalRequest, Release
 from governance.models import Environment, Service, User
 
-PASSED = {"kind": "tests", "status": "passed", "summary": {"passed": 812, "failed": 0}}
-SCAN = {"kind": "security-scan", "status": "passed", "summary": {"critical": 0, "high": 0}}
+PASSED = {
+    "kind": "tests",
+    "status": "passed",
+    "summary": {"passed": 812, "failed": 0, "skipped": 3},
+}
+SCAN = {
+    "kind": "security_scan",
+    "status": "passed",
+    "summary": {"critical": 0, "high": 0, "medium": 2, "low": 7, "tool": "trivy"},
+}
+COVERAGE = {"kind": "coverage", "status": "passed", "summary": {"percent": 86.4}}
+# What every release carries, and what the built-in policy's checklists ask of some services:
+# payments (PCI, business-critical) report coverage and a peer review by someone other than
+# the requester.
+EVIDENCE = {
+    "payments-api": (PASSED, SCAN, COVERAGE),
+    "payments-ledger": (PASSED, SCAN, COVERAGE),
+}
+
+
+def peer_review(service: str, version: str, reviewer: str) -> dict:
+    return {
+        "kind": "peer_review",
+        "status": "passed",
+        "summary": {
+            "url": f"https://gitlab.example.com/{service}/-/merge_requests/{version}",
+            "reviewer": reviewer,
+        },
+    }
+
 
 # key, service, environment, version, change (ref, type, title), triggered by, decisions, outcome
 DEMO = [
@@ -47,8 +75,10 @@ DEMO = [
         ("CHG0031301", "normal", "Faster SEPA settlement batching"),
         "dave",
         [
+            ("sam", "approve", "PCI scope unchanged; scan clean, no new card data flows."),
             ("alice", "approve", "Load test at 3x peak is clean; rollback plan attached."),
             ("bob", "approve", "Reviewed the settlement diff and the migration; fine."),
+            ("frank", "approve", "Reconciliation report matches the ledger to the cent."),
             ("carol", "approve", "CAB: low customer impact, outside month-end window."),
         ],
         "deployed",
@@ -135,6 +165,18 @@ DEMO = [
         None,
     ),
     (
+        # A standard change: approved by the policy's template when its conditions hold
+        # (Monday to Thursday, 09:00-16:00 London), else the normal path says why.
+        "demo-web-content-stg",
+        "web-frontend",
+        "staging",
+        "content-2026.12",
+        ("CHG0031360", "standard", "Holiday banner and copy"),
+        "ivan",
+        [],
+        None,
+    ),
+    (
         "demo-payroll-2026-11-prod",
         "payroll-saas",
         "production",
@@ -194,7 +236,13 @@ class Command(BaseCommand):
             pipeline_run_url=f"https://gitlab.example.com/{slug}/{service}/-/pipelines/"
             f"{zlib.crc32(key.encode()) % 90000 + 10000}",
             triggered_by=trigger,
-            evidence=(PASSED, SCAN),
+            evidence=(
+                *EVIDENCE.get(service, (PASSED, SCAN)),
+                *((peer_review(service, version, "alice"),) if service == "payments-api" else ()),
+            ),
+            standard_change="web-copy-refresh"
+            if change_type == "standard" and env != "dev"
+            else "",
             # Vendor releases announce when they go out; this one gives only a day's notice.
             planned_at=timezone.now() + timedelta(hours=24) if service == "payroll-saas" else None,
         )

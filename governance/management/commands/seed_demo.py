@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance.authority.models import Environment, Role, Service
+from governance.authority.models import Environment, Platform, Role, Service, Target
 from governance.authority.services import grant_role
 from governance.catalogue.models import Vendor
 from governance.people.models import Team, User
@@ -31,6 +31,7 @@ PEOPLE = [
     ("carol", "Carol", "Singh", "change-advisory", "Europe/London", (9, 17)),
     ("trent", "Trent", "Walker", "change-advisory", "America/Chicago", (8, 16)),
     ("erin", "Erin", "Kowalski", "risk-audit", "Europe/Warsaw", (9, 17)),
+    ("sam", "Sam", "Osei", "security", "Europe/Dublin", (8, 17)),
     ("admin", "Ada", "Admin", "platform", "UTC", (0, 24)),
 ]
 
@@ -40,6 +41,7 @@ TEAMS = [
     ("platform", "Platform Engineering"),
     ("change-advisory", "Change Advisory Board"),
     ("risk-audit", "Risk & Internal Audit"),
+    ("security", "Security & Privacy"),
 ]
 
 SERVICES = [
@@ -116,10 +118,22 @@ VENDORS = [
 ]
 
 ENVIRONMENTS = [
-    ("dev", "Development", Environment.Risk.LOW, False, 1),
-    ("staging", "Staging", Environment.Risk.MEDIUM, False, 2),
-    ("production", "Production", Environment.Risk.HIGH, True, 3),
+    # slug, name, risk, regulated, order, platform
+    ("dev", "Development", Environment.Risk.LOW, False, 1, Platform.ON_PREMISES),
+    ("staging", "Staging", Environment.Risk.MEDIUM, False, 2, Platform.KUBERNETES),
+    ("production", "Production", Environment.Risk.HIGH, True, 3, Platform.KUBERNETES),
 ]
+
+TARGETS = [
+    # environment, slug, name, platform, details
+    ("staging", "stg-eu-west-1", "Staging cluster (eu-west-1)", Platform.KUBERNETES, "EKS 1.30"),
+    ("production", "prd-eu-west-1", "Production cluster (eu-west-1)", Platform.KUBERNETES, "EKS"),
+    ("production", "prd-aws", "Payments AWS account", Platform.AWS, "account 4417-…-0093"),
+    ("production", "acme-payroll", "Acme Payroll (vendor)", Platform.SAAS, "vendor-run"),
+]
+
+# Business functions SLA rules name (the built-in policy's business-critical SLA: payments).
+BUSINESS_FUNCTIONS = {"payments-api": "payments", "payments-ledger": "payments"}
 
 ROLES = [
     # username, role, service slug or None for every service
@@ -128,6 +142,8 @@ ROLES = [
     ("bob", Role.APPROVER, "payments-api"),
     ("bob", Role.APPROVER, "payments-ledger"),
     ("frank", Role.APPROVER, "payments-ledger"),
+    ("frank", Role.APPROVER, "payments-api"),
+    ("sam", Role.SECURITY_APPROVER, None),
     ("dave", Role.RELEASE_MANAGER, "payments-api"),
     ("dave", Role.RELEASE_MANAGER, "payments-ledger"),
     ("grace", Role.APPROVER, "web-frontend"),
@@ -204,10 +220,22 @@ class Command(BaseCommand):
         return people
 
     def _environments(self) -> None:
-        for slug, name, risk, regulated, order in ENVIRONMENTS:
+        for slug, name, risk, regulated, order, platform in ENVIRONMENTS:
             Environment.objects.get_or_create(
                 slug=slug,
-                defaults={"name": name, "risk": risk, "regulated": regulated, "order": order},
+                defaults={
+                    "name": name,
+                    "risk": risk,
+                    "regulated": regulated,
+                    "order": order,
+                    "platform": platform,
+                },
+            )
+        for environment, slug, name, platform, details in TARGETS:
+            Target.objects.get_or_create(
+                environment=Environment.objects.get(slug=environment),
+                slug=slug,
+                defaults={"name": name, "platform": platform, "details": details},
             )
 
     def _services(self, teams: dict[str, Team], people: dict[str, User]) -> None:
@@ -220,6 +248,7 @@ class Command(BaseCommand):
                     "team": teams[team],
                     "compliance_tags": tags,
                     "description": description,
+                    "business_function": BUSINESS_FUNCTIONS.get(slug, ""),
                 },
             )
             if created:
