@@ -191,10 +191,20 @@ def _stage_change(old, new) -> list[Difference]:
     if new.approvers != old.approvers:
         text = f"{name}: approvers {old.approvers_label} → {new.approvers_label}"
         found.append(Difference(text))
+    if new.teams != old.teams:
+        # "" (nothing said) < any < primary < each owning team: the later, the stricter.
+        order = ["", *engine.TEAM_RULES]
+        stricter = order.index(new.teams) > order.index(old.teams)
+        text = f"{name}: owning teams {_teams(old.teams)} → {_teams(new.teams)}"
+        found.append(Difference(text, "tighter" if stricter else "looser"))
     if new.step_up != old.step_up:
         text = f"{name}: step-up {'required' if new.step_up else 'no longer required'}"
         found.append(Difference(text, "tighter" if new.step_up else "looser"))
     return found
+
+
+def _teams(rule: str) -> str:
+    return engine.TEAM_RULES.get(rule, "not named")
 
 
 def _evidence_differences(before: Plan, after: Plan) -> list[Difference]:

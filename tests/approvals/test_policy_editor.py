@@ -351,8 +351,10 @@ def test_the_simulation_is_capped_at_the_latest_releases(history, monkeypatch):
 # --- comparing plans ----------------------------------------------------------------------------
 
 
-def stage(count: int = 2, *, step_up: bool = False, approvers: str = "service_approvers"):
-    return StageRequirement("service", "Service", approvers, count, 10, step_up, None)
+def stage(
+    count: int = 2, *, step_up: bool = True, approvers: str = "service_approvers", teams="each"
+):
+    return StageRequirement("service", "Service", approvers, count, 10, step_up, None, teams=teams)
 
 
 def required_tests(max_failed: int | None = 0, **thresholds) -> EvidenceRequirement:
@@ -369,7 +371,7 @@ def required_tests(max_failed: int | None = 0, **thresholds) -> EvidenceRequirem
 
 def strict() -> Plan:
     return Plan(
-        stages=[stage(step_up=True)],
+        stages=[stage()],
         evidence=[required_tests()],
         approval_valid_hours=24,
         dual_control=True,
@@ -381,8 +383,12 @@ def strict() -> Plan:
     ("change", "text"),
     [
         ({"stages": []}, "removes stage 'Service'"),
-        ({"stages": [stage(1, step_up=True)]}, "stage 'Service': 2 → 1 approvals"),
-        ({"stages": [stage()]}, "stage 'Service': step-up no longer required"),
+        ({"stages": [stage(1)]}, "stage 'Service': 2 → 1 approvals"),
+        ({"stages": [stage(step_up=False)]}, "stage 'Service': step-up no longer required"),
+        (
+            {"stages": [stage(teams="any")]},
+            "stage 'Service': owning teams one approval from each owning team → any owning team",
+        ),
         ({"dual_control": False}, "dual control dropped"),
         (
             {"evidence": []},
@@ -428,7 +434,7 @@ def test_unblocking_a_blocked_release_is_loosening():
 
 def test_other_approvers_are_a_change_but_neither_tighter_nor_looser():
     other = strict()
-    other.stages = [stage(step_up=True, approvers="cab")]
+    other.stages = [stage(approvers="cab")]
 
     (difference,) = simulation.compare(strict(), other)
 
