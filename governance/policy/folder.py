@@ -317,7 +317,8 @@ def _split_at_markers(source: str) -> list[PolicyFile]:
     rest: dict[str, list[str]] = {}
     for name, body in segments:
         (rules if _holds_rule_items(body) else rest).setdefault(name, []).extend(body)
-    names = list(dict.fromkeys(name for name, _ in segments))
+    # In name order, as read_folder gives them, so that they combine in the same order.
+    names = sorted({name for name, _ in segments})
     return [PolicyFile(name, _file_text(rules.get(name), rest.get(name, []))) for name in names]
 
 

@@ -199,6 +199,25 @@ def test_split_gives_back_the_files_with_rule_items_at_one_indent(policy_dir):
     assert policy_folder.combine(files).source == combined.source
 
 
+def test_files_with_rules_and_sections_or_only_comments_split_back_in_name_order():
+    files = [
+        PolicyFile("a.yaml", "---\n# base\nrules:\n    - id: a\n      when: 'true'\n"),
+        PolicyFile("b.yaml", "# notes only\n"),
+        PolicyFile("c.yaml", "rules:\n  - id: b\n    when: 'true'\nemergency:\n  exception_hours: 2\n"),
+    ]
+    combined = policy_folder.combine(files)
+
+    back = policy_folder.split(combined.source)
+
+    assert [r.id for r in engine.parse(combined.source)] == ["a", "b"]
+    assert back == [
+        PolicyFile("a.yaml", "# base\nrules:\n  - id: a\n    when: 'true'\n"),  # no `---`
+        files[1],
+        files[2],
+    ]
+    assert policy_folder.combine(back).source == combined.source
+
+
 def test_a_document_without_markers_exports_as_one_policy_yaml():
     assert policy_folder.split(BASE) == [PolicyFile("policy.yaml", BASE)]
 
