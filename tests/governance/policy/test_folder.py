@@ -203,7 +203,9 @@ def test_files_with_rules_and_sections_or_only_comments_split_back_in_name_order
     files = [
         PolicyFile("a.yaml", "---\n# base\nrules:\n    - id: a\n      when: 'true'\n"),
         PolicyFile("b.yaml", "# notes only\n"),
-        PolicyFile("c.yaml", "rules:\n  - id: b\n    when: 'true'\nemergency:\n  exception_hours: 2\n"),
+        PolicyFile(
+            "c.yaml", "rules:\n  - id: b\n    when: 'true'\nemergency:\n  exception_hours: 2\n"
+        ),
     ]
     combined = policy_folder.combine(files)
 
