@@ -16,6 +16,7 @@ class GovernanceConfig(AppConfig):
             models.Team,
             models.Service,
             models.Environment,
+            models.Target,
             models.RoleAssignment,
             models.Delegation,
             models.Vendor,

@@ -7,7 +7,7 @@ import re
 from django import forms
 from django.core.validators import MaxValueValidator
 
-from governance.authority.models import Environment, Service
+from governance.authority.models import Environment, Service, Target
 from governance.catalogue.models import Vendor
 from governance.people.forms import TIME_ZONES
 from governance.people.models import Team, User
@@ -102,6 +102,7 @@ class ServiceForm(forms.ModelForm):
             "slug",
             "description",
             "tier",
+            "business_function",
             "team",
             "co_owning_teams",
             "owners",
@@ -187,7 +188,15 @@ class PersonForm(forms.ModelForm):
 class EnvironmentForm(forms.ModelForm):
     class Meta:
         model = Environment
-        fields = ["name", "slug", "risk", "regulated", "order"]
+        fields = ["name", "slug", "risk", "regulated", "order", "platform"]
+
+
+class TargetForm(forms.ModelForm):
+    """A place an environment's releases land on: policies see its platform."""
+
+    class Meta:
+        model = Target
+        fields = ["environment", "name", "slug", "platform", "details"]
 
 
 HOURS_IN_A_YEAR = 365 * 24

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from django import forms
 from django.db.models import Model, Q, QuerySet
 
-from governance.authority.models import Environment, Service
+from governance.authority.models import Environment, Service, Target
 from governance.catalogue.forms import (
     FRAMEWORKS,
     EnvironmentForm,
     PersonForm,
     ServiceForm,
+    TargetForm,
     TeamForm,
     VendorForm,
 )
@@ -97,6 +98,7 @@ SECTIONS = {
         (
             ("name", "Service"),
             ("get_tier_display", "Tier"),
+            ("business_function", "Business function"),
             ("team", "Primary team"),
             ("vendor", "Vendor"),
             ("compliance_tags", "Compliance"),
@@ -128,7 +130,25 @@ SECTIONS = {
         Environment,
         EnvironmentForm,
         ("name", "slug"),
-        (("name", "Environment"), ("get_risk_display", "Risk"), ("regulated", "Regulated")),
+        (
+            ("name", "Environment"),
+            ("get_risk_display", "Risk"),
+            ("regulated", "Regulated"),
+            ("get_platform_display", "Platform"),
+        ),
+    ),
+    "targets": Section(
+        "Targets",
+        Target,
+        TargetForm,
+        ("name", "slug", "details"),
+        (
+            ("name", "Target"),
+            ("environment", "Environment"),
+            ("get_platform_display", "Platform"),
+            ("details", "Details"),
+        ),
+        related=("environment",),
     ),
     "vendors": Section(
         "Vendors",
