@@ -332,3 +332,18 @@ def test_a_loosening_import_goes_to_a_second_administrator_with_the_loosening(
         f"proposal #{proposal.pk}: waits for a second administrator",
         "  loosens Production: stage 'Service': 3 → 2 approvals (1 release)",
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("username", "message"), [("alice", "Only administrators"), ("nobody", "No user 'nobody'")]
+)
+def test_only_an_administrator_imports(policy_dir, org, approver, username, message):
+    counts = (PolicyVersion.objects.count(), PolicyProposal.objects.count())
+    entries = LedgerEntry.objects.count()
+
+    with pytest.raises(CommandError, match=message):
+        import_folder(policy_dir, username)
+
+    assert (PolicyVersion.objects.count(), PolicyProposal.objects.count()) == counts
+    assert LedgerEntry.objects.count() == entries
