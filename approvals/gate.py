@@ -115,15 +115,22 @@ def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> l
     evidence = snapshot.get("evidence", {})
     on_lists = checkpoints.labels(plan)
     failures = [*plan.errors, *plan.blocks]
+    # Every release needs a live change record; a checklist that names it labels the reason.
     if not change.is_approvable:
         failures.append(
-            f"Change record {change.ref} is {change.get_state_display().lower()}; "
-            "nothing of an ended change may be deployed."
+            checkpoints.labelled(
+                f"Change record {change.ref} is {change.get_state_display().lower()}; "
+                "nothing of an ended change may be deployed.",
+                on_lists.get(("check", "change_record"), []),
+            )
         )
     elif plan.itsm_change and not change.is_authorised:
         failures.append(
-            f"Change record {change.ref} is {change.get_state_display().lower()} in the ITSM "
-            "tool; the policy requires it to be authorised there."
+            checkpoints.labelled(
+                f"Change record {change.ref} is {change.get_state_display().lower()} in the "
+                "ITSM tool; the policy requires it to be authorised there.",
+                on_lists.get(("check", "itsm_change"), []),
+            )
         )
     conflicted = set(snapshot.get("conflicted", []))
     for requirement in plan.evidence:
@@ -135,7 +142,7 @@ def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> l
                 checkpoints.labelled(problem, on_lists.get(("evidence", requirement.kind), []))
             )
     for check, problem in checkpoints.check_problems(plan, snapshot, change).items():
-        if problem:
+        if problem and check != "change_record":  # said above, labelled
             failures.append(checkpoints.labelled(problem, on_lists.get(("check", check), [])))
     return failures
 

@@ -249,7 +249,8 @@ def replan(release: Release, actor: User, *, reason: str) -> ApprovalRequest:
     Runs inside the caller's transaction."""
     now = timezone.now()
     approval = (
-        ApprovalRequest.objects.select_for_update()
+        # Locks the request's own row: its policy version may be NULL (an outer join).
+        ApprovalRequest.objects.select_for_update(of=("self",))
         .select_related("policy_version__policy")
         .get(release=release)
     )

@@ -200,8 +200,9 @@ def test_cancelling_the_change_record_blocks_an_approved_release(
     gate = pipeline.get(gate_url(approved_release)).json()
 
     assert gate["status"] == "blocked"
+    # The service is SOX-scoped: its checklist holds the change record, and the reason says so.
     assert gate["reasons"] == [
-        f"Change record {approved_release.change.ref} is cancelled; "
+        f"SOX: Change record {approved_release.change.ref} is cancelled; "
         "nothing of an ended change may be deployed."
     ]
     assert ApprovalRequest.objects.get(release=approved_release).status == "approved"
@@ -256,7 +257,9 @@ def test_a_release_without_required_evidence_is_blocked(
 
     assert gate["status"] == "blocked"
     assert gate["reasons"] == [
-        "Missing required evidence: tests evidence with status 'passed' and at most 0 failed."
+        "Missing required evidence: tests evidence with status 'passed', at least 1 passed and "
+        "at most 0 failed.",
+        "SOX: No evidence is attached to this release, so none is retained.",
     ]
 
 
@@ -362,7 +365,7 @@ def test_a_stored_count_that_is_no_whole_number_never_satisfies_max_failed(
         release=approved_release,
         kind="tests",
         status="passed",
-        summary={"failed": stored},
+        summary={"passed": 10, "failed": stored},
         reported_by=approved_release.requested_by,
     )
     refresh_snapshot(approved_release.approval)

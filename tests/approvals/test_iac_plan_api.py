@@ -32,26 +32,6 @@ from tests.approvals.test_concurrency import run_together
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "terraform"
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "governance" / "policy" / "default.yaml"
 
-# The rule suggested for governance/policy/default.yaml (see the README, "Governing Terraform
-# plans"), tested here as one more item of its `rules:`.
-INFRASTRUCTURE_RULE = """
-  - id: production-infrastructure-review
-    description: >
-      Production changes whose Terraform plan deletes or replaces resources, or opens ingress
-      to the whole internet, need two service approvers to review the infrastructure.
-    when: >
-      environment.risk == "high"
-      && (plan.deletes > 0 || plan.replaces > 0 || size(plan.world_open) > 0)
-    require:
-      stages:
-        - key: infrastructure
-          name: Infrastructure review
-          approvers: service_approvers
-          count: 2
-          order: 15
-          sla_hours: 8
-"""
-
 
 def plan(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
@@ -180,7 +160,12 @@ def test_a_plan_is_summarised_stored_and_answered_with_the_gate(
     assert data["artifact"] == "image"
     assert data["status"] == "pending"
     assert data["digest"] == production_release.digest
-    assert [stage["name"] for stage in data["stages"]] == ["Service approval", "CAB approval"]
+    # The replaced database asks the built-in policy for an infrastructure review.
+    assert [stage["name"] for stage in data["stages"]] == [
+        "Service approval",
+        "CAB approval",
+        "Infrastructure review",
+    ]
     stored = InfrastructurePlan.objects.get(release=production_release)
     assert (stored.format_version, stored.terraform_version, stored.sha256) == (
         "1.2",
@@ -409,22 +394,11 @@ def test_a_terraform_plan_release_refuses_another_plan_naming_both_digests(
 
 @pytest.fixture
 def infrastructure_policy(org):
-    """The default policy with the suggested infrastructure rule added to its rules."""
-    document = yaml.safe_load(DEFAULT_POLICY.read_text())
-    document["rules"] += yaml.safe_load(textwrap.dedent(INFRASTRUCTURE_RULE))
-    publish_policy(
-        policy_obj=Policy.objects.get(slug="default"),
-        source=yaml.safe_dump(document, sort_keys=False),
-        actor=None,
-        comment="Infrastructure review",
-    )
+    """The built-in policy, as `org` publishes it: its infrastructure rules included."""
 
 
-@pytest.mark.parametrize(
-    "fixture",
-    ["pure_delete.json", "replace_create_then_delete.json", "world_open_security_group_rule.json"],
-)
-def test_a_destructive_or_world_open_plan_adds_the_infrastructure_review_in_production(
+@pytest.mark.parametrize("fixture", ["pure_delete.json", "replace_create_then_delete.json"])
+def test_a_destructive_plan_adds_the_infrastructure_review_in_production(
     infrastructure_policy, service, production, pipeline_bot, api, fixture
 ):
     raw = plan(fixture)
@@ -433,9 +407,39 @@ def test_a_destructive_or_world_open_plan_adds_the_infrastructure_review_in_prod
     response = post_plan(api(pipeline_bot), release, raw)
 
     assert response.status_code == 201, response.content
-    stages = {stage["name"]: stage["required"] for stage in response.json()["stages"]}
-    assert stages == {"Service approval": 2, "Infrastructure review": 2, "CAB approval": 1}
+    stages = [(s["name"], s["order"], s["required"]) for s in response.json()["stages"]]
+    assert sorted(stages, key=lambda s: s[1]) == [
+        ("Service approval", 10, 2),
+        ("Infrastructure review", 15, 1),
+        ("CAB approval", 20, 1),
+    ]
     assert response.json()["status"] == "pending"
+    explained = api(pipeline_bot).get(f"/api/v1/releases/{release.pk}/explain").json()
+    review = next(r for r in explained["requirements"] if r["key"] == "infrastructure")
+    (rule,) = review["rules"]
+    assert rule["id"] == "production-infrastructure-review"
+    assert rule["values"]["environment.risk"] == "high"
+    assert rule["values"]["plan.deletes"] + rule["values"]["plan.replaces"] == 1
+
+
+def test_a_plan_opening_ingress_to_the_world_is_blocked_naming_the_resource(
+    infrastructure_policy, service, production, pipeline_bot, api
+):
+    raw = plan("world_open_security_group_rule.json")
+    release = infrastructure_release(service, production, pipeline_bot, raw)
+
+    response = post_plan(api(pipeline_bot), release, raw)
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "blocked"
+    (world_open,) = body["summary"]["world_open"]
+    assert any(
+        reason.startswith("The Terraform plan opens ingress from the whole internet")
+        and world_open in reason
+        and reason.endswith("(policy rule production-no-world-ingress)")
+        for reason in body["reasons"]
+    )
 
 
 def test_a_harmless_plan_adds_nothing(
