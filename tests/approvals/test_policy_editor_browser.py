@@ -10,7 +10,7 @@ from approvals import services
 from governance.models import Policy, Role
 from governance.policy.services import publish_policy
 from tests import factories
-from tests.approvals.test_policy_editor import POLICY, PRODUCTION_THREE
+from tests.approvals.test_policy_editor import POLICY, PRODUCTION_ONE, PRODUCTION_THREE
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,3 +62,39 @@ def test_type_a_draft_see_it_validated_simulate_it_and_propose_it(
     page.get_by_role("button", name="Propose").click()
     expect(page.locator("body")).to_contain_text("Published Default release policy v3.")
     assert Policy.objects.get(slug="default").source == PRODUCTION_THREE
+
+
+def test_a_loosening_waits_for_a_second_administrator_who_confirms_it(
+    page: Page, live_server, org, service, production, pipeline_bot
+):
+    base = live_server.url
+    services.request_approval(
+        data=factories.release_input(service, production, triggered_by="dave"), actor=pipeline_bot
+    )
+    for username in ("ada", "grace"):
+        factories.grant(factories.UserFactory(username=username), Role.ADMINISTRATOR)
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), source=POLICY, actor=None)
+
+    sign_in(page, base, "ada")
+    page.goto(f"{base}/policies/editor/")
+    page.locator("#id_source").fill(PRODUCTION_ONE)
+    page.get_by_role("button", name="Show diff and simulate").click()
+    expect(page.get_by_test_id("loosening")).to_contain_text(
+        "Production: stage 'Service approval': 2 → 1 approvals (1 release)"
+    )
+    page.fill("#id_comment", "One approver is enough")
+    page.get_by_role("button", name="Propose").click()
+    expect(page.locator("body")).to_contain_text("waits for a second administrator")
+
+    sign_in(page, base, "grace")
+    page.goto(f"{base}/governance/policies/")
+    expect(page.get_by_test_id("proposal-loosening")).to_contain_text("2 → 1 approvals")
+    page.screenshot(path=str(SCREENSHOTS / "policy-loosening-proposal.png"), full_page=True)
+    page.get_by_role("button", name="Approve and publish").click()
+    expect(page.locator("body")).to_contain_text("confirm the loosening explicitly")
+    assert Policy.objects.get(slug="default").source == POLICY
+
+    page.get_by_label("I confirm this loosening").check()
+    page.get_by_role("button", name="Approve and publish").click()
+    expect(page.locator("body")).to_contain_text("Published Default release policy v3.")
+    assert Policy.objects.get(slug="default").source == PRODUCTION_ONE
