@@ -8,12 +8,10 @@ digest of the plan's bytes.
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -23,8 +21,6 @@ from approvals.exceptions import InvalidTransition
 from approvals.models import ApprovalRequest, InfrastructurePlan, Release
 from approvals.services.infrastructure import SubmittedPlan, plan_digest, submit_plan
 from governance.models import LedgerEntry, Role
-from governance.policy.models import Policy
-from governance.policy.services import publish_policy
 from governance.policy.terraform import MAX_PLAN_BYTES
 from tests import factories
 from tests.approvals.test_concurrency import run_together
