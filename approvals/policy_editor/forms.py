@@ -27,8 +27,7 @@ class SourceForm(forms.Form):
                 # Validation as you type: the fragment under the editor follows each pause.
                 "hx-post": reverse_lazy("policy_editor:policy_validate"),
                 "hx-trigger": "keyup changed delay:500ms",
-                "hx-target": "#policy-validation",
-                "aria-describedby": "policy-validation",
+                "hx-target": "#policy-validation",  # a live region: read out as it changes
             }
         ),
         error_messages={"required": "The policy cannot be empty."},

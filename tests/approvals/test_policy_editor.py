@@ -21,6 +21,7 @@ from governance.policy.engine import Plan, StageRequirement
 from governance.policy.evidence import EvidenceRequirement
 from governance.policy.services import publish_policy
 from tests import factories
+from tests.test_form_accessibility import assert_errors_announced
 
 pytestmark = pytest.mark.django_db
 
@@ -589,3 +590,12 @@ def test_the_benchmark_measures_parse_evaluation_and_a_simulated_release(history
     assert [len(t.samples) for t in (parse, evaluation, simulated)] == [5, 5, 5]
     assert all(t.error is None and t.p95 > 0 for t in (parse, evaluation, simulated))
     assert simulated.queries == [1] * 7  # each release's incidents, nothing else
+
+
+def test_fields_in_error_are_announced_to_assistive_technology(client, published, administrator):
+    response = signed_in(client, administrator).post(
+        PROPOSE, {"source": "", "days": "0", "comment": ""}
+    )
+
+    assert set(response.context["form"].errors) == {"source", "days", "comment"}
+    assert_errors_announced(response.context["form"], response.content.decode())
