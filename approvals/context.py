@@ -8,14 +8,15 @@ from approvals.models import InfrastructurePlan, Release
 from changes.incidents.selectors import incident_context
 
 
-def policy_context(release: Release, evidence: list | None = None) -> dict[str, Any]:
+def policy_context(
+    release: Release, evidence: list | None = None, incidents: dict | None = None
+) -> dict[str, Any]:
     """Plain data only, so that a policy can be tried against any release, past or present."""
     service, environment, change = release.service, release.environment, release.change
     items = evidence if evidence is not None else list(release.evidence.all())
     latest = {item.kind: item for item in items}
     targets = [
-        {"slug": target.slug, "platform": target.platform}
-        for target in environment.targets.all()
+        {"slug": target.slug, "platform": target.platform} for target in environment.targets.all()
     ]
     return {
         "release": {
@@ -51,7 +52,8 @@ def policy_context(release: Release, evidence: list | None = None) -> dict[str, 
             "risk": change.risk,
             "impact": change.impact,
         },
-        "incidents": incident_context(service.pk),
+        # Given when many releases of one service are planned together (a simulation).
+        "incidents": incidents if incidents is not None else incident_context(service.pk),
         "plan": plan_context(release),
         "evidence": {
             kind: {"status": item.status, **_counts(item.summary)} for kind, item in latest.items()

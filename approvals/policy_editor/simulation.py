@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from approvals.context import policy_context
 from approvals.models import Evidence, Release
+from changes.incidents.selectors import incident_context
 from governance.policy import engine
 from governance.policy.engine import Plan
 
@@ -114,9 +115,14 @@ def simulate(
     capped = len(releases) > MAX_RELEASES
     releases = releases[:MAX_RELEASES]
     simulation = Simulation(days, len(releases), capped)
+    incidents: dict[int, dict] = {}  # the same for every release of a service
     for release in releases:
+        if release.service_id not in incidents:
+            incidents[release.service_id] = incident_context(release.service_id)
         # One context, both documents: the only difference between the plans is the policy.
-        context = policy_context(release, list(release.evidence.all()))
+        context = policy_context(
+            release, list(release.evidence.all()), incidents[release.service_id]
+        )
         differences = compare(engine.evaluate(published, context), engine.evaluate(draft, context))
         if differences:
             simulation.changes.append(ReleaseChange(release, differences))

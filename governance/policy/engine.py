@@ -21,6 +21,7 @@ from governance.policy.conditions import (
     CONTEXT_VARIABLES,
     PolicyError,
     boolean,
+    cel_context,
     child_node,
     compile_condition,
     reject_unknown,
@@ -480,9 +481,10 @@ def evaluate(source: str, context: dict[str, Any]) -> Plan:
     evidence: dict[str, EvidenceRequirement] = {}
     matched_slas: list[tuple[Sla, str]] = []
     slas = sla_definitions(source)
+    converted = cel_context(context)
     for rule in parse(source):
         try:
-            result = rule.program.execute(context)
+            result = rule.program.execute(converted)
         # ArithmeticError: division by zero or overflow in a condition must fail closed too.
         except (ArithmeticError, KeyError, RuntimeError, TypeError, ValueError) as exc:
             plan.errors.append(f"Policy rule '{rule.id}' could not be evaluated: {exc!r}")

@@ -21,6 +21,7 @@ import yaml
 
 from governance.policy.conditions import (
     PolicyError,
+    cel_context,
     child_node,
     compile_condition,
     reject_unknown,
@@ -234,7 +235,7 @@ def assess(
     if template.window and not template.window.contains(now):
         failures.append(f"it applies only {template.window.describe()}")
     try:
-        holds = template.program.execute(context)
+        holds = template.program.execute(cel_context(context))
     except (ArithmeticError, KeyError, RuntimeError, TypeError, ValueError) as exc:
         holds = exc
     if holds is not True:
