@@ -43,6 +43,7 @@ class Results:
     sweeps: SweepResult | None = None
     exports: list[ExportResult] = field(default_factory=list)
     pages: list[Timing] = field(default_factory=list)
+    policy: list[Timing] = field(default_factory=list)
 
 
 def machine() -> dict[str, str]:
@@ -152,6 +153,7 @@ def figures(results: Results) -> list[tuple[str, str, str]]:
     ]
     rows += _sweep_rows(results.sweeps)
     rows += [row for timing in results.pages for row in _page_rows(timing)]
+    rows += [row for timing in results.policy for row in _page_rows(timing)]
     rows += [row for result in results.exports for row in _export_rows(result)]
     return rows
 
@@ -286,6 +288,12 @@ measured by `make bench` and rewritten by it on every full run. This file is gen
 - **Auditors' pages.** The reports home, the ledger page and the audit trail (unfiltered, one
   service, and an older page from the middle of the ledger by its keyset cursor) for an
   organisation-wide auditor, session-logged-in, measured like the queue.
+- **Policy engine.** `benchmarks/policy.py`: parsing the built-in policy without the cache (the
+  cost of each validation while typing in the editor), evaluating it against a seeded release's
+  context (every built-in rule's condition runs), and one release of the editor's simulation
+  (context built with `policy_context`, planned with the published and a draft document, plans
+  compared), 2,000 timed runs each after a warm-up; queries per simulated release counted in a
+  separate pass.
 - **Streamed exports.** The compliance CSV (every release, tagged SOX and regulated for the run
   inside a transaction rolled back afterwards) and the ledger export, each consumed line by line
   in a fresh process as a response would be, against PostgreSQL's own `COPY ... TO STDOUT` of the

@@ -122,7 +122,7 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 
 def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     """Gate vs. baseline, the queue page, ledger verification, the sweeps, the exports."""
-    from benchmarks import exports, measure, sweeps
+    from benchmarks import exports, measure, policy, sweeps
     from governance.identity.tokens import issue_token
     from governance.models import ApiToken
 
@@ -145,7 +145,9 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     )
     log("streamed exports (compliance CSV, ledger) against COPY, each in a fresh process")
     streamed = phases.run("exports", exports.measure_exports)
-    return api, queue, ledger, swept, streamed, pages
+    log("policy engine: parse, evaluation, one simulated release")
+    policy_timings = phases.run("policy engine", policy.measure_policy)
+    return api, queue, ledger, swept, streamed, pages, policy_timings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger, swept, streamed, pages = measure_all(args, org, phases)
+    api, queue, ledger, swept, streamed, pages, policy_timings = measure_all(args, org, phases)
 
     from benchmarks import report
 
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         sweeps=swept,
         exports=streamed,
         pages=pages,
+        policy=policy_timings,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,
