@@ -252,7 +252,7 @@ def test_adding_a_coverage_report_needs_the_request_role(
     request, production_release, api, persona, status
 ):
     client = api(request.getfixturevalue(persona) if persona else None)
-    before = Evidence.objects.filter(release=production_release).count()
+    before = factories.state_counts()
 
     response = client.post(
         evidence_url(production_release),
@@ -260,9 +260,11 @@ def test_adding_a_coverage_report_needs_the_request_role(
     )
 
     assert response.status_code == status
-    stored = Evidence.objects.filter(release=production_release, kind="coverage").count()
-    assert stored == (1 if status == 201 else 0)
-    assert Evidence.objects.filter(release=production_release).count() == before + stored
+    if status == 201:
+        latest = Evidence.objects.filter(release=production_release).latest("pk")
+        assert (latest.kind, latest.summary) == ("coverage", {"percent": 91})
+    else:
+        assert factories.state_counts() == before
 
 
 # --- A policy's threshold holds the gate until the pipeline reports enough ----------------------
@@ -289,7 +291,7 @@ def test_a_release_held_for_coverage_is_approved_once_85_percent_is_reported(
     publish_policy(
         policy_obj=Policy.objects.get(slug="default"), source=COVERAGE_POLICY, actor=None
     )
-    created = pipeline.post(RELEASES, factories.release_body())
+    created = pipeline.post(RELEASES, factories.release_body(evidence=[green_tests()]))
     release = Release.objects.get(pk=created.json()["id"])
     gate_url = f"{RELEASES}{release.pk}/gate"
     factories.decide(release, approver)
