@@ -318,3 +318,41 @@ def test_a_release_held_for_coverage_is_approved_once_85_percent_is_reported(
     )
     assert enough["status"] == "approved"
     assert pipeline.get(gate_url).json()["status"] == "approved"
+
+
+REVIEW_POLICY = """
+rules:
+  - id: production-reviewed
+    when: environment.risk == "high"
+    require:
+      stages:
+        - {key: service, name: Service approval, approvers: service_approvers, count: 1, order: 10}
+      evidence:
+        - {kind: peer_review, status: passed, distinct_reviewer: true}
+"""
+
+
+def test_a_review_by_the_changes_author_passes_intake_but_the_gate_refuses_it(
+    org, pipeline, approver
+):
+    # erin's pipeline opened CHG0012345 (she is its author); dave's release joins that change.
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), source=REVIEW_POLICY, actor=None)
+    first = factories.release_body(evidence=[green_tests()])
+    first["pipeline"]["triggered_by"] = "erin"
+    assert pipeline.post(RELEASES, first).status_code == 201
+    created = pipeline.post(RELEASES, factories.release_body(version="2.15.0", evidence=[]))
+    release = Release.objects.get(pk=created.json()["id"])
+    factories.decide(release, approver)
+
+    by_author = pipeline.post(evidence_url(release), review("erin"))
+    by_other = pipeline.post(evidence_url(release), review("bob"))
+
+    assert by_author.status_code == 201
+    assert (by_author.json()["status"], by_author.json()["reasons"]) == (
+        "blocked",
+        [
+            "Evidence 'peer_review' was reviewed by erin, who requested, triggered or authored "
+            "this release; the policy requires another reviewer."
+        ],
+    )
+    assert by_other.json()["status"] == "approved"
