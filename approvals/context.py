@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from approvals.models import InfrastructurePlan, Release
@@ -61,10 +62,15 @@ def policy_context(
     }
 
 
-def _counts(summary: Any) -> dict[str, int]:
+def _counts(summary: Any) -> dict[str, int | float]:
+    """The summary's numbers (counts, a coverage percent), for conditions to compare."""
     if not isinstance(summary, dict):
         return {}
-    return {k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 # What `plan` holds for a release without a Terraform plan: nothing to tighten for.

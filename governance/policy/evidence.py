@@ -258,14 +258,14 @@ class EvidenceRequirement:
 
     def describe(self) -> str:
         text = f"{self.kind} evidence with status '{self.status}'"
-        parts = self._threshold_words()
+        parts = self.threshold_words()
         if not parts:
             return text
         if len(parts) == 1:
             return f"{text} and {parts[0]}"
         return f"{text}, {', '.join(parts[:-1])} and {parts[-1]}"
 
-    def _threshold_words(self) -> list[str]:
+    def threshold_words(self) -> list[str]:
         parts = []
         if self.min_passed is not None:
             parts.append(f"at least {self.min_passed} passed")

@@ -22,7 +22,8 @@ from approvals.emergencies.services import policy_emergency_settings
 from approvals.models import ApprovalRequest, Decision, Deployment, Evidence, Release
 from governance.models import Service, User
 from governance.policy.engine import Plan
-from governance.policy.evidence import EvidenceRequirement
+from governance.policy.evidence import EvidenceRequirement, snapshot_item
+from governance.policy.evidence import problem as evidence_problem
 
 BATCH_SIZE = 500
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -381,9 +382,8 @@ def sod_failures(
 
 def _requirement(requirement: EvidenceRequirement) -> str:
     text = f"{requirement.kind}:{requirement.status}"
-    if requirement.max_failed is not None:
-        text += f" (at most {requirement.max_failed} failed)"
-    return text
+    thresholds = requirement.threshold_words()
+    return f"{text} ({', '.join(thresholds)})" if thresholds else text
 
 
 def required_check_failures(
@@ -417,7 +417,9 @@ def _unmet(requirement: EvidenceRequirement, item: Evidence | None) -> str | Non
         failed = item.failed_count
         if failed is None or failed > requirement.max_failed:
             return f"{requirement.kind} failed count {failed if failed is not None else 'unknown'}"
-    return None
+    # Every other threshold (passed, skipped, coverage, findings, reviewer), as the gate says it.
+    problem = evidence_problem(requirement, snapshot_item(item.status, item.summary))
+    return problem.rstrip(".") if problem else None
 
 
 def _checks_cell(failures: list[str], status: str, deployments: list[Deployment]) -> str:

@@ -67,7 +67,7 @@ def test_the_readme_pipeline_walkthrough_runs_as_written(live_server):
         "2.5.0",
         "dave",
     )
-    assert release.evidence.filter(kind="security-scan").exists()
+    assert release.evidence.filter(kind="security_scan").exists()
     decision = release.approval.decisions.get()
     assert (decision.approver.username, decision.verdict) == ("alice", "approve")
     deployment = Deployment.objects.get(release=release)
