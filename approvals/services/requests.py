@@ -266,15 +266,19 @@ def replan(release: Release, actor: User, *, reason: str) -> ApprovalRequest:
     for requirement in raised:
         stage = existing[requirement.key]
         fields = {"required_count": max(stage.required_count, requirement.count)}
-        if stage.status == ApprovalStage.Status.APPROVED and stage.approval_count < fields[
-            "required_count"
-        ]:
+        if (
+            stage.status == ApprovalStage.Status.APPROVED
+            and stage.approval_count < fields["required_count"]
+        ):
             fields.update(status=ApprovalStage.Status.WAITING, completed_at=None)
         ApprovalStage.objects.filter(pk=stage.pk).update(**fields)
     _create_stages(approval, release, added, first_position=len(existing) + 1)
-    reopened = added or ApprovalStage.objects.filter(
-        request=approval, status=ApprovalStage.Status.WAITING
-    ).exists()
+    reopened = (
+        added
+        or ApprovalStage.objects.filter(
+            request=approval, status=ApprovalStage.Status.WAITING
+        ).exists()
+    )
     dual_control = merged.dual_control or "distinct_people" in merged.checks
     ApprovalRequest.objects.filter(pk=approval.pk).update(
         plan=merged.to_dict(), dual_control=dual_control
