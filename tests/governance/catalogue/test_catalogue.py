@@ -7,11 +7,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from governance.models import LedgerEntry, Service, Vendor
+from approvals.context import policy_context
+from governance.models import LedgerEntry, Service, Target, Vendor
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-SECTIONS = ["services", "teams", "people", "environments", "vendors"]
+SECTIONS = ["services", "teams", "people", "environments", "targets", "vendors"]
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -495,3 +496,40 @@ def test_the_django_admin_shows_vendors_read_only(client, org, superuser, vendor
     delete = reverse("admin:governance_vendor_delete", args=[vendor.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert vendor_state() == before
+
+
+def test_a_target_added_in_the_catalogue_is_recorded_and_seen_by_policies(
+    client, production_release, administrator, production
+):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_add", args=["targets"])
+    form = {
+        "environment": production.pk,
+        "name": "Payments cluster",
+        "slug": "payments-eks",
+        "platform": "kubernetes",
+        "details": "EKS, eu-west-1",
+    }
+
+    assert client.post(url, form).status_code == 302
+
+    target = Target.objects.get()
+    assert (target.environment, target.platform) == (production, "kubernetes")
+    assert LedgerEntry.objects.filter(kind="catalogue.created").exists()
+    environment = policy_context(production_release)["environment"]
+    assert environment["platforms"] == ["kubernetes", "on_premises"]
+    assert environment["targets"] == [{"slug": "payments-eks", "platform": "kubernetes"}]
+
+
+def test_a_target_with_an_unknown_platform_is_refused_and_changes_nothing(
+    client, org, administrator, production
+):
+    client.force_login(administrator)
+    url = reverse("governance:catalogue_add", args=["targets"])
+
+    response = client.post(
+        url, {"environment": production.pk, "name": "X", "slug": "x", "platform": "mainframe"}
+    )
+
+    assert response.status_code == 400
+    assert not Target.objects.exists()
