@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from approvals.models import ApprovalStage, Evidence, Release
+from approvals.models import ApprovalStage, Decision, Evidence, Release
 from changes.models import ChangeRecord
 from governance.policy.engine import CHECKS, Plan
 from governance.policy.evidence import problem as evidence_problem
@@ -52,7 +52,7 @@ def _distinct_people(release: Release, stages) -> str | None:
     seen: dict[int, str] = {}
     for stage in stages:
         for decision in stage.decisions.all():
-            if decision.verdict != "approve":
+            if decision.verdict != Decision.Verdict.APPROVE:
                 continue
             seat = decision.on_behalf_of_id or decision.approver_id
             if seat in conflicted or decision.approver_id in conflicted:

@@ -7,6 +7,7 @@ from typing import Any
 
 from approvals.models import InfrastructurePlan, Release
 from changes.incidents.selectors import incident_context
+from governance.policy.reference import NO_PLAN
 
 
 def policy_context(
@@ -71,19 +72,6 @@ def _counts(summary: Any) -> dict[str, int | float]:
         for k, v in summary.items()
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
     }
-
-
-# What `plan` holds for a release without a Terraform plan: nothing to tighten for.
-NO_PLAN = {
-    "present": False,
-    "creates": 0,
-    "updates": 0,
-    "deletes": 0,
-    "replaces": 0,
-    "no_ops": 0,
-    "sensitive": [],
-    "world_open": [],
-}
 
 
 def plan_context(release: Release) -> dict[str, Any]:

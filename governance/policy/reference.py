@@ -8,6 +8,17 @@ README's context reference is this dictionary.
 
 from __future__ import annotations
 
+# What `plan` holds for a release without a Terraform plan: nothing to tighten for.
+NO_PLAN = {
+    "present": False,
+    "creates": 0,
+    "updates": 0,
+    "deletes": 0,
+    "replaces": 0,
+    "no_ops": 0,
+    "sensitive": [],
+    "world_open": [],
+}
 _SEVERITY_COUNTS = {"P1": 0, "P2": 1, "P3": 0, "P4": 0, "P5": 0, "unknown": 0, "total": 1}
 
 SAMPLE_CONTEXT: dict = {
@@ -54,14 +65,5 @@ SAMPLE_CONTEXT: dict = {
         "last_7_days": dict(_SEVERITY_COUNTS),
         "last_30_days": dict(_SEVERITY_COUNTS),
     },
-    "plan": {
-        "present": False,
-        "creates": 0,
-        "updates": 0,
-        "deletes": 0,
-        "replaces": 0,
-        "no_ops": 0,
-        "sensitive": [],
-        "world_open": [],
-    },
+    "plan": dict(NO_PLAN),
 }

@@ -7,13 +7,13 @@ import hashlib
 import pytest
 
 from approvals import services
-from approvals.context import NO_PLAN
 from approvals.models import ApprovalRequest
 from governance.exceptions import InvalidPolicy
 from governance.management.commands.load_default_policy import DEFAULT_POLICY
 from governance.models import LedgerEntry, Policy, PolicyVersion
 from governance.policy import engine
 from governance.policy.engine import EvidenceRequirement, PolicyError, StageRequirement
+from governance.policy.reference import NO_PLAN
 from governance.policy.services import active_policy_version, publish_policy
 from tests import factories
 
