@@ -7,7 +7,7 @@ a few hundred queries on a re-run.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.management import call_command
 from django.db import transaction
@@ -21,6 +21,8 @@ SERVICES_PER_TEAM = 5
 APPROVERS_PER_TEAM = 4
 DEVELOPERS_PER_TEAM = 3
 CAB_MEMBERS = 5
+# The security and privacy approvers the built-in policy's PCI and HIPAA stages draw from.
+SECURITY_APPROVERS = 3
 QUEUE_TEAMS = 2  # the queue persona approves for the services of the first two teams
 TIERS = (1, 2, 3, 3, 4)
 ENVIRONMENTS = (
@@ -55,6 +57,7 @@ class Org:
     bot: User
     queue_user: User
     policy_version: PolicyVersion
+    security: list[int] = field(default_factory=list)
 
 
 def seed_org() -> Org:
@@ -67,6 +70,11 @@ def seed_org() -> Org:
         cab = [_user(f"bench-cab-{n}") for n in range(1, CAB_MEMBERS + 1)]
         for member in cab:
             grant_role(user=member, role=Role.CAB_MEMBER, service=None, reason=REASON, actor=None)
+        security = [_user(f"bench-security-{n}") for n in range(1, SECURITY_APPROVERS + 1)]
+        for member in security:
+            grant_role(
+                user=member, role=Role.SECURITY_APPROVER, service=None, reason=REASON, actor=None
+            )
         queue_user = _user(QUEUE_USER)
         services = [_team(t, queue_user if t < QUEUE_TEAMS else None) for t in range(TEAMS)]
     version = active_policy_version()
@@ -76,6 +84,7 @@ def seed_org() -> Org:
         services=[s for team in services for s in team],
         environments=environments,
         cab=[u.pk for u in cab],
+        security=[u.pk for u in security],
         bot=bot,
         queue_user=queue_user,
         policy_version=version,

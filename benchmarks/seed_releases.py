@@ -25,6 +25,7 @@ from benchmarks.bulk import TableWriter, analyze, reset_sequence
 from benchmarks.seed_org import Org, ServiceInfo
 from changes.models import ChangeRecord
 from governance.policy.engine import Plan, StageRequirement, evaluate
+from governance.policy.reference import NO_PLAN
 
 CHUNK = 6000
 ENV_ORDER = ("dev", "staging", "production")
@@ -298,6 +299,7 @@ class GraphBuilder:
         stage_id = self.w.stage.add(
             request_id=approval_id,
             position=position,
+            order=requirement.order,
             key=requirement.key,
             name=requirement.name,
             approvers=requirement.approvers,
@@ -332,6 +334,7 @@ class GraphBuilder:
         people = {
             "service_approvers": service.approvers,
             "cab": self.org.cab,
+            "security_approvers": self.org.security,
             "service_owners": service.owners,
         }[source]
         return [p for p in people if p != self.org.bot.pk]
@@ -413,11 +416,33 @@ def _context(group: Group, env: str, risk: str) -> dict:
             "tier": service.tier,
             "compliance_tags": service.tags,
             "team": service.team,
+            "teams": [service.team],
+            "vendor": "",
+            "business_function": "",
         },
-        "environment": {"slug": env, "name": env, "risk": risk, "regulated": env == "production"},
+        "environment": {
+            "slug": env,
+            "name": env,
+            "risk": risk,
+            "regulated": env == "production",
+            "platform": "on_premises",
+            "platforms": ["on_premises"],
+            "targets": [],
+        },
         "change": {"ref": "", "type": group.change_type, "state": "authorise"},
         "evidence": {},
+        "incidents": NO_INCIDENTS,
+        "plan": dict(NO_PLAN),
     }
+
+
+_NO_COUNTS = {key: 0 for key in ("P1", "P2", "P3", "P4", "P5", "unknown", "total")}
+NO_INCIDENTS = {
+    "open": 0,
+    "open_blocking": 0,
+    "last_7_days": _NO_COUNTS,
+    "last_30_days": _NO_COUNTS,
+}
 
 
 def _draw_status(rng: random.Random, recent: bool, has_stages: bool) -> str:
