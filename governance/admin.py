@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db import models, transaction
+from django.urls import reverse
+from django.utils.html import format_html
 
 from governance.authority.models import Environment, RoleAssignment, Service
 from governance.authority.services import grant_role, revoke_role
@@ -221,8 +223,10 @@ class PolicyVersionInline(admin.TabularInline):
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    """Editing the source publishes a new version, or proposes it for a second administrator
-    when the editor is governed by it (see governance.policy.services); old versions stay."""
+    """A new policy's first version is written here. A published policy changes only through
+    the policy editor or `policy_import`, which simulate the change: one that loosens a regulated
+    environment goes to a second administrator, who must confirm the loosening. Editing the
+    source here would be a way around that, so it is read-only once the policy exists."""
 
     form = PolicyForm
     list_display = ["name", "version", "is_active", "updated_at"]
@@ -231,24 +235,41 @@ class PolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # Requests reference their policy version forever: deactivate instead.
 
+    def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:
+        return ("source", "change_it_in_the_editor") if obj else ()
+
+    def get_exclude(self, request, obj=None) -> tuple[str, ...]:
+        return ("comment",) if obj else ()
+
+    @admin.display(description="To change the rules")
+    def change_it_in_the_editor(self, obj: Policy) -> str:
+        url = reverse("policy_editor:policy_edit", args=[obj.slug])
+        return format_html(
+            '<a href="{}">Open the policy editor</a>: it validates, shows the diff, simulates '
+            "the change on past releases and proposes it (four eyes where needed).",
+            url,
+        )
+
     def save_model(self, request, obj, form, change) -> None:
+        if change:
+            obj.save()  # name, description, whether it is active: the rules stay as published
+            return
         source = form.cleaned_data["source"]
-        obj.source = Policy.objects.get(pk=obj.pk).source if change else ""
+        obj.source = ""
         obj.save()
-        if not change or source != obj.source:
-            result = policy_changes.change_policy(
-                policy_obj=obj,
-                source=source,
-                actor=request.user,
-                comment=form.cleaned_data.get("comment", ""),
+        result = policy_changes.change_policy(
+            policy_obj=obj,
+            source=source,
+            actor=request.user,
+            comment=form.cleaned_data.get("comment", ""),
+        )
+        if isinstance(result, PolicyProposal):
+            self.message_user(
+                request,
+                "You hold approval authority under this policy, so it waits for a second "
+                "administrator at /governance/policies/.",
+                messages.WARNING,
             )
-            if isinstance(result, PolicyProposal):
-                self.message_user(
-                    request,
-                    "You hold approval authority under this policy, so the change waits for a "
-                    "second administrator at /governance/policies/.",
-                    messages.WARNING,
-                )
 
 
 @admin.register(LedgerEntry)

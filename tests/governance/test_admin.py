@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from governance.models import LedgerEntry, Policy, PolicyVersion, Role, RoleAssignment
+from governance.models import (
+    LedgerEntry,
+    Policy,
+    PolicyProposal,
+    PolicyVersion,
+    Role,
+    RoleAssignment,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -43,41 +50,55 @@ def _policy_form(policy_obj: Policy, source: str) -> dict:
     }
 
 
-def test_editing_a_policy_publishes_a_new_version_with_a_ledger_entry(
-    client, policy, administrator
-):
+def test_a_published_policys_rules_are_not_edited_in_the_admin(client, policy, administrator):
+    """The editor simulates a change and sends a loosening to a second administrator; a source
+    posted here would go around that, so it is ignored and the page points to the editor."""
     current = Policy.objects.get(slug="default")
+    published = current.source
     client.force_login(administrator)
-    source = current.source.replace(
-        "count: 1\n          order: 10\n          sla_hours: 24",
-        "count: 2\n          order: 10\n          sla_hours: 24",
-        1,
-    )
-    assert source != current.source
-    before = LedgerEntry.objects.filter(kind="policy.published").count()
-    response = client.post(
-        reverse("admin:governance_policy_change", args=[current.pk]), _policy_form(current, source)
-    )
+    url = reverse("admin:governance_policy_change", args=[current.pk])
+    loosened = current.source.replace("count: 2", "count: 1")
+    form = {**_policy_form(current, loosened), "description": "Renamed in the admin"}
+
+    response = client.post(url, form)
+
     assert response.status_code == 302
     current.refresh_from_db()
-    assert (current.version, current.source) == (2, source)
-    assert PolicyVersion.objects.get(policy=current, number=2).comment == "tighten staging"
+    assert (current.version, current.description) == (1, "Renamed in the admin")
+    assert current.source == published
+    assert not PolicyProposal.objects.exists()
+    page = client.get(url).content.decode()
+    assert reverse("policy_editor:policy_edit", args=["default"]) in page
+
+
+def test_a_new_policy_is_published_from_the_admin_with_a_ledger_entry(
+    client, policy, administrator
+):
+    client.force_login(administrator)
+    source = "rules:\n  - id: everything\n    description: One approver everywhere.\n"
+    form = {**_policy_form(Policy(name="Strict", slug="strict"), source), "is_active": ""}
+    before = LedgerEntry.objects.filter(kind="policy.published").count()
+
+    response = client.post(reverse("admin:governance_policy_add"), form)
+
+    assert response.status_code == 302
+    created = Policy.objects.get(slug="strict")
+    assert (created.version, created.source) == (1, source)
+    assert PolicyVersion.objects.get(policy=created, number=1).comment == "tighten staging"
     assert LedgerEntry.objects.filter(kind="policy.published").count() == before + 1
 
 
 def test_a_broken_cel_condition_is_a_form_error_and_changes_nothing(client, policy, administrator):
-    current = Policy.objects.get(slug="default")
     client.force_login(administrator)
-    broken = current.source.replace('when: environment.risk == "low"', "when: environment.risk ==")
-    response = client.post(
-        reverse("admin:governance_policy_change", args=[current.pk]), _policy_form(current, broken)
-    )
+    broken = "rules:\n  - id: dev-self-service\n    when: environment.risk ==\n"
+    form = _policy_form(Policy(name="Broken", slug="broken"), broken)
+
+    response = client.post(reverse("admin:governance_policy_add"), form)
+
     assert response.status_code == 200
     assert "Rule &#x27;dev-self-service&#x27;" in response.content.decode()
     assert "column" in response.content.decode()
-    current.refresh_from_db()
-    assert current.version == 1
-    assert PolicyVersion.objects.filter(policy=current).count() == 1
+    assert not Policy.objects.filter(slug="broken").exists()
 
 
 def test_granting_a_role_in_the_admin_goes_through_the_service(
