@@ -12,6 +12,7 @@ against it; the releases and what their contexts read are loaded up front.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,9 +23,12 @@ from django.utils import timezone
 from approvals.context import policy_context
 from approvals.models import Evidence, Release
 from changes.incidents.selectors import incident_context
+from governance.models import Environment, Service
 from governance.policy import engine
 from governance.policy.engine import Plan
+from governance.policy.reference import NO_PLAN, SAMPLE_CONTEXT
 
+SEVERITY_KEYS_AND_TOTAL = ("P1", "P2", "P3", "P4", "P5", "unknown", "total")
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
 # Beyond this many releases the page would take too long; the latest ones are simulated.
@@ -74,6 +78,9 @@ class Simulation:
     simulated: int
     capped: bool  # more releases matched than MAX_RELEASES
     changes: list[ReleaseChange] = field(default_factory=list)
+    # Loosening found on the catalogue's services and regulated environments, whether or not
+    # a release went there in the window (a quiet environment is loosened all the same).
+    catalogue: list[str] = field(default_factory=list)
 
     @property
     def tightened(self) -> int:
@@ -94,10 +101,11 @@ class Simulation:
         for change in self.changes:
             for text in change.loosening:
                 counts[(change.release.environment.name, text)] += 1
-        return [
+        found = [
             f"{environment}: {text} ({count} release{'s' if count != 1 else ''})"
             for (environment, text), count in sorted(counts.items())
         ]
+        return found + self.catalogue
 
 
 NOW_BLOCKED = "now blocked"
@@ -126,7 +134,80 @@ def simulate(
         differences = compare(engine.evaluate(published, context), engine.evaluate(draft, context))
         if differences:
             simulation.changes.append(ReleaseChange(release, differences))
+    found = {(c.release.environment.name, c.release.service.slug) for c in simulation.changes}
+    simulation.catalogue = [
+        line
+        for (environment, service), line in catalogue_loosening(draft=draft, published=published)
+        if (environment, service) not in found
+    ]
     return simulation
+
+
+CHANGE_TYPES = ("normal", "standard", "emergency")
+
+
+def catalogue_loosening(*, draft: str, published: str) -> list[tuple[tuple[str, str], str]]:
+    """Every service of the catalogue, to every regulated environment, for each change type,
+    planned with both documents from what the catalogue says (no evidence, no incidents, no
+    Terraform plan): ((environment, service), line) for each loosening found."""
+    found = []
+    environments = list(Environment.objects.filter(regulated=True).prefetch_related("targets"))
+    services = Service.objects.select_related("team", "vendor").prefetch_related("co_owning_teams")
+    for service in services:
+        for environment in environments:
+            looser: dict[str, list[str]] = {}
+            for change_type in CHANGE_TYPES:
+                context = catalogue_context(service, environment, change_type)
+                for difference in compare(
+                    engine.evaluate(published, context), engine.evaluate(draft, context)
+                ):
+                    if difference.direction == "looser":
+                        looser.setdefault(difference.text, []).append(change_type)
+            for text, types in looser.items():
+                found.append(
+                    (
+                        (environment.name, service.slug),
+                        f"{environment.name}, {service.slug} ({', '.join(types)} changes): {text}",
+                    )
+                )
+    return found
+
+
+def catalogue_context(service: Service, environment: Environment, change_type: str) -> dict:
+    """A release of `service` to `environment` as the catalogue describes it, shaped like
+    `policy_context` builds one."""
+    context = copy.deepcopy(SAMPLE_CONTEXT)
+    targets = [{"slug": t.slug, "platform": t.platform} for t in environment.targets.all()]
+    context["release"].update(version="", standard_change="")
+    context["service"] = {
+        "slug": service.slug,
+        "name": service.name,
+        "tier": service.tier,
+        "compliance_tags": list(service.compliance_tags or []),
+        "team": service.team.slug,
+        "teams": [team.slug for team in service.owning_teams()],
+        "vendor": service.vendor.slug if service.vendor_id else "",
+        "business_function": service.business_function,
+    }
+    context["environment"] = {
+        "slug": environment.slug,
+        "name": environment.name,
+        "risk": environment.risk,
+        "regulated": environment.regulated,
+        "platform": environment.platform,
+        "platforms": sorted({environment.platform, *(t["platform"] for t in targets)}),
+        "targets": targets,
+    }
+    context["change"].update(type=change_type, ref="")
+    context["evidence"] = {}
+    context["incidents"] = {
+        "open": 0,
+        "open_blocking": 0,
+        "last_7_days": dict.fromkeys(SEVERITY_KEYS_AND_TOTAL, 0),
+        "last_30_days": dict.fromkeys(SEVERITY_KEYS_AND_TOTAL, 0),
+    }
+    context["plan"] = dict(NO_PLAN)
+    return context
 
 
 def recent_releases(days: int, now: datetime | None = None) -> list[Release]:

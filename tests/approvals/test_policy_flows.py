@@ -519,3 +519,44 @@ def test_explain_is_for_those_who_see_the_release(
     response = api(user).get(reverse("approvals-api:release-explain", args=[production_release.pk]))
 
     assert response.status_code == code
+
+
+# --- Loosening where no release went lately --------------------------------------------------
+
+
+def test_a_loosening_on_a_regulated_environment_without_recent_releases_is_still_found(org):
+    from approvals.policy_editor.simulation import simulate
+
+    published = Policy.objects.get(slug="default").source
+    looser = published.replace("count: 2", "count: 1", 1)  # production's dual control
+    tighter = published.replace("count: 2", "count: 3", 1)
+
+    loosened = simulate(draft=looser, published=published)
+    tightened = simulate(draft=tighter, published=published)
+
+    assert loosened.simulated == 0  # nothing was requested in the window
+    assert any(
+        line.startswith("Production, payments-api (normal, standard changes): ") and "2 → 1" in line
+        for line in loosened.loosening()
+    ), loosened.loosening()
+    assert tightened.loosening() == []
+
+
+def test_such_a_loosening_goes_to_a_second_administrator(org, administrator, client):
+    published = Policy.objects.get(slug="default")
+    client.force_login(administrator)
+
+    response = client.post(
+        reverse("policy_editor:policy_propose", args=["default"]),
+        {
+            "source": published.source.replace("count: 2", "count: 1", 1),
+            "comment": "Fewer approvers",
+            "days": "30",
+        },
+    )
+
+    assert response.status_code in (200, 302)
+    proposal = PolicyProposal.objects.get()
+    assert proposal.loosening and "payments-api" in proposal.loosening[0]
+    published.refresh_from_db()
+    assert published.version == 1
