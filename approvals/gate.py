@@ -231,8 +231,8 @@ def rebuild_snapshots(approvals: models.QuerySet, batch: int = 500) -> int:
 
 def refresh_stage_snapshots(stage_ids: list[int]) -> None:
     """Rewrite these stages' entries in their requests' snapshots, leaving the rest as it is
-    (a sweep changed only who may decide them). A snapshot whose stages do not line up with
-    the rows is rebuilt whole."""
+    (a sweep changed only who may decide them). Entries are found by stage key; a snapshot
+    without the stage's entry (or one written before entries had keys) is rebuilt whole."""
     stages = list(_stages_with_snapshot_data().filter(pk__in=stage_ids))
     approvals = {
         a.pk: a
@@ -243,8 +243,8 @@ def refresh_stage_snapshots(stage_ids: list[int]) -> None:
     whole = set()
     for stage in stages:
         entries = approvals[stage.request_id].gate_snapshot.get("stages", [])
-        index = stage.position - 1
-        if index < len(entries) and entries[index].get("name") == stage.name:
+        index = next((i for i, e in enumerate(entries) if e.get("key") == stage.key), None)
+        if index is not None and entries[index].get("name") == stage.name:
             entries[index] = _stage_snapshot(stage)
         else:
             whole.add(stage.request_id)
@@ -273,7 +273,8 @@ def _stages_with_snapshot_data() -> models.QuerySet:
         .only(*SNAPSHOT_DECISION_FIELDS, "approver__username")
         .order_by("created_at", "pk")
     )
-    return ApprovalStage.objects.order_by("position").prefetch_related(
+    # In the order stages open (a stage added by re-planning may open before later ones).
+    return ApprovalStage.objects.order_by("order", "position").prefetch_related(
         models.Prefetch("decisions", queryset=decisions),
         models.Prefetch("eligible_approvers", queryset=names),
     )

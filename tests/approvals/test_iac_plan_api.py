@@ -156,11 +156,12 @@ def test_a_plan_is_summarised_stored_and_answered_with_the_gate(
     assert data["artifact"] == "image"
     assert data["status"] == "pending"
     assert data["digest"] == production_release.digest
-    # The replaced database asks the built-in policy for an infrastructure review.
+    # The replaced database asks the built-in policy for an infrastructure review, listed
+    # where it opens: after the service approvers (order 10), before the CAB (order 20).
     assert [stage["name"] for stage in data["stages"]] == [
         "Service approval",
-        "CAB approval",
         "Infrastructure review",
+        "CAB approval",
     ]
     stored = InfrastructurePlan.objects.get(release=production_release)
     assert (stored.format_version, stored.terraform_version, stored.sha256) == (
