@@ -7,6 +7,7 @@ from typing import Any
 
 from approvals.models import InfrastructurePlan, Release
 from changes.incidents.selectors import incident_context
+from governance.models import Environment, Service
 from governance.policy.reference import NO_PLAN
 
 
@@ -14,12 +15,9 @@ def policy_context(
     release: Release, evidence: list | None = None, incidents: dict | None = None
 ) -> dict[str, Any]:
     """Plain data only, so that a policy can be tried against any release, past or present."""
-    service, environment, change = release.service, release.environment, release.change
+    service, change = release.service, release.change
     items = evidence if evidence is not None else list(release.evidence.all())
     latest = {item.kind: item for item in items}
-    targets = [
-        {"slug": target.slug, "platform": target.platform} for target in environment.targets.all()
-    ]
     return {
         "release": {
             "version": release.version,
@@ -27,26 +25,8 @@ def policy_context(
             "digest": release.digest,
             "standard_change": release.standard_change,
         },
-        "service": {
-            "slug": service.slug,
-            "name": service.name,
-            "tier": service.tier,
-            "compliance_tags": list(service.compliance_tags or []),
-            "team": service.team.slug,
-            "teams": [team.slug for team in service.owning_teams()],
-            "vendor": service.vendor.slug if service.vendor_id else "",
-            "business_function": service.business_function,
-        },
-        "environment": {
-            "slug": environment.slug,
-            "name": environment.name,
-            "risk": environment.risk,
-            "regulated": environment.regulated,
-            # One rule language whatever the platform: the environment's own, and its targets'.
-            "platform": environment.platform,
-            "platforms": sorted({environment.platform, *(t["platform"] for t in targets)}),
-            "targets": targets,
-        },
+        "service": service_context(service),
+        "environment": environment_context(release.environment),
         "change": {
             "ref": change.ref,
             "type": change.type,
@@ -71,6 +51,35 @@ def _counts(summary: Any) -> dict[str, int | float]:
         k: v
         for k, v in summary.items()
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def service_context(service: Service) -> dict[str, Any]:
+    """`service` for policies, from the catalogue."""
+    return {
+        "slug": service.slug,
+        "name": service.name,
+        "tier": service.tier,
+        "compliance_tags": list(service.compliance_tags or []),
+        "team": service.team.slug,
+        "teams": [team.slug for team in service.owning_teams()],
+        "vendor": service.vendor.slug if service.vendor_id else "",
+        "business_function": service.business_function,
+    }
+
+
+def environment_context(environment: Environment) -> dict[str, Any]:
+    """`environment` for policies: one rule language whatever the platform, the
+    environment's own and its targets'."""
+    targets = [{"slug": t.slug, "platform": t.platform} for t in environment.targets.all()]
+    return {
+        "slug": environment.slug,
+        "name": environment.name,
+        "risk": environment.risk,
+        "regulated": environment.regulated,
+        "platform": environment.platform,
+        "platforms": sorted({environment.platform, *(t["platform"] for t in targets)}),
+        "targets": targets,
     }
 
 

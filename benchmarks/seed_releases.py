@@ -25,7 +25,7 @@ from benchmarks.bulk import TableWriter, analyze, reset_sequence
 from benchmarks.seed_org import Org, ServiceInfo
 from changes.models import ChangeRecord
 from governance.policy.engine import Plan, StageRequirement, evaluate
-from governance.policy.reference import NO_PLAN
+from governance.policy.reference import NO_INCIDENTS, NO_PLAN
 
 CHUNK = 6000
 ENV_ORDER = ("dev", "staging", "production")
@@ -434,15 +434,6 @@ def _context(group: Group, env: str, risk: str) -> dict:
         "incidents": NO_INCIDENTS,
         "plan": dict(NO_PLAN),
     }
-
-
-_NO_COUNTS = {key: 0 for key in ("P1", "P2", "P3", "P4", "P5", "unknown", "total")}
-NO_INCIDENTS = {
-    "open": 0,
-    "open_blocking": 0,
-    "last_7_days": _NO_COUNTS,
-    "last_30_days": _NO_COUNTS,
-}
 
 
 def _draw_status(rng: random.Random, recent: bool, has_stages: bool) -> str:

@@ -20,15 +20,14 @@ from datetime import datetime, timedelta
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from approvals.context import policy_context
+from approvals.context import environment_context, policy_context, service_context
 from approvals.models import Evidence, Release
 from changes.incidents.selectors import incident_context
 from governance.models import Environment, Service
 from governance.policy import engine
 from governance.policy.engine import Plan
-from governance.policy.reference import NO_PLAN, SAMPLE_CONTEXT
+from governance.policy.reference import NO_INCIDENTS, NO_PLAN, SAMPLE_CONTEXT
 
-SEVERITY_KEYS_AND_TOTAL = ("P1", "P2", "P3", "P4", "P5", "unknown", "total")
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
 # Beyond this many releases the page would take too long; the latest ones are simulated.
@@ -177,35 +176,12 @@ def catalogue_context(service: Service, environment: Environment, change_type: s
     """A release of `service` to `environment` as the catalogue describes it, shaped like
     `policy_context` builds one."""
     context = copy.deepcopy(SAMPLE_CONTEXT)
-    targets = [{"slug": t.slug, "platform": t.platform} for t in environment.targets.all()]
     context["release"].update(version="", standard_change="")
-    context["service"] = {
-        "slug": service.slug,
-        "name": service.name,
-        "tier": service.tier,
-        "compliance_tags": list(service.compliance_tags or []),
-        "team": service.team.slug,
-        "teams": [team.slug for team in service.owning_teams()],
-        "vendor": service.vendor.slug if service.vendor_id else "",
-        "business_function": service.business_function,
-    }
-    context["environment"] = {
-        "slug": environment.slug,
-        "name": environment.name,
-        "risk": environment.risk,
-        "regulated": environment.regulated,
-        "platform": environment.platform,
-        "platforms": sorted({environment.platform, *(t["platform"] for t in targets)}),
-        "targets": targets,
-    }
+    context["service"] = service_context(service)
+    context["environment"] = environment_context(environment)
     context["change"].update(type=change_type, ref="")
     context["evidence"] = {}
-    context["incidents"] = {
-        "open": 0,
-        "open_blocking": 0,
-        "last_7_days": dict.fromkeys(SEVERITY_KEYS_AND_TOTAL, 0),
-        "last_30_days": dict.fromkeys(SEVERITY_KEYS_AND_TOTAL, 0),
-    }
+    context["incidents"] = copy.deepcopy(NO_INCIDENTS)
     context["plan"] = dict(NO_PLAN)
     return context
 

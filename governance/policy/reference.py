@@ -19,6 +19,13 @@ NO_PLAN = {
     "sensitive": [],
     "world_open": [],
 }
+# What `incidents` holds for a service without any.
+NO_INCIDENTS = {
+    "open": 0,
+    "open_blocking": 0,
+    "last_7_days": dict.fromkeys(("P1", "P2", "P3", "P4", "P5", "unknown", "total"), 0),
+    "last_30_days": dict.fromkeys(("P1", "P2", "P3", "P4", "P5", "unknown", "total"), 0),
+}
 _SEVERITY_COUNTS = {"P1": 0, "P2": 1, "P3": 0, "P4": 0, "P5": 0, "unknown": 0, "total": 1}
 
 SAMPLE_CONTEXT: dict = {
