@@ -201,6 +201,9 @@ class Release(models.Model):
     triggered_by_name = models.CharField(max_length=150, blank=True)
     pipeline_provider = models.CharField(max_length=32, blank=True)
     pipeline_run_url = models.URLField(max_length=500, blank=True)
+    pipeline_sha = models.CharField(
+        max_length=64, blank=True, help_text="The commit the pipeline run built, when given."
+    )
     # NULL, not "", for "no key": the unique constraint must ignore requests without one.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -586,6 +589,12 @@ class Deployment(models.Model):
         FAILED = "failed", "Failed"
         ROLLED_BACK = "rolled_back", "Rolled back"
 
+    class Verification(models.TextChoices):
+        NOT_REQUIRED = "", "Not required"
+        VERIFYING = "verifying", "Verifying"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deployments")
     status = models.CharField(max_length=12, choices=Status.choices)
     reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
@@ -598,10 +607,34 @@ class Deployment(models.Model):
     approved = models.BooleanField(
         default=True, help_text="The gate had approved this digest when the deployment happened."
     )
+    rollback_url = models.URLField(
+        max_length=500, blank=True, help_text="The pipeline's rollback hook, called on failure."
+    )
+    verification = models.CharField(
+        max_length=10, choices=Verification.choices, default=Verification.NOT_REQUIRED
+    )
+    verify_until = models.DateTimeField(
+        null=True, blank=True, help_text="End of the post-deploy verification window."
+    )
+    verification_interval = models.PositiveIntegerField(
+        default=60, help_text="Seconds between health polls during the window."
+    )
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When verification passed or failed."
+    )
+    verification_detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["next_check_at"],
+                condition=models.Q(verification="verifying"),
+                name="deployment_verifying_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         flag = "" if self.approved else " (unapproved)"
@@ -656,8 +689,16 @@ def _from_db(field: models.Field, value):
     return value
 
 
-# The emergency path's models live in their own concern; Django finds them through this module.
+# Each concern's models live in its own package; Django finds them through this module.
+from approvals.admission.models import Admission  # noqa: E402, F401
 from approvals.emergencies.models import EmergencyException  # noqa: E402, F401
+from approvals.pipelines.models import (  # noqa: E402, F401
+    InboundDelivery,
+    PipelineIntegration,
+    PipelineWait,
+    RepositoryMapping,
+)
+from approvals.verification.models import HealthCheck  # noqa: E402, F401
 
 
 class InfrastructurePlan(models.Model):

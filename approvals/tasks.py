@@ -4,8 +4,10 @@ from celery import shared_task
 
 from approvals import services
 
-# Celery's autodiscovery reads this module only: the CAB's task is registered through it.
+# Celery's autodiscovery reads this module only: each concern's tasks are registered through it.
 from approvals.cab.tasks import prepare_cab_meetings_task  # noqa: F401
+from approvals.pipelines.tasks import answer_waiting_pipelines_task  # noqa: F401
+from approvals.verification.tasks import verify_deployments_task  # noqa: F401
 
 
 @shared_task

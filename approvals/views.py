@@ -17,12 +17,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from approvals import services
+from approvals.admission.presenters import promotion_panel
 from approvals.calendar import release_conflicts
 from approvals.emergencies.models import EmergencyException
 from approvals.emergencies.selectors import release_panel
 from approvals.forms import DecisionForm, QueueFilterForm, ReasonForm, ReleaseFilterForm
 from approvals.live import LiveVersion, Shown, announcements, box_notices, live_version
 from approvals.models import ApprovalStage, Release, ReleaseQuerySet
+from approvals.pipelines.presenters import pipeline_panel
 from approvals.presenters import person_view, release_page
 from changes.calendar.conflicts import Conflict, change_conflicts
 from changes.freezes.forms import OverrideRequestForm
@@ -127,6 +129,8 @@ def _page_panels(release: Release, user) -> dict:
         "change_panel": _change_panel(release, user),
         "incident_panel": _incident_panel(release, excepted),
         "release_reviews": reviews_for_release(release.pk),
+        "promotion": promotion_panel(release),
+        "pipeline_runs": pipeline_panel(release),
     }
 
 

@@ -371,8 +371,19 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Reviews: owners reminded a day before the due time; late ones escalated to the CAB once.
     "chase-reviews": {"task": "changes.reviews.tasks.chase_reviews_task", "schedule": 900.0},
-    # Outbound events (webhooks): retries wait in the outbox; delivery is also kicked on commit.
-    "deliver-events": {"task": "governance.tasks.deliver_events_task", "schedule": 60.0},
+    # Every outbound call (webhooks, chat, pipeline callbacks, rollback hooks) waits in the
+    # outbox; delivery is kicked on commit and retried here.
+    "deliver-outbox": {"task": "governance.tasks.deliver_outbox_task", "schedule": 60.0},
+    # Pipelines waiting on a gate that was blocked when their release was approved.
+    "answer-waiting-pipelines": {
+        "task": "approvals.pipelines.tasks.answer_waiting_pipelines_task",
+        "schedule": 60.0,
+    },
+    # Post-deploy verification: health polls of deployments inside their window.
+    "verify-deployments": {
+        "task": "approvals.verification.tasks.verify_deployments_task",
+        "schedule": 30.0,
+    },
     "deliver-notifications": {
         "task": "governance.tasks.deliver_notifications_task",
         "schedule": 60.0,
@@ -488,6 +499,14 @@ if SIGNOFF_REVIEW_DUE_HOURS < 1:
 # JSON to each of these URLs, signed with HMAC-SHA256 under the secret when one is set.
 SIGNOFF_EVENT_WEBHOOKS = env_list("SIGNOFF_EVENT_WEBHOOKS")
 SIGNOFF_EVENT_WEBHOOK_SECRET = env_secret("SIGNOFF_EVENT_WEBHOOK_SECRET") or ""
+# Teams' subscriptions may not call private, loopback or link-local addresses (the
+# organisation's own network, cloud metadata) unless this is on (a lab, the test suite).
+SIGNOFF_OUTBOUND_ALLOW_PRIVATE = env_bool("SIGNOFF_OUTBOUND_ALLOW_PRIVATE", False)
+
+# The GitHub App that answers deployment protection rules: its id and PEM private key (or
+# SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE). `make run` writes throwaway ones for the demo.
+SIGNOFF_GITHUB_APP_ID = env_str("SIGNOFF_GITHUB_APP_ID", "")
+SIGNOFF_GITHUB_APP_PRIVATE_KEY = env_secret("SIGNOFF_GITHUB_APP_PRIVATE_KEY") or ""
 
 # How often an open release page asks whether anything changed (while its tab is visible).
 # Each unchanged answer is a 204 costing a few small queries.

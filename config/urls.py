@@ -26,6 +26,12 @@ urlpatterns = [
     path("api/v1/", include("approvals.emergencies.api_urls")),
     path("integrations/pagerduty/", pagerduty_webhook, name="integration-pagerduty"),
     path("integrations/servicenow/", include("changes.servicenow.urls")),
+    path("integrations/", include("approvals.pipelines.urls")),
+    path("integrations/", include("approvals.pipelines.ci_urls")),
+    path("integrations/kubernetes/", include("approvals.admission.urls")),
+    path("approvals/integrations/", include("approvals.pipelines.pages")),
+    path("approvals/integrations/clusters/", include("approvals.admission.pages")),
+    path("api/v1/", include("approvals.verification.api_urls")),
     path("changes/integrations/", include("changes.incidents.pages")),
     path("changes/integrations/servicenow/", include("changes.servicenow.pages")),
     # SCIM 2.0 provisioning (Okta, Entra ID); django-scim2's URLs, namespace "scim".

@@ -283,11 +283,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboundEvent)
 class OutboundEventAdmin(ReadOnlyAdmin):
-    """Events for other systems and their delivery (governance.notifications.events): rows that
-    failed every attempt stay here with their last error."""
+    """Events for other systems; each receiver's delivery is a Delivery row (the outbox page)."""
 
-    list_display = ["created_at", "kind", "subject", "attempts", "delivered_at", "last_error"]
-    list_filter = ["kind", ("delivered_at", admin.EmptyFieldListFilter)]
+    list_display = ["created_at", "kind", "subject"]
+    list_filter = ["kind"]
     search_fields = ["subject", "kind"]
     date_hierarchy = "created_at"
 

@@ -8,7 +8,7 @@ from governance.authority import selectors as authority
 from governance.authority.services import expire_role_grants
 from governance.ledger import checkpoints, verification
 from governance.ledger.models import LedgerVerification
-from governance.notifications import events
+from governance.notifications import outbox
 from governance.notifications import services as notifications
 from governance.people.models import User
 
@@ -32,9 +32,9 @@ def deliver_notifications_task() -> int:
 
 
 @shared_task
-def deliver_events_task() -> int:
-    """POST due outbound events to the configured webhooks (also run every minute for retries)."""
-    return events.deliver_events()
+def deliver_outbox_task() -> int:
+    """Send due outbox deliveries (also run every minute for retries); how many were sent."""
+    return outbox.deliver_due()
 
 
 @shared_task

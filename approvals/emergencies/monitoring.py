@@ -32,6 +32,7 @@ def announce_enhanced_monitoring(release: Release, *, moment: str, status: str =
     publish_event(
         kind=EVENT,
         subject=f"release:{release.pk}",
+        service_id=release.service_id,
         payload={
             "moment": moment,
             "status": status,

@@ -385,6 +385,7 @@ def _announce(emergency: EmergencyException, actor: User, now: datetime) -> None
     publish_event(
         kind="emergency.declared",
         subject=f"change:{change.ref}",
+        service_id=service.pk,
         payload={**_declared_payload(emergency), "declared_by": actor.username, "url": url},
     )
     meeting = next_meeting(service, now)

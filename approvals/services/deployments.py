@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.urls import reverse
 
+from approvals.announcements import announce
 from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
@@ -161,4 +162,12 @@ def _alert_unapproved(release: Release, deployment: Deployment) -> None:
         f"{' '.join(deployment.gate_reasons)} It is recorded as an unapproved deployment.",
         url=reverse("approvals:release_detail", args=[release.pk]),
         reason="unapproved deployment",
+    )
+    announce(
+        release,
+        "unapproved_deployment",
+        f"Unapproved deployment: {release} ({deployment.digest}) was deployed while the gate "
+        f"said '{deployment.gate_status}'.",
+        status=deployment.status,
+        reasons=deployment.gate_reasons,
     )

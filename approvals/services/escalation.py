@@ -18,6 +18,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.announcements import announce
 from approvals.gate import refresh_stage_snapshots
 from approvals.models import ApprovalRequest, ApprovalStage, Decision
 from changes.cab.agenda import AgendaEntry, put_on_next_meetings
@@ -137,6 +138,12 @@ def _escalate(stages: list[ApprovalStage], now: datetime, shared: dict) -> None:
                 "cab_members": sorted(p.username for p in added[stage.pk]),
                 "cab_meeting": meeting.pk if meeting else None,
             },
+        )
+        announce(
+            release,
+            "escalated",
+            f"Escalated: {stage.name} of {release} is {due} and the CAB may now decide it.",
+            stage=stage.name,
         )
     digest.send(
         "Escalated to the CAB",

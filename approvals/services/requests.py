@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from approvals.announcements import announce
 from approvals.context import policy_context
 from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible
 from approvals.gate import refresh_snapshot
@@ -174,6 +175,13 @@ def _create_plan(release: Release, actor: User) -> ApprovalRequest:
         subject=f"release:{release.pk}",
         actor=actor.username,
         payload=_request_payload(release, approval, version),
+    )
+    announce(
+        release,
+        "requested",
+        f"Approval requested: {release} ({release.change.ref}) by {actor.username}.",
+        requested_by=actor.username,
+        stages=[stage.name for stage in plan.stages],
     )
     if plan.standard_change:
         # Approved by the template, not by a person: the ledger names the template and the

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.urls import reverse
 
+from approvals.announcements import announce
 from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
 from changes.records.services import ReleaseProgress, follow_releases
@@ -109,6 +110,16 @@ def transition(approval: ApprovalRequest, status: str, actor: User | None, now, 
     )
     _tell_requester(approval, status, actor)
     follow_change(approval.release, actor)
+    if status in OUTCOME_WORDS:
+        release = approval.release
+        announce(
+            release,
+            "decided",
+            f"{OUTCOME_WORDS[status]}: {release} ({release.change.ref})"
+            + (f" by {actor.username}" if actor else ""),
+            status=status,
+            decided_by=actor.username if actor else "system",
+        )
 
 
 def follow_change(release: Release, actor: User | None) -> None:

@@ -66,11 +66,27 @@ class Target(models.Model):
     details = models.CharField(
         max_length=255, blank=True, help_text="Account, region, API address: for people."
     )
+    namespaces = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A Kubernetes cluster's governed namespaces: admission checks images there.",
+    )
+    token_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 (hex) of the bearer token a cluster's kube-apiserver presents.",
+    )
 
     class Meta:
         ordering = ["environment", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["environment", "slug"], name="unique_target_slug")
+            models.UniqueConstraint(fields=["environment", "slug"], name="unique_target_slug"),
+            # A cluster is named alone in its admission URL, so its slug is unique everywhere.
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=Q(platform="kubernetes"),
+                name="unique_cluster_slug",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -154,6 +170,12 @@ class Service(models.Model):
         max_length=100,
         blank=True,
         help_text="The business capability it serves (e.g. payments); SLA rules may name it.",
+    )
+    health_urls = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="URLs polled after a deployment when the policy requires verification; "
+        "any answer but 2xx is a failure.",
     )
     depends_on = models.ManyToManyField(
         "self",

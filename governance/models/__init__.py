@@ -28,7 +28,7 @@ from governance.identity.models import (
     ScimToken,
 )
 from governance.ledger.models import LedgerEntry, LedgerHead, LedgerVerification
-from governance.notifications.models import Notification, OutboundEvent
+from governance.notifications.models import Delivery, Notification, OutboundEvent, Subscription
 from governance.people.models import CalendarFeedKey, Team, User
 from governance.policy.models import Policy, PolicyProposal, PolicyVersion
 
@@ -41,6 +41,7 @@ __all__ = [
     "CalendarFeedKey",
     "Delegation",
     "DelegationQuerySet",
+    "Delivery",
     "Environment",
     "GroupRoleMapping",
     "IdentityGroup",
@@ -59,6 +60,7 @@ __all__ = [
     "ScimToken",
     "Service",
     "ServiceQuerySet",
+    "Subscription",
     "Target",
     "Team",
     "User",
