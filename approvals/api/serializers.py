@@ -345,6 +345,15 @@ class DeploymentInputSerializer(serializers.Serializer):
         help_text="The digest actually deployed; defaults to the release's.",
     )
 
+    rollback_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The pipeline's rollback hook: called (POST, signed JSON) when post-deploy "
+        "verification fails.",
+    )
+
     def validate_digest(self, value: str) -> str:
         if not DIGEST_PATTERN.match(value):
             raise serializers.ValidationError(
@@ -352,11 +361,29 @@ class DeploymentInputSerializer(serializers.Serializer):
             )
         return value
 
+    def validate_rollback_url(self, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Must be an http(s) URL.")
+        return value
+
 
 class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deployment
-        fields = ["id", "status", "digest", "approved", "gate_status", "gate_reasons", "created_at"]
+        fields = [
+            "id",
+            "status",
+            "digest",
+            "approved",
+            "gate_status",
+            "gate_reasons",
+            "rollback_url",
+            "verification",
+            "verify_until",
+            "verified_at",
+            "verification_detail",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -24,7 +24,13 @@ from governance.policy.services import active_policy_version
 
 
 def record_deployment(
-    *, release: Release, actor: User, status: str, url: str = "", digest: str | None = None
+    *,
+    release: Release,
+    actor: User,
+    status: str,
+    url: str = "",
+    digest: str | None = None,
+    rollback_url: str = "",
 ) -> Deployment:
     """Record a deployment outcome with the gate's answer for the deployed digest at that moment.
 
@@ -41,6 +47,7 @@ def record_deployment(
             status=status,
             reported_by=actor,
             url=url,
+            rollback_url=rollback_url,
             digest=deployed,
             gate_status=gate.status,
             gate_reasons=gate.reasons,
