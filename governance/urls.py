@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("governance.authority.urls")),
     path("", include("governance.catalogue.urls")),
     path("", include("governance.policy.urls")),
+    path("", include("governance.outbound.urls")),
 ]

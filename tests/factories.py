@@ -23,7 +23,16 @@ from approvals.models import (
 )
 from changes.models import ChangeRecord
 from governance.authority.services import grant_role
-from governance.models import ApiToken, Environment, LedgerEntry, PolicyVersion, Service, Team, User
+from governance.models import (
+    ApiToken,
+    Delivery,
+    Environment,
+    LedgerEntry,
+    PolicyVersion,
+    Service,
+    Team,
+    User,
+)
 
 _counter = itertools.count(1)
 
@@ -177,6 +186,7 @@ def state_counts() -> dict[str, int]:
         Deployment,
         LedgerEntry,
         PolicyVersion,
+        Delivery,
     )
     return {model.__name__: model.objects.count() for model in models}
 

@@ -129,8 +129,12 @@ def redeliver(*, delivery: Delivery, actor: User, reason: str = "") -> Delivery:
             kind="outbox.redelivered",
             subject=f"delivery:{delivery.delivery_id}",
             actor=actor.username,
-            payload={"kind": delivery.kind, "channel": delivery.channel, "was": previous},
-            reason=reason,
+            payload={
+                "kind": delivery.kind,
+                "channel": delivery.channel,
+                "was": previous,
+                "reason": reason,
+            },
         )
         transaction.on_commit(KICKER.kick)
     delivery.refresh_from_db()
