@@ -7,6 +7,10 @@ where the decision is taken.
 
 from __future__ import annotations
 
+import hashlib
+
+from django.core.cache import cache
+from django.db import transaction
 from django.urls import reverse
 
 from approvals.models import Release
@@ -31,3 +35,24 @@ def announce(release: Release, kind: str, summary: str, **details) -> None:
             **details,
         },
     )
+
+
+BLOCKED_REMEMBERED_SECONDS = 24 * 3600
+
+
+def announce_blocked(release: Release, holds: list[str]) -> bool:
+    """Tell the release's teams that a freeze or an incident held it at the gate, once per
+    release and set of reasons a day (pipelines ask again and again while held). Returns
+    whether an event was published."""
+    reasons = hashlib.sha256("\n".join(holds).encode()).hexdigest()[:16]
+    # cache.add is atomic in Redis: of two workers answering at once, one announces.
+    if not cache.add(f"release-blocked:{release.pk}:{reasons}", 1, BLOCKED_REMEMBERED_SECONDS):
+        return False
+    with transaction.atomic():
+        announce(
+            release,
+            "blocked",
+            f"Blocked at the gate: {release} ({release.change.ref}). {holds[0]}",
+            reasons=holds,
+        )
+    return True

@@ -36,6 +36,8 @@ class GateResult:
     reasons: list[str] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     digest: str = ""
+    # The reasons that are freezes and incident holds: teams hear of those (not in the answer).
+    holds: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -71,12 +73,13 @@ def evaluate_gate(
     blockers = precondition_failures(release.change, plan, snapshot)
     excepted, outside = emergency_standing(release.change, now)
     blockers += outside
-    blockers += incident_hold_reasons(
+    result.holds = incident_hold_reasons(
         service_id=release.service_id,
         environment_risk=release.environment.risk,
         excepted=excepted,
     )
-    blockers += freeze_blockers(release, now, excepted=excepted)
+    result.holds += freeze_blockers(release, now, excepted=excepted)
+    blockers += result.holds
     if digest is not None and digest != release.digest:
         blockers.insert(
             0,

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from approvals import services
 from approvals.api import serializers as s
 from approvals.exceptions import InvalidRequest
+from approvals.announcements import announce_blocked
 from approvals.gate import evaluate_gate
 from approvals.models import DIGEST_PATTERN, Release
 from governance.db import prepared_statements
@@ -133,8 +134,10 @@ class ReleaseGate(APIView):
         # Asked at every pipeline run: its few statements are planned once per connection.
         with prepared_statements():
             release = _gate_release(request, pk)
-            answer = evaluate_gate(release, digest=digest).as_dict()
-        return Response(answer)
+            result = evaluate_gate(release, digest=digest)
+        if result.status == "blocked" and result.holds:
+            announce_blocked(release, result.holds)
+        return Response(result.as_dict())
 
 
 class ReleaseEvidence(APIView):

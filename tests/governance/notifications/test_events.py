@@ -7,10 +7,13 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from approvals import services
+from changes.freezes.services import FreezeInput, create_freeze
 from governance.models import Delivery, OutboundEvent, Subscription
 from governance.notifications.events import publish_event
 from governance.notifications.outbox import deliver_due
@@ -188,3 +191,50 @@ def test_a_release_requested_and_decided_tells_the_teams_subscription_with_a_lin
     assert decided["kind"] == "release.decided"
     assert decided["payload"]["status"] == "withdrawn"
     assert decided["payload"]["decided_by"] == "dave"
+
+
+def test_a_gate_held_by_a_freeze_tells_the_team_once_however_often_the_pipeline_asks(
+    receiver, client, team, service, production, policy, requester, administrator, settings
+):
+    settings.SIGNOFF_EVENT_WEBHOOKS = []
+    subscription(team, receiver.url, events=["release.blocked"])
+    release, _ = services.request_approval(
+        data=factories.release_input(service, production), actor=requester
+    )
+    now = timezone.now().replace(microsecond=0, tzinfo=None)
+    create_freeze(
+        data=FreezeInput(
+            name="Quarter close",
+            kind="hard",
+            time_zone="UTC",
+            local_start=now - timedelta(hours=1),
+            local_end=now + timedelta(hours=2),
+            environments=[production],
+            reason="Quarter close",
+        ),
+        actor=administrator,
+    )
+    api = factories.ApiClient(client, requester)
+
+    answers = [api.get(f"/api/v1/releases/{release.pk}/gate").json() for _ in range(3)]
+
+    assert {answer["status"] for answer in answers} == {"blocked"}
+    [event] = OutboundEvent.objects.filter(kind="release.blocked")
+    assert event.subject == f"release:{release.pk}"
+    assert any("Quarter close" in reason for reason in event.payload["reasons"])
+    assert event.payload["summary"].startswith(f"Blocked at the gate: {release}")
+    assert deliver_due() == 1
+    assert json.loads(receiver.received[0].body)["kind"] == "release.blocked"
+
+
+def test_a_gate_that_is_merely_pending_tells_nobody(
+    receiver, client, team, service, production, policy, requester, settings
+):
+    settings.SIGNOFF_EVENT_WEBHOOKS = []
+    subscription(team, receiver.url, events=["release.blocked"])
+    release, _ = services.request_approval(
+        data=factories.release_input(service, production), actor=requester
+    )
+    answer = factories.ApiClient(client, requester).get(f"/api/v1/releases/{release.pk}/gate")
+    assert answer.json()["status"] == "pending"
+    assert not OutboundEvent.objects.filter(kind="release.blocked").exists()
