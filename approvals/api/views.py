@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals import services
+from approvals.announcements import announce_blocked
 from approvals.api import serializers as s
 from approvals.exceptions import InvalidRequest
-from approvals.announcements import announce_blocked
 from approvals.gate import evaluate_gate
 from approvals.models import DIGEST_PATTERN, Release
 from governance.db import prepared_statements
