@@ -20,16 +20,16 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from approvals.exceptions import InvalidRequest
-from approvals.gate import evaluate_gate
 from approvals.models import Release
+from approvals.pipelines import answers
 from approvals.pipelines.models import PipelineWait, Provider
 from governance.ledger import services as ledger
 from governance.notifications import outbox
@@ -41,7 +41,7 @@ EVENTS_API_VERSION = "2.0-preview.1"
 # Hosts of Azure DevOps Services; an on-premises Azure DevOps Server is added in settings
 # (SIGNOFF_AZURE_DEVOPS_HOSTS), since the job's token is sent wherever PlanUrl points.
 DEFAULT_HOSTS = ("dev.azure.com", ".visualstudio.com")
-# The gate statuses that end a wait, and what Azure DevOps is told for each.
+# What Azure DevOps is told for each answer (an expired gate is answered "rejected").
 RESULTS = {"approved": "succeeded", "rejected": "failed", "expired": "failed"}
 HEADER_FIELDS = {
     "plan_url": "PlanUrl",
@@ -123,9 +123,9 @@ def events_url(callback: dict) -> str:
 
 
 def azure_answer(wait: PipelineWait, state: str, comment: str = "") -> dict:
-    """The delivery payload answering `wait`: the TaskCompleted event for the gate's `state`
-    (approved → succeeded; rejected or expired → failed). `comment` stays on the outbox row
-    for people; Azure DevOps is sent only the event's own fields."""
+    """The delivery payload answering `wait`: the TaskCompleted event for `state` (approved →
+    succeeded; rejected or expired → failed). `comment` stays on the outbox row for people;
+    Azure DevOps is sent only the event's own fields."""
     if state not in RESULTS:
         raise ValueError(f"{state!r} does not end a wait; only {', '.join(RESULTS)} do.")
     return {
@@ -133,7 +133,7 @@ def azure_answer(wait: PipelineWait, state: str, comment: str = "") -> dict:
         "taskId": wait.callback["task_instance_id"],
         "jobId": wait.callback["job_id"],
         "result": RESULTS[state],
-        "comment": comment[:500],
+        "comment": comment,
         "release": wait.release_id,
     }
 
@@ -154,6 +154,7 @@ def register_check(*, release: Release, actor: User, check: AzureCheck) -> Pipel
                     release=release,
                     external_id=check.external_id,
                     environment_name=release.environment.slug,
+                    run_url=release.pipeline_run_url,
                     callback=check.callback,
                     credentials={"auth_token": check.auth_token},
                 )
@@ -163,58 +164,51 @@ def register_check(*, release: Release, actor: User, check: AzureCheck) -> Pipel
             kind="pipeline.wait_registered",
             subject=f"release:{release.pk}",
             actor=actor.username,
-            payload={"provider": Provider.AZURE, "external_id": wait.external_id},
+            payload={
+                "provider": Provider.AZURE,
+                "external_id": wait.external_id,
+                "environment": wait.environment_name,
+            },
         )
-        state = evaluate_gate(Release.objects.for_gate().get(pk=release.pk)).status
-        if state in RESULTS:
-            answer_wait(
-                wait=wait,
-                state=state,
-                comment=f"The gate had already answered {state}.",
-                actor=actor,
-            )
+        # A gate that has already decided is answered now: no decision is coming to do it.
+        answers.answer_release(release.pk)
     wait.refresh_from_db()
     return wait
 
 
-def answer_wait(
-    *, wait: PipelineWait, state: str, comment: str = "", actor: User | None = None
-) -> Delivery | None:
-    """Answer one waiting Azure DevOps check with the gate's `state`: the TaskCompleted event
-    goes into the outbox. Only the first answer counts: a wait already answered gets None."""
-    now = timezone.now()
+def answer_wait(wait: PipelineWait, answer: str, comment: str, now: datetime) -> int:
+    """Answer one waiting check ("approved" or "rejected"): the TaskCompleted event goes into
+    the outbox, ledgered. Returns 1, or 0 when the wait had already been answered (only the
+    first answer counts). Registered with approvals.pipelines.answers for provider "azure"."""
     with transaction.atomic():
         # The conditional update claims the wait: two deciders racing answer it once.
         claimed = PipelineWait.objects.filter(pk=wait.pk, state=PipelineWait.State.WAITING).update(
-            state=PipelineWait.State.ANSWERED, answer=_answer_word(state), answered_at=now
+            state=PipelineWait.State.ANSWERED, answer=answer, answered_at=now
         )
         if not claimed:
-            return None
+            return 0
         delivery = outbox.enqueue(
             channel=CHANNEL,
-            kind="pipeline.answered",
+            kind=f"pipeline.{answer}",
             url=events_url(wait.callback),
-            payload=azure_answer(wait, state, comment),
+            payload=azure_answer(wait, answer, comment),
             subject=f"release:{wait.release_id}",
             credentials=dict(wait.credentials),
         )
         ledger.append(
-            kind="pipeline.answered",
+            kind="pipeline.answer_queued",
             subject=f"release:{wait.release_id}",
-            actor=actor.username if actor else "system",
+            actor="system",
             payload={
                 "provider": Provider.AZURE,
                 "external_id": wait.external_id,
-                "answer": _answer_word(state),
-                "gate": state,
+                "environment": wait.environment_name,
+                "answer": answer,
+                "comment": comment,
                 "delivery": str(delivery.delivery_id),
             },
         )
-    return delivery
-
-
-def _answer_word(state: str) -> str:
-    return "approved" if state == "approved" else "rejected"
+    return 1
 
 
 def _is_uuid(value: str) -> bool:
@@ -240,3 +234,4 @@ def _send_task_completed(delivery: Delivery, session: requests.Session) -> outbo
 
 
 outbox.register_channel(CHANNEL, _send_task_completed)
+answers.register_answerer(Provider.AZURE.value, answer_wait)
