@@ -11,9 +11,12 @@ from django.core import mail
 from kombu import pools as kombu_pools
 
 from config.celery import app
-from governance.models import Notification
+from governance.models import Delivery, Notification
+from governance.notifications import outbox
 from governance.notifications import services as notifications
+from governance.tasks import deliver_outbox_task
 from tests import factories
+from tests.stubs import Receiver
 
 pytestmark = pytest.mark.django_db
 # Nothing listens on port 1: connections are refused at once, as when Redis is down.
@@ -31,6 +34,7 @@ def broker_at(url: str) -> Iterator[None]:
     finally:
         # Let a kick still in flight finish against the broker it started with.
         notifications.KICKER.wait_idle(timeout=15)
+        outbox.KICKER.wait_idle(timeout=15)
         app.conf.broker_url, app.conf.result_backend = saved
         drop_connections()
 
@@ -96,3 +100,28 @@ def test_kicks_arriving_together_coalesce_into_one_or_two_broker_sends(db):
         assert notifications.KICKER.wait_idle(timeout=15)
     # A send may already be under way when the next kicks arrive: those fold into one more.
     assert 1 <= notifications.KICKER.attempts - before <= 2
+
+
+def test_outbound_calls_wait_out_a_broker_outage_and_are_sent_once_when_it_returns(
+    org, pipeline_bot, api, django_capture_on_commit_callbacks, settings
+):
+    settings.SIGNOFF_OUTBOUND_ALLOW_PRIVATE = True  # the stub listens on 127.0.0.1
+    receiver = Receiver().start()
+    settings.SIGNOFF_EVENT_WEBHOOKS = [receiver.url]
+    try:
+        with broker_at(UNREACHABLE_BROKER):
+            _, status = timed_release_request(api(pipeline_bot), django_capture_on_commit_callbacks)
+            assert status == 201
+            assert outbox.KICKER.wait_idle(timeout=15)
+        # Nothing could be handed to a worker: the call waits in the outbox.
+        [waiting] = Delivery.objects.filter(kind="release.requested")
+        assert waiting.status == "pending" and receiver.received == []
+
+        # The broker is back: beat's sweep sends it, once, however often it runs.
+        assert deliver_outbox_task() == 1
+        assert deliver_outbox_task() == 0
+        assert [r.headers["X-Signoff-Delivery"] for r in receiver.received] == [
+            str(waiting.delivery_id)
+        ]
+    finally:
+        receiver.stop()
