@@ -71,6 +71,18 @@ class PipelineSerializer(serializers.Serializer):
     triggered_by = serializers.CharField(
         max_length=150, required=False, allow_blank=True, default=""
     )
+    sha = serializers.RegexField(
+        r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$",
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The commit the run built (40 or 64 hex digits); GitHub and GitLab "
+        "deployment hooks find the release by it.",
+        error_messages={"invalid": "Must be a commit id: 40 or 64 hex digits."},
+    )
+
+    def validate_sha(self, value: str) -> str:
+        return value.lower()
 
 
 class EvidenceInputSerializer(serializers.Serializer):

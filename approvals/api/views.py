@@ -102,6 +102,7 @@ def _release_input(data: dict) -> services.ReleaseInput:
         standard_change=change.get("template", ""),
         pipeline_provider=pipeline.get("provider", ""),
         pipeline_run_url=pipeline.get("run_url", ""),
+        pipeline_sha=pipeline.get("sha", ""),
         triggered_by=pipeline.get("triggered_by", ""),
         evidence=tuple(data.get("evidence") or ()),
         planned_at=data.get("planned_at"),

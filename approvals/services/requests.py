@@ -44,6 +44,8 @@ class ReleaseInput:
     change_title: str
     pipeline_provider: str = ""
     pipeline_run_url: str = ""
+    # The commit the run built (40 or 64 hex digits): how GitHub and GitLab hooks find it.
+    pipeline_sha: str = ""
     triggered_by: str = ""
     evidence: tuple[dict, ...] = ()
     planned_at: datetime | None = None
@@ -133,6 +135,7 @@ def _create_release(data: ReleaseInput, actor: User, idempotency_key: str | None
         triggered_by_name=data.triggered_by,
         pipeline_provider=data.pipeline_provider,
         pipeline_run_url=data.pipeline_run_url,
+        pipeline_sha=data.pipeline_sha,
         idempotency_key=idempotency_key or None,
         planned_at=data.planned_at,
         standard_change=data.standard_change,
@@ -540,6 +543,7 @@ def _same_release(release: Release) -> ReleaseInput:
         change_title=release.change.title,
         pipeline_provider=release.pipeline_provider,
         pipeline_run_url=release.pipeline_run_url,
+        pipeline_sha=release.pipeline_sha,
         triggered_by=release.triggered_by_name,
         planned_at=release.planned_at,
     )

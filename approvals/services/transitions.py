@@ -13,6 +13,7 @@ from django.urls import reverse
 from approvals.announcements import announce
 from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Release
+from approvals.pipelines.answers import answer_release
 from changes.records.services import ReleaseProgress, follow_releases
 from governance.ledger import services as ledger
 from governance.models import Delegation, User
@@ -110,6 +111,8 @@ def transition(approval: ApprovalRequest, status: str, actor: User | None, now, 
     )
     _tell_requester(approval, status, actor)
     follow_change(approval.release, actor)
+    # Pipeline runs waiting on this release hear the outcome (when the gate agrees it is one).
+    answer_release(approval.release_id, now)
     if status in OUTCOME_WORDS:
         release = approval.release
         announce(
