@@ -41,6 +41,16 @@ def test_the_development_env_file_keeps_its_secrets_and_follows_the_port(tmp_pat
         "http://127.0.0.1:18790",
     )
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0  # readable by its owner only
+    # A throwaway GitHub App for the demo, kept across runs, readable by its owner only.
+    key_file = Path(second["SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE"])
+    assert (
+        second["SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE"]
+        == first["SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE"]
+    )
+    assert key_file == tmp_path / "var" / "github-app-demo.pem"
+    assert key_file.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert second["SIGNOFF_GITHUB_APP_ID"] == "1000001"
 
 
 def test_a_first_start_is_quiet_and_commands_work_without_exporting_anything(tmp_path):
