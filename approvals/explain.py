@@ -69,6 +69,18 @@ def explain(release: Release) -> dict[str, Any]:
         {"kind": "block", "key": "block", "text": text, "rules": rules(_block_rule(text))}
         for text in plan.blocks
     ]
+    if plan.verification:
+        window = plan.verification
+        requirements.append(
+            {
+                "kind": "verification",
+                "key": "verification",
+                "text": f"Health is verified for {window['minutes']} minutes after a successful "
+                f"deployment, every {window['interval_seconds']} seconds; a failure calls the "
+                "rollback hook",
+                "rules": rules(window["rules"]),
+            }
+        )
     return {
         "release": release.pk,
         "policy": f"{version.policy.slug}@v{version.number}" if version else None,

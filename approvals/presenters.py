@@ -15,6 +15,7 @@ from approvals.models import ApprovalStage, Decision, Deployment, Release
 from approvals.services import may_withdraw
 from approvals.services.requests import CLOSED
 from approvals.vendors import VendorSla, vendor_sla
+from approvals.verification.presenters import DeploymentView, deployment_views
 from governance.models import Team, User
 from governance.policy.engine import TEAM_RULES, Plan
 
@@ -81,6 +82,8 @@ class ReleasePage:
     matched_rules: list[dict] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     unapproved_deployments: list[Deployment] = field(default_factory=list)
+    # Each deployment with its verification window, result and health checks, for display.
+    deployment_views: list[DeploymentView] = field(default_factory=list)
     trigger_alias: str = ""
     can_withdraw: bool = False
     can_request_again: bool = False
@@ -143,6 +146,7 @@ def release_page(release: Release, viewer: User) -> ReleasePage:
         matched_rules=plan.matched_rules,
         deployments=deployments,
         unapproved_deployments=[d for d in deployments if not d.approved],
+        deployment_views=deployment_views(deployments, now),
         trigger_alias=_trigger_alias(release),
         can_withdraw=release.approval.status == "pending" and may_withdraw(release, viewer),
         revocable=_revocable(release, stages, viewer),

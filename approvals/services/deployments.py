@@ -6,12 +6,14 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals.announcements import announce
 from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
 from approvals.services.transitions import follow_change
+from approvals.verification.services import window_fields
 from changes.records.models import ChangeRecord
 from changes.reviews import services as reviews
 from changes.reviews.models import Review
@@ -38,8 +40,13 @@ def record_deployment(
     gate had not approved it (pending, blocked, expired, rejected, another digest), it is an
     unapproved deployment: flagged on the release, ledgered as its own kind, and the service's
     owners and the administrators are told.
+
+    A successful deployment of a release whose plan asks for post-deploy verification opens
+    its window (approvals.verification): health is watched until `verify_until`, and a failure
+    calls `rollback_url`.
     """
     deployed = digest or release.digest
+    now = timezone.now()
     with transaction.atomic(), ledger.deferred():
         gate = evaluate_gate(Release.objects.for_gate().get(pk=release.pk), digest=deployed)
         deployment = Deployment.objects.create(
@@ -52,6 +59,8 @@ def record_deployment(
             gate_status=gate.status,
             gate_reasons=gate.reasons,
             approved=gate.status == "approved",
+            created_at=now,
+            **window_fields(release, status, now),
         )
         _mark_release_deployed(release, deployment)
         ledger.append(
@@ -65,6 +74,7 @@ def record_deployment(
                 "approved_digest": release.digest,
                 "gate": gate.status,
                 "reasons": gate.reasons,
+                **_window_payload(deployment),
             },
         )
         if not deployment.approved:
@@ -142,6 +152,19 @@ def _post_mortem(release: Release, deployment: Deployment, what: str) -> reviews
         release_id=release.pk,
         due_at=deployment.created_at + timedelta(hours=hours),
     )
+
+
+def _window_payload(deployment: Deployment) -> dict:
+    """The verification window for the ledger entry, when one opened."""
+    if deployment.verification != Deployment.Verification.VERIFYING:
+        return {}
+    return {
+        "verification": {
+            "until": deployment.verify_until.isoformat(),
+            "interval_seconds": deployment.verification_interval,
+            "rollback_url": deployment.rollback_url,
+        }
+    }
 
 
 def _mark_release_deployed(release: Release, deployment: Deployment) -> None:

@@ -58,6 +58,7 @@ _REQUIRE_KEYS = {
     "checks",
     "sla",
     "block",
+    "verification",
 }
 # Built-in checks a rule may require (`require: checks: [...]`), as its checklist shows them.
 CHECKS = {
@@ -71,6 +72,12 @@ _SLA_KEYS = {"id", "description", "min_approvers", "due_hours", "escalate_hours"
 # Stages an SLA's `min_approvers` raises: those decided by the service's own people.
 _SLA_STAGE_SOURCES = ("service_approvers", "service_owners")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_]+)*)\}")
+# Post-deploy verification (`require: verification: {minutes, interval_seconds}`): the window
+# after a successful deployment during which the service's health is polled, and how often.
+_VERIFICATION_KEYS = {"minutes", "interval_seconds"}
+VERIFICATION_MAX_MINUTES = 24 * 60
+VERIFICATION_MIN_INTERVAL = 10
+VERIFICATION_DEFAULT_INTERVAL = 60
 # Boolean requirements: any matching rule that sets one turns it on (strictest wins).
 _FLAGS = ("dual_control", "retro_review", "itsm_change")
 _STAGE_KEYS = {
@@ -154,6 +161,9 @@ class Plan:
     standard_change: dict[str, Any] | None = None
     # Things a person should know about the plan, e.g. why a standard change did not apply.
     notes: list[str] = field(default_factory=list)
+    # Post-deploy verification, when a rule asks for it: {"minutes", "interval_seconds",
+    # "rules"} (the longest window and the shortest interval of the matching rules).
+    verification: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +192,7 @@ class Plan:
             slas=data.get("slas", []),
             standard_change=data.get("standard_change"),
             notes=data.get("notes", []),
+            verification=data.get("verification"),
         )
 
 
@@ -413,6 +424,8 @@ def _validate_require(require: dict, where: str) -> None:
     checks = require.get("checks") or []
     if not isinstance(checks, list) or any(check not in CHECKS for check in checks):
         raise PolicyError(f"{where}: checks must be a list of {', '.join(CHECKS)}.")
+    if require.get("verification") is not None:
+        _validate_verification(require["verification"], f"{where}, verification")
     block = require.get("block")
     if block is not None:
         if not isinstance(block, str) or not block.strip():
@@ -420,6 +433,31 @@ def _validate_require(require: dict, where: str) -> None:
         for path in _PLACEHOLDER.findall(block):
             if path.split(".")[0] not in CONTEXT_VARIABLES:
                 raise PolicyError(f"{where}: 'block' names unknown variable {{{path}}}.")
+
+
+def _validate_verification(raw: Any, where: str) -> None:
+    """`verification: {minutes: 30, interval_seconds: 60}`: a window of at most a day, polled
+    at least every VERIFICATION_MIN_INTERVAL seconds and at least once inside the window."""
+    if not isinstance(raw, dict):
+        raise PolicyError(
+            f"{where} must be a mapping such as {{minutes: 30, interval_seconds: 60}}."
+        )
+    reject_unknown(raw, _VERIFICATION_KEYS, where)
+    if "minutes" not in raw:
+        raise PolicyError(f"{where} needs 'minutes': how long after a deployment to watch it.")
+    whole_number(raw["minutes"], f"{where}, minutes")
+    if raw["minutes"] > VERIFICATION_MAX_MINUTES:
+        raise PolicyError(
+            f"{where}, minutes must be at most {VERIFICATION_MAX_MINUTES} (a day), "
+            f"got {raw['minutes']}."
+        )
+    interval = raw.get("interval_seconds", VERIFICATION_DEFAULT_INTERVAL)
+    whole_number(interval, f"{where}, interval_seconds", minimum=VERIFICATION_MIN_INTERVAL)
+    if interval > raw["minutes"] * 60:
+        raise PolicyError(
+            f"{where}, interval_seconds ({interval}) is longer than the window "
+            f"({raw['minutes']} minutes): the health would never be checked."
+        )
 
 
 @dataclass(frozen=True)
@@ -578,11 +616,26 @@ def _merge(
         _add_item(checklist, "check", "itsm_change")
     if require.get("block"):
         plan.blocks.append(_fill(require["block"], context) + f" (policy rule {rule.id})")
+    if require.get("verification"):
+        _merge_verification(plan, require["verification"], rule.id)
     valid = require.get("approval_valid_hours")
     if valid is not None:
         plan.approval_valid_hours = min(valid, plan.approval_valid_hours or valid)
     for flag in _FLAGS:
         setattr(plan, flag, getattr(plan, flag) or bool(require.get(flag)))
+
+
+def _merge_verification(plan: Plan, raw: dict, rule_id: str) -> None:
+    """Strictest wins: the longest window, polled at the shortest interval."""
+    minutes = raw["minutes"]
+    interval = raw.get("interval_seconds", VERIFICATION_DEFAULT_INTERVAL)
+    current = plan.verification
+    if current is None:
+        plan.verification = {"minutes": minutes, "interval_seconds": interval, "rules": [rule_id]}
+        return
+    current["minutes"] = max(current["minutes"], minutes)
+    current["interval_seconds"] = min(current["interval_seconds"], interval)
+    current["rules"].append(rule_id)
 
 
 def _add_item(checklist: list | None, kind: str, key: str) -> None:
