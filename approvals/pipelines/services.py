@@ -152,7 +152,8 @@ def map_repository(
     repository = repository.strip().strip("/")
     if provider not in HOOK_PROVIDERS:
         raise InvalidRequest(f"Unknown provider '{provider}': github or gitlab.")
-    if len(repository) > 255 or not REPOSITORY.match(repository):
+    dots = any(part in (".", "..") for part in repository.split("/"))
+    if len(repository) > 255 or not REPOSITORY.match(repository) or dots:
         message = "owner/repo (GitLab: group/subgroup/project), as the provider names it."
         raise InvalidRequest(f"repository: {message}", fields={"repository": [message]})
     with transaction.atomic():
