@@ -124,12 +124,15 @@ def test_production_critical_or_sox_needs_two_service_approvers_then_the_cab(tie
     assert plan.approval_valid_hours == 72
     assert plan.retro_review is False
     sox = ["sox-checkpoint"] if "SOX" in tags else []
+    # Tier-1 production deployments are also verified afterwards (post-deploy verification).
+    verified = ["tier-1-production-verification"] if tier == 1 else []
     assert matched(plan) == [
         "production-dual-control",
         "production-tests-green",
         "critical-or-sox-cab",
         *sox,
         "production-tests-ran",
+        *verified,
     ]
     assert plan.errors == []
 
@@ -173,6 +176,7 @@ def test_emergency_change_needs_one_approver_and_a_retro_review():
         "emergency-fast-path",
         "sox-checkpoint",
         "production-tests-ran",
+        "tier-1-production-verification",
     ]
 
 
