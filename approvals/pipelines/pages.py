@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+"""The Integrations page under /approvals/integrations/ (the hooks' routes are in `urls.py`)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from approvals.pipelines import views
+
+app_name = "pipelines-pages"
+
+urlpatterns = [
+    path("", views.integrations, name="integrations"),
+]
