@@ -177,6 +177,40 @@ def test_the_sla_never_loosens_a_shorter_due_time_and_spares_emergencies():
     assert emergency.stages[0].sla_hours == 1  # the emergency rule's own hour stands
 
 
+# --- After the deployment: post-deploy verification ------------------------------------------
+
+
+def test_tier_1_production_deployments_are_verified_for_fifteen_minutes_every_minute():
+    plan = plan_for(release(service__tier=1))
+
+    assert plan.verification == {
+        "minutes": 15,
+        "interval_seconds": 60,
+        "rules": ["tier-1-production-verification"],
+    }
+    assert engine.Plan.from_dict(plan.to_dict()).verification == plan.verification
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # tier 3
+        {"service__tier": 2},
+        {"service__tier": 1, "environment__risk": "medium"},  # staging
+        {"service__tier": 1, "environment__risk": "low"},  # development
+    ],
+    ids=["tier-3", "tier-2", "tier-1-staging", "tier-1-dev"],
+)
+def test_no_verification_below_tier_1_or_outside_production(changes):
+    assert plan_for(release(**changes)).verification is None
+
+
+def test_an_emergency_on_a_tier_1_service_is_verified_too():
+    plan = plan_for(release(service__tier=1, change__type="emergency"))
+
+    assert plan.verification["minutes"] == 15
+
+
 # --- Live tightening from incidents ----------------------------------------------------------
 
 
