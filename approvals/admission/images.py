@@ -72,14 +72,14 @@ def parse_image(written: str) -> ImageReference:
     if not text:
         raise InvalidImage("An image reference is empty.")
     name, at, digest = text.partition("@")
-    tag = ""
+    tag, tagged = "", False
     # A colon after the last slash starts the tag; one before it is a registry's port.
     head, colon, tail = name.rpartition(":")
     if colon and "/" not in tail:
-        name, tag = head, tail
+        name, tag, tagged = head, tail, True
     domain, path = split_domain(name)
     full = f"{domain}/{path}"
-    rebuilt = full + (f":{tag}" if tag else "") + (f"@{digest}" if at else "")
+    rebuilt = full + (f":{tag}" if tagged else "") + (f"@{digest}" if at else "")
     if not REFERENCE.match(rebuilt) or len(full) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidImage(
             f"{written!r} is not a valid image reference (repository names are lower-case, "

@@ -34,7 +34,7 @@ def promotion_panel(release: Release) -> dict:
     admissions = (
         Admission.objects.filter(release__service_id=release.service_id, digest=release.digest)
         .select_related("cluster__environment")
-        .order_by("cluster__environment__order", "cluster__name")
+        .order_by("cluster__environment__order", "first_admitted_at", "cluster__name")
     )
     rows = [_row(admission, release) for admission in admissions]
     admitted_here = {row.cluster for row in rows if row.this_release}

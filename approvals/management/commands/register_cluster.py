@@ -70,5 +70,5 @@ class Command(BaseCommand):
         self.stdout.write(f"token: {registration.token}")
         self.stdout.write(
             "Kubeconfig for kube-apiserver's AdmissionConfiguration (shown once):\n"
-            + services.webhook_kubeconfig(registration.token)
+            + services.webhook_kubeconfig(registration.token).rstrip("\n")
         )
