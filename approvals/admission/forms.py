@@ -14,7 +14,7 @@ class ClusterForm(forms.Form):
 
     name = forms.CharField(
         max_length=100,
-        help_text="Its slug names the webhook URL: /integrations/kubernetes/<slug>/admission.",
+        help_text="Its slug names the webhook URL: /integrations/kubernetes/SLUG/admission.",
     )
     environment = forms.ModelChoiceField(
         Environment.objects.all(),

@@ -72,7 +72,11 @@ def token_matches(cluster: Target, token: str) -> bool:
 def webhook_kubeconfig(token: str) -> str:
     """The kubeconfig kube-apiserver reads to authenticate to the webhook: its user entry is
     named after the webhook's host (and port), as `AdmissionConfiguration` looks it up."""
-    host = urlsplit(settings.SITE_URL).netloc or "*"
+    parts = urlsplit(settings.SITE_URL)
+    # kube-apiserver looks the entry up by host, with the port unless it is https's own 443.
+    host = parts.hostname or "*"
+    if parts.port and not (parts.scheme == "https" and parts.port == 443):
+        host = f"{host}:{parts.port}"
     return (
         f'apiVersion: v1\nkind: Config\nusers:\n- name: "{host}"\n  user:\n    token: "{token}"\n'
     )
@@ -130,6 +134,9 @@ def register_cluster(
             if created or rotate_token or not cluster.token_digest:
                 token = secrets.token_urlsafe(32)
                 cluster.token_digest = token_digest(token)
+            elif before == _described(cluster):
+                # The same registration again (a re-run script, a resubmitted form): no news.
+                return Registration(cluster=cluster, created=False, token=None)
             cluster.save()
             _ledger_registration(cluster, created, before, token is not None, actor, reason)
     except IntegrityError:

@@ -109,3 +109,12 @@ def test_bad_arguments_are_refused_and_register_nothing(args, message, productio
     assert str(refused.value) == message
     assert not Target.objects.exists()
     assert not LedgerEntry.objects.exists()
+
+
+def test_the_same_registration_again_changes_nothing(production):
+    run("prod-eu-1", "--environment", "production", "--namespace", "payments")
+
+    output = run("prod-eu-1", "--environment", "production", "--namespace", "payments")
+
+    assert output.startswith("Updated prod-eu-1 (Production); governed namespaces: payments.")
+    assert LedgerEntry.objects.count() == 1
