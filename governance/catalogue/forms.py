@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, URLValidator
 
 from governance.authority.models import Environment, Service, Target
 from governance.catalogue.models import Vendor
@@ -76,6 +76,49 @@ class CatalogueFilterForm(forms.Form):
     tag = ComplianceTagField(required=False, max_length=30, label="Compliance tag")
 
 
+HEALTH_URLS_MAX = 10
+
+
+class HealthUrlListField(forms.CharField):
+    """Health URLs typed one a line; cleans to a list of http(s) URLs, de-duplicated in order."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false"})
+    url_validator = URLValidator(schemes=["http", "https"])
+
+    def prepare_value(self, value) -> str:
+        return "\n".join(value) if isinstance(value, list) else (value or "")
+
+    def clean(self, value) -> list[str]:
+        typed = [line.strip() for line in (super().clean(value) or "").splitlines()]
+        urls = list(dict.fromkeys(line for line in typed if line))
+        bad = [url for url in urls if not self._valid(url)]
+        if bad:
+            raise forms.ValidationError(
+                "Not an http(s) URL: %(urls)s. Give one full URL a line, e.g. "
+                "https://payments.internal/healthz.",
+                code="invalid_url",
+                params={"urls": ", ".join(f"“{url}”" for url in bad)},
+            )
+        if len(urls) > HEALTH_URLS_MAX:
+            raise forms.ValidationError(
+                "At most %(max)d health URLs.", code="too_many", params={"max": HEALTH_URLS_MAX}
+            )
+        return urls
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            return self.clean(data) != list(initial or [])
+        except forms.ValidationError:
+            return True
+
+    def _valid(self, url: str) -> bool:
+        try:
+            self.url_validator(url)
+        except forms.ValidationError:
+            return False
+        return len(url) <= 500
+
+
 FRAMEWORKS = Service.ComplianceFramework
 
 
@@ -94,6 +137,12 @@ class ServiceForm(forms.ModelForm):
         label="Other compliance tags",
         help_text="Comma-separated, e.g. FEDRAMP, NIS2: saved upper-case, as policies see them.",
     )
+    health_urls = HealthUrlListField(
+        required=False,
+        label="Health URLs",
+        help_text="One a line. Polled after a deployment when the policy requires post-deploy "
+        "verification; any answer but 2xx (redirects too) fails the deployment.",
+    )
 
     class Meta:
         model = Service
@@ -109,6 +158,7 @@ class ServiceForm(forms.ModelForm):
             "vendor",
             "compliance_tags",
             "depends_on",
+            "health_urls",
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
