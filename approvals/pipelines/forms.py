@@ -67,6 +67,8 @@ class GitLabForm(GitHubForm):
         help_text="A token of a user who may approve deployments (scope api); blank keeps it.",
     )
 
+    field_order = ["secret", "api_url", "api_token", "open_releases", "reason"]
+
     def clean_api_token(self) -> str | None:
         return _kept_blank(self.cleaned_data["api_token"])
 

@@ -53,9 +53,11 @@ def _unbound_forms(configured: dict) -> dict:
     forms = {}
     for name, form in FORMS.items():
         integration = configured.get(name)
-        initial = {"open_releases": integration.open_releases} if integration else {}
-        if name == "github" and not integration:
-            initial["api_url"] = "https://api.github.com"
+        initial = {}
+        if integration:
+            initial = {"api_url": integration.api_url, "open_releases": integration.open_releases}
+        elif name == "github":
+            initial = {"api_url": "https://api.github.com"}
         forms[name] = form(prefix=name, initial=initial)
     return forms
 
