@@ -48,10 +48,12 @@ def run_client(args: list[str], env: dict[str, str], cwd: Path | None = None) ->
     return Run(finished.returncode, finished.stdout, finished.stderr)
 
 
-def run_shell(script: str, env: dict[str, str], cwd: Path) -> Run:
-    """A snippet's shell lines, with `-e` as CI runners use it: the first failure stops it."""
+def run_shell(script: str, env: dict[str, str], cwd: Path, *, errexit: bool = True) -> Run:
+    """A snippet's shell lines. GitHub, GitLab and Jenkins stop at the first failing command
+    (`-e`); Azure Pipelines' bash step does not, so its scripts must say `set -e` themselves."""
+    options = ["-e", "-o", "pipefail"] if errexit else []
     finished = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", script],
+        ["bash", *options, "-c", script],
         env=env,
         cwd=cwd,
         capture_output=True,
