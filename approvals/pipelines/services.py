@@ -184,18 +184,27 @@ def map_repository(
 
 def receive_run(*, event: RunEvent, delivery_id: str, now: datetime | None = None) -> Outcome:
     """Link a waiting run to its release (opening one when the integration allows and an
-    artifact is known), answer it at once when the gate has decided, and remember the delivery
-    so a redelivery changes nothing."""
+    artifact is known) and answer it at once when the gate has decided.
+
+    A linked delivery is remembered, so its redelivery changes nothing. One that linked nothing
+    is not: once the repository is mapped (or the release requested), redelivering it from the
+    provider's webhook page links the run, which is still waiting there.
+    """
     now = now or timezone.now()
+    delivery_id = delivery_id[:200]
+    seen = InboundDelivery.objects.filter(provider=event.provider, delivery_id=delivery_id)
+    if delivery_id and seen.exists():
+        return Outcome("duplicate", "Already received; nothing changed.")
     try:
         # No ledger.deferred() here: opening a release runs its own, which must stay the
         # outermost so that a refused opening leaves none of its entries behind.
         with transaction.atomic():
-            if delivery_id:
+            outcome = _link(event, now)
+            if delivery_id and outcome.status == "linked":
                 InboundDelivery.objects.create(
-                    provider=event.provider, delivery_id=delivery_id[:200], received_at=now
+                    provider=event.provider, delivery_id=delivery_id, received_at=now
                 )
-            return _link(event, now)
+            return outcome
     except IntegrityError:
         # The same delivery (or the same waiting deployment) was recorded first elsewhere.
         return Outcome("duplicate", "Already received; nothing changed.")

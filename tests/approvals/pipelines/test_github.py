@@ -198,6 +198,26 @@ def test_an_unmapped_repository_is_accepted_and_nothing_is_linked(
     assert entry.payload["reason"] == "No service is mapped to acme/payments-api; map it first."
 
 
+def test_a_delivery_redelivered_after_the_mapping_is_made_links_the_run(
+    client, github, github_release, provider_api, service
+):
+    from approvals.pipelines import services as pipelines
+
+    event = payloads.dumps(payloads.github_event(provider_api.url))
+    headers = payloads.github_headers(event)
+    first = client.post(URL, event, content_type="application/json", **headers)
+    pipelines.map_repository(
+        provider="github", repository="acme/payments-api", service=service, actor="ada"
+    )
+
+    again = client.post(URL, event, content_type="application/json", **headers)
+
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["status"] == "linked"
+    assert PipelineWait.objects.get().release == github_release
+    assert InboundDelivery.objects.count() == 1
+
+
 def test_a_callback_outside_the_configured_api_is_refused(
     client, github, mapped, github_release, provider_api
 ):
