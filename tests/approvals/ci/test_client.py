@@ -159,6 +159,7 @@ def test_request_takes_the_run_from_the_cis_own_variables(env, ci):
     assert (release.pipeline_provider, release.pipeline_run_url) == (ci, run_url)
     assert release.triggered_by.username == "dave"
     assert release.idempotency_key == key
+    assert release.pipeline_sha == "3f786850e387550fdab836ed7e6dc881de23001b"
 
 
 def test_request_from_signoff_variables_alone(env):
