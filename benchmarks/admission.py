@@ -70,9 +70,7 @@ def approved_now() -> list[Release]:
     now = timezone.now()
     found: dict[int, dict[str, Release]] = {}
     newest = (
-        Release.objects.for_gate()
-        .filter(approval__status="approved")
-        .order_by("-pk")[:CANDIDATES]
+        Release.objects.for_gate().filter(approval__status="approved").order_by("-pk")[:CANDIDATES]
     )
     for release in newest:
         if evaluate_gate(release, now=now).status == "approved":

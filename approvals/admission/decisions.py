@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import F
 
 from approvals.admission.images import (
     SHA256_DIGEST,
@@ -41,29 +42,36 @@ class ImageDecision:
 def decide_images(
     images: list[str], environment: Environment, now: datetime
 ) -> list[ImageDecision]:
-    """One decision per image, in order. One query finds every release naming the images'
-    digests; the gate then runs for this environment's candidates only."""
+    """One decision per image, in order. One query finds this environment's releases naming
+    the images' digests (the gate then runs for each); a second, for denials only, finds where
+    else a digest was requested, to name the service to request approval for."""
     parsed: dict[str, object] = {}
     for image in images:
         try:
             parsed[image] = parse_image(image)
         except InvalidImage as exc:
             parsed[image] = exc
-    digests = {p.digest for p in parsed.values() if not isinstance(p, Exception) and p.digest}
-    by_digest = _releases_by_digest(digests)
-    return [_decide(image, parsed[image], environment, by_digest, now) for image in images]
+    digests = {
+        p.digest
+        for p in parsed.values()
+        if not isinstance(p, Exception) and SHA256_DIGEST.match(p.digest)
+    }
+    here = _candidates(digests, environment)
+    elsewhere = _requested_elsewhere(digests - set(here))
+    return [_decide(image, parsed[image], environment, here, elsewhere, now) for image in images]
 
 
-def _releases_by_digest(digests: set[str]) -> dict[str, list[Release]]:
-    """Releases naming these digests in any environment, newest first: this environment's are
-    the candidates, the others name the service to request approval for."""
+def _candidates(digests: set[str], environment: Environment) -> dict[str, list[Release]]:
+    """This environment's releases naming these digests, newest first, loaded as the gate
+    reads them (one row each with its change and approval request), plus the few fields the
+    messages and records name."""
     found: dict[str, list[Release]] = defaultdict(list)
-    valid = sorted(d for d in digests if SHA256_DIGEST.match(d))
-    if not valid:
+    if not digests:
         return found
     releases = (
-        Release.objects.filter(digest__in=valid)
-        .select_related("service", "environment", "change", "approval")
+        Release.objects.for_gate()
+        .filter(environment_id=environment.pk, digest__in=sorted(digests))
+        .annotate(image_ref=F("image"), service_slug=F("service__slug"), version_ref=F("version"))
         .order_by("-created_at", "-pk")
     )
     for release in releases:
@@ -71,11 +79,28 @@ def _releases_by_digest(digests: set[str]) -> dict[str, list[Release]]:
     return found
 
 
+def _requested_elsewhere(digests: set[str]) -> dict[str, dict]:
+    """The newest release naming each digest in any other environment (the same artifact on
+    its way through the promotion path): its id, service and environment."""
+    if not digests:
+        return {}
+    rows = (
+        Release.objects.filter(digest__in=sorted(digests))
+        .order_by("-created_at", "-pk")
+        .values("pk", "digest", "service__slug", "environment__name")
+    )
+    found: dict[str, dict] = {}
+    for row in rows:
+        found.setdefault(row["digest"], row)
+    return found
+
+
 def _decide(
     image: str,
     parsed: object,
     environment: Environment,
-    by_digest: dict[str, list[Release]],
+    here: dict[str, list[Release]],
+    elsewhere: dict[str, dict],
     now: datetime,
 ) -> ImageDecision:
     if isinstance(parsed, InvalidImage):
@@ -91,15 +116,25 @@ def _decide(
         return ImageDecision(
             image, False, f"{image}: only sha256 digests are approved (sha256:<64 hex>)."
         )
-    releases = by_digest.get(parsed.digest, [])
-    here = [r for r in releases if r.environment_id == environment.pk]
-    matching = [r for r in here if normalised_repository(r.image) == parsed.repository]
-    if not matching:
-        return ImageDecision(image, False, _unknown_reason(image, parsed, environment, releases))
-    return _decide_candidates(image, matching, now)
+    candidates = here.get(parsed.digest, [])
+    matching = [r for r in candidates if normalised_repository(r.image_ref) == parsed.repository]
+    if matching:
+        return _decide_candidates(image, matching, environment, now)
+    if candidates:
+        named = normalised_repository(candidates[0].image_ref)
+        reason = (
+            f"{image}: digest {parsed.digest[7:19]} was requested for {environment.name} as "
+            f"{named}, not {parsed.repository}; deploy it by the repository its release names."
+        )
+        return ImageDecision(image, False, reason)
+    return ImageDecision(
+        image, False, _unknown_reason(image, parsed, environment, elsewhere.get(parsed.digest))
+    )
 
 
-def _decide_candidates(image: str, candidates: list[Release], now: datetime) -> ImageDecision:
+def _decide_candidates(
+    image: str, candidates: list[Release], environment: Environment, now: datetime
+) -> ImageDecision:
     """The newest approved candidate admits; else one inside an emergency exception does,
     with a warning; else the newest candidate's gate explains the denial."""
     results = [(release, _gate(release, now)) for release in candidates]
@@ -118,7 +153,7 @@ def _decide_candidates(image: str, candidates: list[Release], now: datetime) -> 
     return ImageDecision(
         image,
         False,
-        f"{image}: {release.service.slug} {release.version} to {release.environment.name} is "
+        f"{image}: {release.service_slug} {release.version_ref} to {environment.name} is "
         f"{result.status} ({why}). Follow it at {_release_url(release)}",
     )
 
@@ -145,22 +180,15 @@ def _emergency_warning(image: str, release: Release, result: GateResult) -> str:
     )
 
 
-def _unknown_reason(image: str, parsed, environment: Environment, releases: list) -> str:
-    """No release of this environment names the image: say what would get it approved."""
-    here = [r for r in releases if r.environment_id == environment.pk]
-    if here:
-        named = normalised_repository(here[0].image)
-        return (
-            f"{image}: digest {parsed.digest[7:19]} was requested for {environment.name} as "
-            f"{named}, not {parsed.repository}; deploy it by the repository its release names."
-        )
+def _unknown_reason(image: str, parsed, environment: Environment, other: dict | None) -> str:
+    """No release of this environment names the digest: say what would get it approved."""
     api = f"{settings.SITE_URL}/api/v1/releases/"
-    if releases:
-        service = releases[0].service.slug
+    if other is not None:
         return (
-            f"{image} is not approved for {environment.name}: request approval for {service} to "
-            f"{environment.slug} with this digest ({api}); it was requested for "
-            f"{releases[0].environment.name} in {_release_url(releases[0])}"
+            f"{image} is not approved for {environment.name}: request approval for "
+            f"{other['service__slug']} to {environment.slug} with this digest ({api}); it was "
+            f"requested for {other['environment__name']} in "
+            f"{settings.SITE_URL}/approvals/releases/{other['pk']}/"
         )
     return (
         f"{image} is not approved for {environment.name}: no release names digest "

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from approvals import services
 from approvals.admission.models import Admission
 from approvals.admission.services import register_cluster
+from approvals.emergencies.models import EmergencyException
 from approvals.emergencies.services import end_emergency
 from tests import factories
 from tests.approvals.admission.conftest import (
@@ -313,7 +314,7 @@ def test_an_emergency_exception_admits_with_a_warning(cluster, emergency_pending
 
 
 def test_an_emergency_release_after_its_exception_is_denied(cluster, emergency_pending, send):
-    emergency = emergency_pending.change.emergency
+    emergency = EmergencyException.objects.get(change_id=emergency_pending.change_id)
     end_emergency(emergency=emergency, actor=emergency.declared_by, reason="Checkout is back.")
 
     response = answer(send(cluster, review("Pod", [pinned(emergency_pending)])))
