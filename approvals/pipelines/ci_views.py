@@ -11,12 +11,14 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals.api.serializers import GateSerializer
 from approvals.gate import evaluate_gate
 from approvals.models import Release
 from approvals.pipelines import azure
@@ -57,9 +59,25 @@ class TokenPasswordAuthentication(authentication.BaseAuthentication):
         return token.user, token
 
 
+class TokenPasswordScheme(OpenApiAuthenticationExtension):
+    target_class = TokenPasswordAuthentication
+    name = "tokenPasswordAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "Any user name, a Signoff API token as the password.",
+        }
+
+
 class RunLookupSerializer(serializers.Serializer):
     run_url = serializers.URLField(max_length=500)
     environment = serializers.SlugField(max_length=50)
+
+
+class RunGateSerializer(GateSerializer):
+    release = serializers.IntegerField(help_text="The release the run requested.")
 
 
 class CheckAcknowledgedSerializer(serializers.Serializer):
@@ -118,7 +136,8 @@ class AzureGate(APIView):
         parameters=[
             OpenApiParameter("run_url", str, required=True),
             OpenApiParameter("environment", str, required=True),
-        ]
+        ],
+        responses=RunGateSerializer,
     )
     def get(self, request: Request) -> Response:
         release = _release_for_run(request, request.query_params, "view")
