@@ -405,3 +405,20 @@ def test_the_request_api_refuses_a_commit_that_is_not_one(org, pipeline_bot, api
         "pipeline": {"sha": ["Must be a commit id: 40 or 64 hex digits."]}
     }
     assert Release.objects.count() == 0
+
+
+def test_a_refused_installation_token_leaves_the_answer_to_retry(
+    client, github, mapped, github_release, provider_api, approver
+):
+    provider_api.token_status = 401
+    post(client, payloads.github_event(provider_api.url))
+    factories.decide(github_release, approver, "reject", "Not this week.")
+
+    assert deliver_due(timezone.now()) == 0
+
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.last_error) == (
+        "pending",
+        "not sent: GitHub gave no installation token (401 Unauthorized)",
+    )
+    assert [call.path for call in provider_api.calls] == ["/app/installations/4242/access_tokens"]
