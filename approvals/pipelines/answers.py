@@ -1,11 +1,11 @@
 """Answering the pipeline runs that wait on a release, once its gate has decided.
 
-`answer_pipelines` is called where a request's status changes (approvals.services.transitions),
-inside that transaction; the beat task calls `answer_release` for runs whose gate decided later
-(a freeze that ended after the approval). "approved" goes back only while the gate says
-approved now; "rejected" when it says rejected (a rejection or a withdrawal) or expired. Each
-run is answered once: a conditional update on its state claims it, then the answer is queued in
-the outbox and ledgered in the same transaction.
+`answer_release` is called where a request's status changes (approvals.services.transitions),
+inside that transaction, and when a run is linked; the beat task (`answer_waiting`) answers runs
+whose gate decided later (a freeze that ended after the approval). "approved" goes back only
+while the gate says approved now; "rejected" when it says rejected (a rejection or a
+withdrawal) or expired. Each run is answered once: a conditional update on its state claims
+it, then the answer is queued in the outbox and ledgered in the same transaction.
 
 This module must not import approvals.services (which calls it).
 """
@@ -73,11 +73,9 @@ def answer_waiting(now: datetime | None = None) -> int:
     ended, an approval that expired); run by beat every minute. One transaction per release,
     so one that cannot be answered never holds back the others."""
     now = now or timezone.now()
-    Status = ApprovalRequest.Status
+    closed = [s for s in ApprovalRequest.Status if s != ApprovalRequest.Status.PENDING]
     # Pending requests are answered by their decisions, unless their deadline has passed.
-    decided = Q(release__approval__status__in=[s for s in Status if s != Status.PENDING]) | Q(
-        release__approval__expires_at__lte=now
-    )
+    decided = Q(release__approval__status__in=closed) | Q(release__approval__expires_at__lte=now)
     waiting = PipelineWait.objects.filter(
         decided, state=PipelineWait.State.WAITING, provider__in=list(_ANSWERERS)
     )
