@@ -181,9 +181,10 @@ def answer_wait(wait: PipelineWait, answer: str, comment: str, now: datetime) ->
     the outbox, ledgered. Returns 1, or 0 when the wait had already been answered (only the
     first answer counts). Registered with approvals.pipelines.answers for provider "azure"."""
     with transaction.atomic():
-        # The conditional update claims the wait: two deciders racing answer it once.
+        # The conditional update claims the wait: two deciders racing answer it once. The job's
+        # token moves to the outbox row that needs it and is kept nowhere else.
         claimed = PipelineWait.objects.filter(pk=wait.pk, state=PipelineWait.State.WAITING).update(
-            state=PipelineWait.State.ANSWERED, answer=answer, answered_at=now
+            state=PipelineWait.State.ANSWERED, answer=answer, answered_at=now, credentials={}
         )
         if not claimed:
             return 0

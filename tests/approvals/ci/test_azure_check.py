@@ -142,7 +142,7 @@ def test_approval_sends_one_task_completed_to_the_plan_with_the_jobs_token(
         "delivered",
     )
     wait = PipelineWait.objects.get()
-    assert (wait.state, wait.answer) == ("answered", "approved")
+    assert (wait.state, wait.answer, wait.credentials) == ("answered", "approved", {})
     assert ledger_kinds(release) == ["pipeline.wait_registered", "pipeline.answer_queued"]
 
 
