@@ -437,3 +437,18 @@ def test_each_further_release_costs_its_gate_only(cluster, approve, service, pro
     releases = [approve(service, production) for _ in range(3)]
 
     assert queries_for(send, cluster, [pinned(r) for r in releases]) == REVIEW_QUERIES + 2 * 2
+
+
+def test_a_pod_of_a_running_release_costs_a_bounded_number_of_queries(
+    cluster, approved_release, send
+):
+    """The steady state of a rollout: the admission is on record, its last time is touched."""
+    image = pinned(approved_release)
+    answer(send(cluster, review("Pod", [image])))
+
+    with CaptureQueriesContext(connection) as captured:
+        assert answer(send(cluster, review("Pod", [image] * 5)))["allowed"] is True
+
+    # The review's queries, then the admission rows read and their last time touched, inside
+    # the service's transaction (a savepoint and its release here, in the test's transaction).
+    assert len(captured) == REVIEW_QUERIES + 2 + 2
