@@ -57,6 +57,8 @@ HUB_NAMES = ("build", "release", "deployment", "gates", "checks")
 GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 EVENT_FIELDS = ("name", "taskId", "jobId", "result")
 MAX_TOKEN = 4000
+# Room for the events path after it within the outbox row's 1000-character URL.
+MAX_URL = 500
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,13 @@ def parse_check(headers: dict[str, str]) -> AzureCheck:
 def plan_url_problem(url: str) -> str:
     """Why the job's token may not be sent to `url` ("" when it may): an Azure DevOps host
     (SIGNOFF_AZURE_DEVOPS_HOSTS), and no private address unless outbound calls may reach one."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "Must be an http(s) URL, as $(system.CollectionUri) gives it."
+    if parts.scheme not in ("http", "https") or not host.isprintable() or len(url) > MAX_URL:
+        return "Must be an http(s) URL, as $(system.CollectionUri) gives it."
     allowed = getattr(settings, "SIGNOFF_AZURE_DEVOPS_HOSTS", DEFAULT_HOSTS)
     if not any(
         host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed
