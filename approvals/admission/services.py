@@ -276,7 +276,7 @@ def _record_admissions(
     if known:
         Admission.objects.filter(
             cluster=cluster, release_id__in=known, last_admitted_at__lt=now - LAST_SEEN_RESOLUTION
-        ).update(last_admitted_at=now, namespace=review.namespace, workload=review.workload)
+        ).update(last_admitted_at=now, namespace=review.namespace, workload=_workload(review))
     for release_id, decision in admitted.items():
         first = release_id not in known and _created(cluster, review, decision, now)
         flipped = (
@@ -284,6 +284,11 @@ def _record_admissions(
         )
         if first or flipped:
             _ledger_admission(cluster, review, decision)
+
+
+def _workload(review: ReviewRequest) -> str:
+    # Names are the API server's to bound; the column's size must never turn into a 500.
+    return review.workload[: Admission._meta.get_field("workload").max_length]
 
 
 def _created(
@@ -298,7 +303,7 @@ def _created(
                 release=release,
                 digest=release.digest,
                 namespace=review.namespace,
-                workload=review.workload,
+                workload=_workload(review),
                 first_admitted_at=now,
                 last_admitted_at=now,
                 emergency=decision.emergency,

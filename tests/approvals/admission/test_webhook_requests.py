@@ -452,3 +452,10 @@ def test_a_pod_of_a_running_release_costs_a_bounded_number_of_queries(
     # The review's queries, then the admission rows read and their last time touched, inside
     # the service's transaction (a savepoint and its release here, in the test's transaction).
     assert len(captured) == REVIEW_QUERIES + 2 + 2
+
+
+def test_a_very_long_object_name_is_recorded_shortened(cluster, approved_release, send):
+    body = review("Deployment", [pinned(approved_release)], name="x" * 400)
+
+    assert answer(send(cluster, body))["allowed"] is True
+    assert Admission.objects.get().workload == "Deployment/" + "x" * 289
