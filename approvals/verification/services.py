@@ -22,18 +22,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.announcements import announce
+from approvals.emergencies.models import EmergencyException
 from approvals.models import Deployment, Release
 from approvals.verification.exceptions import VerificationClosed
 from approvals.verification.models import HealthCheck
+from changes.records.models import ChangeRecord
 from changes.reviews import services as reviews
 from changes.reviews.models import Review
 from governance.ledger import services as ledger
 from governance.models import User
 from governance.notifications import outbox
 from governance.notifications.services import notify
-from governance.policy.engine import Plan
+from governance.policy.engine import VERIFICATION_DEFAULT_INTERVAL, Plan
 
 Verification = Deployment.Verification
+# The emergency control (governance.policy.engine.DEFAULT_CONTROLS) that promises verification.
+EMERGENCY_CONTROL = "post_deploy_verification"
+EMERGENCY_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,18 @@ class HealthResult:
 
 
 def window_fields(release: Release, status: str, now: datetime) -> dict[str, Any]:
-    """The fields that open a verification window on a new deployment, or {} when the release's
-    plan asks for none or the deployment did not succeed (a failed one is already failed)."""
+    """The fields that open a verification window on a new deployment, or {} when nothing asks
+    for one or the deployment did not succeed (a failed one is already failed).
+
+    The release's plan asks (`require: verification:`); so does an emergency whose declarer
+    chose post-deploy verification as a compensating control, with the default window when
+    the plan names none.
+    """
     if status != Deployment.Status.SUCCEEDED:
         return {}
     approval = getattr(release, "approval", None)
     window = Plan.from_dict(approval.plan).verification if approval else None
+    window = window or _emergency_window(release)
     if not window:
         return {}
     return {
@@ -62,6 +73,17 @@ def window_fields(release: Release, status: str, now: datetime) -> dict[str, Any
         "verification_interval": window["interval_seconds"],
         "next_check_at": now,
     }
+
+
+def _emergency_window(release: Release) -> dict[str, int] | None:
+    """The default window when the release's emergency chose post-deploy verification as a
+    compensating control; releases of other changes cost no query."""
+    if release.change.type != ChangeRecord.Type.EMERGENCY:
+        return None
+    emergency = EmergencyException.objects.filter(change_id=release.change_id).first()
+    if emergency is None or EMERGENCY_CONTROL not in emergency.controls:
+        return None
+    return {"minutes": EMERGENCY_MINUTES, "interval_seconds": VERIFICATION_DEFAULT_INTERVAL}
 
 
 def report_health(

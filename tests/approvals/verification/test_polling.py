@@ -10,15 +10,19 @@ from datetime import timedelta
 
 import pytest
 
+from approvals import services
+from approvals.emergencies.services import declare_emergency
 from approvals.models import Deployment
 from approvals.verification import polling
 from approvals.verification.models import HealthCheck
 from approvals.verification.tasks import verify_deployments_task
 from changes.reviews.models import Review
-from governance.models import LedgerEntry
+from governance.models import LedgerEntry, Notification
 from governance.notifications import outbox
 from governance.notifications.models import Delivery, Subscription
 from governance.notifications.outbox import sign
+from tests import factories
+from tests.approvals.emergencies.helpers import declarer_for
 from tests.approvals.verification.conftest import SECRET
 
 pytestmark = pytest.mark.django_db
@@ -62,9 +66,6 @@ def test_the_policy_opens_a_fifteen_minute_window_on_a_successful_deployment(wat
 def test_no_window_opens_where_the_policy_asks_none_or_the_deployment_failed(
     approved_release, low_tier_service, production, pipeline_bot, deploy
 ):
-    from approvals import services
-    from tests import factories
-
     tier_3, _ = services.request_approval(
         data=factories.release_input(low_tier_service, production), actor=pipeline_bot
     )
@@ -224,7 +225,7 @@ def test_the_last_poll_is_planned_at_the_window_s_end_never_after_it(watched):
 def test_a_window_without_any_health_signal_is_unverified_not_passed(
     approved_release, deploy, service
 ):
-    service.owners.add(service.team.members.create(username="olga"))
+    service.owners.add(factories.UserFactory(username="olga"))
     deployment = deploy(approved_release, rollback_url="https://ci.example.com/rollback")
     start = deployment.created_at
     # No health URL: nothing to poll, so the next look is the end of the window.
@@ -238,6 +239,9 @@ def test_a_window_without_any_health_signal_is_unverified_not_passed(
     assert deployment.verification_detail.startswith("Unverified: no health signal in 15 minutes")
     assert kinds(approved_release)[-1] == "deployment.unverified"
     assert not Delivery.objects.filter(kind="release.rollback").exists()
+    # The owners hear of it: the service probably lacks its health URLs.
+    told = Notification.objects.get(recipient__username="olga")
+    assert told.subject == f"Deployment not verified: {approved_release}"
 
 
 def test_a_second_worker_never_claims_a_deployment_already_claimed(watched):
@@ -268,3 +272,37 @@ def test_batches_are_bounded(approved_release, deploy, monkeypatch):
     assert polling.verify_due(now) == 2
     assert polling.verify_due(now) == 1
     assert polling.verify_due(now) == 0
+
+
+@pytest.mark.parametrize(
+    ("controls", "window"),
+    [(["extra_monitoring", "post_deploy_verification"], True), (["extra_monitoring"], False)],
+)
+def test_an_emergency_that_chose_post_deploy_verification_is_verified(
+    org, low_tier_service, production, pipeline_bot, controls, window
+):
+    release, _ = services.request_approval(
+        data=factories.release_input(low_tier_service, production, change_type="emergency"),
+        actor=pipeline_bot,
+    )
+    declare_emergency(
+        actor=declarer_for(release),
+        service=release.service,
+        title="",
+        justification="Checkout is down for every customer.",
+        incident=None,
+        outage="Checkout returns 500 for every request.",
+        controls=controls,
+        hours=4,
+        change=release.change,
+    )
+
+    deployment = fresh(
+        services.record_deployment(release=release, actor=pipeline_bot, status="succeeded")
+    )
+
+    if window:
+        assert deployment.verification == "verifying"
+        assert deployment.verify_until == deployment.created_at + timedelta(minutes=15)
+    else:
+        assert (deployment.verification, deployment.verify_until) == ("", None)
