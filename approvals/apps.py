@@ -15,3 +15,7 @@ class ApprovalsConfig(AppConfig):
         # both live in the changes app, which cannot import this one.
         register_source("releases", release_source)
         register_release_lister("releases", linked_release_rows)
+
+        # Outbox channels and pipeline answerers register themselves on import: in the worker
+        # nothing else imports them.
+        from approvals.pipelines import azure, channels  # noqa: F401

@@ -507,6 +507,12 @@ SIGNOFF_OUTBOUND_ALLOW_PRIVATE = env_bool("SIGNOFF_OUTBOUND_ALLOW_PRIVATE", Fals
 # SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE). `make run` writes throwaway ones for the demo.
 SIGNOFF_GITHUB_APP_ID = env_str("SIGNOFF_GITHUB_APP_ID", "")
 SIGNOFF_GITHUB_APP_PRIVATE_KEY = env_secret("SIGNOFF_GITHUB_APP_PRIVATE_KEY") or ""
+# Where an Azure DevOps check's answer may go (its job token goes with it): host names, or
+# ".suffix" for every host under a domain. Add an Azure DevOps Server's host here.
+SIGNOFF_AZURE_DEVOPS_HOSTS = tuple(
+    host.lower()
+    for host in env_list("SIGNOFF_AZURE_DEVOPS_HOSTS", "dev.azure.com,.visualstudio.com")
+)
 
 # How often an open release page asks whether anything changed (while its tab is visible).
 # Each unchanged answer is a 204 costing a few small queries.

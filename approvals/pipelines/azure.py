@@ -38,9 +38,6 @@ from governance.people.models import User
 
 CHANNEL = "azure"
 EVENTS_API_VERSION = "2.0-preview.1"
-# Hosts of Azure DevOps Services; an on-premises Azure DevOps Server is added in settings
-# (SIGNOFF_AZURE_DEVOPS_HOSTS), since the job's token is sent wherever PlanUrl points.
-DEFAULT_HOSTS = ("dev.azure.com", ".visualstudio.com")
 # What Azure DevOps is told for each answer (an expired gate is answered "rejected").
 RESULTS = {"approved": "succeeded", "rejected": "failed", "expired": "failed"}
 HEADER_FIELDS = {
@@ -110,7 +107,7 @@ def plan_url_problem(url: str) -> str:
         return "Must be an http(s) URL, as $(system.CollectionUri) gives it."
     if parts.scheme not in ("http", "https") or not host.isprintable() or len(url) > MAX_URL:
         return "Must be an http(s) URL, as $(system.CollectionUri) gives it."
-    allowed = getattr(settings, "SIGNOFF_AZURE_DEVOPS_HOSTS", DEFAULT_HOSTS)
+    allowed = settings.SIGNOFF_AZURE_DEVOPS_HOSTS
     if not any(
         host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed
     ):
