@@ -47,6 +47,8 @@ def test_the_release_page_shows_each_window_its_result_and_the_rollback(
     assert 'class="table-danger"' in shown
     assert '<span class="badge text-bg-danger">failed</span>' in shown
     assert "2 health checks, 1 unhealthy" in shown
+    decided = failed.created_at + timedelta(minutes=1)
+    assert f"{decided:%Y-%m-%d %H:%M} UTC, window {failed.created_at:%H:%M}\u2013" in shown
     assert f"{stub.url('/healthz')} answered 500 Internal Server Error" in shown
     assert 'data-testid="rollback"' in shown and "Rollback hook called" in shown
     shown = row(body, watching)
