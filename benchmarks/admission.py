@@ -35,8 +35,10 @@ CANDIDATES = 300  # newest approved requests looked at to find releases the gate
 
 
 def measure_admission(requests: int) -> list[Timing]:
-    """An admitted three-container pod and a denied dry-run Deployment; n/a with the error."""
+    """Admitted pods naming one and three releases, and a denied dry-run Deployment; n/a with
+    the error."""
     names = (
+        "Admission webhook, admitted pod (1 approved image)",
         "Admission webhook, admitted pod (3 approved images)",
         "Admission webhook, denied Deployment (tag only, dry run)",
     )
@@ -56,12 +58,13 @@ def measure_admission(requests: int) -> list[Timing]:
         return [Timing(name, error=f"{type(exc).__name__}: {exc}"[:300]) for name in names]
     client = Client(headers={"authorization": f"Bearer {token}"})
     images = [f"{r.image}@{r.digest}" for r in releases]
-    admitted = _timing(names[0], client, lambda: _review("Pod", images), True, requests)
+    one = _timing(names[0], client, lambda: _review("Pod", images[:1]), True, requests)
+    three = _timing(names[1], client, lambda: _review("Pod", images), True, requests)
     unpinned = [f"{releases[0].image}:latest"]
     denied = _timing(
-        names[1], client, lambda: _review("Deployment", unpinned, dry_run=True), False, requests
+        names[2], client, lambda: _review("Deployment", unpinned, dry_run=True), False, requests
     )
-    return [admitted, denied]
+    return [one, three, denied]
 
 
 def approved_now() -> list[Release]:

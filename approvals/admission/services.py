@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -30,9 +30,6 @@ from governance.models import Environment, LedgerEntry, Platform, Target
 NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_MAX_LENGTH = 63
 SLUG_MAX_LENGTH = 50
-# An admission already on record is not rewritten for every pod of a rollout: its last time
-# moves once a minute at most.
-LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 class InvalidCluster(GovernanceError):
@@ -211,11 +208,11 @@ def review_admission(
     )
     if review.dry_run or not decisions:
         return verdict  # sideEffects: NoneOnDryRun
-    with transaction.atomic():
-        if denied:
+    if denied:
+        with transaction.atomic():
             _ledger_denial(cluster, review, decisions)
-        else:
-            _record_admissions(cluster, review, decisions, now)
+    else:
+        _record_admissions(cluster, review, decisions, now)
     return verdict
 
 
@@ -268,22 +265,28 @@ def _record_admissions(
     """Upsert one row per admitted release; ledger the first admission of each into the
     cluster, and an admission under an emergency exception the first time it happens."""
     admitted = {d.release.pk: d for d in decisions if d.release is not None}
-    known = set(
-        Admission.objects.filter(cluster=cluster, release_id__in=admitted).values_list(
-            "release_id", flat=True
-        )
+    # One statement, atomic by itself: the common case, a pod of a release already running
+    # here (every pod of a rollout), touches its row and needs no transaction and no entry.
+    touched = Admission.objects.filter(cluster=cluster, release_id__in=admitted).update(
+        last_admitted_at=now, namespace=review.namespace, workload=_workload(review)
     )
-    if known:
-        Admission.objects.filter(
-            cluster=cluster, release_id__in=known, last_admitted_at__lt=now - LAST_SEEN_RESOLUTION
-        ).update(last_admitted_at=now, namespace=review.namespace, workload=_workload(review))
-    for release_id, decision in admitted.items():
-        first = release_id not in known and _created(cluster, review, decision, now)
-        flipped = (
-            decision.emergency and release_id in known and _flagged_emergency(cluster, release_id)
+    if touched == len(admitted) and not any(d.emergency for d in admitted.values()):
+        return
+    with transaction.atomic():
+        known = set(
+            Admission.objects.filter(cluster=cluster, release_id__in=admitted).values_list(
+                "release_id", flat=True
+            )
         )
-        if first or flipped:
-            _ledger_admission(cluster, review, decision)
+        for release_id, decision in admitted.items():
+            first = release_id not in known and _created(cluster, review, decision, now)
+            flipped = (
+                decision.emergency
+                and release_id in known
+                and _flagged_emergency(cluster, release_id)
+            )
+            if first or flipped:
+                _ledger_admission(cluster, review, decision)
 
 
 def _workload(review: ReviewRequest) -> str:
