@@ -47,36 +47,50 @@ class ReleaseQuerySet(models.QuerySet):
     def with_list_related(self) -> ReleaseQuerySet:
         return self.select_related(
             "service", "environment", "change", "approval", "requested_by", "triggered_by"
+        ).with_last_deployment()
+
+    def with_last_deployment(self) -> ReleaseQuerySet:
+        """Annotate the latest deployment's status: a release whose last deployment failed (or
+        failed its post-deploy verification) shows as failed in lists."""
+        latest = Deployment.objects.filter(release=models.OuterRef("pk")).order_by(
+            "-created_at", "-pk"
         )
+        return self.annotate(last_deployment_status=models.Subquery(latest.values("status")[:1]))
 
     def for_page(self) -> ReleaseQuerySet:
         """What the release page shows: the gate's data plus who, where and people's details."""
-        return self.select_related(
-            "service__vendor",
-            "environment",
-            "change",
-            "approval",
-            "requested_by",
-            "triggered_by",
-            "infrastructure_plan",
-        ).prefetch_related(
-            models.Prefetch(
-                "approval__stages",
-                queryset=ApprovalStage.objects.order_by("position").prefetch_related(
-                    models.Prefetch(
-                        "decisions",
-                        queryset=Decision.objects.select_related(
-                            "approver", "on_behalf_of"
-                        ).order_by("created_at"),
+        return (
+            self.with_last_deployment()
+            .select_related(
+                "service__vendor",
+                "environment",
+                "change",
+                "approval",
+                "requested_by",
+                "triggered_by",
+                "infrastructure_plan",
+            )
+            .prefetch_related(
+                models.Prefetch(
+                    "approval__stages",
+                    queryset=ApprovalStage.objects.order_by("position").prefetch_related(
+                        models.Prefetch(
+                            "decisions",
+                            queryset=Decision.objects.select_related(
+                                "approver", "on_behalf_of"
+                            ).order_by("created_at"),
+                        ),
+                        "eligible_approvers",
                     ),
-                    "eligible_approvers",
                 ),
-            ),
-            models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at", "pk")),
-            models.Prefetch(
-                "deployments",
-                queryset=Deployment.objects.select_related("reported_by").order_by("-created_at"),
-            ),
+                models.Prefetch("evidence", queryset=Evidence.objects.order_by("created_at", "pk")),
+                models.Prefetch(
+                    "deployments",
+                    queryset=Deployment.objects.select_related("reported_by").order_by(
+                        "-created_at"
+                    ),
+                ),
+            )
         )
 
     def live_rows(self) -> models.QuerySet:

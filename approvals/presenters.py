@@ -231,7 +231,10 @@ def _team_view(stage: ApprovalStage, teams: list[Team]) -> dict:
 
 def release_status(release: Release) -> str:
     """The one word shown in lists: unapproved (deployed without the gate's approval, a finding
-    that stays), deployed, or the approval's status."""
+    that stays), failed (its latest deployment failed or failed verification), deployed, or
+    the approval's status."""
     if release.unapproved_deployment_at:
         return "unapproved"
+    if getattr(release, "last_deployment_status", "") == Deployment.Status.FAILED:
+        return "failed"
     return "deployed" if release.deployed_at else release.approval.status

@@ -507,6 +507,9 @@ SIGNOFF_OUTBOUND_ALLOW_PRIVATE = env_bool("SIGNOFF_OUTBOUND_ALLOW_PRIVATE", Fals
 # SIGNOFF_GITHUB_APP_PRIVATE_KEY_FILE). `make run` writes throwaway ones for the demo.
 SIGNOFF_GITHUB_APP_ID = env_str("SIGNOFF_GITHUB_APP_ID", "")
 SIGNOFF_GITHUB_APP_PRIVATE_KEY = env_secret("SIGNOFF_GITHUB_APP_PRIVATE_KEY") or ""
+# GitLab: the approval rule (user, group or role name) Signoff's token approves as, when that
+# user belongs to several rules of a protected environment (the API's `represented_as`).
+SIGNOFF_GITLAB_REPRESENTED_AS = env_str("SIGNOFF_GITLAB_REPRESENTED_AS", "")
 # Where an Azure DevOps check's answer may go (its job token goes with it): host names, or
 # ".suffix" for every host under a domain. Add an Azure DevOps Server's host here.
 SIGNOFF_AZURE_DEVOPS_HOSTS = tuple(

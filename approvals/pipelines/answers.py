@@ -186,7 +186,7 @@ def _call(wait: PipelineWait, answer: str, comment: str) -> tuple[str, dict, dic
     url = f"{api_url}/api/v4/projects/{project}/deployments/{deployment}/approval"
     body = {"status": answer, "comment": comment}
     # GitLab needs it when the token's user belongs to several approval rules.
-    represented_as = getattr(settings, "SIGNOFF_GITLAB_REPRESENTED_AS", "")
+    represented_as = settings.SIGNOFF_GITLAB_REPRESENTED_AS
     if represented_as:
         body["represented_as"] = represented_as
     return url, body, {}

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from approvals.models import Deployment, Release
+from approvals.presenters import release_status
 from governance.models import LedgerEntry, Notification
 from tests import factories
 
@@ -145,3 +146,19 @@ def test_a_normal_deployment_shows_no_warning(
     dashboard = client.get(reverse("reporting:dashboard"))
     assert dashboard.context["counts"]["unapproved"] == 0
     assert 'data-testid="unapproved-count"' not in dashboard.content.decode()
+
+
+def test_a_release_whose_last_deployment_failed_shows_as_failed_until_a_later_one_succeeds(
+    client, api, production_release, pipeline_bot, approver, second_approver, cab_member
+):
+    approve_fully(production_release, approver, second_approver, cab_member)
+    client.force_login(approver)
+    listing = reverse("approvals:release_list")
+    page = reverse("approvals:release_detail", args=[production_release.pk])
+
+    report(api, pipeline_bot, production_release, status="failed")
+    assert release_status(client.get(listing).context["page"].object_list[0]) == "failed"
+    assert release_status(client.get(page).context["page"].release) == "failed"
+
+    report(api, pipeline_bot, production_release, status="succeeded")
+    assert release_status(client.get(listing).context["page"].object_list[0]) == "deployed"
