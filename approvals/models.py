@@ -255,6 +255,10 @@ class Release(models.Model):
                 fields=["requested_by", "idempotency_key"], name="unique_idempotency_key"
             ),
         ]
+        indexes = [
+            # Admission webhooks find an image's releases by digest in the cluster's environment.
+            models.Index(fields=["digest", "environment"], name="release_digest_env_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.service.name} {self.version} → {self.environment.name}"

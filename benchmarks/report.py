@@ -44,6 +44,7 @@ class Results:
     exports: list[ExportResult] = field(default_factory=list)
     pages: list[Timing] = field(default_factory=list)
     policy: list[Timing] = field(default_factory=list)
+    admission: list[Timing] = field(default_factory=list)
 
 
 def machine() -> dict[str, str]:
@@ -154,6 +155,7 @@ def figures(results: Results) -> list[tuple[str, str, str]]:
     rows += _sweep_rows(results.sweeps)
     rows += [row for timing in results.pages for row in _page_rows(timing)]
     rows += [row for timing in results.policy for row in _page_rows(timing)]
+    rows += [row for timing in results.admission for row in _page_rows(timing)]
     rows += [row for result in results.exports for row in _export_rows(result)]
     return rows
 
@@ -294,6 +296,14 @@ measured by `make bench` and rewritten by it on every full run. This file is gen
   (context built with `policy_context`, planned with the published and a draft document, plans
   compared), 2,000 timed runs each after a warm-up; queries per simulated release counted in a
   separate pass.
+- **Kubernetes admission.** `benchmarks/admission.py`:
+  `POST /integrations/kubernetes/<cluster>/admission` as kube-apiserver calls it (AdmissionReview
+  v1, the cluster's bearer token), in-process like the gate, for a cluster registered in the
+  environment holding the most releases the gate approves now: pods whose containers run one
+  and three approved digests (admitted, the promotion rows touched as for every pod of a
+  rollout), and a Deployment pinned by tag only as a dry run (denied, nothing written). Budget:
+  far under kube-apiserver's 10 s default timeout and the manifest's 5 s; aim: the gate's own
+  figures, per release named.
 - **Streamed exports.** The compliance CSV (every release, tagged SOX and regulated for the run
   inside a transaction rolled back afterwards) and the ledger export, each consumed line by line
   in a fresh process as a response would be, against PostgreSQL's own `COPY ... TO STDOUT` of the

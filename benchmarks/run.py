@@ -122,7 +122,7 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
 
 def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     """Gate vs. baseline, the queue page, ledger verification, the sweeps, the exports."""
-    from benchmarks import exports, measure, policy, sweeps
+    from benchmarks import admission, exports, measure, policy, sweeps
     from governance.identity.tokens import issue_token
     from governance.models import ApiToken
 
@@ -147,7 +147,11 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     streamed = phases.run("exports", exports.measure_exports)
     log("policy engine: parse, evaluation, one simulated release")
     policy_timings = phases.run("policy engine", policy.measure_policy)
-    return api, queue, ledger, swept, streamed, pages, policy_timings
+    log("Kubernetes admission webhook: an admitted pod, a denied dry run")
+    admission_timings = phases.run(
+        "admission webhook", lambda: admission.measure_admission(args.requests)
+    )
+    return api, queue, ledger, swept, streamed, pages, policy_timings, admission_timings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger, swept, streamed, pages, policy_timings = measure_all(args, org, phases)
+    api, queue, ledger, swept, streamed, pages, policy_timings, admission_timings = measure_all(
+        args, org, phases
+    )
 
     from benchmarks import report
 
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         exports=streamed,
         pages=pages,
         policy=policy_timings,
+        admission=admission_timings,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,

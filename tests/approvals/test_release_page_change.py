@@ -32,7 +32,7 @@ DASH = "\u2013"  # between a window's start and end
 # each (the release's hour, the change's window: links, changes and their services, freezes
 # and their scopes, approvers, delegations) and the change's services. The same for one
 # conflict or incident as for many.
-PLANNED_PAGE_QUERIES = 49
+PLANNED_PAGE_QUERIES = 51
 
 
 def next_tuesday() -> datetime:

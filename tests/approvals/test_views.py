@@ -257,9 +257,11 @@ def test_release_page_query_count_does_not_grow_with_decisions(
 # deployments, the gate's holding incidents and freezes, owning teams, the viewer's authority,
 # the ledger, the freeze panel, the policy version; then the Change and Incidents panels' three
 # (the services the viewer sees, whether the change page opens for them, the incidents in one
-# query) and the Reviews panel's one. A planned release adds its conflict boards:
+# query), the Reviews panel's one, the Pipeline runs panel's one and the Promotion panel's one
+# (clusters holding the digest and the environment's clusters). A planned release adds its
+# conflict boards:
 # tests/approvals/test_release_page_change.py.
-RELEASE_PAGE_QUERIES = 30
+RELEASE_PAGE_QUERIES = 32
 
 
 def test_the_page_says_rejected_marks_superseded_evidence_and_links_the_change(
