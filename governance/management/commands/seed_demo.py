@@ -3,8 +3,9 @@
 Idempotent: running it again changes nothing. Releases with history are added by the approvals
 app's `seed_demo_releases`, the incidents, ServiceNow records, freezes and planned changes by
 the changes app's `seed_demo_incidents`, `seed_demo_servicenow`, `seed_demo_freezes` and
-`seed_demo_calendar`, and the CAB's meeting, escalation and emergency by `seed_demo_cab`, all
-called from here.
+`seed_demo_calendar`, the mapped repositories, clusters and admissions by
+`seed_demo_integrations`, and the CAB's meeting, escalation and emergency by `seed_demo_cab`,
+all called from here.
 """
 
 from django.core.management import call_command
@@ -187,6 +188,7 @@ class Command(BaseCommand):
         # After the releases, so that the demo's history was planned outside any freeze.
         call_command("seed_demo_freezes", stdout=self.stdout)
         call_command("seed_demo_calendar", stdout=self.stdout)
+        call_command("seed_demo_integrations", stdout=self.stdout)
         # Last: the CAB's agenda is built from everything above.
         call_command("seed_demo_cab", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
