@@ -7,8 +7,10 @@ import html
 import re
 
 import pytest
+from django.template import TemplateSyntaxError
 from django.template.loader import render_to_string
 
+from approvals.templatetags.pipeline_tags import shipped_file
 from tests.approvals.ci.test_snippets import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +62,9 @@ def test_the_integrations_page_needs_a_sign_in(client):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_only_shipped_snippet_files_can_be_shown():
+    for path in ("config/settings.py", ".env", "docs/ci/../../.env"):
+        with pytest.raises(TemplateSyntaxError):
+            shipped_file(path)
