@@ -68,3 +68,13 @@ def test_only_shipped_snippet_files_can_be_shown():
     for path in ("config/settings.py", ".env", "docs/ci/../../.env"):
         with pytest.raises(TemplateSyntaxError):
             shipped_file(path)
+
+
+def test_the_readme_shows_every_shipped_snippet_as_it_is():
+    readme = (ROOT / "README.md").read_text()
+    shown = dict(
+        re.findall(r"<code>([^<]+)</code>\)</summary>\n\n```[a-z]+\n(.*?)\n```", readme, re.S)
+    )
+    assert sorted(shown) == sorted(SHIPPED)
+    for path in SHIPPED:
+        assert shown[path] == (ROOT / path).read_text().rstrip(), f"README shows an old {path}"
