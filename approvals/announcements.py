@@ -14,12 +14,17 @@ from django.db import transaction
 from django.urls import reverse
 
 from approvals.models import Release
-from governance.notifications.events import publish_event
+from governance.notifications.events import EventSpec, publish_events
 
 
 def announce(release: Release, kind: str, summary: str, **details) -> None:
     """Publish `release.<kind>` for `release`; call inside the transaction that causes it."""
-    publish_event(
+    publish_events([release_event(release, kind, summary, **details)])
+
+
+def release_event(release: Release, kind: str, summary: str, **details) -> EventSpec:
+    """The event `announce` publishes; a sweep collects many and publishes them at once."""
+    return EventSpec(
         kind=f"release.{kind}",
         subject=f"release:{release.pk}",
         service_id=release.service_id,

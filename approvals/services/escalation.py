@@ -18,7 +18,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.announcements import announce
+from approvals.announcements import release_event
 from approvals.gate import refresh_stage_snapshots
 from approvals.models import ApprovalRequest, ApprovalStage, Decision
 from changes.cab.agenda import AgendaEntry, put_on_next_meetings
@@ -26,6 +26,7 @@ from changes.cab.models import AgendaItem
 from governance.authority.selectors import eligible_approvers
 from governance.ledger import services as ledger
 from governance.models import Delegation, Notification, Team, User
+from governance.notifications.events import EventSpec, publish_events
 from governance.notifications.services import queue_notifications, route
 
 # Small enough that one transaction's ledger entries stay cheap: each entry moves the ledger's
@@ -116,6 +117,7 @@ def _escalate(stages: list[ApprovalStage], now: datetime, shared: dict) -> None:
     added = _make_cab_eligible(stages, shared)
     placed = put_on_next_meetings([_agenda_entry(stage) for stage in stages], now)
     digest = _Digest()
+    events: list[EventSpec] = []
     for stage in stages:
         release = stage.request.release
         meeting = placed.get(f"stage:{stage.pk}")
@@ -139,12 +141,15 @@ def _escalate(stages: list[ApprovalStage], now: datetime, shared: dict) -> None:
                 "cab_meeting": meeting.pk if meeting else None,
             },
         )
-        announce(
-            release,
-            "escalated",
-            f"Escalated: {stage.name} of {release} is {due} and the CAB may now decide it.",
-            stage=stage.name,
+        events.append(
+            release_event(
+                release,
+                "escalated",
+                f"Escalated: {stage.name} of {release} is {due} and the CAB may now decide it.",
+                stage=stage.name,
+            )
         )
+    publish_events(events)  # one batch for the whole sweep
     digest.send(
         "Escalated to the CAB",
         "overdue; CAB members may now decide it",

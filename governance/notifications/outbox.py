@@ -101,6 +101,14 @@ def enqueue(
     return delivery
 
 
+def enqueue_many(deliveries: list[Delivery]) -> list[Delivery]:
+    """Queue prepared deliveries at once (a sweep's); sent after the transaction commits."""
+    deliveries = Delivery.objects.bulk_create(deliveries, batch_size=1000)
+    if deliveries:
+        transaction.on_commit(KICKER.kick)
+    return deliveries
+
+
 def deliver_due(now: datetime | None = None) -> int:
     """Send due deliveries, DELIVERY_BATCH at most per run; returns how many were delivered."""
     now = now or timezone.now()

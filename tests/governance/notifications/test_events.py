@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import services
 from changes.freezes.services import FreezeInput, create_freeze
 from governance.models import Delivery, OutboundEvent, Subscription
-from governance.notifications.events import publish_event
+from governance.notifications.events import EventSpec, publish_event, publish_events
 from governance.notifications.outbox import deliver_due
 from tests import factories
 from tests.stubs import Receiver
@@ -238,3 +240,27 @@ def test_a_gate_that_is_merely_pending_tells_nobody(
     answer = factories.ApiClient(client, requester).get(f"/api/v1/releases/{release.pk}/gate")
     assert answer.json()["status"] == "pending"
     assert not OutboundEvent.objects.filter(kind="release.blocked").exists()
+
+
+def test_a_sweeps_events_cost_the_same_queries_for_one_and_for_twenty(
+    receiver, team, service, low_tier_service, settings
+):
+    settings.SIGNOFF_EVENT_WEBHOOKS = [receiver.url]
+    subscription(team, receiver.url, events=["release.escalated"])
+
+    def specs(n: int) -> list[EventSpec]:
+        return [
+            EventSpec("release.escalated", f"release:{i}", {"summary": "late"}, s.pk)
+            for i in range(n)
+            for s in (service, low_tier_service)
+        ]
+
+    with CaptureQueriesContext(connection) as one:
+        publish_events(specs(1))
+    with CaptureQueriesContext(connection) as many:
+        publish_events(specs(10))
+
+    # (SQLite splits inserts of many more rows by its variable limit: batched, not per row.)
+    assert len(one) == len(many)
+    # Each event: the organisation's webhook and the team's subscription.
+    assert Delivery.objects.filter(kind="release.escalated").count() == 2 * (2 + 20)
