@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from changes.incidents.views import pagerduty_webhook
 from governance.health import healthz, readyz
 from governance.identity import oidc, scim
+from reporting.prometheus.views import metrics
 
 urlpatterns = [
     path("", include("reporting.urls")),
@@ -43,4 +44,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
 ]

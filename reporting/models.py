@@ -6,6 +6,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+# Each concern's models too, so Django finds them under the app label `reporting`.
+import reporting.anomalies.models
+import reporting.lake.models
+import reporting.metrics.models
+import reporting.reviews.models  # noqa: F401
 from governance.models import User
 
 

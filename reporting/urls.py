@@ -18,4 +18,8 @@ urlpatterns = [
     path("", include("reporting.compliance.urls")),
     path("", include("reporting.evidence.urls")),
     path("", include("reporting.audit.urls")),
+    path("metrics/", include("reporting.metrics.urls")),
+    path("reviews/", include("reporting.reviews.urls")),
+    path("anomalies/", include("reporting.anomalies.urls")),
+    path("lake/", include("reporting.lake.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Models of this concern (imported by reporting/models.py)."""

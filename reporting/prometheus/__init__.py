@@ -1,0 +1,1 @@
+"""Prometheus `/metrics`: gauges and counters of the approval process, behind a token."""
