@@ -30,6 +30,7 @@ from approvals.emergencies.models import EmergencyException
 from governance.authority.models import Role, RoleAssignment
 from governance.authority.services import is_administrator
 from governance.models import Service, Team, User
+from reporting import charts
 
 DEFAULT_MONTHS = 6
 LONGEST_PERIOD = timedelta(days=3 * 366)  # bounds the chart to at most ~160 weekly bars
@@ -241,80 +242,19 @@ def _csv_lines(numbers: Frequency) -> Iterator[list]:
         ]
 
 
-# --- The trend chart, drawn on the server as SVG --------------------------------------------------
-
-CHART_WIDTH, CHART_HEIGHT = 760, 240
-LEFT, RIGHT, TOP, BOTTOM = 40, 12, 12, 44
-MAX_LABELS = 13  # x-axis labels shown at most; every bar keeps its own tooltip
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    title: str
-    label: str  # shown under the axis, or "" to keep labels from overlapping
-    label_x: float
+# --- The trend chart, drawn on the server as SVG (reporting.charts) -------------------------------
 
 
 def trend_chart(numbers: Frequency) -> dict:
-    """Geometry for the template's SVG: bars, y-axis ticks and the chart's accessible text."""
-    plot_height = CHART_HEIGHT - TOP - BOTTOM
-    top = _axis_top(max(numbers.per_bucket, default=0))
-    ticks = [
-        {"value": value, "y": round(TOP + plot_height - plot_height * value / top, 1)}
-        for value in _tick_values(top)
-    ]
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "left": LEFT,
-        "tick_label_x": LEFT - 6,
-        "right": CHART_WIDTH - RIGHT,
-        "baseline": TOP + plot_height,
-        "tick_end_y": TOP + plot_height + 4,
-        "label_y": TOP + plot_height + 18,
-        "bars": _bars(numbers, top, plot_height),
-        "ticks": ticks,
-        "description": _describe(numbers),
-    }
-
-
-def _bars(numbers: Frequency, top: int, plot_height: int) -> list[Bar]:
-    """One bar per bucket, in proportion to the axis top; labels thinned to MAX_LABELS."""
-    step = (CHART_WIDTH - LEFT - RIGHT) / max(len(numbers.buckets), 1)
-    every = -(-len(numbers.buckets) // MAX_LABELS)  # ceiling division
-    bars = []
-    for index, (bucket, count) in enumerate(zip(numbers.buckets, numbers.per_bucket, strict=True)):
-        height = plot_height * count / top
-        bars.append(
-            Bar(
-                x=round(LEFT + index * step + step * 0.15, 1),
-                y=round(TOP + plot_height - height, 1),
-                width=round(step * 0.7, 1),
-                height=round(height, 1),
-                title=f"{bucket_label(numbers.by, bucket)}: {_emergencies(count)}",
-                label=short_label(numbers.by, bucket) if index % every == 0 else "",
-                label_x=round(LEFT + index * step + step / 2, 1),
-            )
-        )
-    return bars
-
-
-def _axis_top(largest: int) -> int:
-    """A round top for the y axis: at least 4 so a quiet period does not look alarming."""
-    top = max(largest, 4)
-    for unit in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
-        if top <= unit * 4:
-            return -(-top // unit) * unit
-    return top
-
-
-def _tick_values(top: int) -> list[int]:
-    step = max(top // 4, 1)
-    return list(range(0, top + 1, step))
+    """Geometry for the template's SVG: one bar per bucket, ticks and the accessible text."""
+    points = zip(numbers.buckets, numbers.per_bucket, strict=True)
+    titles = [f"{bucket_label(numbers.by, bucket)}: {_emergencies(n)}" for bucket, n in points]
+    return charts.bar_chart(
+        [short_label(numbers.by, bucket) for bucket in numbers.buckets],
+        [charts.Series("Emergencies", numbers.per_bucket)],
+        [titles],
+        description=_describe(numbers),
+    )
 
 
 def short_label(by: str, bucket: date) -> str:
