@@ -1,0 +1,322 @@
+"""Export the ledger's approval events to a data-lake destination, incrementally and idempotently.
+
+Each step claims the next batch of ledger entries for the destination, writes its files, then
+moves the watermark past it:
+
+1. claim: under the watermark's row lock, note the batch's end (`pending_through`) and commit;
+2. write: one gzip JSON Lines file and one Parquet file per UTC date in the batch, named from
+   the first and last seq they hold, so the same range always gives the same names and bytes;
+3. advance: move the watermark to the batch's end, only if it still stands where it was.
+
+A crash between 2 and 3 leaves the claim in place: the next run writes that very range again
+(overwriting identical files, never adding duplicates) before going on. Two runs at once write the
+same files for the same claim, and only one of them moves the watermark. Entries are read in
+chunks, a batch at a time: memory is bounded whatever the ledger's size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from governance.ledger.format import ENTRY_FIELDS
+from governance.models import LedgerEntry, LedgerHead
+from reporting.lake.models import LakeExport, LakeWatermark
+from reporting.lake.schema import EXPORTED_FAMILIES, PARQUET_SCHEMA, Catalogue, Event, to_event
+
+DEFAULT_DESTINATION = "lake"
+BATCH = 10_000  # ledger entries a claim covers: one watermark step
+READ_CHUNK = 2_000  # entries a query reads within a batch
+EVENTS_FOLDER = "events"
+GZIP_LEVEL = 6  # level 9 costs twice the time for ~3% smaller files
+
+
+class LakeError(Exception):
+    """An export that cannot run or could not finish; the message says what to fix."""
+
+
+def destinations() -> list[str]:
+    """The storage aliases the periodic export writes to (settings.LAKE_DESTINATIONS)."""
+    return list(getattr(settings, "LAKE_DESTINATIONS", [DEFAULT_DESTINATION]))
+
+
+def lake_storage(destination: str) -> Storage:
+    """The storage behind `destination`; the default one is a folder under SIGNOFF_VAR_DIR until
+    STORAGES names it otherwise."""
+    try:
+        return storages[destination]
+    except InvalidStorageError:
+        if destination == DEFAULT_DESTINATION:
+            return FileSystemStorage(location=settings.VAR_DIR / "lake")
+        raise LakeError(
+            f"No storage named '{destination}' in STORAGES: add it to settings "
+            "(a folder or an S3-compatible bucket, see docs/lake.md), or pick another destination."
+        ) from None
+
+
+def ledger_source() -> str:
+    """The CloudEvents `source` of every event: the ledger's page on this site."""
+    return settings.SITE_URL + reverse("reporting:ledger")
+
+
+def exported_kinds() -> Q:
+    query = Q()
+    for family in EXPORTED_FAMILIES:
+        query |= Q(kind__startswith=f"{family}.")
+    return query
+
+
+def head_seq() -> int:
+    return LedgerHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+
+
+# --- A run --------------------------------------------------------------------------------------
+
+
+def export_lake(
+    destination: str = DEFAULT_DESTINATION,
+    *,
+    since: date | None = None,
+    max_batches: int | None = None,
+) -> LakeExport:
+    """Export what the ledger holds beyond `destination`'s watermark (or, with `since`, again
+    from that UTC date on), at most `max_batches` batches. Returns the run's record; raises
+    LakeError, with the run recorded as failed, when the destination refuses a file."""
+    storage = lake_storage(destination)
+    if since is not None:
+        rewind(destination, storage, since)
+    watermark, _ = LakeWatermark.objects.get_or_create(destination=destination)
+    run = LakeExport.objects.create(
+        destination=destination, from_seq=watermark.last_seq, through_seq=watermark.last_seq
+    )
+    try:
+        _run_batches(run, storage, max_batches)
+    except Exception as exc:
+        _finish(run, LakeExport.Status.FAILED, f"{type(exc).__name__}: {exc}")
+        raise LakeError(f"Export to '{destination}' failed: {exc}") from exc
+    _finish(run, LakeExport.Status.DONE)
+    return run
+
+
+def _run_batches(run: LakeExport, storage: Storage, max_batches: int | None) -> None:
+    source, catalogue = ledger_source(), Catalogue.load()
+    done = 0
+    while max_batches is None or done < max_batches:
+        claim = claim_batch(run.destination)
+        if claim is None:
+            return
+        after, through = claim
+        written = write_batch(storage, after, through, catalogue, source)
+        advance(run.destination, after, through)
+        run.through_seq, run.entries = through, run.entries + (through - after)
+        run.events += written.events
+        run.files += written.files
+        # Progress is kept per batch, so the status page shows a long backfill moving.
+        run.save(update_fields=["through_seq", "entries", "events", "files"])
+        done += 1
+
+
+def _finish(run: LakeExport, status: str, error: str = "") -> None:
+    run.status, run.error, run.finished_at = status, error, timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+
+
+def caught_up(destination: str) -> bool:
+    """Whether `destination` holds everything the ledger holds now."""
+    watermark = LakeWatermark.objects.filter(destination=destination).first()
+    return (
+        watermark is not None
+        and watermark.pending_through is None
+        and (watermark.last_seq >= head_seq())
+    )
+
+
+# --- Claim, advance, rewind ---------------------------------------------------------------------
+
+
+def claim_batch(destination: str) -> tuple[int, int] | None:
+    """(after, through) of the batch to write next, committed as pending; None when caught up.
+
+    A pending claim left by an interrupted run is returned as it was: its files must come out
+    the same."""
+    with transaction.atomic():
+        watermark = LakeWatermark.objects.select_for_update().get(destination=destination)
+        if watermark.pending_through is not None:
+            return watermark.last_seq, watermark.pending_through
+        head = head_seq()
+        if head <= watermark.last_seq:
+            return None
+        # Seqs are contiguous: the head is the last one, and every one before it is committed.
+        watermark.pending_through = min(watermark.last_seq + BATCH, head)
+        watermark.updated_at = timezone.now()
+        watermark.save(update_fields=["pending_through", "updated_at"])
+        return watermark.last_seq, watermark.pending_through
+
+
+def advance(destination: str, after: int, through: int) -> bool:
+    """Move the watermark from `after` to `through`, unless another run already moved it."""
+    moved = LakeWatermark.objects.filter(destination=destination, last_seq=after).update(
+        last_seq=through, pending_through=None, updated_at=timezone.now()
+    )
+    return moved == 1
+
+
+def rewind(destination: str, storage: Storage, since: date) -> int:
+    """Set the watermark to export again from the first entry recorded on `since` (UTC) and
+    remove the partitions of that date and later, which the export writes anew. On a new
+    destination this starts the export at `since`, leaving older entries out. Returns the new
+    watermark."""
+    start = datetime.combine(since, time.min, tzinfo=UTC)
+    first = (
+        LedgerEntry.objects.filter(recorded_at__gte=start)
+        .order_by("seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    position = first - 1 if first is not None else head_seq()
+    with transaction.atomic():
+        LakeWatermark.objects.get_or_create(destination=destination)
+        LakeWatermark.objects.select_for_update().filter(destination=destination).update(
+            last_seq=position, pending_through=None, updated_at=timezone.now()
+        )
+    for partition in partitions(storage):
+        if partition >= since:
+            _remove_partition(storage, partition)
+    return position
+
+
+def partitions(storage: Storage) -> list[date]:
+    """The dates that have a partition folder at `destination`."""
+    try:
+        folders, _ = storage.listdir(EVENTS_FOLDER)
+    except FileNotFoundError:
+        return []
+    found = []
+    for folder in folders:
+        name, _, value = folder.partition("=")
+        if name == "date":
+            try:
+                found.append(date.fromisoformat(value))
+            except ValueError:
+                continue  # not one of ours
+    return sorted(found)
+
+
+def _remove_partition(storage: Storage, day: date) -> None:
+    folder = partition_folder(day)
+    _, files = storage.listdir(folder)
+    for name in files:
+        if name.startswith("events-"):
+            storage.delete(f"{folder}/{name}")
+
+
+def partition_folder(day: date) -> str:
+    return f"{EVENTS_FOLDER}/date={day.isoformat()}"
+
+
+# --- Writing a batch ----------------------------------------------------------------------------
+
+
+@dataclass
+class Written:
+    """What a batch wrote: events and the names of the files, in order."""
+
+    events: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def write_batch(
+    storage: Storage, after: int, through: int, catalogue: Catalogue, source: str
+) -> Written:
+    """Write the events of entries (after, through] to `storage`, one pair of files per run of
+    consecutive entries on the same UTC date."""
+    written = Written()
+    current: PartitionFile | None = None
+    for chunk in entry_chunks(after, through):
+        catalogue.prepare(chunk)
+        for entry in chunk:
+            event = to_event(entry, catalogue, source)
+            day = event.time.astimezone(UTC).date()
+            if current is None or current.day != day:
+                if current is not None:
+                    written.files += current.store(storage)
+                current = PartitionFile(day)
+            current.add(event)
+            written.events += 1
+    if current is not None:
+        written.files += current.store(storage)
+    return written
+
+
+def entry_chunks(after: int, through: int) -> Iterator[list[dict]]:
+    """The exported entries in (after, through], oldest first, READ_CHUNK at a time."""
+    entries = LedgerEntry.objects.filter(exported_kinds(), seq__lte=through).order_by("seq")
+    last = after
+    while True:
+        chunk = list(entries.filter(seq__gt=last).values(*ENTRY_FIELDS)[:READ_CHUNK])
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1]["seq"]
+
+
+class PartitionFile:
+    """The events of one date within a batch, as gzip JSON Lines (written as they come, to a
+    temporary file) and as Parquet columns (written at the end)."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self.first = self.last = 0
+        self.lines = tempfile.TemporaryFile()  # noqa: SIM115 (closed by store())
+        # mtime 0 and no file name in the header: the same events give the same bytes.
+        self.gzip = gzip.GzipFile(
+            filename="", fileobj=self.lines, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
+        )
+        self.columns: dict[str, list] = {name: [] for name in PARQUET_SCHEMA.names}
+
+    def add(self, event: Event) -> None:
+        self.first = self.first or event.seq
+        self.last = event.seq
+        self.gzip.write(event.line.encode())
+        for name, values in self.columns.items():
+            values.append(event.row[name])
+
+    def store(self, storage: Storage) -> list[str]:
+        """Write both files to `storage`, replacing any earlier copy; their names."""
+        stem = f"{partition_folder(self.day)}/events-{self.first:012d}-{self.last:012d}"
+        self.gzip.close()
+        self.lines.seek(0)
+        parquet = io.BytesIO()
+        pq.write_table(pa.table(self.columns, schema=PARQUET_SCHEMA), parquet)
+        parquet.seek(0)
+        names = [
+            _replace(storage, f"{stem}.jsonl.gz", self.lines),
+            _replace(storage, f"{stem}.parquet", parquet),
+        ]
+        self.lines.close()
+        return names
+
+
+def _replace(storage: Storage, name: str, content) -> str:
+    """Save `content` as exactly `name`: storages give a clashing file another name instead of
+    overwriting it, so an earlier copy (an interrupted run's) is deleted first."""
+    if storage.exists(name):
+        storage.delete(name)
+    saved = storage.save(name, File(content, name=name))
+    if saved != name:
+        raise LakeError(f"the destination stored {name} as {saved}; it must keep names as given")
+    return name
