@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 from django.db import connection, models
@@ -546,6 +547,11 @@ class Decision(models.Model):
     step_up_method = models.CharField(max_length=20, blank=True)
     dual_control = models.BooleanField(default=False)
     channel = models.CharField(max_length=10, default="ui", help_text="ui or api")
+    # Where the decision came from, so a step-up decision from an unfamiliar place stands out.
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    client_device = models.CharField(
+        max_length=16, blank=True, help_text="SHA-256 of the User-Agent, first 16 hex digits."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(
         null=True, blank=True, help_text="The approver took this approval back (stage still open)."
@@ -588,6 +594,17 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver} {self.verdict_past} {self.stage.name}"
+
+    @staticmethod
+    def device_fingerprint(user_agent: str) -> str:
+        """A short stable name for the client software a decision came from.
+
+        A hash, never the header itself: enough to tell "same browser as usual" from "a new
+        one" without keeping what the browser sent.
+        """
+        if not user_agent:
+            return ""
+        return hashlib.sha256(user_agent.encode()).hexdigest()[:16]
 
     @property
     def verdict_past(self) -> str:

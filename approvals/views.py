@@ -39,6 +39,7 @@ from governance.authority.decorators import administrator_required
 from governance.authority.models import holds_everywhere
 from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError
+from governance.identity.authentication import client_ip
 from governance.models import LedgerEntry, Service
 
 PAGE_SIZE = 25
@@ -342,6 +343,8 @@ def release_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 rationale=form.cleaned_data["rationale"],
                 step_up_code=form.cleaned_data["step_up_code"] or None,
                 channel="ui",
+                client_address=client_ip(request),
+                user_agent=request.headers.get("User-Agent", ""),
             )
         except GovernanceError as exc:
             status, error = 409, exc.message

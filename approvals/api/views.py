@@ -17,6 +17,7 @@ from approvals.exceptions import InvalidRequest
 from approvals.gate import evaluate_gate
 from approvals.models import DIGEST_PATTERN, Release
 from governance.db import prepared_statements
+from governance.identity.authentication import client_ip
 from governance.models import holds_everywhere
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -166,6 +167,8 @@ class ReleaseDecisions(APIView):
             digest=data.get("digest"),
             step_up_code=data.get("step_up_code"),
             channel="api",
+            client_address=client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
         )
         return Response(s.DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 

@@ -30,8 +30,14 @@ def record_decision(
     digest: str | None = None,
     step_up_code: str | None = None,
     channel: str = "ui",
+    client_address: str | None = None,
+    user_agent: str = "",
 ) -> Decision:
-    """Record an approve/reject on the open stage, counting distinct people under a row lock."""
+    """Record an approve/reject on the open stage, counting distinct people under a row lock.
+
+    `client_address` and `user_agent` say where the decision came from (the user agent is kept
+    only as a fingerprint), so an unusual place can be noticed later.
+    """
     rationale = (rationale or "").strip()
     if verdict not in Decision.Verdict.values:
         raise InvalidRequest(
@@ -72,6 +78,8 @@ def record_decision(
             step_up_method=method,
             dual_control=approval.dual_control,
             channel=channel,
+            client_address=client_address,
+            client_device=Decision.device_fingerprint(user_agent),
             created_at=now,
         )
         ledger.append(
