@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reporting.anomalies import views
+
+urlpatterns = [
+    path("", views.anomaly_list, name="anomaly_list"),
+    path("<int:pk>/acknowledge/", views.anomaly_acknowledge, name="anomaly_acknowledge"),
+]
