@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from approvals.admission import selectors, services
 from approvals.admission.forms import ClusterForm
 from approvals.admission.review import InvalidReview, read_review, review_response
+from governance import counters
 from governance.api.parsers import UnsafeJSON, load_json
 from governance.authority.decorators import administrator_required
 from governance.models import Target
@@ -49,6 +50,7 @@ def admission_webhook(request: HttpRequest, cluster: str) -> JsonResponse:
     except InvalidReview as exc:
         return _error("invalid_review", exc.message, 400, {exc.field or "body": [exc.message]})
     verdict = services.review_admission(cluster=target, review=review)
+    counters.increment(counters.ADMISSION_REVIEWS, "allowed" if verdict.allowed else "denied")
     return JsonResponse(
         review_response(
             review.uid, allowed=verdict.allowed, message=verdict.message, warnings=verdict.warnings

@@ -16,6 +16,7 @@ from approvals.api import serializers as s
 from approvals.exceptions import InvalidRequest
 from approvals.gate import evaluate_gate
 from approvals.models import DIGEST_PATTERN, Release
+from governance import counters
 from governance.db import prepared_statements
 from governance.identity.authentication import client_ip
 from governance.models import holds_everywhere
@@ -137,6 +138,7 @@ class ReleaseGate(APIView):
         with prepared_statements():
             release = _gate_release(request, pk)
             result = evaluate_gate(release, digest=digest)
+        counters.increment(counters.GATE_ANSWERS, "api", result.status)
         if result.status == "blocked" and result.holds:
             announce_blocked(release, result.holds)
         return Response(result.as_dict())

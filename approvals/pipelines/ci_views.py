@@ -22,6 +22,7 @@ from approvals.api.serializers import GateSerializer
 from approvals.gate import evaluate_gate
 from approvals.models import Release
 from approvals.pipelines import azure
+from governance import counters
 from governance.identity.authentication import (
     BearerTokenAuthentication,
     FailedTokenThrottle,
@@ -142,6 +143,7 @@ class AzureGate(APIView):
     def get(self, request: Request) -> Response:
         release = _release_for_run(request, request.query_params, "view")
         answer = evaluate_gate(Release.objects.for_gate().get(pk=release.pk)).as_dict()
+        counters.increment(counters.GATE_ANSWERS, "azure", answer["status"])
         return Response({**answer, "release": release.pk})
 
 
