@@ -30,6 +30,7 @@ from governance.notifications.services import notify
 from reporting.anomalies.detectors import Finding, Thresholds, Window, detect
 from reporting.anomalies.models import AnomalyAlert
 
+# Incoming-webhook hosts of the chat tools (a Teams URL has the tenant's name in front).
 CHAT_HOSTS = {"hooks.slack.com": "slack", "webhook.office.com": "teams"}
 
 
@@ -173,9 +174,18 @@ def tell_security_contacts(alert: AnomalyAlert) -> None:
                 else {},
             )
             for url in getattr(settings, "SIGNOFF_SECURITY_WEBHOOKS", [])
-            for channel in [CHAT_HOSTS.get(urlsplit(url).hostname or "", "webhook")]
+            for channel in [channel_for(url)]
         ]
     )
+
+
+def channel_for(url: str) -> str:
+    """slack or teams for those tools' incoming webhooks, else a signed JSON webhook."""
+    host = urlsplit(url).hostname or ""
+    for suffix, channel in CHAT_HOSTS.items():
+        if host == suffix or host.endswith(f".{suffix}"):
+            return channel
+    return "webhook"
 
 
 def _about(alert: AnomalyAlert, person: User) -> bool:
