@@ -13,6 +13,7 @@ Who does what:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -51,22 +52,30 @@ class ReviewConflict(GovernanceError):
 # --- Who may do what ------------------------------------------------------------------------------
 
 
-def may_read_reviews(user: User) -> bool:
-    """Administrators, CAB members and auditors (any grant in force)."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    roles = roles_in_force(user)
-    return is_administrator(user) or bool({Role.CAB_MEMBER, Role.AUDITOR} & roles)
+@dataclass(frozen=True)
+class Access:
+    """What one person may do with quarterly reviews, read once per request (two queries)."""
+
+    administrator: bool
+    roles: frozenset[str]
+
+    @property
+    def reads(self) -> bool:
+        """Administrators, CAB members and auditors (any grant in force)."""
+        return self.administrator or bool({Role.CAB_MEMBER, Role.AUDITOR} & self.roles)
+
+    @property
+    def records(self) -> bool:
+        """Administrators and CAB members who are not auditors: auditors never decide."""
+        if Role.AUDITOR in self.roles:
+            return False
+        return self.administrator or Role.CAB_MEMBER in self.roles
 
 
-def may_record_outcomes(user: User) -> bool:
-    """Administrators and CAB members who are not auditors: auditors never decide."""
+def access_of(user: User) -> Access:
     if not user.is_authenticated or not user.is_active:
-        return False
-    roles = roles_in_force(user)
-    if Role.AUDITOR in roles:
-        return False
-    return is_administrator(user) or Role.CAB_MEMBER in roles
+        return Access(administrator=False, roles=frozenset())
+    return Access(administrator=is_administrator(user), roles=frozenset(roles_in_force(user)))
 
 
 def own_act_refusal(user: User, item: QuarterlyReviewItem) -> str | None:
@@ -76,9 +85,11 @@ def own_act_refusal(user: User, item: QuarterlyReviewItem) -> str | None:
     return None
 
 
-def mark_recordable(user: User, items: list[QuarterlyReviewItem], review: QuarterlyReview):
-    """Set `can_record` and `own_act` on each item for the page; no query beyond the roles."""
-    allowed = not review.is_closed and may_record_outcomes(user)
+def mark_recordable(
+    user: User, access: Access, items: list[QuarterlyReviewItem], review: QuarterlyReview
+) -> list[QuarterlyReviewItem]:
+    """Set `can_record` and `own_act` on each item for the page, without a query."""
+    allowed = not review.is_closed and access.records
     for item in items:
         item.own_act = own_act_refusal(user, item) is not None
         item.can_record = allowed and item.is_pending and not item.own_act
@@ -149,7 +160,7 @@ def record_outcome(
     """Record what the review concluded about one item; closes the review after its last one."""
     note = note.strip()
     _check_outcome(outcome, note)
-    if not may_record_outcomes(actor):
+    if not access_of(actor).records:
         raise PermissionDenied("Only administrators and CAB members record outcomes.")
     refusal = own_act_refusal(actor, item)
     if refusal:

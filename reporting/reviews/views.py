@@ -20,7 +20,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from approvals.models import Release
 from governance.authority.decorators import administrator_required
-from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError
 from governance.exceptions import PermissionDenied as Refused
 from reporting.reviews import exports, feedback, services
@@ -31,17 +30,18 @@ PAGE_SIZE = 50
 Outcome = QuarterlyReviewItem.Outcome
 
 
-def _require_reader(request: HttpRequest) -> None:
-    if not services.may_read_reviews(request.user):
+def _require_reader(request: HttpRequest) -> services.Access:
+    access = services.access_of(request.user)
+    if not access.reads:
         raise PermissionDenied("Quarterly reviews are for administrators, the CAB and auditors.")
+    return access
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def review_list(request: HttpRequest) -> HttpResponse:
     """The reviews so far; an administrator starts the last quarter's here (beat does it too)."""
-    _require_reader(request)
-    admin = is_administrator(request.user)
+    admin = _require_reader(request).administrator
     if request.method == "POST":
         if not admin:
             raise PermissionDenied("Only administrators start a quarterly review.")
@@ -60,16 +60,19 @@ def review_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_reader(request)
+    access = _require_reader(request)
     review = get_object_or_404(_reviews(), pk=pk)
-    return render(request, "reporting/reviews/review_detail.html", _detail(request, review))
+    context = _detail(request, review, access)
+    return render(request, "reporting/reviews/review_detail.html", context)
 
 
 def _reviews():
     return QuarterlyReview.objects.select_related("started_by", "closed_by")
 
 
-def _detail(request: HttpRequest, review: QuarterlyReview, **extra) -> dict:
+def _detail(
+    request: HttpRequest, review: QuarterlyReview, access: services.Access, **extra
+) -> dict:
     """The review's page: a summary per kind, then its items (filtered, paginated)."""
     kind, outcome = request.GET.get("kind", ""), request.GET.get("outcome", "")
     items = review.items.select_related("service", "decided_by")
@@ -80,7 +83,9 @@ def _detail(request: HttpRequest, review: QuarterlyReview, **extra) -> dict:
     page = Paginator(items.order_by("kind", "occurred_at", "pk"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    page.object_list = services.mark_recordable(request.user, list(page.object_list), review)
+    page.object_list = services.mark_recordable(
+        request.user, access, list(page.object_list), review
+    )
     return {
         "review": review,
         "page": page,
@@ -89,7 +94,7 @@ def _detail(request: HttpRequest, review: QuarterlyReview, **extra) -> dict:
         "kinds": QuarterlyReviewItem.Kind.choices,
         "outcomes": Outcome.choices,
         "summary": _summary(review),
-        "can_close": not review.is_closed and is_administrator(request.user),
+        "can_close": not review.is_closed and access.administrator,
         "recordable": [c for c in Outcome.choices if c[0] != Outcome.PENDING],
         **extra,
     }
@@ -116,26 +121,27 @@ def _summary(review: QuarterlyReview) -> list[dict]:
 @require_POST
 def item_outcome(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     """Record one item's outcome, then back to the review (a refusal re-renders it)."""
-    _require_reader(request)
+    access = _require_reader(request)
     review = get_object_or_404(_reviews(), pk=pk)
     item = get_object_or_404(review.items.select_related("review"), pk=item_pk)
     form = OutcomeForm(request.POST)
     if not form.is_valid():
-        return _refused(request, review, item, _first_error(form), 400)
+        return _refused(request, review, access, item, _first_error(form), 400)
     try:
         services.record_outcome(item=item, actor=request.user, **form.cleaned_data)
     except Refused as exc:
         raise PermissionDenied(exc.message) from exc
     except GovernanceError as exc:
-        return _refused(request, review, item, exc.message, exc.status)
+        return _refused(request, review, access, item, exc.message, exc.status)
     messages.success(request, f"Recorded: {Outcome(form.cleaned_data['outcome']).label}.")
     # Back to the same filters and page, which the form's address carries.
     url = reverse("reporting:quarterly_review_detail", args=[review.pk])
     return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
-def _refused(request, review, item, message: str, status: int) -> HttpResponse:
-    context = _detail(request, review, error=f"{item.title}: {message} Nothing was recorded.")
+def _refused(request, review, access, item, message: str, status: int) -> HttpResponse:
+    error = f"{item.title}: {message} Nothing was recorded."
+    context = _detail(request, review, access, error=error)
     return render(request, "reporting/reviews/review_detail.html", context, status=status)
 
 
@@ -149,21 +155,17 @@ def review_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close the review with items still open, naming them; an administrator's act."""
     review = get_object_or_404(_reviews(), pk=pk)
     form = CloseForm(request.POST)
-    if not form.is_valid():
-        error = "Say why the review closes with items open. Nothing was recorded."
-        return render(
-            request,
-            "reporting/reviews/review_detail.html",
-            _detail(request, review, error=error),
-            status=400,
-        )
-    try:
-        services.close_review(review=review, actor=request.user, **form.cleaned_data)
-    except GovernanceError as exc:
-        context = _detail(request, review, error=exc.message)
-        return render(request, "reporting/reviews/review_detail.html", context, status=exc.status)
-    messages.success(request, f"{review.name} closed.")
-    return redirect("reporting:quarterly_review_detail", pk=review.pk)
+    status, error = 400, "Say why the review closes with items open. Nothing was recorded."
+    if form.is_valid():
+        try:
+            services.close_review(review=review, actor=request.user, **form.cleaned_data)
+        except GovernanceError as exc:
+            status, error = exc.status, exc.message
+        else:
+            messages.success(request, f"{review.name} closed.")
+            return redirect("reporting:quarterly_review_detail", pk=review.pk)
+    context = _detail(request, review, services.access_of(request.user), error=error)
+    return render(request, "reporting/reviews/review_detail.html", context, status=status)
 
 
 @login_required
