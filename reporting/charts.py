@@ -45,15 +45,17 @@ def bar_chart(
     *,
     description: str,
     minimum_top: float = 4,
+    top: float | None = None,
 ) -> dict:
     """Geometry for a template's SVG: bars, y-axis ticks, legend and the accessible text.
 
     `titles[s][i]` is the tooltip of series s at label i. `minimum_top` keeps a quiet chart
-    from looking alarming: a single emergency should not fill the plot.
+    from looking alarming: a single emergency should not fill the plot. A fixed `top` (100
+    for percentages) keeps charts of rates comparable with each other.
     """
     plot_height = CHART_HEIGHT - TOP - BOTTOM
     largest = max((value for one in series for value in one.values), default=0)
-    top = axis_top(max(largest, minimum_top))
+    top = top or axis_top(max(largest, minimum_top))
     ticks = [
         {"value": _tidy(value), "y": round(TOP + plot_height - plot_height * value / top, 1)}
         for value in tick_values(top)

@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+"""The metrics pages, mounted at /metrics/ in the `reporting` namespace."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from reporting.metrics import views
+
+urlpatterns = [
+    path("releases/", views.release_managers, name="metrics_release_managers"),
+    path("cab/", views.cab, name="metrics_cab"),
+    path("administration/", views.administration, name="metrics_administration"),
+]
