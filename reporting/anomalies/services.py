@@ -21,7 +21,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.authority.models import Role, RoleAssignment
-from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError, PermissionDenied
 from governance.ledger import services as ledger
 from governance.models import Delivery, User
@@ -113,21 +112,27 @@ def security_contacts() -> list[User]:
     )
 
 
-def may_acknowledge(user: User) -> bool:
+def organisation_roles(user: User) -> set[str]:
+    """The roles `user` holds on everything now, in one query."""
+    if not user.is_active:
+        return set()
+    grants = RoleAssignment.objects.filter(user=user, service__isnull=True, team__isnull=True)
+    return set(grants.exclude(expires_at__lte=timezone.now()).values_list("role", flat=True))
+
+
+def may_acknowledge(user: User, roles: set[str] | None = None) -> bool:
     """Security approvers of the whole organisation and administrators; never an auditor,
     who reads everything and decides nothing."""
-    if not user.is_active or _organisation_grants(Role.AUDITOR).filter(user=user).exists():
+    roles = organisation_roles(user) if roles is None else roles
+    if not user.is_active or Role.AUDITOR in roles:
         return False
-    return is_administrator(user) or (
-        _organisation_grants(Role.SECURITY_APPROVER).filter(user=user).exists()
-    )
+    return user.is_superuser or bool({Role.ADMINISTRATOR, Role.SECURITY_APPROVER} & roles)
 
 
-def may_view(user: User) -> bool:
+def may_view(user: User, roles: set[str] | None = None) -> bool:
     """Those who may acknowledge, and auditors of the whole organisation (read-only)."""
-    return may_acknowledge(user) or (
-        user.is_active and _organisation_grants(Role.AUDITOR).filter(user=user).exists()
-    )
+    roles = organisation_roles(user) if roles is None else roles
+    return may_acknowledge(user, roles) or (user.is_active and Role.AUDITOR in roles)
 
 
 def alert_document(alert: AnomalyAlert) -> dict:

@@ -29,11 +29,12 @@ PAGE_SIZE = 20
 
 def _require_viewer(user) -> bool:
     """403 unless `user` may see alerts; returns whether they may also acknowledge them."""
-    if not services.may_view(user):
+    roles = services.organisation_roles(user)
+    if not services.may_view(user, roles):
         raise PermissionDenied(
             "Anomaly alerts are for security approvers, administrators and auditors."
         )
-    return services.may_acknowledge(user)
+    return services.may_acknowledge(user, roles)
 
 
 @login_required
