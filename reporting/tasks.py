@@ -5,6 +5,7 @@ from celery import shared_task
 # Celery's autodiscovery reads this module only: each concern's tasks are registered through it.
 from reporting.anomalies.tasks import detect_anomalies_task  # noqa: F401
 from reporting.compliance.exports import run_compliance_export
+from reporting.lake.tasks import export_lake_task  # noqa: F401
 from reporting.metrics.tasks import refresh_metrics_task  # noqa: F401
 
 

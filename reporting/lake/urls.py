@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reporting.lake import views
+
+urlpatterns = [
+    path("", views.lake_status_page, name="lake_status"),
+]
