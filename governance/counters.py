@@ -2,7 +2,7 @@
 
 The gate answers pipelines far more often than anything changes, and an answer writes nothing:
 counting answers in the database would add a write to the busiest read path. The cache counts
-them instead, with one INCR each, and /metrics reads every counter with one MGET.
+them instead, one Redis command each, and /metrics reads every counter with one MGET.
 
 A count is lost, never an answer: with the cache unreachable the increment is skipped (and
 logged), and a Redis restart starts the counters again from zero, which Prometheus reads as a
@@ -54,9 +54,9 @@ def _key(series: Series) -> str:
 def _increment(key: str) -> None:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        # Redis' INCR creates a missing key at zero in the same command: one round trip, where
-        # the cache API's incr() costs two (EXISTS, then INCR) and refuses a missing key. The
-        # value stays a plain integer, which the cache's own get_many() reads back as one.
+        # Redis' INCRBY creates a missing key at zero in the same command: one round trip,
+        # where the cache API's incr() costs two (EXISTS, then INCRBY) and refuses a missing
+        # key. The value stays a plain integer, which the cache's get_many() reads back as one.
         full = backend.make_and_validate_key(key)
         backend._cache.get_client(full, write=True).incr(full)
         return

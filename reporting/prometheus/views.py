@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from governance.identity.authentication import FailedTokenThrottle, client_ip
@@ -28,7 +28,7 @@ CHALLENGE = 'Bearer realm="signoff-metrics"'
 @require_GET
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """The text exposition format, computed afresh for each scrape."""
+    """The exposition format Prometheus asks for (Accept), computed afresh for each scrape."""
     expected = getattr(settings, "SIGNOFF_METRICS_TOKEN", None)
     if not expected:
         return _plain("Metrics are off: SIGNOFF_METRICS_TOKEN is not set.", 404)
@@ -37,7 +37,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return refused
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SignoffCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encode(registry), content_type=content_type)
 
 
 def _refused(request: HttpRequest, expected: str) -> HttpResponse | None:
