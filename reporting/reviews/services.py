@@ -263,11 +263,13 @@ def give_feedback(*, release: Release, rating: str, comment: str, actor: User) -
     comment = comment.strip()
     if rating not in WorkflowFeedback.Rating.values:
         raise InvalidReview("Choose useful or noise.", fields={"rating": ["Choose one."]})
-    refusal = feedback_refusal(actor, release)
-    if refusal:
-        raise PermissionDenied(refusal)
     now = timezone.now()
     with transaction.atomic():
+        # Read afresh: the caller's copy may predate the decision that ended the request.
+        release = Release.objects.select_related("approval").get(pk=release.pk)
+        refusal = feedback_refusal(actor, release)
+        if refusal:
+            raise PermissionDenied(refusal)
         feedback, created = WorkflowFeedback.objects.select_for_update().get_or_create(
             release=release,
             defaults={"rated_by": actor, "rating": rating, "comment": comment, "created_at": now},
