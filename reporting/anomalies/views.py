@@ -21,10 +21,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from governance.exceptions import GovernanceError
 from reporting.anomalies import services
+from reporting.anomalies.detectors import hours_label
 from reporting.anomalies.forms import AcknowledgeForm, AlertFilterForm
 from reporting.anomalies.models import AnomalyAlert
 
 PAGE_SIZE = 20
+# The numbers a detector keeps beside the decisions, in the words and order the page uses.
+FACTS = {
+    "threshold_seconds": "Threshold (seconds)",
+    "time_zone": "Time zone",
+    "usual_hours": "Usual hours",
+    "baseline_decisions": "Decisions in the baseline",
+    "today": "Decisions today",
+    "mean": "Daily mean",
+    "sd": "Standard deviation",
+    "limit": "Limit",
+    "total": "Decisions in the window",
+    "new": "New",
+}
 
 
 def _require_viewer(user) -> bool:
@@ -68,12 +82,22 @@ def _shown(alert: AnomalyAlert, user, can_acknowledge: bool, mine: set[int]) -> 
     return {
         "alert": alert,
         "decisions": decisions,
-        "facts": sorted((key.replace("_", " "), value) for key, value in evidence.items()),
+        "facts": [
+            (label, _fact(key, evidence[key])) for key, label in FACTS.items() if key in evidence
+        ],
         "acknowledgeable": can_acknowledge
         and alert.status == AnomalyAlert.Status.OPEN
         and not alert.concerns(user, mine),
         "about_me": alert.concerns(user, mine),
     }
+
+
+def _fact(key: str, value) -> str:
+    if key == "usual_hours":
+        return hours_label(set(value))
+    if key == "new":
+        return " and ".join(value)
+    return str(value)
 
 
 def _open_by_kind() -> list[dict]:
