@@ -377,7 +377,10 @@ def reciprocity(window: Window, thresholds: Thresholds) -> list[Finding]:
         # The person behind a release: who triggered the pipeline, else who asked.
         author=Coalesce(F("request__release__triggered_by"), F("request__release__requested_by"))
     )
-    pairs = Counter(approvals.values_list("approver_id", "author"))
+    pairs = {
+        (row["approver"], row["author"]): row["n"]
+        for row in approvals.values("approver", "author").annotate(n=Count("pk")).order_by()
+    }
     findings = []
     for (first, second), count in sorted(pairs.items()):
         back = pairs.get((second, first), 0)
