@@ -4,9 +4,10 @@ does, and a Redis cache of the test's own."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,17 +48,23 @@ def scrape(metrics_token) -> Callable[[], dict[Sample, float]]:
 
 
 @pytest.fixture
-def redis_cache(settings) -> None:
+def redis_cache(settings) -> Iterator[None]:
     """The cache on a real Redis (REDIS_URL, else the development machines' local one), under
-    keys of this test's own."""
+    keys of this test's own, removed afterwards (counters never expire)."""
+    location = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    prefix = f"test-{uuid.uuid4().hex}"
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL or "redis://127.0.0.1:6379/0",
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+            "LOCATION": location,
+            "KEY_PREFIX": prefix,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
+    yield
+    with redis.Redis.from_url(location) as server:
+        for key in server.scan_iter(match=f"{prefix}:*"):
+            server.delete(key)
 
 
 @pytest.fixture
