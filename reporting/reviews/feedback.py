@@ -80,7 +80,7 @@ def feedback_by_rule(start: date, end: date) -> list[RuleFeedback]:
         "request__release_id", "rules", "status", "activated_at", "completed_at"
     )
     for release_id, stage_rules, status, activated_at, completed_at in stages:
-        for rule_id in stage_rules or []:
+        for rule_id in {_rule_id(entry) for entry in stage_rules or []}:
             row = rules.setdefault(rule_id, RuleFeedback(rule_id))
             row.releases.add(release_id)
             per_release[release_id].add(rule_id)
@@ -92,6 +92,12 @@ def feedback_by_rule(start: date, end: date) -> list[RuleFeedback]:
     _add_failures(rules, per_release, releases)
     _add_descriptions(rules)
     return sorted(rules.values(), key=lambda r: (-r.noise, -r.release_count, r.rule))
+
+
+def _rule_id(entry: str) -> str:
+    """The rule behind a stage's entry: an SLA rule's reads "business-critical-sla (SLA
+    business-critical)", the rule's id then the SLA it applied."""
+    return entry.split(" (SLA ", 1)[0]
 
 
 def _add_ratings(rules: dict, per_release: dict, releases) -> None:

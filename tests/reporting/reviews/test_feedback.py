@@ -194,6 +194,21 @@ def test_the_page_shows_the_rules_with_their_latest_comments(client, history, ad
     assert page.count('data-testid="useful-bar"') == 2
 
 
+def test_a_rule_that_applied_an_sla_counts_under_its_own_id(
+    client, org, service, production, pipeline_bot, approver, requester, administrator
+):
+    service.business_function = "payments"
+    service.save()
+    release = request_release(service, production, pipeline_bot)
+    factories.decide(release, approver, "reject", "Not now.")
+    services.give_feedback(release=release, rating="noise", comment="", actor=requester)
+    rows = rows_by_rule(client, administrator)
+    sla = rows["business-critical-sla"]
+    assert (sla["releases"], sla["noise"], sla["rejections"]) == ("1", "1", "1")
+    assert sla["description"].startswith("Business-critical functions (payments)")
+    assert not [rule for rule in rows if "(SLA" in rule]
+
+
 def test_a_longer_period_takes_in_older_releases(client, history, administrator):
     start = (timezone.localdate() - timedelta(days=365)).isoformat()
     rows = rows_by_rule(client, administrator, f"?start={start}")
