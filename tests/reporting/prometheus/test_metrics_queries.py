@@ -9,6 +9,7 @@ from django.test import Client
 
 from approvals import services
 from approvals.services.escalation import escalate_overdue_stages
+from benchmarks.prometheus import measure_metrics_endpoint
 from governance.ledger import checkpoints
 from tests import factories
 
@@ -60,3 +61,11 @@ def test_a_scrape_costs_the_same_queries_for_one_release_and_for_many(
     checkpoints.write_checkpoint()
 
     scrape_counting(django_assert_num_queries, metrics_token)
+
+
+def test_the_benchmark_times_a_scrape_and_counts_its_queries(org, production_release):
+    [timing] = measure_metrics_endpoint(3)
+
+    assert timing.error is None
+    assert len(timing.samples) == 3 and min(timing.samples) > 0
+    assert timing.queries == [SCRAPE_QUERIES] * 3
