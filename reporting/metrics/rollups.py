@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalStage, Decision, Deployment, Release
@@ -109,12 +109,33 @@ def delay_bucket(seconds: int) -> str:
     return DelayBucket.LONGER
 
 
-def _releases(release_ids: list[int]) -> Iterable[Release]:
+# What each fact copies from its release, as paths from the release (see _dimensions).
+DIMENSIONS = {
+    "release_id": "pk",
+    "service_id": "service",
+    "team_id": "service__team",
+    "environment_id": "environment",
+    "change_type": "change__type",
+}
+
+
+def _dimension_paths(prefix: str) -> dict[str, str]:
+    """The dimensions' paths from a row reaching the release through `prefix`, under names
+    that cannot clash with the row's own fields."""
+    return {f"fact_{name}": f"{prefix}{path}" for name, path in DIMENSIONS.items()}
+
+
+def _dimensions(row: dict) -> dict:
+    return {name: row[f"fact_{name}"] for name in DIMENSIONS}
+
+
+def _releases(release_ids: list[int]) -> Iterable[dict]:
+    """Plain rows, never model instances: loading the requests' JSON plans would cost more
+    than everything else together."""
     deployments = Deployment.objects.filter(release=OuterRef("pk"))
     return (
         Release.objects.filter(pk__in=release_ids)
         .exclude(approval__status=Status.PENDING)
-        .select_related("service", "change", "approval")
         .annotate(
             superseded=Exists(Release.objects.filter(previous=OuterRef("pk"))),
             deployed=Exists(deployments),
@@ -126,36 +147,35 @@ def _releases(release_ids: list[int]) -> Iterable[Release]:
             ),
             rolled_back=Exists(deployments.filter(status=Deployment.Status.ROLLED_BACK)),
         )
+        .values(
+            "superseded",
+            "deployed",
+            "failed",
+            "rolled_back",
+            status=F("approval__status"),
+            requested_at=F("approval__requested_at"),
+            decided_at=F("approval__decided_at"),
+            **{name: F(path) for name, path in _dimension_paths("").items()},
+        )
     )
 
 
-def _dimensions(release: Release) -> dict:
-    return {
-        "release_id": release.pk,
-        "service_id": release.service_id,
-        "team_id": release.service.team_id,
-        "environment_id": release.environment_id,
-        "change_type": release.change.type,
-    }
-
-
-def _release_facts(releases: Iterable[Release]) -> Iterator[ReleaseFact]:
-    for release in releases:
-        approval = release.approval
+def _release_facts(releases: Iterable[dict]) -> Iterator[ReleaseFact]:
+    for row in releases:
         seconds = None
-        if approval.status == Status.APPROVED:
-            seconds = _seconds(approval.decided_at - approval.requested_at)
+        if row["status"] == Status.APPROVED:
+            seconds = _seconds(row["decided_at"] - row["requested_at"])
         yield ReleaseFact(
-            **_dimensions(release),
-            requested_at=approval.requested_at,
-            decided_at=approval.decided_at,
-            outcome=approval.status,
-            abandonment=_abandonment(approval.status, release.superseded),
+            **_dimensions(row),
+            requested_at=row["requested_at"],
+            decided_at=row["decided_at"],
+            outcome=row["status"],
+            abandonment=_abandonment(row["status"], row["superseded"]),
             approve_seconds=seconds,
             delay_bucket=delay_bucket(seconds) if seconds is not None else "",
-            deployed=release.deployed,
-            failed=release.failed,
-            rolled_back=release.rolled_back,
+            deployed=row["deployed"],
+            failed=row["failed"],
+            rolled_back=row["rolled_back"],
         )
 
 
@@ -170,45 +190,63 @@ def _abandonment(status: str, superseded: bool) -> str:
     return ""  # rejected and not asked again: decided, not abandoned
 
 
-def _finished_stages(release_ids: list[int]) -> Iterable[ApprovalStage]:
+def _finished_stages(release_ids: list[int]) -> Iterable[dict]:
     return ApprovalStage.objects.filter(
         request__release__in=release_ids, activated_at__isnull=False, completed_at__isnull=False
-    ).select_related("request__release__service", "request__release__change")
+    ).values(
+        "pk",
+        "key",
+        "name",
+        "status",
+        "activated_at",
+        "completed_at",
+        "due_at",
+        **{name: F(path) for name, path in _dimension_paths("request__release__").items()},
+    )
 
 
-def _stage_facts(stages: Iterable[ApprovalStage]) -> Iterator[StageFact]:
-    for stage in stages:
+def _stage_facts(stages: Iterable[dict]) -> Iterator[StageFact]:
+    for row in stages:
+        activated, completed, due = row["activated_at"], row["completed_at"], row["due_at"]
         yield StageFact(
-            **_dimensions(stage.request.release),
-            stage_id=stage.pk,
-            key=stage.key,
-            name=stage.name,
-            outcome=stage.status,
-            activated_at=stage.activated_at,
-            completed_at=stage.completed_at,
-            wait_seconds=_seconds(stage.completed_at - stage.activated_at),
-            sla_seconds=_seconds(stage.due_at - stage.activated_at) if stage.due_at else None,
-            breached=stage.due_at is not None and stage.completed_at > stage.due_at,
+            **_dimensions(row),
+            stage_id=row["pk"],
+            key=row["key"],
+            name=row["name"],
+            outcome=row["status"],
+            activated_at=activated,
+            completed_at=completed,
+            wait_seconds=_seconds(completed - activated),
+            sla_seconds=_seconds(due - activated) if due else None,
+            breached=due is not None and completed > due,
         )
 
 
-def _standing_decisions(release_ids: list[int]) -> Iterable[Decision]:
+def _standing_decisions(release_ids: list[int]) -> Iterable[dict]:
     return Decision.objects.filter(
         request__release__in=release_ids, stage__activated_at__isnull=False
-    ).select_related("stage", "request__release__service", "request__release__change")
+    ).values(
+        "pk",
+        "approver_id",
+        "verdict",
+        "created_at",
+        stage_key=F("stage__key"),
+        activated_at=F("stage__activated_at"),
+        **{name: F(path) for name, path in _dimension_paths("request__release__").items()},
+    )
 
 
-def _decision_facts(decisions: Iterable[Decision]) -> Iterator[DecisionFact]:
-    for decision in decisions:
+def _decision_facts(decisions: Iterable[dict]) -> Iterator[DecisionFact]:
+    for row in decisions:
         yield DecisionFact(
-            **_dimensions(decision.request.release),
-            decision_id=decision.pk,
-            approver_id=decision.approver_id,
-            stage_key=decision.stage.key,
-            verdict=decision.verdict,
-            decided_at=decision.created_at,
+            **_dimensions(row),
+            decision_id=row["pk"],
+            approver_id=row["approver_id"],
+            stage_key=row["stage_key"],
+            verdict=row["verdict"],
+            decided_at=row["created_at"],
             # Never negative: a decision recorded in the same instant the stage opened waited 0.
-            wait_seconds=max(0, _seconds(decision.created_at - decision.stage.activated_at)),
+            wait_seconds=max(0, _seconds(row["created_at"] - row["activated_at"])),
         )
 
 
