@@ -17,7 +17,6 @@ chunks, a batch at a time: memory is bounded whatever the ledger's size.
 from __future__ import annotations
 
 import gzip
-import io
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,9 +39,11 @@ from reporting.lake.schema import EXPORTED_FAMILIES, PARQUET_SCHEMA, Catalogue, 
 
 DEFAULT_DESTINATION = "lake"
 BATCH = 10_000  # ledger entries a claim covers: one watermark step
-READ_CHUNK = 2_000  # entries a query reads within a batch
+READ_CHUNK = 500  # entries a query reads within a batch
 EVENTS_FOLDER = "events"
 GZIP_LEVEL = 6  # level 9 costs twice the time for ~3% smaller files
+FLUSH_ROWS = 1_000  # events held in memory per file before they are compressed and written
+PARQUET_COMPRESSION = "zstd"
 
 
 class LakeError(Exception):
@@ -275,39 +276,53 @@ def entry_chunks(after: int, through: int) -> Iterator[list[dict]]:
 
 
 class PartitionFile:
-    """The events of one date within a batch, as gzip JSON Lines (written as they come, to a
-    temporary file) and as Parquet columns (written at the end)."""
+    """The events of one date within a batch, written as they come to two temporary files: gzip
+    JSON Lines, and Parquet in row groups of FLUSH_ROWS. Memory holds one row group at most."""
 
     def __init__(self, day: date) -> None:
         self.day = day
         self.first = self.last = 0
-        self.lines = tempfile.TemporaryFile()  # noqa: SIM115 (closed by store())
+        self.lines_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by store())
+        self.parquet_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by store())
         # mtime 0 and no file name in the header: the same events give the same bytes.
         self.gzip = gzip.GzipFile(
-            filename="", fileobj=self.lines, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
+            filename="", fileobj=self.lines_file, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
         )
+        self.parquet = pq.ParquetWriter(
+            self.parquet_file, PARQUET_SCHEMA, compression=PARQUET_COMPRESSION
+        )
+        self.lines: list[str] = []
         self.columns: dict[str, list] = {name: [] for name in PARQUET_SCHEMA.names}
 
     def add(self, event: Event) -> None:
         self.first = self.first or event.seq
         self.last = event.seq
-        self.gzip.write(event.line.encode())
+        self.lines.append(event.line)
         for name, values in self.columns.items():
             values.append(event.row[name])
+        if len(self.lines) == FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the events held so far: one compression call and one row group for them all."""
+        if not self.lines:
+            return
+        self.gzip.write("".join(self.lines).encode())
+        self.parquet.write_table(pa.table(self.columns, schema=PARQUET_SCHEMA))
+        self.lines = []
+        self.columns = {name: [] for name in PARQUET_SCHEMA.names}
 
     def store(self, storage: Storage) -> list[str]:
         """Write both files to `storage`, replacing any earlier copy; their names."""
-        stem = f"{partition_folder(self.day)}/events-{self.first:012d}-{self.last:012d}"
+        self.flush()
         self.gzip.close()
-        self.lines.seek(0)
-        parquet = io.BytesIO()
-        pq.write_table(pa.table(self.columns, schema=PARQUET_SCHEMA), parquet)
-        parquet.seek(0)
-        names = [
-            _replace(storage, f"{stem}.jsonl.gz", self.lines),
-            _replace(storage, f"{stem}.parquet", parquet),
-        ]
-        self.lines.close()
+        self.parquet.close()
+        stem = f"{partition_folder(self.day)}/events-{self.first:012d}-{self.last:012d}"
+        names = []
+        for content, suffix in ((self.lines_file, "jsonl.gz"), (self.parquet_file, "parquet")):
+            content.seek(0)
+            names.append(_replace(storage, f"{stem}.{suffix}", content))
+            content.close()
         return names
 
 

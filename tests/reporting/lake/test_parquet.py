@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import pyarrow.parquet as pq
 import pytest
@@ -74,3 +74,17 @@ def test_parquet_rows_are_the_json_lines_flattened(lake, exported):
         assert json.loads(row["data"]) == event["data"]
         flattened = {k: v for k, v in event["data"].items() if k != "payload"}
         assert {k: row[k] for k in flattened} == flattened
+
+
+def test_events_held_back_in_small_groups_give_the_same_files(lake, exported, monkeypatch):
+    """Files are written FLUSH_ROWS events at a time (bounded memory); the grouping changes
+    neither the lines nor the rows."""
+    from reporting.lake import exporter
+
+    events, rows = lake.events(), lake.rows()
+    monkeypatch.setattr(exporter, "FLUSH_ROWS", 3)
+    exporter.rewind("lake", exporter.lake_storage("lake"), date(2000, 1, 1))
+    export_lake()
+    [name] = [n for n in lake.names() if n.endswith(".parquet")]
+    assert pq.ParquetFile(lake.folder / name).num_row_groups == -(-len(rows) // 3)
+    assert (lake.events(), lake.rows()) == (events, rows)
