@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -80,6 +80,18 @@ def audiences_for(user: User) -> list[Audience]:
 def viewer_scope(user: User) -> QuerySet[Service] | None:
     """The services whose numbers `user` may see; None when that is every service."""
     return None if holds_everywhere(user, "view") else Service.objects.restrict(user, "view")
+
+
+@login_required
+@require_GET
+def metrics_home(request: HttpRequest) -> HttpResponse:
+    """/metrics/, the navigation's link: the first metrics page open to the visitor."""
+    pages = audiences_for(request.user)
+    if not pages:
+        raise PermissionDenied(
+            "The metrics pages are for release managers, the CAB and administrators."
+        )
+    return redirect(pages[0].url_name)
 
 
 @login_required

@@ -58,6 +58,28 @@ def test_each_persona_opens_only_its_pages(
                 assert "Service owners" not in body and "Superseded" not in body
 
 
+@pytest.mark.parametrize(
+    ("persona", "location"),
+    [
+        ("requester", RELEASES),
+        ("cab_member", CAB),
+        ("administrator", RELEASES),
+        ("auditor", RELEASES),
+    ],
+)
+def test_the_metrics_link_leads_to_the_first_page_open_to_each_persona(
+    request, client, db, persona, location
+):
+    client.force_login(request.getfixturevalue(persona))
+    response = client.get("/metrics/")
+    assert response.status_code == 302 and response["Location"] == location
+
+
+def test_the_metrics_link_is_refused_to_those_with_no_metrics_page(client, approver):
+    client.force_login(approver)
+    assert client.get("/metrics/").status_code == 403
+
+
 def test_anonymous_visitors_are_sent_to_sign_in(client, known):
     for url in PAGES:
         response = client.get(url, {**history.PERIOD, "format": "csv", "chart": "sla"})
