@@ -13,7 +13,8 @@ Gauges:
 - `signoff_ledger_entries`: entries in the evidence ledger (its head's sequence number).
 - `signoff_ledger_entries_unanchored`: entries appended since the latest signed checkpoint
   (all of them while there is none, or when the latest cannot be read).
-- `signoff_ledger_checkpoint_age_seconds`: age of the latest checkpoint (absent without one).
+- `signoff_ledger_checkpoint_age_seconds`: age of the latest checkpoint (absent without one);
+  the store is looked up at most once a minute, so a new checkpoint shows within a minute.
 - `signoff_ledger_verification_failed`: 1 when the latest finished verification of the ledger
   found a problem, else 0 (absent before the first).
 - `signoff_counters_up`: 1 when the two cache counters below could be read, 0 when the cache
@@ -41,6 +42,7 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -58,6 +60,8 @@ from governance.notifications.models import Delivery
 logger = logging.getLogger(__name__)
 
 ESCALATED, UNAPPROVED = "stage.escalated", "deployment.unapproved"
+LATEST_CHECKPOINT_KEY = "prometheus:latest-checkpoint"
+LOOKUP_SECONDS = 60
 
 
 class SignoffCollector(Collector):
@@ -268,8 +272,19 @@ class SignoffCollector(Collector):
 
 
 def latest_checkpoint() -> Checkpoint | None:
-    """The latest checkpoint in its store, or None when there is none or it is unreadable
-    (verify_ledger and the ledger page name a broken file; here its age is simply unknown)."""
+    """The latest checkpoint, looked up in its store at most once a minute for all the web
+    processes (a bucket lists its files a thousand at a time, and one is added every five
+    minutes while the ledger grows); straight from the store when the cache is unreachable."""
+    try:
+        return cache.get_or_set(LATEST_CHECKPOINT_KEY, _stored_latest_checkpoint, LOOKUP_SECONDS)
+    except Exception:
+        logger.warning("Checkpoint lookup not cached (cache unreachable)", exc_info=True)
+        return _stored_latest_checkpoint()
+
+
+def _stored_latest_checkpoint() -> Checkpoint | None:
+    """None when there is none, or when the latest cannot be read (verify_ledger and the
+    ledger page name a broken file; here its age is simply unknown)."""
     names = checkpoints.checkpoint_names()
     if not names:
         return None

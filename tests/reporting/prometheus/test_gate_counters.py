@@ -14,6 +14,7 @@ from approvals import services
 from approvals.admission.services import register_cluster
 from approvals.models import Release
 from governance import counters
+from governance.ledger.models import LedgerHead
 from tests import factories
 from tests.approvals.admission.conftest import EVIDENCE, pinned, review
 from tests.reporting.prometheus.conftest import sample
@@ -172,3 +173,4 @@ def test_with_redis_down_the_gate_still_answers_and_only_the_count_is_lost(
     assert not [name for name, _ in metrics if name.startswith("signoff_gate_answers")]
     assert metrics[sample("signoff_approvals_pending", environment="production")] == 0.0
     assert metrics[sample("signoff_decisions_total", verdict="approve", channel="ui")] == 3.0
+    assert metrics[sample("signoff_ledger_entries")] == LedgerHead.objects.get(pk=1).seq

@@ -206,6 +206,22 @@ def test_a_checkpoint_written_just_now_is_seconds_old(org, scrape):
     assert metrics[sample("signoff_ledger_entries_unanchored")] == 0.0
 
 
+def test_the_checkpoint_store_is_looked_up_once_a_minute_not_at_every_scrape(
+    org, scrape, monkeypatch
+):
+    ledger.append(kind="test.event", subject="test:1", actor="test", payload={})
+    checkpoints.write_checkpoint()
+    listings = []
+    list_names = checkpoints.checkpoint_names
+    monkeypatch.setattr(checkpoints, "checkpoint_names", lambda: listings.append(1) or list_names())
+
+    first, second = scrape(), scrape()
+
+    assert len(listings) == 1
+    age = sample("signoff_ledger_checkpoint_age_seconds")
+    assert 0 <= first[age] <= second[age] < 60
+
+
 def test_an_unreadable_latest_checkpoint_leaves_the_age_out(org, scrape, ledger_checkpoints):
     ledger.append(kind="test.event", subject="test:1", actor="test", payload={})
     checkpoints.write_checkpoint()
