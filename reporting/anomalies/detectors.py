@@ -36,18 +36,18 @@ from governance.models import Service, Team, User
 class Thresholds:
     """How far behaviour must deviate before it is an anomaly; every value is a setting."""
 
-    baseline_days: int = 90
-    evaluation_hours: int = 24
-    rubber_stamp_seconds: int = 30
-    off_hours_coverage: float = 0.95
-    off_hours_margin: int = 2
-    off_hours_min_decisions: int = 20
-    volume_sigmas: float = 3.0
-    volume_min_days: int = 14
-    volume_min_decisions: int = 5
-    reciprocity_min: int = 3
-    never_rejects_min: int = 30
-    new_client_min_baseline: int = 3
+    baseline_days: int = 90  # the history behaviour is compared with
+    evaluation_hours: int = 24  # the recent stretch that is judged
+    rubber_stamp_seconds: int = 30  # an approval of a large change this soon after activation
+    off_hours_coverage_percent: int = 95  # usual hours hold this share of a person's decisions
+    off_hours_margin: int = 2  # "far" outside: at least this many hours from a usual one
+    off_hours_min_decisions: int = 20  # fewer in the baseline: no usual hours yet
+    volume_sigmas: int = 3  # today above mean + this many standard deviations
+    volume_min_days: int = 14  # days with decisions needed before a spike can be told
+    volume_min_decisions: int = 5  # fewer today is never a spike
+    reciprocity_min: int = 3  # approvals each way before a pair is reciprocal
+    never_rejects_min: int = 30  # decisions in the window before "never rejects" means much
+    new_client_min_baseline: int = 3  # decisions with a known place before a new one stands out
 
     @classmethod
     def from_settings(cls) -> Thresholds:
@@ -213,7 +213,7 @@ def off_hours(window: Window, thresholds: Thresholds) -> list[Finding]:
         past = [moment.astimezone(zone).hour for moment in history[person.pk]]
         if len(past) < thresholds.off_hours_min_decisions:
             continue  # too little history to know what is usual
-        usual = usual_hours(past, thresholds.off_hours_coverage)
+        usual = usual_hours(past, thresholds.off_hours_coverage_percent / 100)
         local = decision.created_at.astimezone(zone)
         if hours_away(local.hour, usual) < thresholds.off_hours_margin:
             continue

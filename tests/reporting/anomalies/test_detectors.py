@@ -84,6 +84,18 @@ def test_a_tier_one_approval_seconds_after_the_stage_opened_is_rubber_stamping(h
     assert "8 s after the stage opened (tier-1 service)" in alert.summary
 
 
+def test_thresholds_are_settings(settings, history, people):
+    settings.SIGNOFF_ANOMALY_RUBBER_STAMP_SECONDS = 5
+    history.add(
+        people["alice"],
+        local(people["alice"], TUESDAY, 11, 30),
+        large=True,
+        opened_before=timedelta(seconds=8),
+    )
+    history.save()
+    assert raised() == []
+
+
 def test_an_approval_far_outside_the_persons_own_hours_is_off_hours(history, people):
     history.add(people["alice"], local(people["alice"], TUESDAY, 3, 10))
     # 11:00 in New York is 16:00 UTC, outside most Europeans' day but inside Nina's.
