@@ -93,7 +93,9 @@ def _raise(finding: Finding) -> AnomalyAlert | None:
             tell_security_contacts(alert)
     except IntegrityError:
         # Another run stored the same fingerprint first: it is raised once, by that run.
-        return None
+        if AnomalyAlert.objects.filter(fingerprint=finding.fingerprint).exists():
+            return None
+        raise
     return alert
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from governance.exceptions import PermissionDenied
 from governance.models import Delivery, LedgerEntry, Notification, Role, Team
 from governance.notifications import outbox
+from reporting.anomalies import services as anomaly_services
 from reporting.anomalies.detectors import Finding, decision_evidence
 from reporting.anomalies.models import AnomalyAlert
 from reporting.anomalies.services import (
@@ -224,3 +225,12 @@ def test_the_command_and_the_task_run_the_detectors(subject):
     assert "Far outside usual hours: alice approved" in out.getvalue()
     assert "1 new alert(s) raised." in out.getvalue()
     assert detect_anomalies_task() == 0
+
+
+def test_a_finding_stored_by_a_concurrent_run_is_not_raised_twice(subject, security_approver):
+    finding = finding_about(subject)
+    raise_alerts([finding])
+    # As a second run would meet it after its own check: the unique fingerprint refuses it.
+    assert anomaly_services._raise(finding) is None
+    assert AnomalyAlert.objects.count() == Notification.objects.count() == 1
+    assert LedgerEntry.objects.filter(kind="anomaly.raised").count() == 1
