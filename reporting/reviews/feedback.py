@@ -58,7 +58,17 @@ class RuleFeedback:
     @property
     def median_wait_hours(self) -> float | None:
         wait = self.median_wait
-        return round(wait.total_seconds() / 3600, 1) if wait is not None else None
+        return round(wait.total_seconds() / 3600, 2) if wait is not None else None
+
+    @property
+    def median_wait_label(self) -> str:
+        """Minutes under an hour ("12 min"), hours above ("3.5 h"); a dash with no decision."""
+        wait = self.median_wait
+        if wait is None:
+            return "—"
+        if wait < timedelta(hours=1):
+            return f"{int(wait.total_seconds() // 60)} min"
+        return f"{wait.total_seconds() / 3600:.1f} h"
 
 
 def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:

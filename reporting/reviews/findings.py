@@ -81,10 +81,7 @@ def emergencies(start: datetime, end: datetime) -> list[QuarterlyReviewItem]:
             Kind.EMERGENCY,
             emergency.pk,
             title=f"{emergency.change.ref} · {emergency.service.name}",
-            detail=(
-                f"Justification: {emergency.justification} "
-                f"(CAB secondary review: {emergency.get_secondary_review_display().lower()})"
-            ),
+            detail=f"Justification: {emergency.justification} {_secondary_review(emergency)}.",
             occurred_at=emergency.starts_at,
             service=emergency.service,
             url=reverse("emergencies:emergency_detail", args=[emergency.pk]),
@@ -92,6 +89,12 @@ def emergencies(start: datetime, end: datetime) -> list[QuarterlyReviewItem]:
         )
         for emergency in declared
     ]
+
+
+def _secondary_review(emergency: EmergencyException) -> str:
+    if emergency.secondary_review == EmergencyException.Review.PENDING:
+        return EmergencyException.Review.PENDING.label
+    return f"CAB secondary review: {emergency.get_secondary_review_display()}"
 
 
 def late_post_mortems(start: datetime, end: datetime) -> list[QuarterlyReviewItem]:

@@ -5,14 +5,14 @@ from django.urls import path
 from reporting.reviews import views
 
 urlpatterns = [
-    path("", views.review_list, name="quarterly_review_list"),
-    path("<int:pk>/", views.review_detail, name="quarterly_review_detail"),
-    path("<int:pk>/export.csv", views.review_export, name="quarterly_review_export"),
-    path("<int:pk>/close/", views.review_close, name="quarterly_review_close"),
+    path("", views.review_list, name="quarterly_reviews"),
+    path("<int:pk>/", views.review_detail, name="quarterly_detail"),
+    path("<int:pk>/export.csv", views.review_export, name="quarterly_export"),
+    path("<int:pk>/close/", views.review_close, name="quarterly_close"),
     path(
         "<int:pk>/items/<int:item_pk>/outcome/",
         views.item_outcome,
-        name="quarterly_review_outcome",
+        name="quarterly_outcome",
     ),
     path("feedback/", views.feedback_by_rule, name="workflow_feedback"),
     path("feedback.csv", views.feedback_by_rule, {"as_csv": True}, name="workflow_feedback_csv"),

@@ -48,7 +48,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
         review, created = services.start_quarterly_review(actor=request.user)
         said = "Started" if created else "Already started:"
         messages.success(request, f"{said} {review.name}.")
-        return redirect("reporting:quarterly_review_detail", pk=review.pk)
+        return redirect("reporting:quarterly_detail", pk=review.pk)
     reviews = QuarterlyReview.objects.annotate(
         item_count=Count("items"),
         pending_count=Count("items", filter=Q(items__outcome=Outcome.PENDING)),
@@ -135,7 +135,7 @@ def item_outcome(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         return _refused(request, review, access, item, exc.message, exc.status)
     messages.success(request, f"Recorded: {Outcome(form.cleaned_data['outcome']).label}.")
     # Back to the same filters and page, which the form's address carries.
-    url = reverse("reporting:quarterly_review_detail", args=[review.pk])
+    url = reverse("reporting:quarterly_detail", args=[review.pk])
     return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
 
 
@@ -163,7 +163,7 @@ def review_close(request: HttpRequest, pk: int) -> HttpResponse:
             status, error = exc.status, exc.message
         else:
             messages.success(request, f"{review.name} closed.")
-            return redirect("reporting:quarterly_review_detail", pk=review.pk)
+            return redirect("reporting:quarterly_detail", pk=review.pk)
     context = _detail(request, review, services.access_of(request.user), error=error)
     return render(request, "reporting/reviews/review_detail.html", context, status=status)
 

@@ -32,9 +32,10 @@ def security_approver(db):
 
 
 @pytest.fixture
-def second_cab_member(db):
-    user = factories.UserFactory(username="trent", first_name="Trent")
-    factories.grant(user, Role.CAB_MEMBER)
+def second_administrator(db):
+    """Confirms what ada asks for: an override needs a second administrator."""
+    user = factories.UserFactory(username="root", first_name="Root")
+    factories.grant(user, Role.ADMINISTRATOR)
     return user
 
 
@@ -82,11 +83,11 @@ def quarter(
     approver,
     administrator,
     pipeline_bot,
-    cab_member,
+    second_administrator,
 ):
     """2026 Q3 as rows: per kind, what the review must list and what it must leave out.
 
-    Listed: one confirmed freeze override (asked by ada, confirmed by carol, for dave's release);
+    Listed: one confirmed freeze override (asked by ada, confirmed by root, for dave's release);
     two emergencies (dave's on payments-api, alice's on web-frontend); two late post-mortems
     (one completed two days late, one still open); one release deployed twice unapproved in
     the quarter. Left out: an unconfirmed override, an emergency of Q2, a post-mortem completed
@@ -118,7 +119,7 @@ def quarter(
     listed_override = FreezeOverride.objects.create(
         **override,
         requested_at=at("2026-09-29"),
-        confirmed_by=cab_member,
+        confirmed_by=second_administrator,
         confirmed_at=at("2026-09-29", "13:00"),
     )
     FreezeOverride.objects.create(**override, requested_at=at("2026-09-30"))

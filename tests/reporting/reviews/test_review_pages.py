@@ -35,11 +35,11 @@ def alices_emergency(review) -> QuarterlyReviewItem:
 
 def urls(review, item) -> dict[str, str]:
     return {
-        "list": reverse("reporting:quarterly_review_list"),
-        "detail": reverse("reporting:quarterly_review_detail", args=[review.pk]),
-        "export": reverse("reporting:quarterly_review_export", args=[review.pk]),
-        "outcome": reverse("reporting:quarterly_review_outcome", args=[review.pk, item.pk]),
-        "close": reverse("reporting:quarterly_review_close", args=[review.pk]),
+        "list": reverse("reporting:quarterly_reviews"),
+        "detail": reverse("reporting:quarterly_detail", args=[review.pk]),
+        "export": reverse("reporting:quarterly_export", args=[review.pk]),
+        "outcome": reverse("reporting:quarterly_outcome", args=[review.pk, item.pk]),
+        "close": reverse("reporting:quarterly_close", args=[review.pk]),
     }
 
 
@@ -96,7 +96,7 @@ def test_everyone_else_gets_403_and_reads_nothing(
 
 
 def test_the_start_button_is_for_administrators(client, review, cab_member, auditor, administrator):
-    list_url = reverse("reporting:quarterly_review_list")
+    list_url = reverse("reporting:quarterly_reviews")
     for person in (cab_member, auditor):
         client.force_login(person)
         assert b'data-testid="start-review"' not in client.get(list_url).content
@@ -108,11 +108,11 @@ def test_the_start_button_is_for_administrators(client, review, cab_member, audi
 
 def test_pressing_start_twice_opens_the_same_review(client, org, administrator):
     client.force_login(administrator)
-    list_url = reverse("reporting:quarterly_review_list")
+    list_url = reverse("reporting:quarterly_reviews")
     first = client.post(list_url)
     second = client.post(list_url, follow=True)
     review = QuarterlyReview.objects.get()
-    assert first["Location"] == reverse("reporting:quarterly_review_detail", args=[review.pk])
+    assert first["Location"] == reverse("reporting:quarterly_detail", args=[review.pk])
     assert b"Already started: Quarterly review" in second.content
     assert LedgerEntry.objects.filter(kind="quarterly_review.started").count() == 1
 
@@ -230,7 +230,7 @@ def test_the_review_page_costs_the_same_queries_for_few_and_many_items(
     client, review, cab_member, django_assert_num_queries
 ):
     client.force_login(cab_member)
-    url = reverse("reporting:quarterly_review_detail", args=[review.pk])
+    url = reverse("reporting:quarterly_detail", args=[review.pk])
     with django_assert_num_queries(REVIEW_PAGE_QUERIES):
         assert client.get(url).status_code == 200
     template = review.items.get(kind=Kind.UNAPPROVED_DEPLOYMENT)
