@@ -89,8 +89,11 @@ def test_without_a_configured_token_metrics_are_off(org, settings):
     [None, "", "Bearer", "Bearer  ", f"Basic {TOKEN}", f"Token {TOKEN}", TOKEN],
     ids=["none", "empty", "scheme-only", "blank", "basic", "token-scheme", "no-scheme"],
 )
-def test_without_a_bearer_token_prometheus_is_challenged(org, metrics_token, authorization):
-    response = get_metrics(authorization=authorization)
+def test_without_a_bearer_token_prometheus_is_challenged(
+    org, metrics_token, authorization, django_assert_num_queries
+):
+    with factories.nothing_changes(), django_assert_num_queries(0):
+        response = get_metrics(authorization=authorization)
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="signoff-metrics"'
@@ -103,8 +106,12 @@ def test_without_a_bearer_token_prometheus_is_challenged(org, metrics_token, aut
     [TOKEN[:-1], TOKEN + "0", TOKEN.upper(), "metrics-token", f"{TOKEN} {TOKEN}"],
     ids=["shorter", "longer", "other-case", "prefix", "twice"],
 )
-def test_a_wrong_token_is_refused_with_invalid_token(org, metrics_token, offered):
-    response = get_metrics(authorization=f"Bearer {offered}")
+def test_a_wrong_token_is_refused_with_invalid_token(
+    org, metrics_token, offered, django_assert_num_queries
+):
+    # Refused before anything is read: not one query, nothing written.
+    with factories.nothing_changes(), django_assert_num_queries(0):
+        response = get_metrics(authorization=f"Bearer {offered}")
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="signoff-metrics", error="invalid_token"'
