@@ -51,8 +51,8 @@ def test_people_who_neither_administer_nor_audit_get_403_and_see_nothing(
     assert b"Exported through" not in response.content
 
 
-def test_a_team_scoped_auditor_gets_403(client, exported, service):
-    scoped = factories.UserFactory(username="scoped-auditor")
+def test_an_auditor_of_one_service_gets_403(client, exported, service):
+    scoped = factories.UserFactory(username="service-auditor")
     factories.grant(scoped, Role.AUDITOR, service)
     client.force_login(scoped)
     assert client.get(URL).status_code == 403
@@ -66,7 +66,7 @@ def test_auditors_and_administrators_see_the_watermark_and_the_files(
     response = client.get(URL)
     assert response.status_code == 200
     page = response.content.decode()
-    # Granting the administrator's role (after the export) put the ledger one entry ahead.
+    # The administrator's grant, made after the export, is one entry the lake has not yet.
     behind = LedgerEntry.objects.count() - exported.through_seq
     assert f"entry #{exported.through_seq}</dd>" in page
     assert f">{behind} entries</dd>" in page
