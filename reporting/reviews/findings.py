@@ -131,7 +131,8 @@ def _lateness(review: Review) -> str:
     if review.completed_at is None:
         return f"{due}; still open."
     days = (review.completed_at - review.due_at).days
-    return f"{due}; completed {review.completed_at:%Y-%m-%d}, {days} day(s) late."
+    late = "less than a day" if days < 1 else f"{days} day{'s' if days != 1 else ''}"
+    return f"{due}; completed {review.completed_at:%Y-%m-%d}, {late} late."
 
 
 def unapproved_deployments(start: datetime, end: datetime) -> list[QuarterlyReviewItem]:
@@ -156,7 +157,8 @@ def unapproved_deployments(start: datetime, end: datetime) -> list[QuarterlyRevi
             release.pk,
             title=f"{release.service.name} {release.version} → {release.environment.name}",
             detail=(
-                f"{release.unapproved} deployment(s) the gate had not approved, "
+                f"{release.unapproved} deployment{'s' if release.unapproved != 1 else ''} "
+                "the gate had not approved, "
                 f"the last on {release.last:%Y-%m-%d %H:%M} UTC."
             ),
             occurred_at=release.last,

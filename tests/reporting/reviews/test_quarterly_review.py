@@ -57,10 +57,10 @@ def test_the_review_lists_the_quarters_acts_of_each_kind_and_nothing_else(review
     }
     deployed = item_of(review, Kind.UNAPPROVED_DEPLOYMENT)
     assert deployed.source_id == quarter["release"].pk
-    assert deployed.detail.startswith("2 deployment(s) the gate had not approved")
+    assert deployed.detail.startswith("2 deployments the gate had not approved")
     late, still_open = quarter["post_mortems"]
     assert item_of(review, Kind.LATE_POST_MORTEM, late.pk).detail == (
-        "Due 2026-07-21; completed 2026-07-23, 2 day(s) late."
+        "Due 2026-07-21; completed 2026-07-23, 2 days late."
     )
     assert item_of(review, Kind.LATE_POST_MORTEM, still_open.pk).detail.endswith("still open.")
     assert not review.items.exclude(outcome=Outcome.PENDING).exists()
