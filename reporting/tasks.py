@@ -7,6 +7,7 @@ from reporting.anomalies.tasks import detect_anomalies_task  # noqa: F401
 from reporting.compliance.exports import run_compliance_export
 from reporting.lake.tasks import export_lake_task  # noqa: F401
 from reporting.metrics.tasks import refresh_metrics_task  # noqa: F401
+from reporting.reviews.tasks import start_quarterly_review_task  # noqa: F401
 
 
 @shared_task
