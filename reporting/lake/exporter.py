@@ -99,7 +99,10 @@ def export_lake(
     LakeError, with the run recorded as failed, when the destination refuses a file."""
     storage = lake_storage(destination)
     if since is not None:
-        rewind(destination, storage, since)
+        try:
+            rewind(destination, storage, since)
+        except Exception as exc:  # the store's own error (boto3's are not OSErrors), as a message
+            raise LakeError(f"Could not remove the partitions of '{destination}': {exc}") from exc
     watermark, _ = LakeWatermark.objects.get_or_create(destination=destination)
     run = LakeExport.objects.create(
         destination=destination, from_seq=watermark.last_seq, through_seq=watermark.last_seq
