@@ -18,14 +18,17 @@ from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Release
-from governance.authority.selectors import roles_in_force
+from governance.authority.models import RoleAssignment
+from governance.authority.selectors import administrators, roles_in_force
 from governance.authority.services import is_administrator
 from governance.exceptions import GovernanceError, PermissionDenied
 from governance.ledger import services as ledger
 from governance.models import Role, User
+from governance.notifications.services import notify
 from reporting.reviews.findings import quarter_items
 from reporting.reviews.models import (
     QuarterlyReview,
@@ -146,11 +149,32 @@ def _create(review: QuarterlyReview, now: datetime) -> None:
         item.review = review
     QuarterlyReviewItem.objects.bulk_create(items)
     counts = {kind: sum(1 for i in items if i.kind == kind) for kind in QuarterlyReviewItem.Kind}
+    _announce(review, len(items))
     ledger.append(
         kind="quarterly_review.started",
         subject=f"quarterly_review:{review.pk}",
         actor=review.started_by.username if review.started_by else "system",
         payload={"quarter": quarter_label(review.quarter_start), "items": counts},
+    )
+
+
+def _announce(review: QuarterlyReview, items: int) -> None:
+    """Tell the administrators and the CAB that a review waits for them (after commit)."""
+    cab = RoleAssignment.objects.filter(role=Role.CAB_MEMBER).exclude(
+        expires_at__lte=timezone.now()
+    )
+    people = administrators() | User.objects.filter(is_active=True, pk__in=cab.values("user_id"))
+    if review.started_by is not None:
+        people = people.exclude(pk=review.started_by.pk)
+    notify(
+        people=people.distinct(),
+        subject=f"{review.name} is open: {items} item{'s' if items != 1 else ''} to review",
+        body=(
+            f"The quarter's policy exceptions, emergency bypasses, overdue post-mortems and "
+            f"unapproved deployments wait for an outcome, due {review.due_at:%Y-%m-%d}."
+        ),
+        url=reverse("reporting:quarterly_detail", args=[review.pk]),
+        reason="administrator or CAB member",
     )
 
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from django.utils import timezone
 
-from governance.models import LedgerEntry, Role
+from governance.models import LedgerEntry, Notification, Role
 from reporting.reviews import services
 from reporting.reviews.models import QuarterlyReview, QuarterlyReviewItem
 from reporting.reviews.tasks import start_quarterly_review_task
@@ -78,6 +78,15 @@ def test_each_item_names_the_people_whose_act_it_is(
     }
     emergencies = {i.involved_names for i in review.items.filter(kind=Kind.EMERGENCY)}
     assert emergencies == {"dave", "alice"}
+
+
+def test_administrators_and_the_cab_hear_that_the_review_is_open(review, cab_member):
+    told = Notification.objects.filter(
+        subject="Quarterly review 2026 Q3 is open: 6 items to review"
+    )
+    # ada started it herself; root (the other administrator) and carol are told
+    assert sorted(told.values_list("recipient__username", flat=True)) == ["carol", "root"]
+    assert told.first().url == f"/reviews/{review.pk}/"
 
 
 def test_starting_twice_is_the_same_review_and_one_ledger_entry(review, administrator):
