@@ -192,14 +192,18 @@ def rewind(destination: str, storage: Storage, since: date) -> int:
         .first()
     )
     position = first - 1 if first is not None else head_seq()
+    LakeWatermark.objects.get_or_create(destination=destination)
+    # The watermark moves only once the partitions are gone, and no run claims a batch
+    # meanwhile: a removal that fails half-way leaves the watermark where it was, and running
+    # the same command again finishes the job.
     with transaction.atomic():
-        LakeWatermark.objects.get_or_create(destination=destination)
-        LakeWatermark.objects.select_for_update().filter(destination=destination).update(
+        LakeWatermark.objects.select_for_update().get(destination=destination)
+        for partition in partitions(storage):
+            if partition >= since:
+                _remove_partition(storage, partition)
+        LakeWatermark.objects.filter(destination=destination).update(
             last_seq=position, pending_through=None, updated_at=timezone.now()
         )
-    for partition in partitions(storage):
-        if partition >= since:
-            _remove_partition(storage, partition)
     return position
 
 

@@ -117,3 +117,21 @@ def test_a_missing_bucket_is_a_clear_error_and_moves_nothing(
     assert (run.status, run.events, run.files) == ("failed", 0, [])
     assert "NoSuchBucket" in run.error
     assert objects(bucket) == {}
+
+
+def test_a_backfill_into_a_missing_bucket_is_a_clear_error_and_moves_nothing(
+    s3_endpoint, settings, history
+):
+    settings.STORAGES = {**settings.STORAGES, "archive": s3_storage(s3_endpoint, "no-such")}
+    LakeWatermark.objects.create(destination="archive", last_seq=5)
+    with pytest.raises(CommandError, match="Could not remove the partitions of 'archive': "):
+        call_command(
+            "export_lake",
+            "--destination",
+            "archive",
+            "--since-date",
+            "2026-01-01",
+            stdout=io.StringIO(),
+        )
+    assert not LakeExport.objects.exists()
+    assert LakeWatermark.objects.get(destination="archive").last_seq == 5
