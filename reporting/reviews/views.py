@@ -52,8 +52,9 @@ def review_list(request: HttpRequest) -> HttpResponse:
     reviews = QuarterlyReview.objects.annotate(
         item_count=Count("items"),
         pending_count=Count("items", filter=Q(items__outcome=Outcome.PENDING)),
-    )[:20]
-    context = {"reviews": reviews, "can_start": admin}
+    ).order_by("-quarter_start")
+    page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "can_start": admin}
     return render(request, "reporting/reviews/review_list.html", context)
 
 
@@ -228,7 +229,8 @@ def release_feedback(request: HttpRequest, pk: int) -> HttpResponse:
 def _rateable_release(request: HttpRequest, pk: int) -> Release:
     """The release if the viewer may see it (else 404) and rate it now (else 403)."""
     release = (
-        Release.objects.restrict(request.user, delegated=True)
+        # The requester's own release: a delegation lent to them adds nothing here.
+        Release.objects.restrict(request.user)
         .select_related("approval")
         .filter(pk=pk)
         .first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
 from governance.models import LedgerEntry
@@ -94,3 +95,15 @@ def test_a_rating_without_a_choice_is_refused_with_the_reason(client, ended, req
     assert b"This field is required." in response.content
     assert not WorkflowFeedback.objects.exists()
     assert LedgerEntry.objects.count() == before
+
+
+# Session and user, the viewer's scope (global permissions, guardian's content type), the
+# release with its request, the rating so far.
+CARD_QUERIES = 6
+
+
+def test_the_card_costs_a_few_queries(client, ended, requester, django_assert_num_queries):
+    client.force_login(requester)
+    ContentType.objects.clear_cache()  # as in a fresh process: guardian reads it once
+    with django_assert_num_queries(CARD_QUERIES):
+        assert client.get(card_url(ended)).status_code == 200

@@ -240,3 +240,22 @@ def test_the_review_page_costs_the_same_queries_for_few_and_many_items(
     with django_assert_num_queries(REVIEW_PAGE_QUERIES):
         response = client.get(url)
     assert response.content.count(b'data-testid="item-row"') == 46
+
+
+# Session and user, the reader check (administrator, roles), the count and the page of reviews
+# with their item counts, the navigation's roles.
+REVIEW_LIST_QUERIES = 7
+
+
+def test_the_review_list_costs_the_same_queries_for_one_review_and_many(
+    client, review, administrator, django_assert_num_queries
+):
+    client.force_login(administrator)
+    url = reverse("reporting:quarterly_reviews")
+    with django_assert_num_queries(REVIEW_LIST_QUERIES):
+        assert client.get(url).status_code == 200
+    for year in range(2015, 2026):
+        QuarterlyReview.objects.create(quarter_start=date(year, 1, 1), due_at=REVIEW_DAY)
+    with django_assert_num_queries(REVIEW_LIST_QUERIES):
+        response = client.get(url)
+    assert response.content.count(b'data-testid="review-row"') == 12
