@@ -23,8 +23,8 @@ from reporting.anomalies.services import acknowledge_alert, detect_anomalies
 PASSED = {"kind": "tests", "status": "passed", "summary": {"passed": 412, "failed": 0}}
 SCAN = {"kind": "security_scan", "status": "passed", "summary": {"critical": 0, "high": 0}}
 # (service, version, who releases it, who approves it)
-PAIRS = [("web-frontend", f"3.9.{n}", "ivan", "heidi") for n in range(3)] + [
-    ("checkout-service", f"5.2.{n}", "heidi", "ivan") for n in range(3)
+PAIRS = [("web-frontend", f"3.9.0-rc.{n}", "ivan", "heidi") for n in (1, 2, 3)] + [
+    ("checkout-service", f"5.2.0-rc.{n}", "heidi", "ivan") for n in (1, 2, 3)
 ]
 ACKNOWLEDGED_NOTE = (
     "Hotfix approved on the incident bridge; the diff was reviewed on the call. No action."
