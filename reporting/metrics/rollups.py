@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -32,6 +32,10 @@ from reporting.metrics.models import (
 
 BATCH = 2000
 OVERLAP = timedelta(minutes=10)
+# After rebuilding this many releases, PostgreSQL's statistics of the facts are refreshed at
+# once rather than whenever autovacuum comes by: a fresh table's estimates (a few hundred rows
+# for tens of thousands) turn the pages' aggregates into nested loops.
+ANALYZE_AFTER = 5000
 Status = ApprovalRequest.Status
 # Upper bounds (seconds, exclusive) of each delay bucket; the last is open-ended.
 DELAY_BOUNDS = (
@@ -54,6 +58,8 @@ def refresh_metrics(*, full: bool = False) -> int:
     for batch in _batches(changed_release_ids(since), BATCH):
         rebuild_releases(batch)
         rebuilt += len(batch)
+    if rebuilt >= ANALYZE_AFTER:
+        _analyze()
     MetricsRefresh.objects.update_or_create(
         pk=state.pk if state else None,
         defaults={"refreshed_through": started, "finished_at": timezone.now(), "releases": rebuilt},
@@ -99,6 +105,14 @@ def rebuild_releases(release_ids: list[int]) -> None:
         ReleaseFact.objects.bulk_create(_release_facts(releases))
         StageFact.objects.bulk_create(_stage_facts(stages))
         DecisionFact.objects.bulk_create(_decision_facts(decisions))
+
+
+def _analyze() -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in (ReleaseFact, StageFact, DecisionFact):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def delay_bucket(seconds: int) -> str:
