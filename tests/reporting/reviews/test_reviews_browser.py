@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from reporting.reviews import services
 from reporting.reviews.models import QuarterlyReviewItem, WorkflowFeedback
 from tests import factories
+from tests.browser.test_accessibility import Scan
 from tests.browser.test_approval_flow import SCREENSHOTS, sign_in
 from tests.reporting.reviews.conftest import REVIEW_DAY
 
@@ -64,3 +65,22 @@ def test_a_cab_member_records_an_outcome(page: Page, live_server, quarter, admin
         "Runbook for checkout 500s",
         "carol",
     )
+
+
+def test_the_review_and_feedback_pages_pass_axe(
+    page: Page, live_server, quarter, administrator, production_release, approver
+):
+    review, _ = services.start_quarterly_review(
+        actor=administrator, quarter=date(2026, 7, 1), now=REVIEW_DAY
+    )
+    factories.decide(production_release, approver, "reject", "Not in the freeze.")
+    scan = Scan(page, live_server.url)
+    sign_in(page, live_server.url, "ada")
+    scan.check("quarterly reviews", "/reviews/")
+    scan.check("quarterly review", f"/reviews/{review.pk}/")
+    scan.check("feedback by rule", "/reviews/feedback/")
+    sign_in(page, live_server.url, "dave")
+    page.goto(f"{live_server.url}/approvals/releases/{production_release.pk}/")
+    expect(page.get_by_test_id("feedback-card")).to_be_visible()
+    scan.check("release page with the feedback card")
+    scan.assert_clean()
