@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -118,15 +119,17 @@ OF_EMERGENCY = {"team": "service__team", "environment": "change__releases__envir
 # --- Percentiles on the database ------------------------------------------------------------------
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+class PercentilesCont(Aggregate):
+    """PostgreSQL's percentile_cont(ARRAY[fractions]) WITHIN GROUP (ORDER BY expression): every
+    fraction from one sort of the group, as an array in the fractions' order."""
 
     function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
+    template = "%(function)s(ARRAY[%(fractions)s]) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = ArrayField(FloatField())
 
-    def __init__(self, expression, fraction: float, **extra) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
+    def __init__(self, expression, fractions: tuple[float, ...], **extra) -> None:
+        listed = ", ".join(f"{float(fraction)!r}::float8" for fraction in fractions)
+        super().__init__(expression, fractions=listed, **extra)
 
 
 def percentile_cont(ordered: list[float], fraction: float) -> float:
@@ -139,16 +142,26 @@ def percentile_cont(ordered: list[float], fraction: float) -> float:
 def summarise(rows: QuerySet, group: str, value: str) -> list[dict]:
     """Per `group`: count, total, mean, p50 and p90 of `value`, in one query, most rows first."""
     if connection.vendor == "postgresql":
-        percentiles = {name: PercentileCont(value, fraction) for name, fraction in PERCENTILES}
+        fractions = tuple(fraction for _, fraction in PERCENTILES)
         summary = (
             rows.values(group)
-            .annotate(count=Count("pk"), total=Sum(value), mean=Avg(value), **percentiles)
+            .annotate(
+                count=Count("pk"),
+                total=Sum(value),
+                mean=Avg(value),
+                percentiles=PercentilesCont(value, fractions),
+            )
             .order_by()
         )
-        found = [{**row, "label": row.pop(group)} for row in summary]
+        found = [_with_percentiles(row, group) for row in summary]
     else:
         found = _summarise_in_python(rows.values_list(group, value).order_by(group, value))
     return sorted(found, key=lambda row: (-row["count"], str(row["label"]).casefold()))
+
+
+def _with_percentiles(row: dict, group: str) -> dict:
+    named = zip((name for name, _ in PERCENTILES), row.pop("percentiles"), strict=True)
+    return {**row, **dict(named), "label": row.pop(group)}
 
 
 def _summarise_in_python(pairs) -> list[dict]:
