@@ -591,6 +591,8 @@ class Decision(models.Model):
                 name="one_principal_per_request_under_dual_control",
             ),
         ]
+        # /metrics counts decisions by verdict and channel at every scrape: an index-only scan.
+        indexes = [models.Index(fields=["verdict", "channel"], name="decision_verdict_channel_idx")]
 
     def __str__(self) -> str:
         return f"{self.approver} {self.verdict_past} {self.stage.name}"

@@ -127,7 +127,11 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status="pending"),
                 name="delivery_pending_idx",
-            )
+            ),
+            # /metrics counts the deliveries given up at every scrape; they are few.
+            models.Index(
+                fields=["status"], condition=models.Q(status="failed"), name="delivery_given_up_idx"
+            ),
         ]
 
     def __str__(self) -> str:
