@@ -399,6 +399,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.start_access_review_task",
         "schedule": crontab(minute=0, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
     },
+    # Anomaly detectors over the rolling window; each finding is raised once, so reruns are safe.
+    "detect-anomalies": {
+        "task": "reporting.anomalies.tasks.detect_anomalies_task",
+        "schedule": 3600.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -522,6 +527,33 @@ SIGNOFF_AZURE_DEVOPS_HOSTS = tuple(
 SIGNOFF_LIVE_POLL_SECONDS = env_int("SIGNOFF_LIVE_POLL_SECONDS", 10)
 if SIGNOFF_LIVE_POLL_SECONDS < 1:
     raise ImproperlyConfigured("SIGNOFF_LIVE_POLL_SECONDS must be at least 1 (seconds).")
+
+# Prometheus scrapes /metrics with `Authorization: Bearer <this>` (or the contents of
+# SIGNOFF_METRICS_TOKEN_FILE). Unset: /metrics answers 404 (metrics off).
+SIGNOFF_METRICS_TOKEN = env_secret("SIGNOFF_METRICS_TOKEN") or ""
+if SIGNOFF_METRICS_TOKEN and len(SIGNOFF_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "SIGNOFF_METRICS_TOKEN must be at least 32 characters; generate one with "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+
+# Anomaly alerts: who hears about them (besides the organisation's security approvers), and how
+# far behaviour must deviate from a person's or team's own history (reporting/anomalies).
+SIGNOFF_SECURITY_WEBHOOKS = env_list("SIGNOFF_SECURITY_WEBHOOKS")
+SIGNOFF_ANOMALY_BASELINE_DAYS = env_int("SIGNOFF_ANOMALY_BASELINE_DAYS", 90)
+SIGNOFF_ANOMALY_EVALUATION_HOURS = env_int("SIGNOFF_ANOMALY_EVALUATION_HOURS", 24)
+SIGNOFF_ANOMALY_RUBBER_STAMP_SECONDS = env_int("SIGNOFF_ANOMALY_RUBBER_STAMP_SECONDS", 30)
+SIGNOFF_ANOMALY_OFF_HOURS_COVERAGE_PERCENT = env_int(
+    "SIGNOFF_ANOMALY_OFF_HOURS_COVERAGE_PERCENT", 95
+)
+SIGNOFF_ANOMALY_OFF_HOURS_MARGIN = env_int("SIGNOFF_ANOMALY_OFF_HOURS_MARGIN", 2)
+SIGNOFF_ANOMALY_OFF_HOURS_MIN_DECISIONS = env_int("SIGNOFF_ANOMALY_OFF_HOURS_MIN_DECISIONS", 20)
+SIGNOFF_ANOMALY_VOLUME_SIGMAS = env_int("SIGNOFF_ANOMALY_VOLUME_SIGMAS", 3)
+SIGNOFF_ANOMALY_VOLUME_MIN_DAYS = env_int("SIGNOFF_ANOMALY_VOLUME_MIN_DAYS", 14)
+SIGNOFF_ANOMALY_VOLUME_MIN_DECISIONS = env_int("SIGNOFF_ANOMALY_VOLUME_MIN_DECISIONS", 5)
+SIGNOFF_ANOMALY_RECIPROCITY_MIN = env_int("SIGNOFF_ANOMALY_RECIPROCITY_MIN", 3)
+SIGNOFF_ANOMALY_NEVER_REJECTS_MIN = env_int("SIGNOFF_ANOMALY_NEVER_REJECTS_MIN", 30)
+SIGNOFF_ANOMALY_NEW_CLIENT_MIN_BASELINE = env_int("SIGNOFF_ANOMALY_NEW_CLIENT_MIN_BASELINE", 3)
 
 if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
