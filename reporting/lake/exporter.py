@@ -42,7 +42,7 @@ BATCH = 10_000  # ledger entries a claim covers: one watermark step
 READ_CHUNK = 500  # entries a query reads within a batch
 EVENTS_FOLDER = "events"
 GZIP_LEVEL = 6  # level 9 costs twice the time for ~3% smaller files
-FLUSH_ROWS = 1_000  # events held in memory per file before they are compressed and written
+FLUSH_ROWS = 500  # events held in memory per file before they are compressed and written
 PARQUET_COMPRESSION = "zstd"
 
 
