@@ -228,13 +228,9 @@ def release_feedback(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _rateable_release(request: HttpRequest, pk: int) -> Release:
     """The release if the viewer may see it (else 404) and rate it now (else 403)."""
-    release = (
-        # The requester's own release: a delegation lent to them adds nothing here.
-        Release.objects.restrict(request.user)
-        .select_related("approval")
-        .filter(pk=pk)
-        .first()
-    )
+    # The requester's own release: a delegation lent to them adds nothing here.
+    releases = Release.objects.restrict(request.user).select_related("approval")
+    release = releases.filter(pk=pk).first()
     if release is None:
         raise Http404("No such release in your scope.")
     refusal = services.feedback_refusal(request.user, release)
