@@ -399,6 +399,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.start_access_review_task",
         "schedule": crontab(minute=0, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
     },
+    # Quarterly review of exceptions and bypasses: 06:30 UTC on a quarter's first day, for the
+    # quarter just ended.
+    "quarterly-review": {
+        "task": "reporting.reviews.tasks.start_quarterly_review_task",
+        "schedule": crontab(minute=30, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
+    },
     # Anomaly detectors over the rolling window; each finding is raised once, so reruns are safe.
     "detect-anomalies": {
         "task": "reporting.anomalies.tasks.detect_anomalies_task",
