@@ -170,3 +170,16 @@ def test_a_bad_since_date_is_a_clear_error_and_writes_nothing(lake, released):
         call_command("export_lake", "--since-date", "01/02/2026", stdout=io.StringIO())
     assert not LakeWatermark.objects.exists()
     assert lake.files() == {}
+
+
+def test_without_settings_the_default_destination_is_a_folder_under_the_var_dir(
+    settings, tmp_path, released
+):
+    settings.VAR_DIR = tmp_path / "var"
+    settings.STORAGES = {k: v for k, v in settings.STORAGES.items() if k != "lake"}
+    released()
+    run = export_lake()
+    assert sorted(
+        str(p.relative_to(tmp_path / "var" / "lake"))
+        for p in (tmp_path / "var" / "lake").rglob("*.*")
+    ) == sorted(run.files)
