@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -32,6 +33,22 @@ STAGES = {
 }
 
 
+@dataclass
+class Cast:
+    """Who and where the history happens: the demo's people and environments."""
+
+    rng: random.Random
+    requester: User
+    approvers: list[User]
+    cab: list[User]
+    environments: dict[str, Environment]
+
+
+def _holders(role: str) -> list[User]:
+    grants = RoleAssignment.objects.filter(role=role).values("user")
+    return list(User.objects.filter(pk__in=grants).order_by("username"))
+
+
 class Command(BaseCommand):
     help = "Four months of approval history for the demo organisation's metrics pages."
 
@@ -39,78 +56,68 @@ class Command(BaseCommand):
         if ChangeRecord.objects.filter(ref__startswith=PREFIX).exists():
             self.stdout.write("Demo metrics history: already present.")
             return
-        rng = random.Random(20260701)
-        approvers = list(
-            User.objects.filter(
-                pk__in=RoleAssignment.objects.filter(role=Role.APPROVER).values("user")
-            )
+        cast = Cast(
+            rng=random.Random(20260701),
+            requester=User.objects.get(username="ci-bot"),
+            approvers=_holders(Role.APPROVER),
+            cab=_holders(Role.CAB_MEMBER),
+            environments={env.slug: env for env in Environment.objects.all()},
         )
-        cab = list(
-            User.objects.filter(
-                pk__in=RoleAssignment.objects.filter(role=Role.CAB_MEMBER).values("user")
-            )
-        )
-        requester = User.objects.get(username="ci-bot")
         services = list(Service.objects.order_by("slug"))
-        environments = {env.slug: env for env in Environment.objects.all()}
         now = timezone.now()
         with transaction.atomic():
             for number in range(RELEASES):
-                requested = now - timedelta(
-                    days=DAYS * (1 - number / RELEASES), hours=rng.random() * 8
-                )
-                _release(
-                    rng,
-                    number,
-                    requested,
-                    rng.choice(services),
-                    environments,
-                    requester,
-                    approvers,
-                    cab,
-                )
+                # Spread evenly over the period, at a random hour of the working day.
+                ago = timedelta(days=DAYS * (1 - number / RELEASES), hours=cast.rng.random() * 8)
+                _release(cast, number, now - ago, cast.rng.choice(services))
         rebuilt = refresh_metrics()
-        self.stdout.write(
-            f"Demo metrics history: {RELEASES} releases; {rebuilt} rebuilt in the rollups."
-        )
+        self.stdout.write(f"Demo metrics history: {RELEASES} releases, {rebuilt} in the rollups.")
 
 
-def _release(rng, number, requested, service, environments, requester, approvers, cab) -> None:
-    env_slug = rng.choices(["dev", "staging", "production"], weights=[3, 3, 4])[0]
+def _release(cast: Cast, number: int, requested: datetime, service: Service) -> None:
+    """One release, its request through every stage to an outcome, and its deployment."""
+    rng = cast.rng
+    environment = rng.choices(["dev", "staging", "production"], weights=[3, 3, 4])[0]
     change = ChangeRecord.objects.create(
         ref=f"{PREFIX}{number:04d}",
         type=rng.choices(["standard", "normal", "emergency"], weights=[3, 6, 1])[0],
         title=f"{service.name} update",
-        author=requester,
+        author=cast.requester,
     )
     release = Release.objects.create(
         service=service,
-        environment=environments[env_slug],
+        environment=cast.environments[environment],
         version=f"3.{number // 20}.{number % 20}",
         image=f"registry.example.com/{service.slug}",
         digest="sha256:" + hashlib.sha256(f"demo-metrics-{number}".encode()).hexdigest(),
         change=change,
-        requested_by=requester,
+        requested_by=cast.requester,
         created_at=requested,
     )
     outcome = rng.choices(["approved", "rejected", "withdrawn", "expired"], weights=[82, 6, 7, 5])[
         0
     ]
-    # Tier-1 services wait longer: their owners are busier.
-    slowness = 1.8 if service.tier == 1 else 1.0
-    clock = requested
     approval = ApprovalRequest.objects.create(
         release=release, requested_at=requested, expires_at=requested + timedelta(days=7)
     )
-    plan = STAGES[env_slug]
+    decided = _stages(cast, approval, STAGES[environment], outcome, service.tier == 1)
+    ApprovalRequest.objects.filter(pk=approval.pk).update(status=outcome, decided_at=decided)
+    if outcome == "approved":
+        _deploy(cast, release, decided, rushed=decided - requested < timedelta(hours=1))
+    elif rng.random() < 0.1:
+        unapproved = decided + timedelta(hours=2)
+        Release.objects.filter(pk=release.pk).update(unapproved_deployment_at=unapproved)
+
+
+def _stages(cast: Cast, approval, plan: list, outcome: str, busy: bool) -> datetime:
+    """The plan's stages one after the other; returns when the last one closed."""
+    clock = approval.requested_at
     for position, (key, name, sla, typical) in enumerate(plan, start=1):
-        wait = timedelta(hours=rng.expovariate(1 / (typical * slowness)))
-        last = position == len(plan)
-        status = (
-            "approved"
-            if outcome == "approved" or not last
-            else ("rejected" if outcome == "rejected" else "cancelled")
-        )
+        # Tier-1 services wait longer: their owners are busier.
+        wait = timedelta(hours=cast.rng.expovariate(1 / (typical * (1.8 if busy else 1))))
+        status = "approved"
+        if position == len(plan) and outcome != "approved":
+            status = "rejected" if outcome == "rejected" else "cancelled"
         stage = ApprovalStage.objects.create(
             request=approval,
             position=position,
@@ -123,33 +130,29 @@ def _release(rng, number, requested, service, environments, requester, approvers
             activated_at=clock,
             completed_at=clock + wait,
         )
-        if status in ("approved", "rejected"):
-            who = rng.choice(cab if key == "cab" else approvers)
+        clock += wait
+        if status != "cancelled":
             Decision.objects.create(
                 request=approval,
                 stage=stage,
-                approver=who,
+                approver=cast.rng.choice(cast.cab if key == "cab" else cast.approvers),
                 verdict="approve" if status == "approved" else "reject",
                 rationale="Reviewed.",
-                digest=release.digest,
-                created_at=clock + wait,
+                digest=approval.release.digest,
+                created_at=clock,
             )
-        clock += wait
-    ApprovalRequest.objects.filter(pk=approval.pk).update(status=outcome, decided_at=clock)
-    if outcome == "approved":
-        # Rushed approvals fail a little more often in this demo.
-        risk = 0.25 if clock - requested < timedelta(hours=1) else 0.08
-        status = "succeeded"
-        if rng.random() < risk:
-            status = rng.choice(["failed", "rolled_back"])
-        Deployment.objects.create(
-            release=release,
-            status=status,
-            reported_by=requester,
-            digest=release.digest,
-            created_at=clock + timedelta(minutes=30),
-        )
-    elif rng.random() < 0.1:
-        Release.objects.filter(pk=release.pk).update(
-            unapproved_deployment_at=clock + timedelta(hours=2)
-        )
+    return clock
+
+
+def _deploy(cast: Cast, release: Release, approved: datetime, *, rushed: bool) -> None:
+    """Deployed half an hour after approval; rushed approvals fail a little more often."""
+    status = "succeeded"
+    if cast.rng.random() < (0.25 if rushed else 0.08):
+        status = cast.rng.choice(["failed", "rolled_back"])
+    Deployment.objects.create(
+        release=release,
+        status=status,
+        reported_by=cast.requester,
+        digest=release.digest,
+        created_at=approved + timedelta(minutes=30),
+    )
