@@ -6,6 +6,7 @@ whose act it is (`involved`): they may not record its outcome. Times are UTC, li
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from django.db.models import Count, F, Max, Q
 from django.urls import reverse
 
 from approvals.emergencies.models import EmergencyException
-from approvals.models import Release
+from approvals.models import Deployment, Release
 from changes.freezes.models import FreezeOverride
 from changes.reviews.models import Review
 from governance.models import User
@@ -151,6 +152,12 @@ def unapproved_deployments(start: datetime, end: datetime) -> list[QuarterlyRevi
         .select_related("service", "environment", "requested_by", "triggered_by")
         .order_by("last", "pk")
     )
+    # Whoever reported an unapproved deployment deployed it: their act too.
+    deployers = defaultdict(list)
+    for deployment in Deployment.objects.filter(
+        release__in=releases, approved=False, created_at__gte=start, created_at__lt=end
+    ).select_related("reported_by"):
+        deployers[deployment.release_id].append(deployment.reported_by)
     return [
         _item(
             Kind.UNAPPROVED_DEPLOYMENT,
@@ -164,7 +171,7 @@ def unapproved_deployments(start: datetime, end: datetime) -> list[QuarterlyRevi
             occurred_at=release.last,
             service=release.service,
             url=reverse("approvals:release_detail", args=[release.pk]),
-            people=[release.requested_by, release.triggered_by],
+            people=[release.requested_by, release.triggered_by, *deployers[release.pk]],
         )
         for release in releases
     ]

@@ -131,16 +131,17 @@ def quarter(
     _post_mortem(spring, at("2026-07-07"), completed_at=at("2026-07-06"))
     q4 = _emergency(low_tier_service, approver, at("2026-10-01", "02:00"), "CHG-E3")
     _post_mortem(q4, at("2026-10-06"))
-    for when, approved in (
-        (at("2026-08-01"), False),
-        (at("2026-08-02"), False),
-        (at("2026-08-03"), True),
-        (at("2026-10-01", "01:00"), False),
+    # The second unapproved deployment was reported by a person, by hand: their act too.
+    for when, approved, reporter in (
+        (at("2026-08-01"), False, pipeline_bot),
+        (at("2026-08-02"), False, approver),
+        (at("2026-08-03"), True, pipeline_bot),
+        (at("2026-10-01", "01:00"), False, pipeline_bot),
     ):
         Deployment.objects.create(
             release=release,
             status="succeeded",
-            reported_by=pipeline_bot,
+            reported_by=reporter,
             digest=release.digest,
             approved=approved,
             created_at=when,

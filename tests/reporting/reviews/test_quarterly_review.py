@@ -67,7 +67,7 @@ def test_the_review_lists_the_quarters_acts_of_each_kind_and_nothing_else(review
 
 
 def test_each_item_names_the_people_whose_act_it_is(
-    review, requester, administrator, second_administrator, pipeline_bot
+    review, requester, administrator, second_administrator, pipeline_bot, approver
 ):
     override = item_of(review, Kind.FREEZE_OVERRIDE)
     assert set(override.involved) == {
@@ -78,6 +78,9 @@ def test_each_item_names_the_people_whose_act_it_is(
     }
     emergencies = {i.involved_names for i in review.items.filter(kind=Kind.EMERGENCY)}
     assert emergencies == {"dave", "alice"}
+    # Whoever reported an unapproved deployment deployed it, beside who asked and triggered.
+    deployed = item_of(review, Kind.UNAPPROVED_DEPLOYMENT)
+    assert approver.pk in deployed.involved
 
 
 def test_administrators_and_the_cab_hear_that_the_review_is_open(review, cab_member):
