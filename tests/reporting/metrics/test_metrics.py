@@ -10,11 +10,12 @@ import csv
 import io
 
 import pytest
+from django.core.cache import cache
 
 from approvals.models import Deployment
 from reporting.metrics.models import DecisionFact, MetricsRefresh, ReleaseFact, StageFact
 from reporting.metrics.rollups import refresh_metrics
-from reporting.metrics.tasks import refresh_metrics_task
+from reporting.metrics.tasks import LOCK, refresh_metrics_task
 from tests.reporting.metrics import history
 
 RELEASES = "/metrics/releases/"
@@ -223,3 +224,16 @@ def test_a_refresh_picks_up_what_changed_since_the_last(known, requester, eager)
     assert refresh_metrics_task.delay().get() == 1  # R4 alone
     fact = ReleaseFact.objects.get(release=r4)
     assert (fact.deployed, fact.failed, fact.rolled_back) == (True, True, True)
+
+
+def test_a_refresh_started_while_another_runs_does_nothing(known, requester, eager):
+    r4 = known.releases["R4"]
+    Deployment.objects.create(
+        release=r4, status=Deployment.Status.FAILED, reported_by=requester, digest=r4.digest
+    )
+    cache.add(LOCK, "1")  # another worker is refreshing
+    assert refresh_metrics_task.delay().get() == 0
+    assert not ReleaseFact.objects.get(release=r4).deployed
+    cache.delete(LOCK)  # it finished
+    assert refresh_metrics_task.delay().get() == 1
+    assert ReleaseFact.objects.get(release=r4).failed
