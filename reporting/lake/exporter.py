@@ -26,47 +26,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from governance.ledger.format import ENTRY_FIELDS
-from governance.models import LedgerEntry, LedgerHead
+from governance.models import LedgerEntry
+from reporting.lake.destinations import DEFAULT_DESTINATION, LakeError, head_seq, lake_storage
 from reporting.lake.models import LakeExport, LakeWatermark
 from reporting.lake.schema import EXPORTED_FAMILIES, PARQUET_SCHEMA, Catalogue, Event, to_event
 
-DEFAULT_DESTINATION = "lake"
 BATCH = 10_000  # ledger entries a claim covers: one watermark step
 READ_CHUNK = 500  # entries a query reads within a batch
 EVENTS_FOLDER = "events"
 GZIP_LEVEL = 6  # level 9 costs twice the time for ~3% smaller files
 FLUSH_ROWS = 500  # events held in memory per file before they are compressed and written
 PARQUET_COMPRESSION = "zstd"
-
-
-class LakeError(Exception):
-    """An export that cannot run or could not finish; the message says what to fix."""
-
-
-def destinations() -> list[str]:
-    """The storage aliases the periodic export writes to (settings.LAKE_DESTINATIONS)."""
-    return list(getattr(settings, "LAKE_DESTINATIONS", [DEFAULT_DESTINATION]))
-
-
-def lake_storage(destination: str) -> Storage:
-    """The storage behind `destination`; the default one is a folder under SIGNOFF_VAR_DIR until
-    STORAGES names it otherwise."""
-    try:
-        return storages[destination]
-    except InvalidStorageError:
-        if destination == DEFAULT_DESTINATION:
-            return FileSystemStorage(location=settings.VAR_DIR / "lake")
-        raise LakeError(
-            f"No storage named '{destination}' in STORAGES: add it to settings "
-            "(a folder or an S3-compatible bucket, see docs/lake.md), or pick another destination."
-        ) from None
 
 
 def ledger_source() -> str:
@@ -79,10 +56,6 @@ def exported_kinds() -> Q:
     for family in EXPORTED_FAMILIES:
         query |= Q(kind__startswith=f"{family}.")
     return query
-
-
-def head_seq() -> int:
-    return LedgerHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
 
 
 # --- A run --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.core.files.storage import FileSystemStorage, Storage
 
-from reporting.lake.exporter import LakeError, destinations, head_seq, lake_storage
+from reporting.lake.destinations import LakeError, destinations, head_seq, lake_storage
 from reporting.lake.models import LakeExport, LakeWatermark
 
 RECENT_RUNS = 20

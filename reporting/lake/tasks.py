@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from reporting.lake.exporter import LakeError, caught_up, destinations, export_lake
+from reporting.lake.destinations import LakeError, destinations
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,10 @@ BATCHES_PER_TASK = 50
 def export_lake_task() -> str:
     """Export what is new to every destination; one that fails (recorded on its run, shown on
     the status page) does not hold the others back."""
+    # The exporter loads pyarrow (~40 MiB): imported by the worker that runs this task, not by
+    # every web process that imports reporting.tasks to queue a compliance report.
+    from reporting.lake.exporter import caught_up, export_lake
+
     summaries, unfinished = [], False
     for destination in destinations():
         try:

@@ -6,7 +6,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reporting.lake.exporter import DEFAULT_DESTINATION, LakeError, export_lake
+from reporting.lake.destinations import DEFAULT_DESTINATION, LakeError
+from reporting.lake.exporter import export_lake
 
 
 def utc_date(value: str) -> date:

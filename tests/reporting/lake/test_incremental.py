@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from approvals import services
 from governance.models import LedgerEntry
 from reporting.lake import exporter
-from reporting.lake.exporter import LakeError, export_lake
+from reporting.lake.destinations import LakeError, lake_storage
+from reporting.lake.exporter import export_lake
 from reporting.lake.models import LakeExport, LakeWatermark
 from tests import factories
 
@@ -138,7 +139,7 @@ def test_since_date_writes_that_date_and_later_anew(lake, released):
 def test_since_date_on_a_new_destination_leaves_older_entries_out(lake, released):
     released()
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
-    exporter.rewind("lake", exporter.lake_storage("lake"), tomorrow)
+    exporter.rewind("lake", lake_storage("lake"), tomorrow)
     assert export_lake().files == []
     assert lake.files() == {}
 

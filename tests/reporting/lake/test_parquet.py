@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from approvals import services
+from reporting.lake.destinations import lake_storage
 from reporting.lake.exporter import export_lake
 from tests import factories
 
@@ -83,7 +84,7 @@ def test_events_held_back_in_small_groups_give_the_same_files(lake, exported, mo
 
     events, rows = lake.events(), lake.rows()
     monkeypatch.setattr(exporter, "FLUSH_ROWS", 3)
-    exporter.rewind("lake", exporter.lake_storage("lake"), date(2000, 1, 1))
+    exporter.rewind("lake", lake_storage("lake"), date(2000, 1, 1))
     export_lake()
     [name] = [n for n in lake.names() if n.endswith(".parquet")]
     assert pq.ParquetFile(lake.folder / name).num_row_groups == -(-len(rows) // 3)

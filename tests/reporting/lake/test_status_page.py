@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -103,3 +107,18 @@ def test_the_page_costs_the_same_queries_for_one_run_and_for_many(client, audito
         export_lake()
     assert LakeExport.objects.count() == 31
     assert queries() == one == 9
+
+
+def test_web_processes_do_not_load_pyarrow():
+    """The page is routed in every web process; Parquet (~40 MiB) is for the worker alone."""
+    code = "import django; django.setup(); import config.urls, sys; print('pyarrow' in sys.modules)"
+    environment = {**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=environment,
+    )
+    assert done.stdout.strip() == "False"
