@@ -154,7 +154,7 @@ class Catalogue:
 
     environments: dict[str, str] = field(default_factory=dict)
     clusters: dict[str, tuple[str, str]] = field(default_factory=dict)
-    teams: dict[str, str] = field(default_factory=dict)
+    teams: dict[str, str | None] = field(default_factory=dict)
     releases: dict[int, ReleaseFacts] = field(default_factory=dict)
 
     @classmethod
@@ -189,6 +189,8 @@ class Catalogue:
         slugs = {entry["payload"].get("service") for entry in entries} - set(self.teams)
         slugs = {slug for slug in slugs if isinstance(slug, str)}
         if slugs:
+            # A slug the catalogue no longer knows is remembered too, and not asked for again.
+            self.teams.update(dict.fromkeys(slugs))
             self.teams.update(
                 Service.objects.filter(slug__in=slugs).values_list("slug", "team__slug")
             )
