@@ -8,7 +8,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from benchmarks.measure import Timing, _count_queries, _timed_get, bench_auditor
@@ -24,8 +26,10 @@ def measure_metrics_pages(org: Org, requests: int) -> list[Timing]:
     """The first refresh (a full rebuild) or an incremental one, then every metrics page."""
     refresh = Timing("Metrics rollups refresh (full on a new database, else incremental)")
     started = time.perf_counter()
-    rebuilt = refresh_metrics(full=not MetricsRefresh.objects.exists())
+    with CaptureQueriesContext(connection) as captured:
+        rebuilt = refresh_metrics(full=not MetricsRefresh.objects.exists())
     refresh.samples = [(time.perf_counter() - started) * 1000]
+    refresh.queries = [len(captured)]
     refresh.name += f": {rebuilt:,} releases"
     timings = [refresh]
     for name, (user, path) in _pages(org).items():
