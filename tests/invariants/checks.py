@@ -6,7 +6,8 @@ promise broke. What the database cannot tell (whom a pipeline's free-text name m
 catalogue change) comes from the model's own record of what it did, `Record`.
 
 Invariants 1 to 12 and 17 (only members of the owning teams count under a team rule) are here;
-13 to 16, about freezes, incidents and change records, are in `hold_checks`.
+13 to 16, about freezes, incidents and change records, are in `hold_checks`; 18, about what
+measuring records (alerts, quarterly reviews, workflow ratings), in `measure_checks`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ NAMES = {
     15: "a soft freeze adds a release manager",
     16: "the change record follows its releases",
     17: "only the owning teams count",
+    18: "nobody closes out their own act (alerts, quarterly reviews, workflow ratings)",
 }
 
 
@@ -86,6 +88,10 @@ class Record:
     moved_by_hand: set[int] = field(default_factory=set)  # changes a person moved
     ledger_seq: int = 0
     ledger_hash: str = ledger_format.GENESIS_HASH
+    seen_acknowledged: set[int] = field(default_factory=set)  # alerts
+    seen_outcomes: set[int] = field(default_factory=set)  # quarterly review items
+    seen_ratings: set[tuple] = field(default_factory=set)  # (feedback, updated_at)
+    rating_changes: dict[int, int] = field(default_factory=dict)  # release → ratings given
 
 
 @dataclass

@@ -28,6 +28,8 @@ from governance.models import (
     Team,
     User,
 )
+from reporting.anomalies.models import AnomalyAlert
+from reporting.reviews.models import QuarterlyReview, QuarterlyReviewItem, WorkflowFeedback
 
 # Whole rows, except where a read alone writes (a token's or a person's last use).
 ROWS = (
@@ -51,6 +53,10 @@ ROWS = (
     PolicyVersion,
     Service,
     Team,
+    AnomalyAlert,
+    QuarterlyReview,
+    QuarterlyReviewItem,
+    WorkflowFeedback,
 )
 COLUMNS = {User: ("id", "username", "is_active"), ApiToken: ("id", "user_id", "revoked_at")}
 LINKS = (

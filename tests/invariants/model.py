@@ -9,7 +9,8 @@ model's time, which moves a minute with each step and further when a `time_passe
 The steps live with their subject and are mixed in here: `people_steps` (the identity provider,
 grants, delegations, the catalogue, policies), `release_steps` (requests, decisions,
 withdrawals, deployments, change records moved by hand), `hold_steps` (freezes, overrides,
-incidents), `time_steps` (time and the periodic tasks); `actions` holds what they
+incidents), `measure_steps` (alerts, quarterly reviews, workflow ratings), `time_steps` (time and
+the periodic tasks); `actions` holds what they
 act through and `drawing` what they draw from.
 
 Rules only act; they assert little themselves (a refusal must change nothing, an eligible
@@ -39,6 +40,8 @@ from tests.invariants.checks import Record, Requests, check_all, check_gate
 from tests.invariants.drawing import TRIGGERS
 from tests.invariants.hold_checks import check_holds
 from tests.invariants.hold_steps import HoldSteps
+from tests.invariants.measure_checks import check_measuring
+from tests.invariants.measure_steps import MeasureSteps
 from tests.invariants.oracle import World
 from tests.invariants.people_steps import PeopleSteps
 from tests.invariants.release_steps import ReleaseSteps
@@ -71,10 +74,13 @@ class Clock:
         return self.at
 
 
-class Organisation(PeopleSteps, ReleaseSteps, HoldSteps, TimeSteps, Actions, RuleBasedStateMachine):
+class Organisation(
+    PeopleSteps, ReleaseSteps, HoldSteps, MeasureSteps, TimeSteps, Actions, RuleBasedStateMachine
+):
     """People join, leave and come back, change teams, hold and lose authority, delegate,
     publish policies, request, decide, withdraw and deploy releases, move change records, freeze
-    and override, and open and resolve incidents while time moves on."""
+    and override, open and resolve incidents, acknowledge alerts, review quarters and rate
+    workflows while time moves on."""
 
     last_trail: list[str] = []  # the rules of the latest example, for the broken-rule test
 
@@ -124,6 +130,7 @@ class Organisation(PeopleSteps, ReleaseSteps, HoldSteps, TimeSteps, Actions, Rul
         if wrote:
             self.world, self.requests = World.read(now), Requests.read()
             answers = check_all(self.world, self.record, self.requests)
+            check_measuring(self.world, self.record, self.requests)
             self.state = state
         else:
             self.world.now = now
