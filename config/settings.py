@@ -405,6 +405,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reporting.reviews.tasks.start_quarterly_review_task",
         "schedule": crontab(minute=30, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
     },
+    # The data-lake export (docs/lake.md): what the ledger recorded since the last run.
+    "export-lake": {"task": "reporting.lake.tasks.export_lake_task", "schedule": 900.0},
     # Anomaly detectors over the rolling window; each finding is raised once, so reruns are safe.
     "detect-anomalies": {
         "task": "reporting.anomalies.tasks.detect_anomalies_task",
@@ -444,6 +446,34 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": env_str("LEDGER_CHECKPOINT_DIR") or str(VAR_DIR / "checkpoints")},
     }
+
+# The data-lake export (reporting/lake, docs/lake.md): approval events as CloudEvents and Parquet
+# in a folder by default, in an S3-compatible bucket (django-storages, boto3) when
+# SIGNOFF_LAKE_BUCKET is set. Files of an interrupted batch are written again under the same
+# names, so the bucket must let them be replaced (no Object Lock on the prefix).
+LAKE_STORAGE = "lake"
+LAKE_BUCKET = env_str("SIGNOFF_LAKE_BUCKET")
+if LAKE_BUCKET:
+    STORAGES[LAKE_STORAGE] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": LAKE_BUCKET,
+            "location": env_str("SIGNOFF_LAKE_PREFIX", "signoff"),
+            "endpoint_url": env_str("SIGNOFF_LAKE_ENDPOINT_URL") or None,
+            "region_name": env_str("SIGNOFF_LAKE_REGION") or None,
+            # Without keys, boto3 finds credentials itself (instance role, AWS_* variables).
+            "access_key": env_secret("SIGNOFF_LAKE_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("SIGNOFF_LAKE_SECRET_ACCESS_KEY") or None,
+            "file_overwrite": True,
+        },
+    }
+else:
+    STORAGES[LAKE_STORAGE] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env_str("SIGNOFF_LAKE_DIR") or str(VAR_DIR / "lake")},
+    }
+# Storage aliases the periodic export writes to, each with its own watermark.
+LAKE_DESTINATIONS = env_list("SIGNOFF_LAKE_DESTINATIONS", LAKE_STORAGE)
 
 
 # SCIM 2.0 provisioning at /scim/v2/ (Okta, Microsoft Entra ID). Bearer tokens come from
