@@ -4,8 +4,9 @@ Idempotent: running it again changes nothing. Releases with history are added by
 app's `seed_demo_releases`, the incidents, ServiceNow records, freezes and planned changes by
 the changes app's `seed_demo_incidents`, `seed_demo_servicenow`, `seed_demo_freezes` and
 `seed_demo_calendar`, the mapped repositories, clusters and admissions by
-`seed_demo_integrations`, and the CAB's meeting, escalation and emergency by `seed_demo_cab`,
-all called from here.
+`seed_demo_integrations`, the CAB's meeting, escalation and emergency by `seed_demo_cab`, and
+what the measuring pages show by reporting's `seed_demo_metrics`, `seed_demo_reviews` and
+`seed_demo_anomalies`, all called from here.
 """
 
 from django.core.management import call_command
@@ -191,6 +192,11 @@ class Command(BaseCommand):
         call_command("seed_demo_integrations", stdout=self.stdout)
         # Last: the CAB's agenda is built from everything above.
         call_command("seed_demo_cab", stdout=self.stdout)
+        # Then what measuring shows: months of approval history for the metrics, last quarter's
+        # review and requesters' ratings, and the anomaly alerts the history raises.
+        call_command("seed_demo_metrics", stdout=self.stdout)
+        call_command("seed_demo_reviews", stdout=self.stdout)
+        call_command("seed_demo_anomalies", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:
