@@ -190,13 +190,13 @@ class Command(BaseCommand):
         call_command("seed_demo_freezes", stdout=self.stdout)
         call_command("seed_demo_calendar", stdout=self.stdout)
         call_command("seed_demo_integrations", stdout=self.stdout)
-        # Last: the CAB's agenda is built from everything above.
-        call_command("seed_demo_cab", stdout=self.stdout)
-        # Then what measuring shows: months of approval history for the metrics, last quarter's
+        # What measuring shows: months of approval history for the metrics, last quarter's
         # review and requesters' ratings, and the anomaly alerts the history raises.
         call_command("seed_demo_metrics", stdout=self.stdout)
         call_command("seed_demo_reviews", stdout=self.stdout)
         call_command("seed_demo_anomalies", stdout=self.stdout)
+        # Last: the CAB's agenda is built from everything above.
+        call_command("seed_demo_cab", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     def _people(self, teams: dict[str, Team]) -> dict[str, User]:
