@@ -11,6 +11,7 @@ import io
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 
 from approvals.models import Deployment
 from reporting.metrics.models import DecisionFact, MetricsRefresh, ReleaseFact, StageFact
@@ -237,3 +238,12 @@ def test_a_refresh_started_while_another_runs_does_nothing(known, requester, eag
     cache.delete(LOCK)  # it finished
     assert refresh_metrics_task.delay().get() == 1
     assert ReleaseFact.objects.get(release=r4).failed
+
+
+def test_the_refresh_command_rebuilds_what_changed_or_everything(known):
+    out = io.StringIO()
+    call_command("refresh_metrics", stdout=out)
+    call_command("refresh_metrics", "--full", stdout=out)
+    assert out.getvalue() == (
+        "Metrics rollups: 0 releases rebuilt.\nMetrics rollups: 12 releases rebuilt.\n"
+    )
