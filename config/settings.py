@@ -405,6 +405,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reporting.reviews.tasks.start_quarterly_review_task",
         "schedule": crontab(minute=30, hour=6, day_of_month=1, month_of_year="1,4,7,10"),
     },
+    # Approval metrics: rollups of what changed since the last refresh.
+    "refresh-metrics": {"task": "reporting.metrics.tasks.refresh_metrics_task", "schedule": 300.0},
     # The data-lake export (docs/lake.md): what the ledger recorded since the last run.
     "export-lake": {"task": "reporting.lake.tasks.export_lake_task", "schedule": 900.0},
     # Anomaly detectors over the rolling window; each finding is raised once, so reruns are safe.
