@@ -32,7 +32,10 @@ def test_the_demo_incidents_hold_web_frontend_but_never_payments_api(db):
         (r.service.slug, r.environment.slug, r.version): evaluate_gate(
             Release.objects.for_gate().get(pk=r.pk)
         )
-        for r in Release.objects.select_related("service", "environment")
+        # The demo's own releases, not the months of history behind the metrics pages.
+        for r in Release.objects.exclude(change__ref__startswith="DEMO-M").select_related(
+            "service", "environment"
+        )
     }
     assert gates["web-frontend", "production", "3.9.0"].status == "blocked"
     held = {key for key, gate in gates.items() if any("incident" in r for r in gate.reasons)}
