@@ -120,9 +120,10 @@ def seed(args: argparse.Namespace, db: database.BenchDatabase, phases: Phases) -
     return org
 
 
-def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
-    """Gate vs. baseline, the queue page, ledger verification, the sweeps, the exports."""
-    from benchmarks import admission, exports, measure, policy, sweeps
+def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> dict:
+    """Gate vs. baseline, the queue page, ledger verification, the sweeps, the pages, the
+    exports, the policy engine, the admission webhook and the data-lake export, by name."""
+    from benchmarks import admission, exports, lake, measure, metrics, policy, prometheus, sweeps
     from governance.identity.tokens import issue_token
     from governance.models import ApiToken
 
@@ -143,6 +144,14 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     pages = phases.run(
         "auditor pages", lambda: measure.measure_auditor_pages(min(args.requests, 200))
     )
+    log("metrics pages: the rollups' refresh, then each audience's page")
+    pages += phases.run(
+        "metrics pages", lambda: metrics.measure_metrics_pages(org, min(args.requests, 200))
+    )
+    log("Prometheus scrape /metrics")
+    pages += phases.run(
+        "metrics endpoint", lambda: prometheus.measure_metrics_endpoint(min(args.requests, 200))
+    )
     log("streamed exports (compliance CSV, ledger) against COPY, each in a fresh process")
     streamed = phases.run("exports", exports.measure_exports)
     log("policy engine: parse, evaluation, one simulated release")
@@ -151,7 +160,19 @@ def measure_all(args: argparse.Namespace, org: Org, phases: Phases) -> tuple:
     admission_timings = phases.run(
         "admission webhook", lambda: admission.measure_admission(args.requests)
     )
-    return api, queue, ledger, swept, streamed, pages, policy_timings, admission_timings
+    log("data-lake export of the whole ledger (CloudEvents + Parquet), in a fresh process")
+    lake_export = phases.run("lake export", lake.measure_lake_export)
+    return {
+        "api": api,
+        "queue": queue,
+        "ledger": ledger,
+        "sweeps": swept,
+        "exports": streamed,
+        "pages": pages,
+        "policy": policy_timings,
+        "admission": admission_timings,
+        "lake": lake_export,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,21 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     db = database.prepare(args.quick)
     phases.run("start and migrate", lambda: start_django(db))
     org = seed(args, db, phases)
-    api, queue, ledger, swept, streamed, pages, policy_timings, admission_timings = measure_all(
-        args, org, phases
-    )
+    measured = measure_all(args, org, phases)
 
     from benchmarks import report
 
     results = report.Results(
-        api=api,
-        queue=queue,
-        ledger=ledger,
-        sweeps=swept,
-        exports=streamed,
-        pages=pages,
-        policy=policy_timings,
-        admission=admission_timings,
+        **measured,
         phases=dict(phases),
         seed_total_seconds=float(database.read_meta(db.url, "seed_seconds") or 0),
         total_seconds=time.perf_counter() - started,
