@@ -19,6 +19,7 @@ from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from config import logs
 from config.env import env_bool, env_int, env_list, env_secret, env_str, require_strong_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -626,10 +627,4 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOGGING = logs.logging_config(level=env_str("LOG_LEVEL", "INFO"))

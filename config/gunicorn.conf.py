@@ -1,0 +1,13 @@
+"""gunicorn's settings for the web process (the container's and the manifests' command):
+`gunicorn -c config/gunicorn.conf.py config.wsgi`. Each is overridable from the environment."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+graceful_timeout = 20
+# Behind a load balancer: keep-alive longer than its idle timeout avoids reset connections.
+keepalive = 75
+accesslog = "-"
