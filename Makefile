@@ -30,9 +30,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Two workers by default (pytest-xdist; each its own test database and Redis database);
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	env -u DATABASE_URL DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run -v 0 || (echo "Missing migrations"; exit 1)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The organisation model (tests/invariants/) for as long as asked: PROVE_MINUTES (default 30) or
 # PROVE_EXAMPLES, whichever ends first. Failing examples are saved to tests/invariants/failures/:

@@ -19,11 +19,13 @@ from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from config import logs
+from config import logs, queues
 from config.env import env_bool, env_int, env_list, env_secret, env_str, require_strong_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"]
+# pytest-xdist's workers run as `python -c`: they are known by the variable xdist sets.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"] or bool(XDIST_WORKER)
 if not TESTING:
     # Development: `make run` writes a git-ignored .env (bin/dev-env) so that every manage.py
     # command works in any terminal. Real environment variables win; production has no .env;
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "governance.middleware.CorrelationIdMiddleware",
+    # A database outage answers 503 with Retry-After (JSON for /api/, /scim/, /integrations/).
+    "governance.unavailable.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -287,7 +291,15 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set, otherwise the embedded filesystem broker under var/.
 REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and XDIST_WORKER:
+    # Each parallel test worker gets a Redis database of its own (the next ones after the given
+    # one), so that one worker's broker queues and counters never meet another's. Exported, so
+    # that the processes a test starts (a Celery worker, gunicorn) use the same one.
+    _redis = urlsplit(REDIS_URL)
+    _db = int(_redis.path.strip("/") or 0) + 1 + int(XDIST_WORKER.removeprefix("gw"))
+    REDIS_URL = os.environ["REDIS_URL"] = _redis._replace(path=f"/{_db}").geturl()
 CELERY_BROKER_DIR = VAR_DIR / "broker"
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -300,6 +312,14 @@ if REDIS_URL:
         "interval_start": 0,
         "interval_step": 0.5,
         "interval_max": 1,
+        # A task is acknowledged when it ends (acks_late below): one whose worker died is handed
+        # out again once it has been unacknowledged this long. Longer than the longest task (a
+        # whole-ledger verification or a long export: minutes), or a task still running would
+        # be started a second time. Workers look for such tasks every
+        # unacked_restore_interval seconds. docs/workers.md explains the trade-off.
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 2)),
+        "unacked_restore_throttle": 1,
     }
     CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
     CELERY_REDIS_SOCKET_TIMEOUT = 10
@@ -323,6 +343,15 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # The worker keeps trying to reach a broker that is not up yet, rather than exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queues by kind of work; every task is routed (config/queues.py, docs/workers.md).
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+CELERY_TASK_ROUTES = queues.ROUTES
+# Acknowledged when done, not when received: a worker killed mid-task loses nothing, the task
+# runs again elsewhere, and every task claims its work so that a second run does it once.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task reserved per process: a long report never holds back others queued behind it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Cache: holds the failed-token counters. Redis when REDIS_URL is set, shared by every web
 # process. Without it each process keeps its own counters in memory, which is enough for the

@@ -26,6 +26,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs two workers), the tests that start servers and
+    workers of their own (tests/ops) run one after another on one worker: they time what a
+    process does, and two at once would share the machine's cores with each other."""
+    ops = Path(__file__).parent / "ops"
+    for item in items:
+        if ops in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.xdist_group("ops"))
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {
