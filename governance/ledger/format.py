@@ -90,8 +90,18 @@ def public_key_text(public_key: Ed25519PublicKey) -> str:
     return base64.b64encode(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
+def private_key_text(private_key: Ed25519PrivateKey) -> str:
+    """The form LEDGER_SIGNING_KEY takes: base64 of the raw 32 bytes."""
+    return base64.b64encode(private_key.private_bytes_raw()).decode()
+
+
 def sign(private_key: Ed25519PrivateKey, digest_hex: str) -> str:
     return private_key.sign(bytes.fromhex(digest_hex)).hex()
+
+
+def unknown_key(key_id: str) -> str:
+    """A key that is not configured: after a rotation, the retired key's public key is missing."""
+    return f"signed with unknown key {key_id}: add its public key to LEDGER_PUBLIC_KEYS"
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,7 @@ def _check_entry(
         return "content does not match its hash (the entry was altered)"
     public_key = public_keys.get(entry["key_id"])
     if public_key is None:
-        return f"signed with unknown key {entry['key_id']}"
+        return unknown_key(entry["key_id"])
     try:
         public_key.verify(bytes.fromhex(entry["signature"]), bytes.fromhex(entry["entry_hash"]))
     except (InvalidSignature, ValueError):
@@ -236,7 +246,7 @@ def checkpoint_signature_problem(
     """Why the checkpoint's signature cannot be trusted, or None when it verifies."""
     public_key = public_keys.get(checkpoint.key_id)
     if public_key is None:
-        return f"signed with unknown key {checkpoint.key_id}"
+        return unknown_key(checkpoint.key_id)
     try:
         public_key.verify(bytes.fromhex(checkpoint.signature), checkpoint.signed_bytes())
     except (InvalidSignature, ValueError):
