@@ -111,7 +111,8 @@ def test_entries_signed_with_a_retired_key_verify_once_its_public_key_is_listed(
     known = list(ledger_format.verify_entries([entry], ledger.public_keys()))
 
     assert [str(result) for result in unknown] == [
-        f"entry #1: signed with unknown key {entry['key_id']}"
+        f"entry #1: signed with unknown key {entry['key_id']}: add its public key to "
+        "LEDGER_PUBLIC_KEYS"
     ]
     assert known == [1]
     assert len(ledger.public_keys()) == 2  # the current key and the retired one
