@@ -2,15 +2,18 @@
 
 from celery import shared_task
 from django.urls import reverse
+from django.utils import timezone
 
 from governance.authority import reviews
 from governance.authority import selectors as authority
+from governance.authority.models import AccessReview
 from governance.authority.services import expire_role_grants
 from governance.ledger import checkpoints, verification
 from governance.ledger.models import LedgerVerification
 from governance.notifications import outbox
 from governance.notifications import services as notifications
 from governance.people.models import User
+from governance.redelivery import redelivered
 
 
 @shared_task
@@ -21,8 +24,11 @@ def expire_role_grants_task() -> int:
 
 @shared_task
 def start_access_review_task() -> int:
-    """Open the quarterly access review campaign; returns its id."""
-    return reviews.start_access_review(actor=None).pk
+    """Open the quarterly access review campaign; returns its id. Run again the same day (the
+    message redelivered after its worker died), it returns the campaign already opened."""
+    today = timezone.now().date()
+    opened = AccessReview.objects.filter(started_by=None, started_at__date=today).first()
+    return (opened or reviews.start_access_review(actor=None)).pk
 
 
 @shared_task
@@ -48,11 +54,13 @@ def write_ledger_checkpoint_task() -> str | None:
     return outcome.stored.name if outcome.written and outcome.stored else None
 
 
-@shared_task
-def verify_ledger_task(verification_id: int) -> str | None:
+@shared_task(bind=True)
+def verify_ledger_task(self, verification_id: int) -> str | None:
     """Run the queued whole-ledger verification `verification_id`; its status, or None when it
-    was already claimed or finished (a redelivered task does nothing)."""
-    run = verification.run_verification(verification_id, on_failure=_notify_verification_failed)
+    was already claimed by a live worker or finished. A run whose worker died is taken over."""
+    run = verification.run_verification(
+        verification_id, on_failure=_notify_verification_failed, redelivered=redelivered(self)
+    )
     return run.status if run else None
 
 
