@@ -46,3 +46,6 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
 ]
+
+# A database outage answers 503 with Retry-After (JSON for programs), other errors the 500 page.
+handler500 = "governance.unavailable.server_error"
