@@ -72,18 +72,25 @@ def _revive_or_close(run: LedgerVerification, enqueue: Callable[[int], object]) 
 
 
 def run_verification(
-    pk: int, *, on_failure: Callable[[LedgerVerification], None] | None = None
+    pk: int,
+    *,
+    on_failure: Callable[[LedgerVerification], None] | None = None,
+    redelivered: bool = False,
 ) -> LedgerVerification | None:
     """Claim the QUEUED run `pk` and verify the whole chain, then the latest checkpoint.
 
     Returns the finished run, or None when it was not QUEUED (already claimed or finished).
     `on_failure` runs inside the transaction that records a FAILED result (to notify people).
+    `redelivered`: the worker that claimed the run died (its task was handed out again), so a
+    RUNNING run is taken over and verified from the start.
     """
     total = LedgerHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
-    claimed = LedgerVerification.objects.filter(
-        pk=pk, status=LedgerVerification.Status.QUEUED
-    ).update(
+    claimable = [LedgerVerification.Status.QUEUED]
+    if redelivered:
+        claimable.append(LedgerVerification.Status.RUNNING)
+    claimed = LedgerVerification.objects.filter(pk=pk, status__in=claimable).update(
         status=LedgerVerification.Status.RUNNING,
+        verified=0,
         started_at=timezone.now(),
         progressed_at=timezone.now(),
         total=total,

@@ -17,11 +17,19 @@ from reporting.models import ReportExport
 logger = logging.getLogger(__name__)
 
 
-def run_compliance_export(export_id: int) -> str:
+def run_compliance_export(export_id: int, *, redelivered: bool = False) -> str:
     """Write the export's file. Claimed with a conditional update, so a task delivered twice
-    writes it once; a failure is recorded on the row with its reason."""
-    claimed = ReportExport.objects.filter(pk=export_id, status=ReportExport.Status.QUEUED).update(
-        status=ReportExport.Status.RUNNING
+    writes it once; a failure is recorded on the row with its reason.
+
+    `redelivered`: the broker handed the task out again because the worker running it died
+    before finishing (tasks are acknowledged late). That worker's RUNNING claim is then taken
+    over and the file written from the start; a finished export is left as it is.
+    """
+    claimable = [ReportExport.Status.QUEUED]
+    if redelivered:
+        claimable.append(ReportExport.Status.RUNNING)
+    claimed = ReportExport.objects.filter(pk=export_id, status__in=claimable).update(
+        status=ReportExport.Status.RUNNING, rows_done=0
     )
     if not claimed:
         return "not queued"
