@@ -150,15 +150,22 @@ KICKER = DeliveryKicker()
 def deliver_pending(*, now: datetime | None = None) -> int:
     """Send undelivered notifications by e-mail; failures stay queued for the next run."""
     now = now or timezone.now()
-    sent = 0
-    with transaction.atomic():
-        batch = list(
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(delivered_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
-            .select_related("recipient")
-            .order_by("created_at")[:DELIVERY_BATCH]
-        )
-        for notification in batch:
+    sent, tried = 0, []
+    for _ in range(DELIVERY_BATCH):
+        # One row per transaction: a worker killed mid-run has its sent rows marked already,
+        # so the redelivered task sends again at most the one e-mail that was under way.
+        with transaction.atomic():
+            notification = (
+                Notification.objects.select_for_update(skip_locked=True)
+                .filter(delivered_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+                .exclude(pk__in=tried)  # a failure waits for the next run
+                .select_related("recipient")
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if notification is None:
+                break
+            tried.append(notification.pk)
             sent += _deliver(notification, now)
     return sent
 
