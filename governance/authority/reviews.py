@@ -325,13 +325,10 @@ CSV_HEADER = [
 ]
 
 
-def csv_rows(review: AccessReview) -> Iterator[list[str]]:
-    """The campaign's result, one row per grant, streamed."""
+def csv_rows(user: User, review: AccessReview) -> Iterator[list[str]]:
+    """The campaign's result as `user` may see it (`items_for`), one row per grant, streamed."""
     yield CSV_HEADER
-    items = review.items.select_related(
-        "user", "service", "team", "environment", "decided_by"
-    ).order_by("pk")
-    for item in items.iterator(chunk_size=500):
+    for item in items_for(user, review).order_by("pk").iterator(chunk_size=500):
         yield [
             item.user.username,
             item.user.get_full_name(),

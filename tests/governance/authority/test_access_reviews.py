@@ -553,3 +553,22 @@ def test_certify_selected_permission_matrix(
         assert response["Location"].startswith(reverse("login"))
     assert review.items.filter(outcome="keep").count() == kept
     assert LedgerEntry.objects.count() == before + kept
+
+
+def test_the_export_is_for_the_pages_audience_with_the_grants_the_page_shows_them(
+    client, org, administrator, approver, cab_member, pipeline_bot, service
+):
+    """CAB members, security approvers and pipelines read every release, never everyone's
+    grants; a service's owner exports the grants on their services only."""
+    security = factories.UserFactory(username="sam")
+    factories.grant(security, Role.SECURITY_APPROVER)
+    review = reviews.start_access_review(actor=administrator)
+    url = reverse("governance:access_review_export", args=[review.pk])
+    for person in (cab_member, pipeline_bot, security):
+        client.force_login(person)
+        assert client.get(url).status_code == 403
+    service.owners.add(approver)
+    client.force_login(approver)
+    rows = list(csv.reader(io.StringIO(b"".join(client.get(url).streaming_content).decode())))
+    assert {row[3] for row in rows[1:]} == {"payments-api"}
+    assert len(rows) - 1 == review.items.filter(service=service).count() > 0
