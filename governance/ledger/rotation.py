@@ -29,7 +29,7 @@ ROTATED_KIND = "ledger.key_rotated"
 
 
 class KeyRotationRefused(Exception):
-    """The rotation cannot go ahead; the message says why, and nothing was written."""
+    """The rotation cannot go ahead; the message (a sentence) says why."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def prepare_rotation(new_key: Ed25519PrivateKey) -> None:
     new_id = ledger_format.key_id(new_key.public_key())
     if new_id == ledger_format.key_id(ledger.signing_key().public_key()):
         raise KeyRotationRefused(
-            f"the new key is the current signing key ({new_id}): there is nothing to rotate"
+            f"the new key is the current signing key ({new_id}): there is nothing to rotate."
         )
     retired = {
         ledger_format.key_id(ledger_format.load_public_key(k)) for k in retired_public_keys()
@@ -66,7 +66,7 @@ def prepare_rotation(new_key: Ed25519PrivateKey) -> None:
     if new_id in retired:
         raise KeyRotationRefused(
             f"key {new_id} is a retired key (in LEDGER_PUBLIC_KEYS), and a retired key never "
-            "signs again"
+            "signs again."
         )
     _anchor()
 
@@ -79,7 +79,7 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyRotationRefused(
-            f"{path} already exists: a new key is never written over an existing file"
+            f"{path} already exists: a new key is never written over an existing file."
         ) from None
     with os.fdopen(descriptor, "w") as handle:
         handle.write(ledger_format.private_key_text(key) + "\n")

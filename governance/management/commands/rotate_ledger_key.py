@@ -50,11 +50,14 @@ class Command(BaseCommand):
                 rotation.write_private_key(Path(options["output"]), new_key)
             done = rotation.record_rotation(new_key=new_key, actor=actor, reason=options["reason"])
         except rotation.KeyRotationRefused as exc:
-            raise CommandError(f"Key rotation REFUSED: {exc}.") from None
+            raise CommandError(f"Key rotation REFUSED: {exc}") from None
         if options["print_key"]:
             self.stdout.write(ledger_format.private_key_text(new_key))
+        # With --print, stdout holds the key alone (for a pipe); the steps are not an error.
         steps = self.stderr if options["print_key"] else self.stdout
-        steps.write(instructions(done, options["output"] or options["key_file"]))
+        steps.write(
+            instructions(done, options["output"] or options["key_file"]), style_func=lambda x: x
+        )
 
     def _administrator(self, name: str) -> str:
         person = person_named(name)

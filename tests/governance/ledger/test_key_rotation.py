@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
 from governance.ledger import export as ledger_export
@@ -18,11 +20,29 @@ from governance.ledger import format as ledger_format
 from governance.ledger import services as ledger
 from governance.models import LedgerEntry
 from tests import factories
+from tests.governance.ledger.test_ledger_checkpoints import (
+    as_superuser_without_triggers,
+    empty_the_ledger,
+    reset_the_head,
+)
 from tests.governance.ledger.test_offline_verifier import TOOL, run
 
 KEY_A = Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)
 KEY_A_ID = ledger_format.key_id(KEY_A.public_key())
 KEY_A_PUBLIC = ledger_format.public_key_text(KEY_A.public_key())
+OPERATIONS = Path(django_settings.BASE_DIR) / "docs" / "operations.md"
+DOCUMENTED_OUTPUT = "/run/secrets/ledger-signing-2027.key"
+
+
+def documented_rotation(output: Path) -> list[str]:
+    """The arguments of docs/operations.md's rotate_ledger_key command, writing to `output`."""
+    [line] = [
+        line
+        for line in OPERATIONS.read_text().splitlines()
+        if line.startswith(".venv/bin/python manage.py rotate_ledger_key ")
+    ]
+    arguments = shlex.split(line)[3:]
+    return [str(output) if argument == DOCUMENTED_OUTPUT else argument for argument in arguments]
 
 
 def use_keys(settings, signing: Ed25519PrivateKey, retired: list[str]) -> None:
@@ -63,10 +83,11 @@ def key_b_file(tmp_path) -> Path:
 
 @pytest.fixture
 def rotated(signed_by_a, key_b_file) -> str:
-    """The rotation to a generated key B written to a file: the command's stdout."""
+    """The documented rotation to a generated key B written to a file: the command's stdout."""
     key_b_file.parent.mkdir()
-    out, _ = rotate("--output", str(key_b_file))
-    return out
+    out = io.StringIO()
+    call_command("rotate_ledger_key", *documented_rotation(key_b_file), stdout=out)
+    return out.getvalue()
 
 
 @pytest.fixture
@@ -140,7 +161,7 @@ def test_the_old_key_signs_the_hand_over_naming_the_new_key_which_signs_what_fol
         "old_key_id": KEY_A_ID,
         "new_key_id": key_b_id,
         "new_public_key": ledger_format.public_key_text(switched.public_key()),
-        "reason": "yearly",
+        "reason": "yearly rotation",
     }
     # A signs everything up to and including the hand-over; B everything after it.
     assert key_ids_in_order() == [KEY_A_ID, key_b_id]
@@ -313,3 +334,24 @@ def test_only_an_administrator_rotates_the_key(signed_by_a, tmp_path):
 
     assert str(excinfo.value) == "Key rotation REFUSED: 'alice' is not an active administrator."
     assert (LedgerEntry.objects.count(), output.exists()) == (count, False)
+
+
+@pytest.mark.postgres
+def test_a_damaged_ledger_is_not_handed_over_to_a_new_key(signed_by_a, ledger_checkpoints):
+    [checkpoint] = sorted(ledger_checkpoints.glob("checkpoint-*.json"))
+    anchored = json.loads(checkpoint.read_text())["seq"]
+    as_superuser_without_triggers(empty_the_ledger(), reset_the_head())
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command(
+            "rotate_ledger_key", "--print", "--by", "ada", "--reason", "yearly", stdout=out
+        )
+
+    assert str(excinfo.value) == (
+        "Key rotation REFUSED: the ledger cannot be checkpointed: the ledger ends at entry #0, "
+        f"before entry #{anchored} of the last checkpoint {checkpoint.name}; entries were "
+        "removed. Run verify_ledger."
+    )
+    assert (out.getvalue(), LedgerEntry.objects.count()) == ("", 0)
+    assert sorted(ledger_checkpoints.glob("checkpoint-*.json")) == [checkpoint]
