@@ -262,10 +262,21 @@ hazards = st.one_of(
 
 
 def hostile_body(data: st.DataObject, template: dict) -> str:
-    """`template` with a hazard planted and keys dropped, replaced or added, as an attacker sends.
+    """`mutated(data, template)` as JSON text, as an attacker sends it.
 
     `json.dumps` escapes lone surrogates as `\\ud800`; wherever a value is the DEEP marker the
     text gets brackets nested to a drawn depth, up to 60,000 (beyond what json.loads can take).
+    """
+    text = json.dumps(mutated(data, template))
+    depth = data.draw(depths)
+    return text.replace(json.dumps(DEEP), "[" * depth + "]" * depth)
+
+
+def mutated(data: st.DataObject, template: dict) -> dict:
+    """A copy of `template` with a hazard planted and keys dropped, replaced or added.
+
+    Wherever the text is to nest deeply the document holds the DEEP marker instead (see
+    `hostile_body`), so parsers that take documents already decoded can be given it too.
     """
 
     def mutate(node: dict) -> dict:
@@ -289,9 +300,7 @@ def hostile_body(data: st.DataObject, template: dict) -> str:
     for step in path[:-1]:
         parent = parent[step]
     parent[path[-1]] = data.draw(hazards)
-    text = json.dumps(mutate(document))
-    depth = data.draw(depths)
-    return text.replace(json.dumps(DEEP), "[" * depth + "]" * depth)
+    return mutate(document)
 
 
 def places(node: object, path: tuple = ()) -> Iterator[tuple]:
