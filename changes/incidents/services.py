@@ -22,6 +22,7 @@ from changes.incidents.models import (
     WebhookDelivery,
     mask_secret,
 )
+from governance.api.parsers import text_problem
 from governance.ledger import services as ledger
 from governance.models import Service, User
 
@@ -155,6 +156,10 @@ def ingest_pagerduty_event(*, delivery_id: str, payload: dict) -> str:
         raise InvalidIncident("The body has no `event` object.")
     event_type = str(event.get("event_type", ""))
     data = event.get("data")
+    problem = text_problem(delivery_id)
+    if problem:
+        # No column can hold it (PostgreSQL refuses NUL): refused before anything is written.
+        raise InvalidIncident(f"X-Webhook-Id contains {problem.what}.")
     with transaction.atomic():
         if delivery_id and not _first_delivery(delivery_id):
             return "duplicate"
@@ -195,8 +200,18 @@ def _pagerduty_report(event_type: str, data: object) -> IncidentReport:
         priority=str(priority.get("summary") or "")[:20],
         urgency=urgency,
         services=tuple(m.service for m in mapped),
-        opened_at=parse_datetime(str(data.get("created_at") or "")) or None,
+        opened_at=_opened_at(data.get("created_at")),
     )
+
+
+def _opened_at(value: object) -> datetime | None:
+    """`created_at` when it is a real moment; None (the time of receipt) when it is missing or
+    impossible ("2026-02-30T10:00:00Z" is well-formed, so parse_datetime raises rather than
+    answering None): the incident itself still counts."""
+    try:
+        return parse_datetime(str(value or ""))
+    except ValueError:
+        return None
 
 
 def _url(value: object) -> str:
