@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.core import mail
-from kombu import pools as kombu_pools
 
 from config.celery import app
 from governance.models import Delivery, Notification
@@ -16,42 +13,17 @@ from governance.notifications import outbox
 from governance.notifications import services as notifications
 from governance.tasks import deliver_outbox_task
 from tests import factories
+from tests.ops.servers import (
+    CeleryWorker,
+    RedisServer,
+    broker_at,
+    worker_environment,
+)
 from tests.stubs import Receiver
 
 pytestmark = pytest.mark.django_db
 # Nothing listens on port 1: connections are refused at once, as when Redis is down.
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
-
-
-@contextlib.contextmanager
-def broker_at(url: str) -> Iterator[None]:
-    """Point Celery's broker and result store at `url`, and back; pools are rebuilt both ways."""
-    saved = app.conf.broker_url, app.conf.result_backend
-    app.conf.broker_url = app.conf.result_backend = url
-    drop_connections()
-    try:
-        yield
-    finally:
-        # Let a kick still in flight finish against the broker it started with.
-        notifications.KICKER.wait_idle(timeout=15)
-        outbox.KICKER.wait_idle(timeout=15)
-        app.conf.broker_url, app.conf.result_backend = saved
-        drop_connections()
-
-
-def drop_connections() -> None:
-    """Forget Celery's cached broker pools and result store, so the next send reads the URLs.
-
-    Celery has no public call for this; the broker part is what it does after a fork.
-    """
-    # kombu keeps connection and producer pools in process-wide registries keyed by broker URL:
-    # closing them without clearing the registries would leave a closed pool behind for every
-    # later test that enqueues a task ("Acquire on closed pool").
-    kombu_pools.reset()
-    app._after_fork()
-    # The result store's client is cached per thread: this thread's is rebuilt from the new URL.
-    app._backend_cache = None
-    vars(app._local).pop("backend", None)
 
 
 def timed_release_request(api_client, capture_on_commit) -> tuple[float, int]:
@@ -125,3 +97,76 @@ def test_outbound_calls_wait_out_a_broker_outage_and_are_sent_once_when_it_retur
         ]
     finally:
         receiver.stop()
+
+
+def test_readiness_stays_200_and_says_degraded_while_the_broker_is_down(client):
+    with broker_at(UNREACHABLE_BROKER):
+        started = time.monotonic()
+        response = client.get("/readyz")
+    assert time.monotonic() - started < 5
+    # Requests and decisions go on without Redis: the web process stays in service.
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "broker": "error: OperationalError", "static": "ok"},
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_redis_outage_slows_no_decision_and_its_calls_are_sent_once_when_redis_returns(
+    org, production_release, approver, pipeline_bot, api, settings, tmp_path
+):
+    settings.SIGNOFF_OUTBOUND_ALLOW_PRIVATE = True  # the stub listens on 127.0.0.1
+    receiver = Receiver().start()
+    settings.SIGNOFF_EVENT_WEBHOOKS = [receiver.url]
+    redis_server = RedisServer(tmp_path).start()
+    # The cache (failed-token counters) lives on the same Redis and goes down with it.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis_server.url(1)}}
+    redis_server.stop()
+    pipeline, alice = api(pipeline_bot), api(approver)
+    decision = {
+        "decision": "approve",
+        "rationale": "Read the diff",
+        "digest": production_release.digest,
+    }
+    worker = None
+    try:
+        with broker_at(redis_server.url()):
+            pipeline.post("/api/v1/releases/", factories.release_body())  # warm-up: policies
+            request_seconds, requested = timed(
+                lambda: pipeline.post("/api/v1/releases/", factories.release_body())
+            )
+            decide_seconds, decided = timed(
+                lambda: alice.post(f"/api/v1/releases/{production_release.pk}/decisions/", decision)
+            )
+            assert outbox.KICKER.wait_idle(timeout=15)
+        assert (requested.status_code, decided.status_code) == (201, 201), decided.content
+        assert request_seconds < 1.5 and decide_seconds < 1.5, (request_seconds, decide_seconds)
+        assert production_release.approval.decisions.filter(approver=approver).count() == 1
+        waiting = list(Delivery.objects.values_list("delivery_id", flat=True))
+        assert Delivery.objects.filter(status="pending").count() == len(waiting) >= 2
+        assert receiver.received == []
+
+        redis_server.start()
+        worker = CeleryWorker(worker_environment(tmp_path, redis_server.url()), tmp_path / "w.log")
+        with broker_at(redis_server.url()):
+            # What beat does every minute; once more, as the next minute would.
+            sweep = app.send_task(outbox.DELIVERY_TASK)
+            assert sweep.get(timeout=30) == len(waiting)
+            assert app.send_task(outbox.DELIVERY_TASK).get(timeout=30) == 0
+        sent = sorted(r.headers["X-Signoff-Delivery"] for r in receiver.received)
+        assert sent == sorted(str(delivery_id) for delivery_id in waiting)
+        assert Delivery.objects.filter(status="delivered").count() == len(waiting)
+    finally:
+        if worker:
+            worker.stop()
+        redis_server.stop()
+        receiver.stop()
+
+
+def timed(call):
+    """(seconds, what `call` returned)."""
+    started = time.monotonic()
+    result = call()
+    return time.monotonic() - started, result
