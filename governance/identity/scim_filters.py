@@ -10,6 +10,7 @@ import re
 
 from django_scim.exceptions import BadRequestError
 from django_scim.filters import GroupFilterQuery, UserFilterQuery
+from scim2_filter_parser.lexer import SCIMLexer
 
 from governance.api.parsers import text_problem
 
@@ -33,7 +34,11 @@ class AttributeMap(dict):
 
 def _normalise(key: tuple) -> tuple:
     attr, sub_attr, _uri = key
-    return (attr.lower(), sub_attr.lower() if sub_attr else None, None)
+    # In a value path (`emails[type eq "work"]`) the parser passes the bracketed filter where
+    # a sub-attribute name would be: no column matches it, so it is left as it is.
+    if isinstance(sub_attr, str):
+        sub_attr = sub_attr.lower()
+    return (attr.lower() if isinstance(attr, str) else attr, sub_attr or None, None)
 
 
 def refuse_unstorable_filter(filter_query: str) -> None:
@@ -41,6 +46,30 @@ def refuse_unstorable_filter(filter_query: str) -> None:
     problem = text_problem(filter_query)
     if problem:
         raise BadRequestError(f"The filter contains {problem.what}.", scim_type="invalidFilter")
+
+
+def refuse_untyped_active(filter_query: str) -> None:
+    """`active` is a boolean column: compared with anything but eq/ne true or false (`active co
+    "t"`, `active eq "yes"`), PostgreSQL fails the whole query (a 500); refused as a 400 instead."""
+    tokens = list(SCIMLexer().tokenize(filter_query))
+    for index, token in enumerate(tokens[:-1]):
+        if token.type != "ATTRNAME" or token.value.lower() != "active":
+            continue
+        operator = tokens[index + 1].type
+        value = tokens[index + 2] if index + 2 < len(tokens) else None
+        if operator == "PR" or (operator in ("EQ", "NE") and _boolean_literal(value)):
+            continue
+        raise BadRequestError(
+            '"active" is compared with eq or ne and true or false.', scim_type="invalidFilter"
+        )
+
+
+def _boolean_literal(token) -> bool:
+    if token is None:
+        return False
+    return token.type in ("TRUE", "FALSE") or (
+        token.type == "COMP_VALUE" and str(token.value).lower() in ("true", "false")
+    )
 
 
 class UserFilter(UserFilterQuery):
@@ -60,6 +89,7 @@ class UserFilter(UserFilterQuery):
         # The parser compares userName case-insensitively only when spelt exactly "userName";
         # providers are free to spell attribute names in any case.
         refuse_unstorable_filter(filter_query)
+        refuse_untyped_active(filter_query)
         parts = _QUOTED.split(filter_query)
         parts[::2] = [_USERNAME.sub("userName", part) for part in parts[::2]]
         return super().search("".join(parts), request)
