@@ -52,7 +52,7 @@ QUICKLY = 5
 HTTPS = {"X-Forwarded-Proto": "https"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(django_db_setup):
     """A private cluster holding a copy of the migrated, empty test database: copied with
     pg_dump/pg_restore in a second, where `migrate` takes most of a minute."""
@@ -78,10 +78,10 @@ def cluster(django_db_setup):
     cluster.remove()
 
 
-@pytest.fixture(scope="module")
-def site(cluster, tmp_path_factory) -> dict:
+@pytest.fixture
+def site(cluster, tmp_path) -> dict:
     """Production settings on the private cluster, with static files collected and the seed."""
-    folder = tmp_path_factory.mktemp("site")
+    folder = tmp_path
     for name in ("queue", "processed", "control", "results"):
         (folder / "broker" / name).mkdir(parents=True)
     env = {
