@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tests.ops.conftest import (
     free_port,
     real_secrets,
 )
+from tests.ops.processes import start, stop, wait_until_serving
 
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 GUNICORN_OPTIONS = ("--workers=1", "--timeout=30")
@@ -57,33 +57,18 @@ def run_manage(env: dict[str, str], *args: str, timeout: float = 300) -> None:
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
     """Serve the WSGI app the way the README deploys it; always stopped, whatever happens."""
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [GUNICORN, "config.wsgi:application", f"--bind=127.0.0.1:{port}", *GUNICORN_OPTIONS],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    server = start(
+        [GUNICORN, "config.wsgi:application", f"--bind=127.0.0.1:{port}", *GUNICORN_OPTIONS],
+        env=env,
+        cwd=ROOT,
+        log=log,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"gunicorn exited:\n{log.read_text()}"
-            try:
-                requests.get(f"{base}/healthz", timeout=10)
-                break
-            except (requests.ConnectionError, requests.Timeout):  # still booting
-                assert time.monotonic() < deadline, f"gunicorn did not answer:\n{log.read_text()}"
-                time.sleep(0.2)
+        wait_until_serving(base, server, log)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+        stop(server)
 
 
 def test_production_serves_pages_assets_and_readiness_through_gunicorn(production_env, tmp_path):
