@@ -11,3 +11,9 @@ graceful_timeout = 20
 # Behind a load balancer: keep-alive longer than its idle timeout avoids reset connections.
 keepalive = 75
 accesslog = "-"
+# Workers' heartbeat files in memory: the container's root filesystem is read-only, and a
+# disk-backed /tmp can stall a heartbeat long enough for the arbiter to kill a healthy worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# No runtime control socket (gunicornc): under $HOME, which is read-only in the container and
+# shared by every gunicorn of a user elsewhere. Kubernetes and compose restart and scale instead.
+control_socket_disable = True
