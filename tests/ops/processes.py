@@ -13,6 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests.ops.conftest import PYTHON, ROOT
+
 
 def eventually(check: Callable[[], object], timeout: float, what: str) -> object:
     """The first truthy result of `check`, polled until `timeout` seconds have passed."""
@@ -23,6 +25,20 @@ def eventually(check: Callable[[], object], timeout: float, what: str) -> object
             return result
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.2)
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run `python manage.py ARGS` to completion; its output, or a failure showing it."""
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
 
 
 def start(argv: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:

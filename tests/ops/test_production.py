@@ -18,7 +18,7 @@ from tests.ops.conftest import (
     free_port,
     real_secrets,
 )
-from tests.ops.processes import start, stop, wait_until_serving
+from tests.ops.processes import manage, start, stop, wait_until_serving
 
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 GUNICORN_OPTIONS = ("--workers=1", "--timeout=30")
@@ -42,18 +42,6 @@ def test_check_deploy_is_clean_with_the_documented_production_environment(tmp_pa
     assert "System check identified no issues" in result.stdout
 
 
-def run_manage(env: dict[str, str], *args: str, timeout: float = 300) -> None:
-    result = subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stdout}{result.stderr}"
-
-
 @contextlib.contextmanager
 def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
     """Serve the WSGI app the way the README deploys it; always stopped, whatever happens."""
@@ -75,8 +63,8 @@ def test_production_serves_pages_assets_and_readiness_through_gunicorn(productio
     # The filesystem broker (no REDIS_URL) needs its folders, as bin/run-all makes them.
     for folder in ("queue", "processed", "control", "results"):
         (tmp_path / "broker" / folder).mkdir(parents=True)
-    run_manage(production_env, "collectstatic", "--no-input", "-v", "0")
-    run_manage(production_env, "migrate", "--no-input", "-v", "0")
+    manage(production_env, "collectstatic", "--no-input", "-v", "0")
+    manage(production_env, "migrate", "--no-input", "-v", "0")
 
     with gunicorn(production_env, free_port(), tmp_path / "gunicorn.log") as base:
         https = {"X-Forwarded-Proto": "https"}
