@@ -82,8 +82,6 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "governance.middleware.CorrelationIdMiddleware",
-    # A database outage answers 503 with Retry-After (JSON for /api/, /scim/, /integrations/).
-    "governance.unavailable.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,7 +140,9 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABAS
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
-        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+        # Short: web threads (WEB_THREADS) never outnumber max_size, so only an unreachable
+        # database makes a request wait here, and it should get its 503 quickly.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 3),
     }
     # Pooled connections live long: bind parameters on the server, so that the gate's queries
     # can be prepared once per connection (governance/db.py). Needs a real session, hence only
@@ -657,3 +657,18 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LOGGING = logs.logging_config(level=env_str("LOG_LEVEL", "INFO"))
+
+# Error reporting to Sentry, or a service speaking its protocol (GlitchTip, self-hosted Sentry):
+# on when SENTRY_DSN (or SENTRY_DSN_FILE) is set. No personal data and no secrets are sent;
+# performance tracing stays off unless SENTRY_TRACES_SAMPLE_RATE (0 to 1) is given.
+SENTRY_DSN = env_secret("SENTRY_DSN") or ""
+if SENTRY_DSN:
+    # Imported here: without a DSN, the SDK is not even loaded.
+    from config import sentry
+
+    sentry.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT") or None,
+        release=env_str("SENTRY_RELEASE") or None,
+        traces_sample_rate=sentry.sample_rate(env_str("SENTRY_TRACES_SAMPLE_RATE")),
+    )
