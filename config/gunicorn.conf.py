@@ -3,6 +3,8 @@
 
 import os
 
+from config.logs import gunicorn_logconfig
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
@@ -17,3 +19,5 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # No runtime control socket (gunicornc): under $HOME, which is read-only in the container and
 # shared by every gunicorn of a user elsewhere. Kubernetes and compose restart and scale instead.
 control_socket_disable = True
+# The master process logs the same JSON lines as Django and Celery (config/logs.py).
+logconfig_dict = gunicorn_logconfig()
