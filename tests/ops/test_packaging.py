@@ -73,6 +73,8 @@ def test_compose_validates_and_starts_web_worker_and_beat_after_migrations(resol
     # PostgreSQL and Redis are healthy before anything uses them; the worker answers pings.
     for name in ("postgres", "redis", "worker"):
         assert services[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+    # Plain HTTP on localhost: published on this host's loopback only.
+    assert services["web"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
     # The web service keeps the image's HEALTHCHECK; migrations and beat serve nothing.
     assert "healthcheck" not in services["web"]
     assert services["beat"]["healthcheck"] == {"test": ["NONE"]}

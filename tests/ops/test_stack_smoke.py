@@ -442,7 +442,7 @@ def test_a_release_is_requested_approved_and_gated_through_the_running_stack(sta
     # backend prints them in its log).
     sent = eventually(
         lambda: (rows := notifications(stack)) and all(done for _, done in rows) and rows,
-        30,
+        60,
         "the worker to deliver the notifications",
     )
     # Both approvers when the stage opened (both at work), the requester once it was approved.
