@@ -49,3 +49,5 @@ urlpatterns = [
 
 # A database outage answers 503 with Retry-After (JSON for programs), other errors the 500 page.
 handler500 = "governance.unavailable.server_error"
+# A path no URL matches: the API's error document for programs, the 404 page for people.
+handler404 = "governance.api.errors.page_not_found"

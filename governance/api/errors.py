@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found as django_page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance.api.parsers import RefusedBody
 from governance.exceptions import GovernanceError
+from governance.unavailable import MACHINE_PREFIXES
 
 
 def error_response(
@@ -18,6 +20,15 @@ def error_response(
     return Response(
         {"error": {"code": code, "message": message, "fields": fields or {}}}, status=http_status
     )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 404 handler (config/urls.py). A path no URL matches (`/api/v1/releases/abc/`) never
+    reaches DRF, so without this a program would get the HTML page instead of the error document."""
+    if request.path.startswith(MACHINE_PREFIXES):
+        body = {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
+        return JsonResponse(body, status=404)
+    return django_page_not_found(request, exception)
 
 
 def exception_handler(exc, context):

@@ -183,3 +183,29 @@ def test_the_list_shows_only_releases_in_scope(
 
     assert data["count"] == visible
     assert [r["id"] for r in data["results"]] == [production_release.pk] * visible
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/releases/not-a-number/",
+        "/api/v1/releases/1,2/gate",
+        "/api/v1/no-such-endpoint/",
+        "/integrations/azure/releases/abc/check",
+    ],
+)
+def test_an_api_path_no_url_matches_answers_the_error_document(pipeline_bot, api, path):
+    response = api(pipeline_bot).get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
+
+
+def test_a_page_no_url_matches_stays_the_html_page(client):
+    response = client.get("/approvals/releases/not-a-number/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "text/html; charset=utf-8"
