@@ -10,7 +10,7 @@ The steps live with their subject and are mixed in here: `people_steps` (the ide
 grants, delegations, the catalogue, policies), `release_steps` (requests, decisions,
 withdrawals, deployments, change records moved by hand), `hold_steps` (freezes, overrides,
 incidents), `measure_steps` (alerts, quarterly reviews, workflow ratings), `time_steps` (time and
-the periodic tasks); `actions` holds what they
+the periodic tasks), `fault_steps` (work the broker hands out twice); `actions` holds what they
 act through and `drawing` what they draw from.
 
 Rules only act; they assert little themselves (a refusal must change nothing, an eligible
@@ -38,6 +38,7 @@ from tests.invariants import fingerprint
 from tests.invariants.actions import Actions
 from tests.invariants.checks import Record, Requests, check_all, check_gate
 from tests.invariants.drawing import TRIGGERS
+from tests.invariants.fault_steps import FaultSteps
 from tests.invariants.hold_checks import check_holds
 from tests.invariants.hold_steps import HoldSteps
 from tests.invariants.measure_checks import check_measuring
@@ -75,7 +76,14 @@ class Clock:
 
 
 class Organisation(
-    PeopleSteps, ReleaseSteps, HoldSteps, MeasureSteps, TimeSteps, Actions, RuleBasedStateMachine
+    PeopleSteps,
+    ReleaseSteps,
+    HoldSteps,
+    MeasureSteps,
+    TimeSteps,
+    FaultSteps,
+    Actions,
+    RuleBasedStateMachine,
 ):
     """People join, leave and come back, change teams, hold and lose authority, delegate,
     publish policies, request, decide, withdraw and deploy releases, move change records, freeze
