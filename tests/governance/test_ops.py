@@ -74,3 +74,10 @@ def test_api_docs_load_nothing_from_a_cdn(client):
     body = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in body
     assert "cdn" not in body.lower()
+
+
+@pytest.mark.django_db
+def test_api_docs_answer_options_with_405_not_a_server_error(client):
+    response = client.options("/api/docs/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
