@@ -9,8 +9,11 @@ approved; the worker delivered the e-mails, and beat's schedule reached the work
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +28,12 @@ from django.conf import settings
 from django.db import connection
 
 from tests.ops.conftest import PYTHON, ROOT, free_port
-from tests.ops.packaging import compose, image_environment, make_compose_secrets
+from tests.ops.packaging import (
+    compose,
+    dockerfile_instructions,
+    image_environment,
+    make_compose_secrets,
+)
 from tests.ops.processes import eventually, manage, start, stop, wait_until_serving
 
 pytestmark = pytest.mark.postgres
@@ -114,13 +122,24 @@ def service_environment(spec: dict, localiser: Localiser) -> dict[str, str]:
 @dataclass
 class Stack:
     base: str
-    environment: dict[str, str]
+    environments: dict[str, dict[str, str]]
     database: str
     logs: dict[str, Path] = field(default_factory=dict)
 
     def manage(self, *args: str) -> str:
         """A one-off `python manage.py ...` in the web container (`docker compose run web ...`)."""
-        return manage(self.environment, *args)
+        return manage(self.environments["web"], *args)
+
+    def run_in(self, service: str, command: str) -> subprocess.CompletedProcess:
+        """A shell command as `docker compose exec` runs it in the service's container."""
+        return subprocess.run(
+            ["sh", "-c", command],
+            cwd=ROOT,
+            env={**self.environments[service], "HOSTNAME": socket.gethostname()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def log(self, process: str) -> str:
         return self.logs[process].read_text()
@@ -217,7 +236,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             finish(process, folder / f"{name}.log")
         base = f"http://127.0.0.1:{port}"
         wait_until_serving(base, servers["web"], logs["web"])
-        yield Stack(base, environments["web"], database, logs)
+        yield Stack(base, environments, database, logs)
     finally:
         stop(*started)
         recreate_database(database, drop_only=True)
@@ -450,6 +469,20 @@ def test_a_release_is_requested_approved_and_gated_through_the_running_stack(sta
     assert recipients == {"alice", "bob", "ci-bot"}
     for username in recipients:
         assert f"To: {username}@example.com" in stack.log("worker")
+
+
+def test_the_containers_healthchecks_pass_against_the_running_processes(stack):
+    # The image's HEALTHCHECK, as the web container runs it (ALLOWED_HOSTS lets it in).
+    healthcheck = dict(dockerfile_instructions())["HEALTHCHECK"]
+    argv = json.loads(healthcheck[healthcheck.index("CMD ") + len("CMD ") :])
+    web = stack.run_in("web", shlex.join(argv))
+    assert web.returncode == 0, web.stderr
+    # compose's worker healthcheck ($$ is compose's escape for $): the worker answers its ping.
+    test = compose()["services"]["worker"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    worker = stack.run_in("worker", test[1].replace("$$", "$"))
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert f"celery@{socket.gethostname()}: OK" in worker.stdout
 
 
 def test_beat_sends_the_schedule_and_the_worker_runs_it(stack):
