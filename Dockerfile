@@ -1,5 +1,5 @@
-# Signoff's image: one image for every process (web, worker, beat, migrations); compose.yaml and
-# deploy/kubernetes/signoff/ choose the command. docs/deployment.md explains how to build and run it.
+# Signoff's image: one image for every process (web, worker, beat, migrations); compose.yaml
+# and deploy/kubernetes/signoff/ choose the command. docs/deployment.md: how to build and run it.
 
 # python:3.11.16-slim-bookworm, pinned by the digest of its multi-platform index as
 # docker-library/repo-info records it (repos/python/remote/3.11.16-slim-bookworm.md): the tag
