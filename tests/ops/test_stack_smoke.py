@@ -47,7 +47,7 @@ FIRST_RUN = (
     ("load_default_policy",),
     ("createsuperuser", "--no-input", "--username=admin", "--email=admin@example.com"),
 )
-DIGEST = "sha256:" + "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 
 # --- compose.yaml and the image, as seen from this machine ---------------------------------------
@@ -153,6 +153,7 @@ def own_database_url(name: str) -> str:
 
 
 def recreate_database(url: str, *, drop_only: bool = False) -> None:
+    """An empty database at `url` (or none at all), whatever a stopped run left behind."""
     name = urlsplit(url).path.strip("/")
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -161,6 +162,7 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
 
 
 def finish(process: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    """Wait for a one-off command (compose's `service_completed_successfully`)."""
     assert process.wait(timeout=timeout) == 0, log.read_text()
 
 
