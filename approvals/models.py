@@ -134,6 +134,11 @@ class ReleaseQuerySet(models.QuerySet):
         """`for_gate().filter(pk=pk).first()` for someone who may view every release, as one
         statement written once: building the ORM query cost more than running it, at every
         pipeline call. The instances are the same (deferred fields load when touched)."""
+        # The ORM answers "no such row" for an id beyond the column's range; raw SQL would raise
+        # instead (SQLite: OverflowError), so /gate of a 30-digit id would be a 500.
+        low, high = connection.ops.integer_field_range(self.model._meta.pk.get_internal_type())
+        if not low <= pk <= high:
+            return None
         row = None
         with connection.cursor() as cursor:
             cursor.execute(_gate_sql(), [pk])

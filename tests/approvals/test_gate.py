@@ -408,6 +408,14 @@ def test_the_gate_row_loads_what_the_orm_loads(production_release, approver):
     assert Release.objects.gate_row(production_release.pk + 1000) is None
 
 
+def test_the_gate_of_an_id_beyond_any_release_is_not_found(api, pipeline_bot, production_release):
+    response = api(pipeline_bot).get("/api/v1/releases/946889901168831611686354944/gate")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert Release.objects.gate_row(2**63) is None
+
+
 def test_a_pipeline_scoped_to_one_service_gets_the_same_answer(
     api, production_release, pipeline_bot, service
 ):
