@@ -158,30 +158,37 @@ class ReleaseSteps:
     def decide_what_waits(self, release: int, pick: int, in_the_browser: bool, verdict) -> None:
         """Someone the release page lists for the open stage (or their delegate) decides it."""
         self.step("decide_what_waits")
+        waiting = self.waiting_decider(release, pick)
+        if waiting is None:
+            return
+        name, index = waiting
+        if in_the_browser:
+            self._decide_in_the_browser(name, index, verdict)
+        else:
+            self._decide_through_the_api(name, index, verdict, "reviewed")
+
+    def waiting_decider(self, release: int, pick: int) -> tuple[str, int] | None:
+        """Someone the release page lists for the open stage of a pending release (or their
+        delegate), and that release's index; None when nothing waits on anybody."""
         pending = list(
             ApprovalRequest.objects.filter(status="pending", release__in=self.releases)
             .order_by("pk")
             .values_list("release_id", flat=True)
         )
         if not pending:
-            return
+            return None
         target = Release.objects.get(pk=pending[release % len(pending)])
         stage = target.approval.stages.filter(status="active").first()
         if stage is None:
-            return
+            return None
         listed = sorted(stage.eligible_approvers.values_list("username", flat=True))
         delegates = Delegation.objects.in_force(self.clock.now()).filter(
             delegator__username__in=listed
         )
         names = listed + sorted(d.delegate.username for d in delegates)
         if not names:
-            return
-        name = names[pick % len(names)]
-        index = self.releases.index(target.pk)
-        if in_the_browser:
-            self._decide_in_the_browser(name, index, verdict)
-        else:
-            self._decide_through_the_api(name, index, verdict, "reviewed")
+            return None
+        return names[pick % len(names)], self.releases.index(target.pk)
 
     def _must_record(self, user: User, release: Release) -> str | None:
         """Why `user`'s own decision on `release` must be recorded now, or None when the rules
