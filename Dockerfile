@@ -20,11 +20,12 @@ RUN groupadd --system --gid 10001 signoff \
     && useradd --system --uid 10001 --gid signoff --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin signoff
 
-# Dependencies before the code, so that a code change reuses this layer. The lock is a full
-# `pip freeze` (every transitive package pinned), so nothing is resolved here: --no-deps installs
-# exactly the lock, as `make install` does, and `pip check` proves it is complete. Every binary
-# package in it ships a manylinux wheel, so the slim image needs no compiler.
-COPY requirements.lock /tmp/requirements.lock
+# Dependencies before the code, so that a code change reuses this layer. The runtime lock is the
+# part of requirements.lock (a full `pip freeze`) that production needs, without the test tools
+# (bin/runtime-lock), so nothing is resolved here: --no-deps installs exactly those pins, and
+# `pip check` proves they are complete. Every binary package in it ships a manylinux wheel, so
+# the slim image needs no compiler.
+COPY requirements-runtime.lock /tmp/requirements.lock
 RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --no-deps --requirement /tmp/requirements.lock \
     && pip check \

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench load install clean screenshots prove mutate
+.PHONY: run test lint bench load install lock clean screenshots prove mutate
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing a pin in pyproject.toml and installing it: the full lock, then the image's
+# runtime part of it (bin/runtime-lock; a test fails when the two disagree).
+lock: $(STAMP)
+	$(BIN)/pip freeze | sort -f > requirements.lock
+	$(BIN)/python bin/runtime-lock
 
 # Development defaults: SQLite and the filesystem broker under var/ unless DATABASE_URL/REDIS_URL.
 # bin/dev-env writes the git-ignored .env (DEBUG, generated keys, the URL with PORT) that every
@@ -71,6 +77,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Bounded load test of gunicorn + PostgreSQL + Redis + Celery on 127.0.0.1 (stops by itself).
+# LOAD_ARGS="--web-replicas 2 --worker-replicas 2": one web + one worker, then two of each
+# (compose.yaml's commands), side by side in docs/benchmarks.md (docs/capacity.md reads them).
 load: $(STAMP)
 	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 

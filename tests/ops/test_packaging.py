@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -132,6 +133,8 @@ def test_the_image_is_pinned_runs_as_a_user_and_collects_static_files_at_build()
     assert any(f"useradd --system --uid {APP_UID}" in run for run in runs)
     install = next(run for run in runs if "pip install" in run)
     assert "--no-deps --requirement /tmp/requirements.lock" in install and "pip check" in install
+    copies = [arguments for instruction, arguments in instructions if instruction == "COPY"]
+    assert "requirements-runtime.lock /tmp/requirements.lock" in copies
     assert any("manage.py collectstatic --no-input" in run for run in runs)
     healthcheck = dict(instructions)["HEALTHCHECK"]
     assert "/healthz" in healthcheck and "'Host': 'localhost'" in healthcheck
@@ -305,3 +308,18 @@ def test_every_setting_the_processes_read_is_documented_for_operators():
     documented = set(re.findall(r"`([A-Z_0-9]+)`", DEPLOYMENT_DOC.read_text()))
     undocumented = read - documented - NOT_DEPLOYMENT_SETTINGS
     assert not undocumented, f"docs/deployment.md does not mention {sorted(undocumented)}"
+
+
+def test_the_image_installs_the_runtime_pins_of_the_lock_and_no_test_tools():
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "runtime-lock"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout
+    full = set((ROOT / "requirements.lock").read_text().splitlines())
+    runtime = (ROOT / "requirements-runtime.lock").read_text().splitlines()[1:]
+    assert set(runtime) <= full
+    names = {line.split("==")[0].lower() for line in runtime}
+    assert {"django", "celery", "gunicorn", "psycopg", "sentry-sdk"} <= names
+    assert not names & {"pytest", "playwright", "hypothesis", "ruff", "moto", "schemathesis"}
