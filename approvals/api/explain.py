@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from approvals.api.views import _release
 from approvals.explain import explain
+from governance.api.openapi import errors
 
 
 class ReleaseExplain(APIView):
@@ -18,7 +19,8 @@ class ReleaseExplain(APIView):
                 description="Each requirement of the release's plan, with the policy rules (id, "
                 "policy version) that made it and the context values that made each rule's "
                 "condition true."
-            )
+            ),
+            **errors(404, e404="No such release in your scope."),
         }
     )
     def get(self, request: Request, pk: int) -> Response:

@@ -14,6 +14,7 @@ from approvals.api.serializers import GateSerializer
 from approvals.gate import evaluate_gate
 from approvals.models import Release
 from approvals.services.infrastructure import check_may_submit_plan, submit_plan
+from governance.api.openapi import errors
 from governance.exceptions import GovernanceError
 from governance.policy.terraform import MAX_PLAN_BYTES
 
@@ -21,6 +22,9 @@ from governance.policy.terraform import MAX_PLAN_BYTES
 class PlanTooLarge(GovernanceError):
     code = "payload_too_large"
     status = 413
+
+
+PLAN_ARTIFACTS = ["plan", "image"]
 
 
 class PlanSummarySerializer(serializers.Serializer):
@@ -39,7 +43,7 @@ class PlanSubmittedSerializer(GateSerializer):
     summary = PlanSummarySerializer()
     sha256 = serializers.CharField(help_text="sha256:<hex> of the plan's bytes.")
     artifact = serializers.ChoiceField(
-        choices=["plan", "image"],
+        choices=PLAN_ARTIFACTS,
         help_text="`plan` when the release's digest is the plan's own (an infrastructure "
         "release); `image` when the plan accompanies the release's image.",
     )
@@ -51,7 +55,20 @@ class ReleaseInfrastructurePlan(APIView):
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={201: PlanSubmittedSerializer},
+        responses={
+            201: PlanSubmittedSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                413,
+                e403="Not the requester, whoever triggered the pipeline, or a release manager "
+                "of the service.",
+                e404="No such release in your scope.",
+                e409="A plan was submitted already, or the request is no longer open.",
+                e413=f"The plan is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB.",
+            ),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         release = get_object_or_404(Release.objects.restrict(request.user).for_write(), pk=pk)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from approvals.models import DIGEST_PATTERN, Decision, Deployment, Release
+from approvals.models import (
+    DIGEST_PATTERN,
+    ApprovalRequest,
+    ApprovalStage,
+    Decision,
+    Deployment,
+    Release,
+)
 from changes.models import ChangeRecord, Incident
+from governance.api.openapi import OptionalURLField
 from governance.api.parsers import text_problem
 from governance.authority.selectors import may_act
 from governance.models import Environment, Service, User
@@ -23,18 +31,26 @@ MAX_COUNT = 2**63 - 1
 # kinds' own fields are checked by governance.policy.evidence.validate_item.
 COUNT_KEYS = frozenset({"failed"})
 _COUNT = "a whole number of 0 or more"
+EVIDENCE_STATUSES = ["passed", "failed", "warning", "skipped"]
+DIGEST_MESSAGE = "Must be 'sha256:' followed by 64 lowercase hex digits."
+
+
+class DigestField(serializers.RegexField):
+    """An artifact digest, `sha256:` and 64 lowercase hex digits; the schema states the pattern."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("help_text", "sha256: followed by 64 lowercase hex digits.")
+        super().__init__(
+            DIGEST_PATTERN.pattern,
+            max_length=71,
+            error_messages={"invalid": DIGEST_MESSAGE},
+            **kwargs,
+        )
 
 
 class ArtifactSerializer(serializers.Serializer):
     image = serializers.CharField(max_length=255)
-    digest = serializers.CharField(max_length=71)
-
-    def validate_digest(self, value: str) -> str:
-        if not DIGEST_PATTERN.match(value):
-            raise serializers.ValidationError(
-                "Must be 'sha256:' followed by 64 lowercase hex digits."
-            )
-        return value
+    digest = DigestField()
 
 
 class ChangeInputSerializer(serializers.Serializer):
@@ -87,7 +103,7 @@ class PipelineSerializer(serializers.Serializer):
 
 class EvidenceInputSerializer(serializers.Serializer):
     kind = serializers.SlugField(max_length=50)
-    status = serializers.ChoiceField(choices=["passed", "failed", "warning", "skipped"])
+    status = serializers.ChoiceField(choices=EVIDENCE_STATUSES)
     summary = serializers.DictField(required=False, default=dict)
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -258,7 +274,7 @@ class GateStageSerializer(serializers.Serializer):
         help_text="Stages with the same order are open at the same time (parallel)."
     )
     name = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=ApprovalStage.Status.choices)
     required = serializers.IntegerField()
     approvals = serializers.ListField(child=serializers.DictField())
 
@@ -270,14 +286,17 @@ class GateSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=GATE_STATUSES)
     reasons = serializers.ListField(child=serializers.CharField())
     stages = GateStageSerializer(many=True)
-    digest = serializers.CharField()
+    digest = DigestField(help_text="The digest the answer is for.")
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
     service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     change = serializers.SlugRelatedField(slug_field="ref", read_only=True)
-    status = serializers.CharField(source="approval.status", read_only=True)
+    status = serializers.ChoiceField(
+        choices=ApprovalRequest.Status.choices, source="approval.status", read_only=True
+    )
+    digest = DigestField(read_only=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -313,16 +332,21 @@ class ReasonInputSerializer(serializers.Serializer):
 
 
 class DecisionInputSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=Decision.Verdict.values)
+    decision = serializers.ChoiceField(choices=Decision.Verdict.choices)
     rationale = serializers.CharField(max_length=5000)
-    digest = serializers.CharField(max_length=71, required=False)
+    digest = DigestField(
+        required=False, help_text="The digest you reviewed; refused unless it is the release's."
+    )
     step_up_code = serializers.CharField(max_length=10, required=False)
 
 
 class DecisionSerializer(serializers.ModelSerializer):
     approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
     stage = serializers.CharField(source="stage.name", read_only=True)
-    decision = serializers.CharField(source="verdict", read_only=True)
+    decision = serializers.ChoiceField(
+        choices=Decision.Verdict.choices, source="verdict", read_only=True
+    )
+    digest = DigestField(read_only=True)
 
     class Meta:
         model = Decision
@@ -351,10 +375,8 @@ class EvidenceSerializer(serializers.Serializer):
 class DeploymentInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Deployment.Status.choices)
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    digest = serializers.CharField(
-        max_length=71,
-        required=False,
-        help_text="The digest actually deployed; defaults to the release's.",
+    digest = DigestField(
+        required=False, help_text="The digest actually deployed; defaults to the release's."
     )
 
     rollback_url = serializers.URLField(
@@ -366,13 +388,6 @@ class DeploymentInputSerializer(serializers.Serializer):
         "verification fails.",
     )
 
-    def validate_digest(self, value: str) -> str:
-        if not DIGEST_PATTERN.match(value):
-            raise serializers.ValidationError(
-                "Must be 'sha256:' followed by 64 lowercase hex digits."
-            )
-        return value
-
     def validate_rollback_url(self, value: str) -> str:
         if value and not value.lower().startswith(("http://", "https://")):
             raise serializers.ValidationError("Must be an http(s) URL.")
@@ -380,6 +395,14 @@ class DeploymentInputSerializer(serializers.Serializer):
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
+    digest = DigestField(read_only=True)
+    gate_status = serializers.ChoiceField(
+        choices=GATE_STATUSES,
+        read_only=True,
+        help_text="The gate's answer for that digest when reported.",
+    )
+    rollback_url = OptionalURLField(help_text="The pipeline's rollback hook, called on failure.")
+
     class Meta:
         model = Deployment
         fields = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,11 +17,39 @@ from approvals.exceptions import InvalidRequest
 from approvals.gate import evaluate_gate
 from approvals.models import DIGEST_PATTERN, Release
 from governance import counters
+from governance.api.openapi import errors
 from governance.db import prepared_statements
 from governance.identity.authentication import client_ip
 from governance.models import holds_everywhere
 
 IDEMPOTENCY_KEY_MAX = 200
+NO_PAGE = "No such page."
+NO_RELEASE = "No such release in your scope."
+NO_REQUEST_SCOPE = "No such release among those you may request."
+NOT_OPEN = "The request is no longer open (decided, withdrawn or expired)."
+REQUEST_EXAMPLE = OpenApiExample(
+    "Payments API to production",
+    request_only=True,
+    value={
+        "service": "payments-api",
+        "environment": "production",
+        "version": "2.5.0",
+        "artifact": {
+            "image": "registry.example.com/payments/api",
+            "digest": "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",
+        },
+        "change": {"ref": "CHG0031400", "type": "normal", "title": "Payout limits per seller"},
+        "pipeline": {
+            "provider": "gitlab",
+            "run_url": "https://gitlab.example.com/payments/api/-/pipelines/4711",
+            "triggered_by": "dave",
+        },
+        "evidence": [
+            {"kind": "tests", "status": "passed", "summary": {"passed": 812, "failed": 0}},
+            {"kind": "coverage", "status": "passed", "summary": {"percent": 86.4}},
+        ],
+    },
+)
 
 
 def _release(
@@ -65,10 +93,27 @@ class ReleaseListCreate(generics.ListAPIView):
     def get_queryset(self):
         return Release.objects.restrict(self.request.user).with_list_related().order_by("-pk")
 
+    @extend_schema(responses={200: s.ReleaseSerializer(many=True), **errors(404, e404=NO_PAGE)})
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
     @extend_schema(
         request=s.ReleaseRequestSerializer,
-        responses={201: s.ReleaseCreatedSerializer, 200: s.ReleaseCreatedSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        examples=[REQUEST_EXAMPLE],
+        responses={
+            201: s.ReleaseCreatedSerializer,
+            200: s.ReleaseCreatedSerializer,
+            **errors(409, e409="The Idempotency-Key was used before for another request."),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Sent again with the same body: 200 and the same release. "
+                f"Printable, at most {IDEMPOTENCY_KEY_MAX} characters.",
+            )
+        ],
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip() or None
@@ -112,7 +157,7 @@ def _release_input(data: dict) -> services.ReleaseInput:
 
 
 class ReleaseDetail(APIView):
-    @extend_schema(responses=s.ReleaseSerializer)
+    @extend_schema(responses={200: s.ReleaseSerializer, **errors(404, e404=NO_RELEASE)})
     def get(self, request: Request, pk: int) -> Response:
         release = _release(request, pk)
         return Response(s.ReleaseSerializer(release, context={"request": request}).data)
@@ -122,9 +167,17 @@ class ReleaseGate(APIView):
     """May this release go to its environment now? Use `status == "approved"` as the check."""
 
     @extend_schema(
-        responses=s.GateSerializer,
+        responses={
+            200: s.GateSerializer,
+            **errors(400, 404, e400="A malformed digest.", e404=NO_RELEASE),
+        },
         parameters=[
-            OpenApiParameter("digest", str, description="The digest about to be deployed.")
+            OpenApiParameter(
+                "digest",
+                str,
+                description="The digest about to be deployed.",
+                pattern=DIGEST_PATTERN.pattern,
+            )
         ],
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -145,7 +198,21 @@ class ReleaseGate(APIView):
 
 
 class ReleaseEvidence(APIView):
-    @extend_schema(request=s.EvidenceInputSerializer, responses={201: s.GateSerializer})
+    @extend_schema(
+        request=s.EvidenceInputSerializer,
+        examples=[
+            OpenApiExample(
+                "A clean security scan",
+                request_only=True,
+                value={
+                    "kind": "security_scan",
+                    "status": "passed",
+                    "summary": {"critical": 0, "high": 0},
+                },
+            )
+        ],
+        responses={201: s.GateSerializer, **errors(404, e404=NO_REQUEST_SCOPE)},
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, "request", for_write=True)
         serializer = s.EvidenceInputSerializer(data=request.data, context={"release": release})
@@ -155,7 +222,28 @@ class ReleaseEvidence(APIView):
 
 
 class ReleaseDecisions(APIView):
-    @extend_schema(request=s.DecisionInputSerializer, responses={201: s.DecisionSerializer})
+    @extend_schema(
+        request=s.DecisionInputSerializer,
+        examples=[
+            OpenApiExample(
+                "Approve",
+                request_only=True,
+                value={"decision": "approve", "rationale": "Reviewed the limits diff"},
+            )
+        ],
+        responses={
+            201: s.DecisionSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                e403="Not yours to decide: self_approval_forbidden, not_eligible, or "
+                "step_up_required (send step_up_code).",
+                e404="No such release among those you may decide (yourself or as a delegate).",
+                e409=NOT_OPEN,
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, delegated=True, for_write=True)
         serializer = s.DecisionInputSerializer(data=request.data)
@@ -180,7 +268,15 @@ class ReleaseDeployments(APIView):
     not approved this digest, and the release is then flagged as deployed without approval."""
 
     @extend_schema(
-        request=s.DeploymentInputSerializer, responses={201: s.DeploymentRecordedSerializer}
+        request=s.DeploymentInputSerializer,
+        examples=[
+            OpenApiExample(
+                "Deployed",
+                request_only=True,
+                value={"status": "succeeded", "url": "https://ci.example.com/deploy/88"},
+            )
+        ],
+        responses={201: s.DeploymentRecordedSerializer, **errors(404, e404=NO_REQUEST_SCOPE)},
     )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, "request", for_write=True)
@@ -197,7 +293,21 @@ class ReleaseWithdraw(APIView):
     """Withdraw a pending request (the requester, whoever triggered the pipeline, or a release
     manager of the service); the gate then answers 'rejected' with who withdrew it and why."""
 
-    @extend_schema(request=s.ReasonInputSerializer, responses={200: s.GateSerializer})
+    @extend_schema(
+        request=s.ReasonInputSerializer,
+        responses={
+            200: s.GateSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                e403="Neither the requester, whoever triggered the pipeline, nor a release "
+                "manager of the service.",
+                e404=NO_RELEASE,
+                e409=NOT_OPEN,
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, for_write=True)
         serializer = s.ReasonInputSerializer(data=request.data)
@@ -212,7 +322,21 @@ class ReleaseRequestAgain(APIView):
     """Ask again for a rejected, withdrawn or expired request: a new release of the same artifact
     and change, linked to this one (`previous`), planned from today's policy."""
 
-    @extend_schema(request=None, responses={201: s.ReleaseCreatedSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            201: s.ReleaseCreatedSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                e403="Neither the requester, whoever triggered the pipeline, nor a release "
+                "manager of the service.",
+                e404=NO_RELEASE,
+                e409="Still open, or already requested again.",
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, for_write=True)
         again = services.request_again(release=release, actor=request.user)
@@ -225,7 +349,18 @@ class ReleaseRequestAgain(APIView):
 class ReleaseDecisionRevoke(APIView):
     """Take back your own approval while its stage is still open (a reason is required)."""
 
-    @extend_schema(request=s.ReasonInputSerializer, responses={200: s.GateSerializer})
+    @extend_schema(
+        request=s.ReasonInputSerializer,
+        responses={
+            200: s.GateSerializer,
+            **errors(
+                404,
+                409,
+                e404=NO_RELEASE,
+                e409="No approval of yours in a stage that is still open.",
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         release = _release(request, pk, delegated=True, for_write=True)
         serializer = s.ReasonInputSerializer(data=request.data)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from approvals.emergencies import services as emergencies
 from approvals.emergencies.models import EmergencyException
 from changes.incidents.models import Incident
 from changes.records.models import ChangeRecord
+from governance.api.openapi import errors
 from governance.models import Service
 
 MAX_CONTROLS = 20
@@ -27,7 +28,9 @@ class EmergencySerializer(serializers.ModelSerializer):
     change = serializers.SlugRelatedField(slug_field="ref", read_only=True)
     service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    reviewed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     in_force = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -118,7 +121,33 @@ def _emergency(request: Request, pk: int) -> EmergencyException:
 class EmergencyCreate(APIView):
     """Declare an emergency: an emergency change with a time-bound exception."""
 
-    @extend_schema(request=DeclareSerializer, responses={201: EmergencySerializer})
+    @extend_schema(
+        request=DeclareSerializer,
+        examples=[
+            OpenApiExample(
+                "Payments are failing",
+                request_only=True,
+                value={
+                    "service": "payments-api",
+                    "title": "Roll forward the payout fix",
+                    "justification": "Payouts fail for every seller since 09:12.",
+                    "outage": "All payouts",
+                    "control_notes": "A second engineer watches the rollout.",
+                    "hours": 4,
+                },
+            )
+        ],
+        responses={
+            201: EmergencySerializer,
+            **errors(
+                403,
+                409,
+                e403="Not a release manager of the service, nor an administrator.",
+                e409="The change named cannot become this emergency (another service's, "
+                "closed, or an emergency already).",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = DeclareSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -132,6 +161,8 @@ class EmergencyCreate(APIView):
 class EmergencyDetail(APIView):
     """One emergency on a service whose releases you may see."""
 
-    @extend_schema(responses=EmergencySerializer)
+    @extend_schema(
+        responses={200: EmergencySerializer, **errors(404, e404="No such emergency you may see.")}
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(EmergencySerializer(_emergency(request, pk)).data)

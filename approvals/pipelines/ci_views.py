@@ -18,11 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals.api.serializers import GateSerializer
+from approvals.api.serializers import GATE_STATUSES, GateSerializer
 from approvals.gate import evaluate_gate
 from approvals.models import Release
 from approvals.pipelines import azure
 from governance import counters
+from governance.api.openapi import errors
 from governance.identity.authentication import (
     BearerTokenAuthentication,
     FailedTokenThrottle,
@@ -31,6 +32,10 @@ from governance.identity.authentication import (
 from governance.identity.tokens import authenticate_token
 
 CLIENT_NAME = "signoff-gate"
+# What an Azure check was answered: nothing yet, or the gate's final word.
+CHECK_ANSWERS = ["", "approved", "rejected"]
+CHECK_STATUSES = ["acknowledged"]
+NO_RUN = "No release of yours was requested by this run for that environment."
 
 
 class TokenPasswordAuthentication(authentication.BaseAuthentication):
@@ -82,10 +87,14 @@ class RunGateSerializer(GateSerializer):
 
 
 class CheckAcknowledgedSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="Always 'acknowledged'.")
+    status = serializers.ChoiceField(choices=CHECK_STATUSES, help_text="Always 'acknowledged'.")
     release = serializers.IntegerField()
-    gate = serializers.CharField(help_text="The gate's status when the check arrived.")
-    answer = serializers.CharField(help_text="'' while waiting; approved or rejected once sent.")
+    gate = serializers.ChoiceField(
+        choices=GATE_STATUSES, help_text="The gate's status when the check arrived."
+    )
+    answer = serializers.ChoiceField(
+        choices=CHECK_ANSWERS, help_text="'' while waiting; approved or rejected once sent."
+    )
 
 
 def _release_for_run(request: Request, data: object, action: str) -> Release:
@@ -103,7 +112,7 @@ def _release_for_run(request: Request, data: object, action: str) -> Release:
         .first()
     )
     if release is None:
-        raise Http404("No release of yours was requested by this run for that environment.")
+        raise Http404(NO_RUN)
     return release
 
 
@@ -113,7 +122,10 @@ class AzureCheck(APIView):
 
     authentication_classes = [BearerTokenAuthentication, TokenPasswordAuthentication]
 
-    @extend_schema(request=RunLookupSerializer, responses=CheckAcknowledgedSerializer)
+    @extend_schema(
+        request=RunLookupSerializer,
+        responses={200: CheckAcknowledgedSerializer, **errors(404, e404=NO_RUN)},
+    )
     def post(self, request: Request, pk: int | None = None) -> Response:
         if pk is None:
             release = _release_for_run(request, request.data, "request")
@@ -138,7 +150,7 @@ class AzureGate(APIView):
             OpenApiParameter("run_url", str, required=True),
             OpenApiParameter("environment", str, required=True),
         ],
-        responses=RunGateSerializer,
+        responses={200: RunGateSerializer, **errors(400, 404, e404=NO_RUN)},
     )
     def get(self, request: Request) -> Response:
         release = _release_for_run(request, request.query_params, "view")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from approvals.api.serializers import DeploymentSerializer
 from approvals.models import Deployment, Release
 from approvals.verification import services
 from approvals.verification.models import HealthCheck
+from governance.api.openapi import OptionalURLField, errors
 
 
 class HealthReportInputSerializer(serializers.Serializer):
@@ -29,6 +30,8 @@ class HealthReportInputSerializer(serializers.Serializer):
 
 
 class HealthCheckSerializer(serializers.ModelSerializer):
+    url = OptionalURLField(help_text="The URL polled, for polled checks.")
+
     class Meta:
         model = HealthCheck
         fields = ["id", "source", "healthy", "url", "detail", "reported_by", "checked_at"]
@@ -53,9 +56,12 @@ class DeploymentHealth(APIView):
         request=HealthReportInputSerializer,
         responses={
             201: HealthReportedSerializer,
-            400: OpenApiResponse(description="Invalid input ({error: {code, message, fields}})."),
-            404: OpenApiResponse(description="No such release or deployment in your scope."),
-            409: OpenApiResponse(description="The deployment's verification window is not open."),
+            **errors(
+                404,
+                409,
+                e404="No such release or deployment in your scope.",
+                e409="The deployment's verification window is not open.",
+            ),
         },
     )
     def post(self, request: Request, pk: int, deployment_id: int) -> Response:

@@ -7,7 +7,7 @@ the incident, so a tool resolves what it opened by sending `"status": "resolved"
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from changes.incidents import services
 from changes.incidents.models import Incident
+from governance.api.openapi import OptionalURLField
 from governance.authority.services import is_administrator
 from governance.models import Service
 
@@ -58,8 +59,11 @@ class IncidentInputSerializer(serializers.Serializer):
 
 class IncidentSerializer(serializers.ModelSerializer):
     services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
-    url = serializers.URLField(source="external_url", read_only=True)
+    url = OptionalURLField(source="external_url")
     blocking = serializers.BooleanField(source="is_blocking", read_only=True)
+    urgency = serializers.ChoiceField(
+        choices=Incident.Urgency.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Incident
@@ -85,7 +89,25 @@ class IncidentSerializer(serializers.ModelSerializer):
 class IncidentReport(APIView):
     """Report an incident (or update one reported before under the same `external_id`)."""
 
-    @extend_schema(request=IncidentInputSerializer, responses={201: IncidentSerializer})
+    @extend_schema(
+        request=IncidentInputSerializer,
+        examples=[
+            OpenApiExample(
+                "A P1 on payments",
+                request_only=True,
+                value={
+                    "external_id": "INC-4711",
+                    "title": "Payouts failing",
+                    "priority": "P1",
+                    "services": ["payments-api"],
+                },
+            )
+        ],
+        responses={
+            201: IncidentSerializer,
+            200: OpenApiResponse(IncidentSerializer, description="Updated: the same external_id."),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = IncidentInputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)

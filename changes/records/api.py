@@ -8,7 +8,7 @@ envelope; a refused write changes nothing.
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,15 +18,24 @@ from changes.records import selectors
 from changes.records import services as records
 from changes.records.exceptions import ChangeForbidden
 from changes.records.models import ChangeRecord
+from governance.api.openapi import OptionalURLField, errors
 from governance.models import Service, User
 
 MAX_SERVICES = 50
+NO_CHANGE = "No such change among those of the services you may see."
+FORBIDDEN = "Only release managers of every service the change affects, or administrators."
 
 
 class ChangeSerializer(serializers.ModelSerializer):
     services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    implementer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    implementer = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    external_url = OptionalURLField()
+    close_code = serializers.ChoiceField(
+        choices=ChangeRecord.CloseCode.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = ChangeRecord
@@ -154,12 +163,31 @@ class ChangeListCreate(generics.ListAPIView):
         parameters=[
             OpenApiParameter(name, str, description=f"Filter by {name}.")
             for name in ("q", "state", "type", "risk", "service")
-        ]
+        ],
+        responses={200: ChangeSerializer(many=True), **errors(404, e404="No such page.")},
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=ChangeRecordInputSerializer, responses={201: ChangeDetailSerializer})
+    @extend_schema(
+        request=ChangeRecordInputSerializer,
+        examples=[
+            OpenApiExample(
+                "A normal change",
+                request_only=True,
+                value={
+                    "ref": "CHG0031401",
+                    "title": "Payout limits per seller",
+                    "services": ["payments-api"],
+                    "planned_start": "2027-01-12T21:00:00Z",
+                    "planned_end": "2027-01-12T23:00:00Z",
+                    "time_zone": "Europe/Berlin",
+                    "backout_plan": "Redeploy 2.4.3.",
+                },
+            )
+        ],
+        responses={201: ChangeDetailSerializer, **errors(403, e403=FORBIDDEN)},
+    )
     def post(self, request: Request) -> Response:
         serializer = ChangeRecordInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -173,12 +201,25 @@ class ChangeListCreate(generics.ListAPIView):
 class ChangeDetail(APIView):
     """One change with its releases and their gates now; PATCH edits what you give."""
 
-    @extend_schema(responses=ChangeDetailSerializer)
+    @extend_schema(responses={200: ChangeDetailSerializer, **errors(404, e404=NO_CHANGE)})
     def get(self, request: Request, ref: str) -> Response:
         change = _change(request, ref)
         return Response(ChangeDetailSerializer(change, context={"request": request}).data)
 
-    @extend_schema(request=ChangeRecordInputSerializer, responses=ChangeDetailSerializer)
+    @extend_schema(
+        request=ChangeRecordInputSerializer,
+        responses={
+            200: ChangeDetailSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                e403=FORBIDDEN,
+                e404=NO_CHANGE,
+                e409="The change is closed, or mirrored from an ITSM tool.",
+            ),
+        },
+    )
     def patch(self, request: Request, ref: str) -> Response:
         change = _change(request, ref)
         if not records.may_write_change(request.user, change.services.all()):
@@ -205,7 +246,20 @@ class ChangeDetail(APIView):
 class ChangeMove(APIView):
     """Move a change along its life cycle by hand: `{"to": "assess", "reason": "..."}`."""
 
-    @extend_schema(request=MoveSerializer, responses=ChangeDetailSerializer)
+    @extend_schema(
+        request=MoveSerializer,
+        responses={
+            200: ChangeDetailSerializer,
+            **errors(
+                403,
+                404,
+                409,
+                e403=FORBIDDEN,
+                e404=NO_CHANGE,
+                e409="The life cycle does not allow that move from the change's state.",
+            ),
+        },
+    )
     def post(self, request: Request, ref: str) -> Response:
         change = _change(request, ref)
         serializer = MoveSerializer(data=request.data)
