@@ -4,7 +4,8 @@ Run by `benchmarks.load` in a subprocess with the same environment as the server
 seeding goes through the real services (`grant_role`, `issue_token`) against the load database:
 
     python -m benchmarks.load_seed seed     # JSON on stdout: API tokens, services, approvers
-    python -m benchmarks.load_seed facts    # JSON on stdout: releases, decisions and stages
+    python -m benchmarks.load_seed facts    # JSON on stdout: releases, decisions, stages and
+                                            # the notifications' delivery lags
 
 The load database is dropped and recreated on every run, so "everything in it" is the run.
 """
@@ -122,7 +123,7 @@ def facts() -> dict[str, Any]:
     from django.db.models import Count, Q
 
     from approvals.models import ApprovalStage, Decision, Release
-    from governance.models import LedgerEntry
+    from governance.models import LedgerEntry, Notification
 
     releases = [
         {
@@ -168,11 +169,17 @@ def facts() -> dict[str, Any]:
             "distinct_approvers",
         )
     ]
+    # Seconds from queued (in the deciding transaction) to sent by a worker; None: never sent.
+    notification_lags = [
+        (delivered - created).total_seconds() if delivered else None
+        for created, delivered in Notification.objects.values_list("created_at", "delivered_at")
+    ]
     return {
         "releases": releases,
         "decisions": decisions,
         "stages": stages,
         "ledger_entries": LedgerEntry.objects.count(),
+        "notification_lags": notification_lags,
     }
 
 

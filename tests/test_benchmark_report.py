@@ -6,8 +6,21 @@ Pure functions on text: no database, no servers.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
-from benchmarks.load import BEGIN, END, extract_load_section, replace_load_section
+from benchmarks.load import (
+    BEGIN,
+    END,
+    Check,
+    Outcome,
+    endpoint_figures,
+    extract_load_section,
+    load_section,
+    parse_args,
+    replace_load_section,
+)
+from benchmarks.load_clients import Sample
+from benchmarks.load_processes import Replicas
 from benchmarks.measure import ApiResult, LedgerResult, QueueResult, Timing
 from benchmarks.report import (
     MUTATION_BEGIN,
@@ -127,3 +140,64 @@ def test_auditor_page_rows_show_p95_p50_and_queries():
         "| Audit trail `GET /reports/audit/` p95 | 29.00 ms | p50 20.00 ms; 9 SQL queries |" in text
     )
     assert "| Ledger page `GET /reports/ledger/` p95 | n/a | RuntimeError: 500 |" in text
+
+
+def load_outcome(
+    web: int, workers: int, decision_seconds: list[float], lags: list, checks: list[Check]
+) -> Outcome:
+    """A run of 10 s in which the decisions took `decision_seconds` and the gate 10 ms."""
+    samples = [Sample("POST decisions", 201, seconds, True) for seconds in decision_seconds]
+    samples += [Sample("GET gate", 200, 0.01, True)] * 4
+    return Outcome(
+        replicas=Replicas(web, workers, gunicorn_workers=2, threads=4, concurrency=2),
+        started_at=datetime(2026, 12, 7, 12, 0, tzinfo=UTC),
+        wall_seconds=10.0,
+        client_cpu_seconds=1.0,
+        machine_busy=0.5,
+        load_average="1.00, 1.00, 1.00",
+        figures=endpoint_figures(samples, 10.0),
+        checks=checks,
+        facts={
+            "releases": [{"status": "approved"}],
+            "decisions": [{}] * len(decision_seconds),
+            "ledger_entries": 7,
+            "notification_lags": lags,
+        },
+        lock_waits="none in 10 samples",
+        cpu={"web": 4.0, "worker": 1.0, "beat": 0.0, "postgres": 1.0},
+        drain_seconds=0.5,
+        anomalies=[],
+        examples={},
+    )
+
+
+def test_load_section_shows_the_configurations_side_by_side():
+    ledger = Check("manage.py verify_ledger", True, "exit 0")
+    unsent = Check("Every notification queued was sent (outbox drained)", False, "1 not sent")
+    single = load_outcome(1, 1, [0.04, 0.06], lags=[0.5, 1.5], checks=[ledger])
+    replicas = load_outcome(2, 2, [0.05, 0.25], lags=[0.5, None], checks=[ledger, unsent])
+    args = parse_args(["--web-replicas", "2", "--worker-replicas", "2"])
+
+    text = load_section([single, replicas], args, "python -m benchmarks.load", {})
+
+    assert text.startswith(BEGIN) and text.endswith(END)
+    assert "### Results (2026-12-07 12:00 UTC): **FAIL**" in text
+    assert "|  | 1 web + 1 worker | 2 web + 2 workers |" in text
+    assert "| `POST decisions` p50 / p95 | 50.0 ms / 59.0 ms | 150 ms / 240 ms |" in text
+    assert "| `GET gate` p50 / p95 | 10.0 ms / 10.0 ms | 10.0 ms / 10.0 ms |" in text
+    assert "| Requests (req/s) | 6 (0.6/s) | 6 (0.6/s) |" in text
+    # 6 CPU seconds for 6 requests.
+    assert "| Server CPU per request | 1000 ms | 1000 ms |" in text
+    assert (
+        "| Notification delivery lag | p50 1.00 s, p95 1.45 s, max 1.50 s; 2 sent, 0 never "
+        "| p50 0.50 s, p95 0.50 s, max 0.50 s; 1 sent, 1 never |"
+    ) in text
+    # One failed check fails its configuration, and the whole run.
+    assert "| Verdict | **PASS** | **FAIL** |" in text
+    assert (
+        "| Errors | 0 x 5xx, 0 unanswered; checks failed: 0 "
+        "| 0 x 5xx, 0 unanswered; checks failed: 1 |"
+    ) in text
+    assert "### 1 web + 1 worker: PASS" in text
+    assert "### 2 web + 2 workers: **FAIL**" in text
+    assert "| Every notification queued was sent (outbox drained) | **FAIL** | 1 not sent |" in text
