@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -269,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     env = server_environment(var_dir, 8000, url, redis_url, pool_size=1)
     # A plain connection per writer process: nothing pooled is ever shared across fork.
     env["DATABASE_POOL"] = "false"
+    try:
+        return measure_all(args, env, url, postgres)
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace, env: dict[str, str], url: str, postgres: str) -> int:
+    """Migrate the capacity database, measure every mode and writer count, print the table."""
     run_python(env, "manage.py", "migrate", "--no-input", "-v", "0")
     os.environ.update(env)
     import django
