@@ -276,16 +276,34 @@ SPECTACULAR_SETTINGS = {
     # The auditors' exports are plain Django views (streamed files): added to the schema here.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        # 401/429 on every API operation, 400/413/415 where a body is read; before the report
+        # paths, which document their own errors.
+        "governance.api.openapi.add_common_errors",
         "reporting.openapi.add_report_paths",
     ],
-    # Enums used by several components get one stable name each.
+    # Every choice field's enum has a name of its own, not one derived from the field's name
+    # (which changes when a second serializer uses the same field name with other choices).
     "ENUM_NAME_OVERRIDES": {
+        "ApprovalStatusEnum": "approvals.models.ApprovalRequest.Status",
+        "ChangeCloseCodeEnum": "changes.records.models.ChangeRecord.CloseCode",
         "ChangeLevelEnum": "changes.records.models.ChangeRecord.Level",
         "ChangeStateEnum": "changes.records.models.ChangeRecord.State",
         "ChangeSourceEnum": "changes.records.models.ChangeRecord.Source",
+        "ChangeTypeEnum": "changes.records.models.ChangeRecord.Type",
+        "CheckAnswerEnum": "approvals.pipelines.ci_views.CHECK_ANSWERS",
+        "CheckStatusEnum": "approvals.pipelines.ci_views.CHECK_STATUSES",
+        "DecisionEnum": "approvals.models.Decision.Verdict",
         "DeploymentStatusEnum": "approvals.models.Deployment.Status",
+        "DeploymentVerificationEnum": "approvals.models.Deployment.Verification",
+        "EmergencyReviewEnum": "approvals.emergencies.models.EmergencyException.Review",
+        "EvidenceStatusEnum": "approvals.api.serializers.EVIDENCE_STATUSES",
         "GateStatusEnum": "approvals.api.serializers.GATE_STATUSES",
+        "HealthCheckSourceEnum": "approvals.verification.models.HealthCheck.Source",
+        "IncidentSourceEnum": "changes.incidents.models.Incident.Source",
         "IncidentStatusEnum": "changes.incidents.models.Incident.Status",
+        "IncidentUrgencyEnum": "changes.incidents.models.Incident.Urgency",
+        "PlanArtifactEnum": "approvals.api.infrastructure.PLAN_ARTIFACTS",
+        "StageStatusEnum": "approvals.models.ApprovalStage.Status",
     },
 }
 
