@@ -13,8 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,19 +25,11 @@ from config.celery import app
 from governance.notifications import outbox
 from governance.notifications import services as notifications
 from tests.ops.conftest import PYTHON, ROOT, base_environment, free_port
+from tests.ops.processes import eventually
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 CELERY = str(Path(PYTHON).parent / "celery")
 EVERY_QUEUE = "outbound,verification,sweeps,reports,default"
-
-
-def eventually(check: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll `check` until it returns something true; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 class RedisServer:

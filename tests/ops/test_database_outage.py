@@ -13,8 +13,9 @@ import requests
 from django.db import connection
 
 from tests.ops.conftest import PYTHON, ROOT, base_environment, free_port, real_secrets
-from tests.ops.servers import PostgresCluster, eventually
-from tests.ops.test_production import gunicorn, run_manage
+from tests.ops.processes import eventually, manage
+from tests.ops.servers import PostgresCluster
+from tests.ops.test_production import gunicorn
 
 # django_db: pytest-django creates the test database (copied below) only for tests that ask.
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -161,4 +162,4 @@ def test_a_database_restart_answers_503_meanwhile_and_the_same_server_recovers(
         )
         assert answer.status_code == 201, answer.text[:2000]
         assert cluster.query("SELECT count(*) FROM approvals_decision") == [(1,)]
-    run_manage(site["env"], "verify_ledger")
+    manage(site["env"], "verify_ledger")

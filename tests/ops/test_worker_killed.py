@@ -13,7 +13,8 @@ from approvals.models import Release
 from reporting.compliance.report import ReportQuery
 from reporting.compliance.services import queue_compliance_export
 from reporting.models import ReportExport
-from tests.ops.servers import CeleryWorker, RedisServer, broker_at, eventually, worker_environment
+from tests.ops.processes import eventually
+from tests.ops.servers import CeleryWorker, RedisServer, broker_at, worker_environment
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
