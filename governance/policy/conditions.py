@@ -106,9 +106,26 @@ def node_position(node: yaml.Node | None) -> dict[str, int]:
 
 
 def reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
+    # YAML keys need not be text (`1: x`, `null: y`): sorted as text, as they are shown.
+    unknown = sorted(set(mapping) - allowed, key=str)
     if unknown:
         raise PolicyError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}.")
+
+
+def listed(value: Any, where: str) -> list:
+    """`value` when it is a list, [] when it is absent; PolicyError for anything else (a
+    number or a mapping where a list belongs)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PolicyError(f"{where} must be a list, got {value!r}.")
+    return value
+
+
+def one_of(value: Any, choices: Any) -> bool:
+    """Whether `value` is one of the names `choices` holds; never a TypeError for a list or a
+    mapping written where a name belongs (they are unhashable)."""
+    return isinstance(value, str) and value in choices
 
 
 def boolean(value: Any, where: str) -> None:

@@ -24,6 +24,8 @@ from governance.policy.conditions import (
     cel_context,
     child_node,
     compile_condition,
+    listed,
+    one_of,
     reject_unknown,
     whole_number,
 )
@@ -243,7 +245,7 @@ def emergency_settings(source: str) -> EmergencySettings:
             whole_number(raw[name], f"emergency, {name}")
     controls = DEFAULT_CONTROLS
     if "controls" in raw:
-        controls = tuple(_control(item) for item in raw["controls"] or [])
+        controls = tuple(_control(item) for item in listed(raw["controls"], "emergency, controls"))
         if len({c.key for c in controls}) != len(controls):
             raise PolicyError("emergency, controls: each key may appear once.")
     defaults = EmergencySettings()
@@ -294,6 +296,9 @@ def parse(source: str) -> tuple[Rule, ...]:
         ) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"The policy is not valid YAML: {exc}") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: a few thousand `[` exhaust the stack.
+        raise PolicyError("The policy nests lists or mappings too deeply.", line=1) from None
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         raise PolicyError("The policy must be a mapping with a list under 'rules'.", line=1)
     reject_unknown(document, _DOCUMENT_KEYS, "The policy")
@@ -309,7 +314,7 @@ def parse(source: str) -> tuple[Rule, ...]:
             if rule.id in seen:
                 raise PolicyError(f"Rule '{rule.id}' (line {_line(node)}): the id is used twice.")
             sla = rule.require.get("sla")
-            if sla is not None and sla not in slas:
+            if sla is not None and not one_of(sla, slas):
                 raise PolicyError(
                     f"Rule '{rule.id}' (line {_line(node)}): SLA '{sla}' is not defined under "
                     f"'slas' ({', '.join(slas) or 'none are'})."
@@ -385,16 +390,16 @@ def _parse_rule(raw: Any, index: int, node: yaml.Node | None, source: str) -> Ru
 
 
 def _validate_require(require: dict, where: str) -> None:
-    for stage in require.get("stages") or []:
+    for stage in listed(require.get("stages"), f"{where}: 'stages'"):
         if not isinstance(stage, dict):
             raise PolicyError(f"{where}: each stage must be a mapping.")
         reject_unknown(stage, _STAGE_KEYS, f"{where}, stage")
-        if stage.get("approvers") not in APPROVER_SOURCES:
+        if not one_of(stage.get("approvers"), APPROVER_SOURCES):
             raise PolicyError(
                 f"{where}: stage approvers must be one of {', '.join(APPROVER_SOURCES)}."
             )
-        if not stage.get("key"):
-            raise PolicyError(f"{where}: each stage needs a 'key'.")
+        if not isinstance(stage.get("key"), str) or not stage["key"]:
+            raise PolicyError(f"{where}: each stage needs a 'key' (a name).")
         # The defaults here are only validated, never used: any valid default is equivalent.
         whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
         whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
@@ -408,11 +413,11 @@ def _validate_require(require: dict, where: str) -> None:
             )
         # Only validated, never used: a True default would be equally valid.
         boolean(stage.get("step_up", False), f"{where}, stage '{stage['key']}' step_up")
-        if stage.get("teams", "any") not in TEAM_RULES:
+        if not one_of(stage.get("teams", "any"), TEAM_RULES):
             raise PolicyError(
                 f"{where}: stage '{stage['key']}' teams must be one of {', '.join(TEAM_RULES)}."
             )
-    for evidence in require.get("evidence") or []:
+    for evidence in listed(require.get("evidence"), f"{where}: 'evidence'"):
         try:
             validate_requirement(evidence, where)
         except EvidenceError as exc:
@@ -422,7 +427,7 @@ def _validate_require(require: dict, where: str) -> None:
     for flag in _FLAGS:
         boolean(require.get(flag, False), f"{where}, {flag}")  # default only validated
     checks = require.get("checks") or []
-    if not isinstance(checks, list) or any(check not in CHECKS for check in checks):
+    if not isinstance(checks, list) or not all(one_of(check, CHECKS) for check in checks):
         raise PolicyError(f"{where}: checks must be a list of {', '.join(CHECKS)}.")
     if require.get("verification") is not None:
         _validate_verification(require["verification"], f"{where}, verification")

@@ -193,7 +193,8 @@ def _window(raw: Any, where: str) -> Window | None:
     zone = str(raw.get("timezone", "UTC"))
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: ZoneInfo opens the name as a file, and a name too long for one fails that way.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise PolicyError(f"{where}, window: unknown time zone '{zone}'.") from None
     return Window(tuple(days), start, end, zone)
 
