@@ -28,7 +28,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,6 +40,7 @@ from benchmarks.load import (
     run_python,
     server_environment,
 )
+from benchmarks.sampling import ActivitySampler
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/signoff_capacity"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
@@ -148,30 +148,18 @@ def drop_connections() -> None:
             connection.close_pool()
 
 
-class WaitSampler:
+class WaitSampler(ActivitySampler):
     """Mean number of sessions waiting for a lock, sampled from pg_stat_activity."""
 
+    every = SAMPLE_EVERY
+    name = "wait-sampler"
+
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.total = self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wait-sampler", daemon=True)
+        super().__init__(url)
+        self.total = 0
 
-    def __enter__(self) -> WaitSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-            while not self._stop.wait(SAMPLE_EVERY):
-                self.total += conn.execute(WAITING).fetchone()[0]
-                self.samples += 1
+    def sample(self, connection) -> None:
+        self.total += connection.execute(WAITING).fetchone()[0]
 
     @property
     def mean(self) -> float:

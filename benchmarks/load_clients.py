@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchmarks.sampling import ActivitySampler
+
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
@@ -448,7 +450,7 @@ def run_clients(
     return time.monotonic() - started, time.process_time() - cpu_started
 
 
-class LockSampler:
+class LockSampler(ActivitySampler):
     """Which tables sessions of the load database wait on for a lock, sampled once a second
     from pg_stat_activity while the clients run: the figures say where requests queue."""
 
@@ -458,35 +460,16 @@ class LockSampler:
     )
     TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"')
 
+    name = "lock-sampler"
+
     def __init__(self, url: str) -> None:
-        self.url = url
+        super().__init__(url)
         self.waits: Counter = Counter()
-        self.samples = 0
-        self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lock-sampler", daemon=True)
 
-    def __enter__(self) -> LockSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        import psycopg
-
-        try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                while not self._stop.wait(1.0):
-                    rows = conn.execute(self.QUERY).fetchall()
-                    self.samples += 1
-                    for (query,) in rows:
-                        found = self.TABLE.search(query or "")
-                        self.waits[found[1] if found else "other"] += 1
-        except psycopg.Error as exc:
-            self.error = f"{exc.__class__.__name__}: {exc}"
+    def sample(self, connection) -> None:
+        for (query,) in connection.execute(self.QUERY).fetchall():
+            found = self.TABLE.search(query or "")
+            self.waits[found[1] if found else "other"] += 1
 
     def summary(self) -> str:
         """E.g. `governance_ledgerhead` 2.7 sessions waiting on average (of 60 samples)."""
