@@ -22,7 +22,9 @@ GENERATOR_HINT = "secrets.token_urlsafe(50)"
         "changeme",
         "secret",
         " secret ",
-        "django-insecure-" + secrets.token_urlsafe(50),
+        # Django's startproject key shape (a fixed one: parallel test workers must collect the
+        # same test names).
+        "django-insecure-k3v9x2q8w7e5r1t6y0u4i3o2p9a8s7d6f5g4h3j2k1l0z9x8c7v6b5n4m3",
         "insecure-development-key-do-not-use-in-production",
     ],
 )
