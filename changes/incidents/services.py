@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -209,9 +209,20 @@ def _opened_at(value: object) -> datetime | None:
     impossible ("2026-02-30T10:00:00Z" is well-formed, so parse_datetime raises rather than
     answering None): the incident itself still counts."""
     try:
-        return parse_datetime(str(value or ""))
+        moment = parse_datetime(str(value or ""))
     except ValueError:
         return None
+    return moment if moment is None or _representable(moment) else None
+
+
+def _representable(moment: datetime) -> bool:
+    """Whether `moment` is a datetime in UTC too: 0001-01-01T00:00+01:00 is stored by
+    PostgreSQL as a year before 1, which no Python datetime can hold when it is read back."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _url(value: object) -> str:

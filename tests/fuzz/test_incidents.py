@@ -3,6 +3,8 @@ ingest_pagerduty_event` and the signed endpoint) and `POST /api/v1/incidents/`."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import transaction
 from hypothesis import example, given
@@ -28,6 +30,9 @@ pytestmark = pytest.mark.django_db
 TABLES = (Incident, Incident.services.through, WebhookDelivery)
 EVENT_TYPES = st.sampled_from(["incident.triggered", "incident.resolved", "incident.annotated"])
 EVENTS = st.builds(pd_event, EVENT_TYPES, created_at=timestamps)
+# Stored by PostgreSQL as a year before 1, which reading the row back could not turn into a
+# Python datetime (a 500).
+BEFORE_YEAR_ONE = "0001-01-01T00:00:00+01:00"
 REPORT = {
     "external_id": "INC-4711",
     "title": "Checkout latency high",
@@ -52,6 +57,7 @@ def pagerduty(service):
 @given(payload=documents(EVENTS).filter(storable), delivery=st.text(max_size=20))
 @example(payload=pd_event(created_at="2026-02-30T15:16:27Z"), delivery="")  # a 500 before
 @example(payload=pd_event(), delivery="wh-\x00")  # a 500 before: PostgreSQL refuses NUL
+@example(payload=pd_event(created_at=BEFORE_YEAR_ONE), delivery="")  # unreadable once stored
 def test_a_pagerduty_event_is_recorded_or_refused_with_nothing_written(
     pagerduty, payload, delivery
 ):
@@ -69,6 +75,7 @@ def test_a_pagerduty_event_is_recorded_or_refused_with_nothing_written(
 
 @ENDPOINT
 @given(text=bodies(EVENTS), delivery=st.text(max_size=20))
+@example(text=json.dumps(pd_event(created_at=BEFORE_YEAR_ONE)), delivery="wh-1")
 def test_a_signed_pagerduty_delivery_is_recorded_or_refused_with_nothing_written(
     client, pagerduty, text, delivery
 ):
@@ -92,6 +99,7 @@ def test_a_signed_pagerduty_delivery_is_recorded_or_refused_with_nothing_written
 
 @ENDPOINT
 @given(body=bodies(st.builds(dict, st.just(REPORT), opened_at=timestamps)))
+@example(body=json.dumps({**REPORT, "opened_at": BEFORE_YEAR_ONE}))  # the serializer refuses it
 def test_an_incident_reported_through_the_api_is_recorded_or_refused_with_nothing_written(
     org, client, pipeline_bot, body
 ):
