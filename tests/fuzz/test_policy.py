@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from governance.policy.engine import PolicyError, parse
 from governance.policy.models import Policy, PolicyVersion
-from tests.fuzz.helpers import ENDPOINT, PARSER, fingerprint
+from tests.fuzz.helpers import ENDPOINT, PARSER, fingerprint, shortened
 from tests.test_bad_input import DEEP, mutated
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "governance/policy/default.yaml").read_text()
@@ -53,16 +53,6 @@ def mutated_policies(draw) -> str:
     text = yaml.safe_dump(shortened(document), sort_keys=False)
     depth = draw(st.sampled_from([2, 30, 120]))
     return text.replace(DEEP, "[" * depth + "]" * depth)
-
-
-def shortened(node: object) -> object:
-    """Strings cut to 20,000 characters: the editor takes 200,000 in all, and PyYAML, pure
-    Python, takes a second over a megabyte (the transport tests send those)."""
-    if isinstance(node, dict):
-        return {shortened(key): shortened(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [shortened(item) for item in node]
-    return node[:20_000] if isinstance(node, str) else node
 
 
 @st.composite
