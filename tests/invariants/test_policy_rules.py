@@ -240,8 +240,8 @@ def test_a_reminder_must_be_a_positive_time_before_the_escalation(body, message)
     ("stages", "message"),
     [
         ("[cab]", "Rule 'r' (line 2): each stage must be a mapping."),
-        ("[{approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key'."),
-        ("[{key: '', approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key'."),
+        ("[{approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key' (a name)."),
+        ("[{key: '', approvers: cab}]", "Rule 'r' (line 2): each stage needs a 'key' (a name)."),
     ],
     ids=["not-a-mapping", "no-key", "empty-key"],
 )
