@@ -165,6 +165,10 @@ class CeleryWorker:
 def broker_at(url: str) -> Iterator[None]:
     """Point Celery's broker and result store at `url`, and back; pools are rebuilt both ways."""
     saved = app.conf.broker_url, app.conf.result_backend
+    # A kick the fixtures set off (their notifications) finishes first: swapping the pools under
+    # it loses that send and can leave the next one on a half-reset connection.
+    notifications.KICKER.wait_idle(timeout=15)
+    outbox.KICKER.wait_idle(timeout=15)
     app.conf.broker_url = app.conf.result_backend = url
     drop_connections()
     try:

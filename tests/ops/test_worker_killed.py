@@ -50,7 +50,7 @@ def test_an_export_whose_worker_was_killed_is_written_once_by_the_next_worker(
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {Release._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         first = CeleryWorker(env, tmp_path / "worker-1.log")
-        eventually(lambda: _running_and_waiting(export), 30, "the export to be mid-way")
+        eventually(lambda: _running_and_waiting(export), 60, "the export to be mid-way")
         first.kill()
     export.refresh_from_db()
     assert (export.status, export.file.name, export.rows_total) == ("running", "", None)
