@@ -115,6 +115,7 @@ def writer(
     clock, shared by every process); sends back the latency of each in seconds, or the error."""
     from django.db import connection, connections
 
+    forget_inherited_connections()
     try:
         if not flush:
             # Diagnostic only: a commit no longer waits for its WAL flush, which shows how much
@@ -135,6 +136,18 @@ def writer(
     finally:
         connections.close_all()
         out.close()
+
+
+def forget_inherited_connections() -> None:
+    """In a forked writer: drop every connection and pool object copied from the parent (their
+    sockets are the parent's, and a pool's threads did not survive the fork), unclosed, so that
+    the first query opens the writer's own connection."""
+    from asgiref.local import Local
+    from django.db import connections
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    DatabaseWrapper._connection_pools = {}
+    connections._connections = Local(connections.thread_critical)
 
 
 def drop_connections() -> None:

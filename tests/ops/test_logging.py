@@ -27,6 +27,7 @@ from config.celery import app
 from tests import factories
 from tests.ops.conftest import PYTHON, ROOT, base_environment, free_port, real_secrets
 from tests.ops.processes import eventually, start, stop
+from tests.ops.servers import RedisServer
 from tests.ops.test_production import gunicorn
 from tests.ops.test_readme_commands import database_url
 
@@ -190,9 +191,13 @@ def access_line(lines: list[dict], request_line: str) -> dict:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_web_and_worker_lines_carry_the_request_correlation_id(auditor, tmp_path):
+def test_web_and_worker_lines_carry_the_request_correlation_id(auditor, tmp_path, request):
     token = factories.token_for(auditor)
-    broker = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    # A Redis of its own: tasks other tests left queued in the shared one would reach this
+    # test's worker and log lines of their own.
+    redis_server = RedisServer(tmp_path).start()
+    request.addfinalizer(redis_server.stop)
+    broker = redis_server.url()
     env = {
         **base_environment(tmp_path),
         **real_secrets(),
