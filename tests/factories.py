@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterator
 
 import factory
+from django.db import connection
+from django.db.models import Model
 from django.http import HttpRequest
 from django.test import Client
 
@@ -189,6 +191,19 @@ def state_counts() -> dict[str, int]:
         Delivery,
     )
     return {model.__name__: model.objects.count() for model in models}
+
+
+def table_state(*models: type[Model]) -> tuple[int, ...]:
+    """Row counts of `models`, then the ledger's length and last sequence number, in one query:
+    equal before and after a refusal when it wrote nothing."""
+    counts = [f'(SELECT count(*) FROM "{model._meta.db_table}")' for model in models]
+    ledger = LedgerEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(counts) + ', ' if counts else ''}"
+            f'(SELECT count(*) FROM "{ledger}"), (SELECT coalesce(max(seq), 0) FROM "{ledger}")'
+        )
+        return tuple(cursor.fetchone())
 
 
 def approval_snapshot(release: Release) -> dict:

@@ -20,7 +20,7 @@ from django.apps import apps
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -62,7 +62,6 @@ from governance.models import (
     ApiToken,
     Environment,
     IdentityGroup,
-    LedgerEntry,
     OutboundEvent,
     Policy,
     PolicyVersion,
@@ -475,15 +474,6 @@ def _probe_problem(org: Organisation, subject: str, url: str, answer) -> str | N
     return None
 
 
-def _fingerprint() -> tuple[int, ...]:
-    """Row counts of the main tables and the ledger's last sequence number, in one query."""
-    counts = ", ".join(f'(SELECT count(*) FROM "{m._meta.db_table}")' for m in FINGERPRINTED)
-    last = f'(SELECT coalesce(max(seq), 0) FROM "{LedgerEntry._meta.db_table}")'
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {counts}, {last}")
-        return tuple(cursor.fetchone())
-
-
 def _write_methods(route: str) -> tuple[str, ...]:
     """POST everywhere; PUT, PATCH and DELETE where they mean something (the JSON APIs, SCIM,
     the integrations). Pages read a form from POST only, and the admin writes with POST too."""
@@ -494,7 +484,7 @@ def _write_methods(route: str) -> tuple[str, ...]:
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_refused_writes_change_nothing(organisation, route):
-    before = _fingerprint()
+    before = factories.table_state(*FINGERPRINTED)
     problems = []
     for case in EXPECTATIONS.get(route, ()):
         url = case.url.format(**organisation.placeholders)
@@ -505,4 +495,4 @@ def test_refused_writes_change_nothing(organisation, route):
                 if problem:
                     problems.append(f"{method.upper()} {url} as {subject}: {problem}")
     assert not problems, "\n".join(problems)
-    assert _fingerprint() == before
+    assert factories.table_state(*FINGERPRINTED) == before

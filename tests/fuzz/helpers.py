@@ -7,12 +7,13 @@ import json
 import re
 from types import SimpleNamespace
 
-from django.db.models import Max, Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from governance.api.parsers import load_json
-from governance.ledger.models import LedgerEntry
+
+# What a refusal must leave as it was: row counts, the ledger's length and last seq.
+from tests.factories import table_state as fingerprint  # noqa: F401
 from tests.test_bad_input import DEEP, hostile_body, mutated
 
 # Derandomized so CI runs the same examples every time; no example database, so a failure
@@ -68,14 +69,6 @@ def shortened(node: object) -> object:
     if isinstance(node, list):
         return [shortened(item) for item in node]
     return node[:20_000] if isinstance(node, str) else node
-
-
-def fingerprint(*models: type[Model]) -> tuple:
-    """Row counts of `models`, and the ledger's length and last sequence number: equal before
-    and after a refusal when it wrote nothing."""
-    ledger = LedgerEntry.objects.aggregate(last=Max("seq"))["last"]
-    counts = tuple(model.objects.count() for model in models)
-    return (*counts, LedgerEntry.objects.count(), ledger)
 
 
 def assert_api_error(response, statuses: set[int]) -> dict:
