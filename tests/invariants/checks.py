@@ -51,6 +51,10 @@ NAMES = {
     16: "the change record follows its releases",
     17: "only the owning teams count",
     18: "nobody closes out their own act (alerts, quarterly reviews, workflow ratings)",
+    19: "a cluster runs only what was approved for its environment",
+    20: "a CAB meeting decides as its recording member; nobody reviews their own emergency",
+    21: "policies from files keep four eyes; auditors take evidence away and change nothing",
+    22: "a pipeline's deployment gate opens only on the gate's approval of that digest",
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.db import connection
 
+from approvals.admission.models import Admission
+from approvals.emergencies.models import EmergencyException
 from approvals.models import (
     ApprovalRequest,
     ApprovalStage,
@@ -13,7 +15,10 @@ from approvals.models import (
     Evidence,
     Release,
 )
+from approvals.pipelines.models import PipelineWait
+from changes.cab.models import AgendaItem, CabMeeting
 from changes.models import ChangeRecord, Freeze, FreezeOverride, Incident
+from changes.reviews.models import Review, ReviewAction
 from governance.models import (
     ApiToken,
     Delegation,
@@ -29,6 +34,7 @@ from governance.models import (
     User,
 )
 from reporting.anomalies.models import AnomalyAlert
+from reporting.models import ReportExport
 from reporting.reviews.models import QuarterlyReview, QuarterlyReviewItem, WorkflowFeedback
 
 # Whole rows, except where a read alone writes (a token's or a person's last use).
@@ -57,6 +63,14 @@ ROWS = (
     QuarterlyReview,
     QuarterlyReviewItem,
     WorkflowFeedback,
+    Admission,
+    EmergencyException,
+    CabMeeting,
+    AgendaItem,
+    Review,
+    ReviewAction,
+    ReportExport,
+    PipelineWait,
 )
 COLUMNS = {User: ("id", "username", "is_active"), ApiToken: ("id", "user_id", "revoked_at")}
 LINKS = (

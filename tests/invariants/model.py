@@ -36,8 +36,14 @@ from governance.identity import services as identity
 from governance.models import IdentityGroup, Service, Team, User
 from tests.invariants import fingerprint
 from tests.invariants.actions import Actions
+from tests.invariants.cab_checks import check_cab
+from tests.invariants.cab_steps import CabSteps
 from tests.invariants.checks import Record, Requests, check_all, check_gate
+from tests.invariants.cluster_checks import check_clusters
+from tests.invariants.cluster_steps import ClusterSteps
 from tests.invariants.drawing import TRIGGERS
+from tests.invariants.evidence_checks import check_evidence
+from tests.invariants.evidence_steps import EvidenceSteps
 from tests.invariants.fault_steps import FaultSteps
 from tests.invariants.hold_checks import check_holds
 from tests.invariants.hold_steps import HoldSteps
@@ -45,6 +51,8 @@ from tests.invariants.measure_checks import check_measuring
 from tests.invariants.measure_steps import MeasureSteps
 from tests.invariants.oracle import World
 from tests.invariants.people_steps import PeopleSteps
+from tests.invariants.pipeline_checks import check_pipelines
+from tests.invariants.pipeline_steps import PipelineSteps
 from tests.invariants.release_steps import ReleaseSteps
 from tests.invariants.time_steps import TimeSteps
 
@@ -82,6 +90,10 @@ class Organisation(
     MeasureSteps,
     TimeSteps,
     FaultSteps,
+    ClusterSteps,
+    CabSteps,
+    EvidenceSteps,
+    PipelineSteps,
     Actions,
     RuleBasedStateMachine,
 ):
@@ -120,6 +132,10 @@ class Organisation(
         self.incidents: list[int] = []
         self.trail: list[str] = []
         Organisation.last_trail = self.trail
+        self.setup_cluster()
+        self.setup_cab()
+        self.setup_evidence()
+        self.setup_pipeline()
 
     def teardown(self) -> None:
         self._clock.stop()
@@ -144,6 +160,8 @@ class Organisation(
             self.world.now = now
             answers = check_gate(self.world, self.requests)
         check_holds(self.world, self.record, self.requests, answers, wrote=wrote)
+        for check in (check_clusters, check_cab, check_evidence, check_pipelines):
+            check(self.world, self.record, self.requests, answers, wrote=wrote)
         self.clock.at += timedelta(minutes=1)
 
 
