@@ -184,13 +184,19 @@ def record_secondary_review(
     now: datetime | None = None,
 ) -> EmergencyException:
     """Record the CAB's secondary review of `emergency`: justified, or not justified with the
-    actions to take. A CAB member of the service other than the declarer records it, once."""
+    actions to take. A CAB member of the service other than the declarer and the change's
+    author records it, once."""
     outcome = (outcome or "").strip()
     notes = (notes or "").strip()
     _check_review_input(outcome, notes)
-    # The declarer never judges their own emergency: the review is a second pair of eyes.
+    # Nobody judges their own emergency: the review is a second pair of eyes on the declarer
+    # and on whoever wrote the change (they differ when an existing change was declared).
     if emergency.declared_by_id == actor.pk:
         raise EmergencyForbidden("You declared this emergency; another CAB member must review it.")
+    if emergency.change.author_id == actor.pk:
+        raise EmergencyForbidden(
+            f"You wrote {emergency.change.ref}; another CAB member must review its emergency."
+        )
     if not has_stage_authority(actor, emergency.service, "cab"):
         raise EmergencyForbidden(
             f"Only CAB members of {emergency.service.name} review its emergencies."

@@ -107,7 +107,7 @@ def _detail_context(request: HttpRequest, emergency: EmergencyException, **forms
     user = request.user
     may_review = (
         not emergency.secondary_review
-        and emergency.declared_by_id != user.pk
+        and user.pk not in (emergency.declared_by_id, emergency.change.author_id)
         and has_stage_authority(user, emergency.service, "cab")
     )
     may_end = emergency.ends_at > now and selectors.may_end(user, emergency)
@@ -147,7 +147,8 @@ def emergency_end(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def emergency_review(request: HttpRequest, pk: int) -> HttpResponse:
-    """Record the CAB's secondary review (a CAB member of the service, not the declarer)."""
+    """Record the CAB's secondary review (a CAB member of the service, neither the declarer nor
+    the change's author)."""
     emergency = _visible_or_404(request, pk)
     form = ReviewForm(request.POST)
     if form.is_valid():

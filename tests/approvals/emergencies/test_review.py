@@ -1,10 +1,11 @@
 """The CAB's secondary review of an emergency: justified, or not justified with actions; by a
-CAB member of the service other than the declarer, once."""
+CAB member of the service other than the declarer and the change's author, once."""
 
 from __future__ import annotations
 
 import pytest
 
+from approvals import services
 from approvals.emergencies.exceptions import (
     EmergencyConflict,
     EmergencyForbidden,
@@ -97,6 +98,40 @@ def test_the_declarer_never_reviews_their_own_emergency(org, service, cab_member
 
     assert (
         refused.value.message == "You declared this emergency; another CAB member must review it."
+    )
+    assert (counts(), exception_row(emergency)) == (before, row)
+
+
+def test_the_author_of_a_change_declared_an_emergency_never_reviews_it(
+    org, service, production, pipeline_bot, release_manager, cab_member
+):
+    """carol's pipeline run asks for the change; frank declares it an emergency; carol, on the
+    CAB, would judge her own change."""
+    release, _ = services.request_approval(
+        data=factories.release_input(
+            service, production, change_type="emergency", triggered_by="carol"
+        ),
+        actor=pipeline_bot,
+    )
+    emergency = declare_emergency(
+        actor=release_manager,
+        service=service,
+        title="",
+        justification="Payments fail.",
+        outage="Checkout down.",
+        controls=["extra_monitoring"],
+        change=release.change,
+    )
+    assert (emergency.change.author, emergency.declared_by) == (cab_member, release_manager)
+    before, row = counts(), exception_row(emergency)
+
+    with pytest.raises(EmergencyForbidden) as refused:
+        record_secondary_review(
+            emergency=emergency, actor=cab_member, outcome="justified", notes=""
+        )
+
+    assert refused.value.message == (
+        f"You wrote {release.change.ref}; another CAB member must review its emergency."
     )
     assert (counts(), exception_row(emergency)) == (before, row)
 
