@@ -49,6 +49,7 @@ GITLAB_PROJECTS = {"acme/payments-api": 30, "acme/web": 31}
 WAITING_AT = (None, "dev", "staging", "production", "Production", "qa")
 # The person who started the run (a release opened for it names them as its trigger).
 SENDERS = ("dave", "alice")
+TESTS_PASSED = {"passed": 10, "failed": 0}
 
 
 @dataclass
@@ -145,7 +146,7 @@ class PipelineSteps:
                 "sha": commit.sha,
                 "triggered_by": "dave",
             },
-            "evidence": [{"kind": "tests", "status": "passed", "summary": {"failed": 0}}],
+            "evidence": [{"kind": "tests", "status": "passed", "summary": TESTS_PASSED}],
         }
         if self.token(BOT) is None:
             return
