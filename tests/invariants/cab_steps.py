@@ -69,13 +69,30 @@ class CabSteps:
         """Someone calls a one-off CAB meeting on its page, for every service or one, an hour,
         a day or more than a week ahead: administrators may, anyone else is refused."""
         self.step("call_meeting")
+        self._call(actor, board, service, starts_in)
+
+    @rule(board=st.integers(0, len(BOARDS) - 1), service=st.sampled_from((None, *SERVICES)))
+    def cab_meets(self, board: int, service: str | None) -> None:
+        """The CAB meets within the hour: an administrator calls the meeting, beat prepares its
+        agenda from the queue, every member marks themselves present and one opens it (the
+        same pages and task as the steps that do each of these alone)."""
+        self.step("cab_meets")
+        meeting = self._call("ada", board, service, 1)
+        if meeting is None:
+            return
+        tally["agenda items added by beat"] += prepare_cab_meetings(now=self.clock.now())[
+            "items_added"
+        ]
+        self._run(meeting, "convene", MEMBER, 0)
+
+    def _call(self, actor: str, board: int, service: str | None, hours: int) -> CabMeeting | None:
+        """`actor` calls a meeting of the board `hours` ahead on the page; the meeting, if
+        called."""
         user = self.user(actor)
         if user is None:
-            return
+            return None
         names, quorum = BOARDS[board]
-        start = (self.clock.now().replace(second=0) + timedelta(hours=starts_in)).strftime(
-            WALL_FORMAT
-        )
+        start = (self.clock.now().replace(second=0) + timedelta(hours=hours)).strftime(WALL_FORMAT)
         form = {
             "title": f"CAB {len(self.meetings) + 1}",
             "start": start,
@@ -90,8 +107,11 @@ class CabSteps:
         def called() -> bool:
             return CabMeeting.objects.filter(pk__gt=last).exists()
 
-        if self._post("meeting called", user, "/cab/meetings/new/", form, called):
-            self.meetings.append(CabMeeting.objects.get(pk__gt=last).pk)
+        if not self._post("meeting called", user, "/cab/meetings/new/", form, called):
+            return None
+        meeting = CabMeeting.objects.get(pk__gt=last)
+        self.meetings.append(meeting.pk)
+        return meeting
 
     @rule(twice=st.booleans())
     def prepare_agendas(self, twice: bool) -> None:
@@ -127,6 +147,9 @@ class CabSteps:
         with its general minutes (anyone may try; only members may, each for themselves)."""
         self.step("run_meeting")
         meeting = CabMeeting.objects.get(pk=self.meetings[pick % len(self.meetings)])
+        self._run(meeting, what, name, pick)
+
+    def _run(self, meeting: CabMeeting, what: str, name: str, pick: int) -> None:
         members = list(meeting.members.order_by("username"))
         if what == "convene":
             for member in members:
