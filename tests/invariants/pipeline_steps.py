@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from approvals.gate import evaluate_gate
-from approvals.models import Release
+from approvals.models import ApprovalStage, Release
 from approvals.pipelines import answers
 from approvals.pipelines import services as pipelines
 from approvals.pipelines.models import InboundDelivery, PipelineWait
@@ -172,10 +172,12 @@ class PipelineSteps:
 
     # --- Deployment jobs wait -----------------------------------------------------------------
 
+    @precondition(lambda self: self.ci_commits)
     @rule(
         how=st.sampled_from(("commit", "replay", "rerun", "unknown", "forged")),
         pick=st.integers(0, 5),
-        environment=st.sampled_from(WAITING_AT),
+        # Mostly where the commit's release went.
+        environment=st.one_of(st.none(), st.sampled_from(WAITING_AT)),
         sender=st.sampled_from(SENDERS),
     )
     def pipeline_waits(self, how: str, pick: int, environment, sender: str) -> None:
@@ -191,7 +193,7 @@ class PipelineSteps:
             else:
                 self._ci_wait(earlier.commit, earlier.environment, sender, earlier.provider)
             return
-        if how == "unknown" or not self.ci_commits:
+        if how == "unknown":
             commit = self._ci_stranger(pick)
         else:
             commit = self.ci_commits[pick % len(self.ci_commits)]
@@ -204,7 +206,7 @@ class PipelineSteps:
 
     def _ci_stranger(self, pick: int) -> Commit:
         """A commit of a mapped repository that the CI never asked Signoff about."""
-        repository = list(REPOSITORIES)[pick % len(REPOSITORIES)]
+        repository = list(REPOSITORIES)[pick // 2 % len(REPOSITORIES)]
         sha = hashlib.sha1(f"{repository}@unknown-{self.ci_sent}".encode()).hexdigest()
         return Commit(HOOKS[pick % 2], repository, sha, 9001 + self.ci_sent, [])
 
@@ -336,6 +338,32 @@ class PipelineSteps:
         return self.client.post(
             f"/integrations/{provider}/", body, content_type="application/json", **headers
         )
+
+    @precondition(lambda self: self.ci_deliveries)
+    @rule(pick=st.integers(0, 5), verdict=st.sampled_from(("approve", "approve", "reject")))
+    def pipeline_release_decided(self, pick: int, verdict: str) -> None:
+        """Someone the release page lists for the open stage of a release a job waits on
+        decides it through the API (what the waiting job waits for)."""
+        self.step("pipeline_release_decided")
+        waited_on = list(
+            PipelineWait.objects.filter(
+                provider__in=HOOKS,
+                state=PipelineWait.State.WAITING,
+                release__approval__status="pending",
+            )
+            .order_by("pk")
+            .values_list("release_id", flat=True)
+        )
+        if not waited_on:
+            return
+        release = waited_on[pick % len(waited_on)]
+        stage = ApprovalStage.objects.filter(
+            request__release_id=release, status=ApprovalStage.Status.ACTIVE
+        ).first()
+        names = sorted(stage.eligible_approvers.values_list("username", flat=True)) if stage else []
+        if names and release in self.releases:
+            name = names[pick % len(names)]
+            self._decide_through_the_api(name, self.releases.index(release), verdict, "reviewed")
 
     # --- Beat answers what the gate decided later ---------------------------------------------
 
