@@ -112,6 +112,11 @@ BROKEN = {
         (simulation.Simulation, "loosening", lambda self: []),
         (21,),
     ),
+    "the importer approves their own proposal": (
+        a_loosening_import,
+        (policy_changes, "_check_decider", lambda proposal, actor: None),
+        (21,),
+    ),
     "four eyes skipped": (
         imports_by_an_approver,
         (policy_changes, "needs_second_administrator", lambda actor: False),
