@@ -93,6 +93,22 @@ class Verdict:
     excepted: bool = False  # one of them is inside an emergency exception
 
 
+def repository(name: str) -> str:
+    """A repository as Docker names it in full (the README's rule): a first component without a
+    dot or a port that is not localhost is no registry, so the image is on Docker Hub, where a
+    repository without a namespace is under library/."""
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        domain, path = first, rest
+    else:
+        domain, path = "docker.io", name
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    return f"{domain}/{path}"
+
+
 def check_clusters(
     world: World, record: Record, requests: Requests, answers: dict[int, str], *, wrote: bool
 ) -> None:
@@ -131,7 +147,7 @@ def expected(
         for r in requests.releases.values()
         if r.environment_id == cluster.environment_id
         and r.digest == image.digest
-        and r.image == image.repository
+        and repository(r.image) == repository(image.repository)
     ]
     if not releases:
         return Verdict(False, f"no release of this environment names {image.written}")
@@ -142,9 +158,10 @@ def expected(
         if world.held_back.excepted(r.change, world.now) and answers.get(r.pk) != "rejected"
     ]
     gates = ", ".join(f"#{r.pk} {answers.get(r.pk)}" for r in releases)
+    inside = f" (#{', #'.join(str(r.pk) for r in excepted)} inside an emergency exception)"
     return Verdict(
         bool(approved or excepted),
-        f"{image.written}: release {gates}, in an emergency exception: {[r.pk for r in excepted]}",
+        f"{image.written}: release {gates}{inside if excepted else ''}",
         by=approved or excepted,
         emergency_only=not approved and bool(excepted),
         excepted=bool(excepted),
@@ -186,8 +203,8 @@ def check_answer(
     require(
         review.allowed == allowed,
         19,
-        f"{where} was answered allowed={review.allowed} ({review.message}); the rules say "
-        f"{allowed}: " + "; ".join(v.why for v in verdicts),
+        f"{where} was {'admitted' if review.allowed else 'denied: ' + review.message}; the "
+        f"rules {'admit' if allowed else 'deny'} it: " + "; ".join(v.why for v in verdicts),
     )
     if allowed:
         require(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from django.db.models import Max
+from django.db.models import Max, Q
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -31,6 +31,7 @@ from tests.invariants import fingerprint
 from tests.invariants.checks import require
 from tests.invariants.cluster_checks import Cluster, Image, Reviews, Sent
 from tests.invariants.drawing import release_indexes, tally
+from tests.invariants.organisation import BOT, SERVICES
 
 CLUSTERS = {"staging": "staging-eu-1", "dev": "dev-eu-1", "production": "prod-eu-1"}
 GOVERNED = ("payments", "web")
@@ -90,12 +91,13 @@ class ClusterSteps:
     @precondition(lambda self: self.releases)
     @rule(
         release=release_indexes,
-        which=st.sampled_from(("approved", "any")),
-        image=st.sampled_from(IMAGES),
-        where=st.sampled_from(("its own", "another")),
-        namespace=st.sampled_from(("governed", "ungoverned")),
+        # Repeated values are likelier: most reviews are of governed pods being created.
+        which=st.sampled_from(("approved", "approved", "any")),
+        image=st.sampled_from(("release", *IMAGES)),
+        where=st.sampled_from(("its own", "its own", "another")),
+        namespace=st.sampled_from(("governed", "governed", "ungoverned")),
         kind=st.sampled_from(("Pod", "Deployment")),
-        operation=st.sampled_from(OPERATIONS),
+        operation=st.sampled_from(("CREATE", *OPERATIONS)),
         dry_run=st.booleans(),
         sidecar=st.sampled_from((None, "next release", "tag")),
         again=st.sampled_from(("no", "at once", "an earlier review")),
@@ -122,6 +124,62 @@ class ClusterSteps:
             images.append(Image("busybox:1.36", "busybox", None))
         elif sidecar == "next release":
             images.append(self._image(self._pick(release + 1, "any"), "release"))
+        inside = GOVERNED[release % 2] if namespace == "governed" else UNGOVERNED
+        self._review(target, cluster, images, inside, kind, operation, dry_run, again)
+
+    @precondition(lambda self: self.releases)
+    @rule(
+        pick=release_indexes,
+        kind=st.sampled_from(("Pod", "Deployment")),
+        dry_run=st.booleans(),
+        again=st.sampled_from(("no", "at once")),
+    )
+    def cluster_runs_what_was_approved(
+        self, pick: int, kind: str, dry_run: bool, again: str
+    ) -> None:
+        """The common case: a pod or a deployment of a release whose request was approved (or
+        whose change was declared an emergency) asks the cluster of its environment, by the
+        image and digest the release names; the gate's answer now decides (a freeze or an
+        expiry since denies it). With no such release yet, the pipeline first asks for one to
+        dev (approved at once by the built-in policy) and deploys it."""
+        self.step("cluster_runs_what_was_approved")
+        clusters = {c.environment_id: c for c in self.admission.clusters.values()}
+        target = self._approved(pick, clusters)
+        if target is None:
+            service = SERVICES[pick % len(SERVICES)]
+            self.request_release(BOT, service, "dev", "", None, "normal", "passed", False, None)
+            target = self._approved(pick, clusters)
+        if target is None:
+            return
+        cluster = clusters[target.environment_id]
+        image = self._image(target, "release")
+        self._review(target, cluster, [image], GOVERNED[pick % 2], kind, "CREATE", dry_run, again)
+
+    def _approved(self, pick: int, clusters: dict[int, Cluster]) -> Release | None:
+        """A release of an environment with a cluster, approved or of a declared emergency."""
+        pks = list(
+            Release.objects.filter(pk__in=self.releases, environment_id__in=clusters)
+            .filter(Q(approval__status="approved") | Q(change__emergency__isnull=False))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not pks:
+            return None
+        return Release.objects.select_related("service").get(pk=pks[pick % len(pks)])
+
+    def _review(
+        self,
+        target: Release,
+        cluster: Cluster,
+        images: list[Image],
+        namespace: str,
+        kind: str,
+        operation: str,
+        dry_run: bool,
+        again: str,
+    ) -> None:
+        """Send a review of `target`'s workload with `images` (and again at once if asked);
+        keep it for sending again later."""
         written = [i.written for i in images]
         old = {"CREATE": None, "UPDATE": [f"{target.image}:previous"], "UPDATE (scale)": written}
         self.reviews_sent += 1
@@ -129,7 +187,7 @@ class ClusterSteps:
         body = admission_review(
             kind,
             written,
-            namespace=GOVERNED[release % 2] if namespace == "governed" else UNGOVERNED,
+            namespace=namespace,
             name=f"{target.service.slug}-{target.pk}",
             operation=operation.split()[0],
             uid=uid,
@@ -138,7 +196,7 @@ class ClusterSteps:
         )
         previous = old[operation] or []
         new = list({i.written: i for i in images if i.written not in previous}.values())
-        sent = Sent(uid, cluster.slug, body["request"]["namespace"], new, dry_run)
+        sent = Sent(uid, cluster.slug, namespace, new, dry_run)
         self._send(sent, body)
         if again == "at once":
             self._send(dataclasses.replace(sent, again=True, changed=[]), body)
