@@ -194,7 +194,7 @@ def check_answer(
         require(
             review.allowed and not review.warnings and not review.changed,
             19,
-            f"{where} brings in nothing governed, yet was answered allowed={review.allowed} "
+            f"{where} brings in no image to check, yet was answered allowed={review.allowed} "
             f"{review.warnings} and wrote {review.changed}",
         )
         return []

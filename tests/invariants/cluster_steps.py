@@ -58,7 +58,7 @@ class ClusterSteps:
         self.admission.seen_seq = LedgerHead.objects.get(pk=1).seq
         self.admission.seen_admission = Admission.objects.aggregate(last=Max("pk"))["last"] or 0
 
-    def _register(self, environment: str, *, rotate: bool):
+    def _register(self, environment: str, *, rotate: bool) -> None:
         slug = CLUSTERS[environment]
         registration = self.attempt(
             "cluster registration",
@@ -78,7 +78,7 @@ class ClusterSteps:
             self.retired_tokens.append(known.token)
         target = registration.cluster
         self.admission.clusters[slug] = Cluster(
-            slug, target.pk, target.environment_id, tuple(target.namespaces), registration.token
+            slug, target.pk, target.environment_id, GOVERNED, registration.token
         )
 
     @rule(environment=st.sampled_from(("production", "staging")), rotate=st.booleans())

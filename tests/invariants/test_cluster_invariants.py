@@ -3,9 +3,9 @@ admission rule: each test breaks one rule of the webhook, plays a short story th
 model's own steps and expects the model to report invariant 19; unbroken, the same story keeps
 every invariant.
 
-The random search reaches these states too (the tally shows admitted, denied, emergency, dry
-run and replayed reviews), but these stories make sure each rule is judged, and shown to bite,
-on every run.
+The random search reaches most of these states too (the tally shows admitted, denied, dry run
+and replayed reviews; emergencies are rarer), but these stories make sure each rule is judged,
+and shown to bite, on every run.
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ def admit(
     where: str = "its own",
     *,
     kind: str = "Pod",
+    operation: str = "CREATE",
     dry_run: bool = False,
     again: str = "no",
 ) -> Sent:
     """A pod (or deployment) of release `index`, its image written as `image`, asks the cluster
     of the release's environment (or another's), in a governed namespace; returns what was
     sent and answered."""
-    args = (index, "any", image, where, "governed", kind, "CREATE", dry_run, None, again)
+    args = (index, "any", image, where, "governed", kind, operation, dry_run, None, again)
     then(machine, "cluster_admits", *args)
     return machine.review_bodies[-1][0]
 
@@ -65,6 +66,17 @@ def approved_then_frozen(machine) -> None:
     then(machine, "freeze", "ada", "hard", "staging", None, 0, 6, "UTC", False, None)
     assert gate_says(machine, index) == "blocked"
     assert not admit(machine, index).allowed
+
+
+def scaled_while_frozen(machine) -> None:
+    """bob approves web to staging and its deployment is admitted; a hard freeze comes: scaling
+    the deployment (an UPDATE bringing no new image) goes on, a new version of it does not."""
+    index = request(machine, "web", "staging")
+    then(machine, "decide_through_the_api", "bob", index, "approve", "reviewed")
+    assert admit(machine, index, kind="Deployment").allowed
+    then(machine, "freeze", "ada", "hard", "staging", None, 0, 6, "UTC", False, None)
+    assert admit(machine, index, kind="Deployment", operation="UPDATE (scale)").allowed
+    assert not admit(machine, index, kind="Deployment", operation="UPDATE").allowed
 
 
 def approved_then_expired(machine) -> None:
@@ -143,6 +155,11 @@ def _request_status(release, now) -> GateResult:
     return GateResult(release.approval.status)
 
 
+def _every_image_new(request: review.ReviewRequest) -> list[str]:
+    """Every image of the object, as if an UPDATE's old object ran none of them."""
+    return list(dict.fromkeys(c.image for c in request.containers))
+
+
 def _rejections_forgotten(release, now) -> GateResult:
     """The gate's answer, with a rejection read as still pending."""
     result = evaluate_gate(release, now=now)
@@ -183,12 +200,21 @@ BROKEN = {
         a_pending_release,
         (services, "_ledger_denial", _every_denial_ledgered),
     ),
+    "a scale checked as a new image": (
+        scaled_while_frozen,
+        (review.ReviewRequest, "new_images", property(_every_image_new)),
+    ),
+    "emergency exceptions ignored": (
+        an_emergency_then_rejected,
+        (decisions, "_in_emergency", lambda release, now: False),
+    ),
     "dry runs recorded": (a_pending_release_dry_run, (review, "_flag", lambda data, key: False)),
 }
 STORIES: dict[str, Callable] = {
     story.__name__: story
     for story in (
         approved_then_frozen,
+        scaled_while_frozen,
         approved_then_expired,
         a_dev_release_in_staging,
         a_pending_release,
