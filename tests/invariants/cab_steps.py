@@ -21,6 +21,7 @@ from hypothesis.stateful import precondition, rule
 from approvals.cab.services import prepare_cab_meetings
 from approvals.emergencies.models import EmergencyException
 from approvals.models import ApprovalStage, Release
+from approvals.services import escalate_overdue_stages
 from changes.cab.models import AgendaItem, CabMeeting
 from changes.reviews.models import Review
 from changes.reviews.services import chase_reviews
@@ -71,19 +72,37 @@ class CabSteps:
         self.step("call_meeting")
         self._call(actor, board, service, starts_in)
 
-    @rule(board=st.integers(0, len(BOARDS) - 1), service=st.sampled_from((None, *SERVICES)))
-    def cab_meets(self, board: int, service: str | None) -> None:
-        """The CAB meets within the hour: an administrator calls the meeting, beat prepares its
-        agenda from the queue, every member marks themselves present and one opens it (the
-        same pages and task as the steps that do each of these alone)."""
+    @rule(
+        board=st.integers(0, len(BOARDS) - 1),
+        service=st.sampled_from((None, *SERVICES)),
+        tomorrow=st.booleans(),
+        choice=st.integers(0, 3),
+        close=st.booleans(),
+    )
+    def cab_meets(self, board, service, tomorrow: bool, choice: int, close: bool) -> None:
+        """A whole CAB meeting: an administrator calls it for the coming hour, or for tomorrow
+        and the day passes while beat escalates overdue stages onto it; beat prepares its agenda
+        from the queue; every member marks themselves present and one opens it; the members
+        present, in turn, record an outcome of each item (the kind's first, or another, with
+        minutes); maybe a member closes it. The same pages and tasks as the steps doing each
+        of these alone."""
         self.step("cab_meets")
-        meeting = self._call("ada", board, service, 1)
+        meeting = self._call("ada", board, service, 25 if tomorrow else 1)
         if meeting is None:
             return
+        if tomorrow:
+            self.clock.at = meeting.starts_at - timedelta(minutes=30)
+            escalate_overdue_stages()
         tally["agenda items added by beat"] += prepare_cab_meetings(now=self.clock.now())[
             "items_added"
         ]
         self._run(meeting, "convene", MEMBER, 0)
+        present = list(meeting.attendees.order_by("username"))
+        for turn, item in enumerate(meeting.items.order_by("position", "pk") if present else []):
+            allowed = outcomes_of(item.kind)
+            self._record(item, present[turn % len(present)], allowed[choice % len(allowed)])
+        if close:
+            self._run(meeting, "close", MEMBER, 0)
 
     def _call(self, actor: str, board: int, service: str | None, hours: int) -> CabMeeting | None:
         """`actor` calls a meeting of the board `hours` ahead on the page; the meeting, if
@@ -231,12 +250,18 @@ class CabSteps:
         if item is None:
             return
         meeting = item.meeting
-        present = list(meeting.attendees.order_by("username"))
+        # Nobody present: a member tries (and is refused).
+        present = list(meeting.attendees.order_by("username")) or list(meeting.members.all())
         user = present[pick % len(present)] if name == PRESENT and present else self.user(name)
         if user is None:
             return
         allowed = outcomes_of(item.kind)
-        outcome = allowed[choice] if choice < len(allowed) else "approved"
+        self._record(item, user, allowed[choice] if choice < len(allowed) else "approved", minutes)
+
+    def _record(self, item: AgendaItem, user: User, outcome: str, minutes: str = MINUTES) -> None:
+        """`user` records `outcome` on the item through the meeting page's htmx form; it must
+        be recorded when nothing in the rules stands in the way."""
+        meeting = item.meeting
         must = self._must_outcome(item, user, outcome) if minutes else None
         data = {f"item-{item.pk}-outcome": outcome, f"item-{item.pk}-minutes": minutes}
         before = fingerprint.take()
@@ -252,9 +277,9 @@ class CabSteps:
         """An agenda item of the example's meetings: with `fresh`, one still open in a meeting
         in progress (approval items first); otherwise any."""
         items = AgendaItem.objects.filter(meeting__in=self.meetings).select_related("meeting")
-        if fresh:
-            waiting = items.filter(outcome="", meeting__status=CabMeeting.Status.IN_PROGRESS)
-            approvals = waiting.filter(kind__in=APPROVAL_KINDS).order_by("pk")
+        waiting = items.filter(outcome="", meeting__status=CabMeeting.Status.IN_PROGRESS)
+        if fresh and waiting.exists():
+            approvals = waiting.filter(kind__in=APPROVAL_KINDS)
             items = approvals if approvals.exists() else waiting
         chosen = list(items.order_by("pk"))
         return chosen[pick % len(chosen)] if chosen else None
