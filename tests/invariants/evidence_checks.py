@@ -108,7 +108,7 @@ def check_evidence(
     # A proposal approved in a later step than its import's is judged again then.
     for imported in seen.approved:
         if all(imported is not other for other in fresh):
-            check_import(world, imported)
+            check_proposal(world, imported, describe(world, imported))
     seen.approved.clear()
     for export in seen.exports[seen.judged_exports :]:
         check_export(world, export)
@@ -118,9 +118,13 @@ def check_evidence(
 # --- Imports ------------------------------------------------------------------------------------
 
 
+def describe(world: World, imported: Import) -> str:
+    return f"{world.users[imported.importer].username}'s import of the {imported.variant} folder"
+
+
 def check_import(world: World, imported: Import) -> None:
-    who = world.users[imported.importer].username
-    what = f"{who}'s import of the {imported.variant} folder"
+    """An import, judged in the step that made it."""
+    what = describe(world, imported)
     require(
         len(imported.versions) + len(imported.proposals) == 1,
         21,
