@@ -150,12 +150,13 @@ def _take_over_mapped_grant(assignment: RoleAssignment, actor: User, reason: str
 
 
 def is_administrator(user: User) -> bool:
-    """Holds the administrator role everywhere (or is a Django superuser)."""
+    """Holds the administrator role everywhere (or is a Django superuser). A grant past its
+    expiry no longer counts, even before beat's sweep revokes it."""
     return user.is_active and (
         user.is_superuser
-        or RoleAssignment.objects.filter(
-            user=user, role=Role.ADMINISTRATOR, service__isnull=True
-        ).exists()
+        or RoleAssignment.objects.filter(user=user, role=Role.ADMINISTRATOR, service__isnull=True)
+        .exclude(expires_at__lte=timezone.now())
+        .exists()
     )
 
 

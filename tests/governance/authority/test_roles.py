@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from unittest import mock
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from governance.authority.services import grant_role, revoke_role
+from governance.authority.services import grant_role, is_administrator, revoke_role
 from governance.exceptions import PermissionDenied
 from governance.models import LedgerEntry, Role, RoleAssignment
 from tests import factories
@@ -83,6 +87,29 @@ def test_people_who_are_not_administrators_cannot_grant_or_revoke(
     assignment = RoleAssignment.objects.filter(user=second_approver).first()
     with pytest.raises(PermissionDenied, match="Only administrators"):
         revoke_role(assignment=assignment, reason="x", actor=approver)
+    assert (RoleAssignment.objects.count(), LedgerEntry.objects.count()) == before
+
+
+def test_an_administrator_grant_past_its_expiry_administers_nothing(org, administrator, outsider):
+    grant_role(
+        user=outsider,
+        role=Role.ADMINISTRATOR,
+        service=None,
+        reason="Cover for a week",
+        expires_at=timezone.now() + timedelta(hours=1),
+        actor=administrator,
+    )
+    assert is_administrator(outsider)
+    before = (RoleAssignment.objects.count(), LedgerEntry.objects.count())
+
+    with mock.patch("django.utils.timezone.now", return_value=timezone.now() + timedelta(hours=2)):
+        # Expired, and beat's sweep has not revoked the grant yet.
+        assert not is_administrator(outsider)
+        with pytest.raises(PermissionDenied, match="Only administrators"):
+            grant_role(
+                user=administrator, role=Role.AUDITOR, service=None, reason="x", actor=outsider
+            )
+
     assert (RoleAssignment.objects.count(), LedgerEntry.objects.count()) == before
 
 
