@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.db.models import Q
+
 from approvals.admission.models import Admission
 from approvals.models import Release
 from governance.models import LedgerEntry
@@ -236,6 +238,7 @@ def check_records(
     emergency = {(s.cluster, r.pk) for s, v in admitted if v.emergency_only for r in v.by}
     entries = list(
         LedgerEntry.objects.filter(seq__gt=reviews.seen_seq, kind__startswith="admission.")
+        .filter(subject__in=[f"cluster:{slug}" for slug in slugs.values()])
         .order_by("seq")
         .values_list("seq", "kind", "subject", "payload")
     )
@@ -293,8 +296,9 @@ def check_rows(
     """Rows touched now are releases let in now, with their digest, flagged emergency when
     only an exception let them in; every image let in touched a row. Returns the rows."""
     touched = list(
-        Admission.objects.filter(last_admitted_at=world.now)
-        | Admission.objects.filter(pk__gt=reviews.seen_admission)
+        Admission.objects.filter(cluster_id__in=slugs).filter(
+            Q(last_admitted_at=world.now) | Q(pk__gt=reviews.seen_admission)
+        )
     )
     rows = {(slugs[a.cluster_id], a.release_id): a for a in touched}
     for (slug, release), row in rows.items():
