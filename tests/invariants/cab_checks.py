@@ -213,7 +213,11 @@ def check_outcome_decided(world: World, requests: Requests, item: AgendaItem, wh
     )
     decision: Decision = decided[0]
     on_cab = world.holds(decision.approver_id, "cab", release, decision.created_at)
-    tally["meeting decision by a CAB member" if on_cab else "meeting decision, own authority"] += 1
+    tally[
+        "judged: a meeting decision by a CAB member"
+        if on_cab
+        else "judged: a meeting decision on own authority"
+    ] += 1
 
 
 # --- Emergencies' secondary reviews and completed reviews ----------------------------------------
@@ -263,7 +267,7 @@ def check_secondary_reviews(world: World, seen: CabSeen) -> None:
             20,
             f"{where} has no emergency.reviewed ledger entry naming {who}",
         )
-        tally["secondary review recorded"] += 1
+        tally["judged: a secondary review"] += 1
         seen.reviewed[emergency.pk] = now
 
 
@@ -308,5 +312,5 @@ def check_completed_reviews(world: World, seen: CabSeen) -> None:
             20,
             f"{where} has no review.completed ledger entry naming {who}",
         )
-        tally[f"{review.kind} completed"] += 1
+        tally[f"judged: a completed {review.kind}"] += 1
         seen.completed[review.pk] = now

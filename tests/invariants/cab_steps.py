@@ -265,7 +265,7 @@ class CabSteps:
         must = self._must_outcome(item, user, outcome) if minutes else None
         data = {f"item-{item.pk}-outcome": outcome, f"item-{item.pk}-minutes": minutes}
         before = fingerprint.take()
-        response = self.browser(user).post(
+        response = self._page(user).post(
             f"/cab/meetings/{meeting.pk}/items/{item.pk}/outcome/", data, HTTP_HX_REQUEST="true"
         )
         recorded = self.answered("outcome", response, (200,), before)
@@ -330,11 +330,16 @@ class CabSteps:
         user = self._person(name, emergency.declared_by_id, emergency.change.author_id, None)
         if user is None:
             return
-        before = fingerprint.take()
-        response = self.browser(user).post(
-            f"/approvals/emergencies/{emergency.pk}/review/", {"outcome": outcome, "notes": notes}
-        )
-        self.answered("secondary review", response, (302,), before)
+        path = f"/approvals/emergencies/{emergency.pk}/review/"
+
+        def reviewed() -> bool:
+            now = EmergencyException.objects.get(pk=emergency.pk)
+            return (now.reviewed_by_id, now.reviewed_at) != (
+                emergency.reviewed_by_id,
+                emergency.reviewed_at,
+            )
+
+        self._post("secondary review", user, path, {"outcome": outcome, "notes": notes}, reviewed)
 
     @rule(
         name=st.one_of(st.sampled_from((OWNER, DECLARER, AUTHOR)), people),
@@ -360,9 +365,13 @@ class CabSteps:
         form = {"what_happened": "It broke (the model).", "root_cause": "A bug (the model)."}
         if justified:
             form["justification_valid"] = justified
-        before = fingerprint.take()
-        response = self.browser(user).post(f"/changes/reviews/{review.pk}/complete/", form)
-        self.answered(f"{review.kind} completed", response, (302,), before)
+        path = f"/changes/reviews/{review.pk}/complete/"
+
+        def completed() -> bool:
+            now = Review.objects.get(pk=review.pk)
+            return (now.status, now.completed_at) != (review.status, review.completed_at)
+
+        self._post(f"{review.kind} completed", user, path, form, completed)
 
     def _person(
         self, name: str, declarer: int | None, author: int | None, owner: int | None
@@ -374,11 +383,20 @@ class CabSteps:
 
     # --- Helpers ------------------------------------------------------------------------------
 
+    def _page(self, user: User):
+        """`user`'s browser, signed in again when the model's time outlived their session (two
+        weeks: a few `time_passes` steps), so that a refusal is the page's, not the sign-in's."""
+        browser = self.browser(user)
+        if "_auth_user_id" not in browser.session:
+            browser.force_login(user)
+        return browser
+
     def _post(self, what: str, user: User, path: str, form: dict, done: Callable[[], bool]) -> bool:
-        """POST a form whose page redirects whatever happens: whether it did its work is read
-        from the rows (`done`); a refusal must be clear and change nothing."""
+        """POST a form whose answer does not say whether it did its work (a redirect follows a
+        refusal as well, or the sign-in page): that is read from the rows (`done`); a refusal
+        must be clear and change nothing."""
         before = fingerprint.take()
-        response = self.browser(user).post(path, form)
+        response = self._page(user).post(path, form)
         if done():
             tally[what] += 1
             return True
