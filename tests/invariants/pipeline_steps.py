@@ -6,10 +6,12 @@ services (`setup_pipeline`, through the service). The model's CI builds commits 
 approval through the API with the commit and its run (`pipeline_builds`); its deployment jobs
 then wait at an environment, and the provider tells Signoff with a signed delivery
 (`pipeline_waits`): for a commit the CI built (maybe to an environment no release asked for,
-which GitHub's integration opens a release for), for a commit nobody asked about, as an exact
-replay of an earlier delivery, as a re-run of an earlier job, or forged (a wrong signature or
-token: refused with 401, and nothing written). Beat answers the runs whose gate decided later
-(`pipelines_swept`). Decisions, withdrawals and expiries answer runs through the existing steps.
+which GitHub's integration opens a release for) or for a commit nobody asked about. Deliveries
+come again (`pipeline_redelivers`: an exact replay, or a re-run of the job), or forged
+(`pipeline_forged`: a wrong signature or token, refused with 401, and nothing written).
+Someone listed decides a release a job waits on (`pipeline_release_decided`), and beat answers
+the runs whose gate decided later (`pipelines_swept`); the existing steps' decisions,
+withdrawals and expiries answer runs too.
 
 Answers go to the outbox only: the integrations' API URL is a closed port on 127.0.0.1, the
 outbox's deliveries are never sent (nothing commits, so no worker is kicked), and the model only
@@ -120,7 +122,7 @@ class PipelineSteps:
         service=services,
         environment=environments,
         again=st.one_of(st.none(), st.integers(0, 3)),
-        then_waits=st.booleans(),
+        then_waits=st.sampled_from((True, False)),  # mostly, as a deploy job follows
     )
     def pipeline_builds(self, provider, service, environment, again, then_waits) -> None:
         """The CI builds a commit (or takes one it built before on to another environment) and
@@ -174,35 +176,54 @@ class PipelineSteps:
 
     @precondition(lambda self: self.ci_commits)
     @rule(
-        how=st.sampled_from(("commit", "replay", "rerun", "unknown", "forged")),
         pick=st.integers(0, 5),
         # Mostly where the commit's release went.
         environment=st.one_of(st.none(), st.sampled_from(WAITING_AT)),
         sender=st.sampled_from(SENDERS),
+        stranger=st.booleans(),
     )
-    def pipeline_waits(self, how: str, pick: int, environment, sender: str) -> None:
+    def pipeline_waits(self, pick: int, environment, sender: str, stranger: bool) -> None:
         """A deployment job waits at an environment and its provider tells Signoff: for a
-        commit the CI built, as an exact replay of an earlier delivery, as a re-run of an
-        earlier job (a new deployment of the same commit), for a commit nobody asked about, or
-        forged (refused, and nothing is written)."""
+        commit the CI built (where its release went, or on to another environment), or for a
+        commit nobody asked Signoff about."""
         self.step("pipeline_waits")
-        if how in ("replay", "rerun") and self.ci_deliveries:
-            earlier = self.ci_deliveries[pick % len(self.ci_deliveries)]
-            if how == "replay":
-                self._ci_send(earlier, replay=True)
-            else:
-                self._ci_wait(earlier.commit, earlier.environment, sender, earlier.provider)
-            return
-        if how == "unknown":
+        if stranger:
             commit = self._ci_stranger(pick)
         else:
             commit = self.ci_commits[pick % len(self.ci_commits)]
-        if environment is None:
-            environment = commit.environments[-1] if commit.environments else "dev"
-        if how == "forged":
-            self._ci_forge(commit, environment, sender)
+        self._ci_wait(commit, self._ci_where(commit, environment), sender)
+
+    @precondition(lambda self: self.ci_deliveries)
+    @rule(
+        replay=st.booleans(),
+        pick=st.integers(0, 5),
+        sender=st.sampled_from(SENDERS),
+    )
+    def pipeline_redelivers(self, replay: bool, pick: int, sender: str) -> None:
+        """An earlier delivery comes again: byte for byte with its delivery id (redelivered
+        from the provider's webhook page), or as a re-run of its job (a new deployment of the
+        same commit to the same environment, answered from the same approval)."""
+        self.step("pipeline_redelivers")
+        earlier = self.ci_deliveries[pick % len(self.ci_deliveries)]
+        if replay:
+            self._ci_send(earlier, replay=True)
         else:
-            self._ci_wait(commit, environment, sender)
+            self._ci_wait(earlier.commit, earlier.environment, sender, earlier.provider)
+
+    @precondition(lambda self: self.ci_commits)
+    @rule(pick=st.integers(0, 5), environment=st.one_of(st.none(), st.sampled_from(WAITING_AT)))
+    def pipeline_forged(self, pick: int, environment) -> None:
+        """Someone who is not the provider sends a delivery for a commit the CI built (each
+        kind of forgery in turn): refused with 401, and nothing is written."""
+        self.step("pipeline_forged")
+        commit = self.ci_commits[pick % len(self.ci_commits)]
+        self._ci_forge(commit, self._ci_where(commit, environment), "dave")
+
+    def _ci_where(self, commit: Commit, environment: str | None) -> str:
+        """Where a job waits: `environment`, or (None) where the commit's release last went."""
+        if environment is None:
+            return commit.environments[-1] if commit.environments else "dev"
+        return environment
 
     def _ci_stranger(self, pick: int) -> Commit:
         """A commit of a mapped repository that the CI never asked Signoff about."""
@@ -298,8 +319,6 @@ class PipelineSteps:
         tally[f"{what}: linked, answered {document.get('answer') or 'later'}"] += 1
 
     def _ci_forge(self, commit: Commit, environment: str, sender: str) -> None:
-        """A delivery that is not the provider's (each kind of forgery in turn): refused with
-        401, and nothing is written."""
         delivered = self._ci_event(commit, environment, sender, commit.provider)
         headers = dict(delivered.headers)
         body = delivered.body

@@ -61,10 +61,10 @@ def a_dev_build_and_a_stranger(machine) -> None:
     commit nobody asked about links to nothing."""
     build(machine, "github", "web", "dev")
     assert waits(machine) == [("answered", "approved")]
-    then(machine, "pipeline_waits", "replay", 0, None, "dave")
-    then(machine, "pipeline_waits", "rerun", 0, None, "dave")
+    then(machine, "pipeline_redelivers", True, 0, "dave")  # the same delivery again
+    then(machine, "pipeline_redelivers", False, 0, "dave")  # the job re-run
     assert waits(machine) == [("answered", "approved")] * 2
-    then(machine, "pipeline_waits", "unknown", 3, "dev", "dave")  # acme/web on GitLab
+    then(machine, "pipeline_waits", 3, "dev", "dave", True)  # acme/web on GitLab
     assert len(waits(machine)) == 2
 
 
@@ -88,12 +88,12 @@ def a_job_waits_through_a_freeze(machine) -> None:
     GitHub opens a release for the same commit on its way to staging, which waits for bob."""
     index = build(machine, "github", "web", "dev", waits=False)
     then(machine, "freeze", "ada", "hard", None, None, 0, 6, "UTC", False, None)
-    then(machine, "pipeline_waits", "commit", 0, "dev", "dave")
+    then(machine, "pipeline_waits", 0, "dev", "dave", False)
     assert waits(machine) == [("waiting", "")]
     then(machine, "end_freeze", "ada", 0)
     then(machine, "pipelines_swept")
     assert waits(machine) == [("answered", "approved")]
-    then(machine, "pipeline_waits", "commit", 0, "staging", "alice")
+    then(machine, "pipeline_waits", 0, "staging", "alice", False)
     opened = Release.objects.get(pk=machine.releases[-1])
     assert machine.releases[-1] != machine.releases[index]
     assert (opened.environment.slug, opened.triggered_by_name) == ("staging", "alice")
@@ -106,7 +106,7 @@ def forged_deliveries(machine) -> None:
     build(machine, "github", "web", "dev", waits=False)
     build(machine, "gitlab", "payments-api", "dev", waits=False)
     for pick in (0, 0, 0, 1, 1):  # GitHub's commit three times, then GitLab's twice
-        then(machine, "pipeline_waits", "forged", pick, "dev", "dave")
+        then(machine, "pipeline_forged", pick, "dev")
     assert waits(machine) == []
 
 
