@@ -11,7 +11,7 @@ import pytest
 
 from approvals.models import Release
 from approvals.policy_editor import simulation
-from governance.models import Policy, PolicyProposal, Role
+from governance.models import Policy, PolicyProposal, Role, RoleAssignment
 from governance.policy import services as policy_changes
 from reporting import access
 from reporting.compliance import report
@@ -82,6 +82,26 @@ def imports_by_an_administrator_who_approves_nothing(machine) -> None:
     assert version() == published + 1
 
 
+def an_administrator_whose_grant_expired(machine) -> None:
+    """adam makes dave an administrator for three hours; five hours later, before beat revokes
+    the grant, dave imports a tightening: refused."""
+    then(machine, "roles", "adam", False, "dave", Role.ADMINISTRATOR, "everything", None, 3)
+    then(machine, "time_passes", 5)
+    published = version()
+    then(machine, "import_policy", "dave", "tighten", None, True)
+    assert version() == published
+
+
+def _expiry_ignored(user) -> bool:
+    """The administrator check before it looked at the grant's expiry."""
+    return user.is_active and (
+        user.is_superuser
+        or RoleAssignment.objects.filter(
+            user=user, role=Role.ADMINISTRATOR, service__isnull=True
+        ).exists()
+    )
+
+
 def reports_of_decided_releases(machine) -> None:
     """One approver everywhere; bob approves payments-api to production; erin takes every
     report away, in the browser and with her token; alice (an approver) tries too."""
@@ -125,6 +145,11 @@ BROKEN = {
     "policy changes by anyone": (
         imports_by_an_administrator_who_approves_nothing,
         (policy_changes, "is_administrator", lambda actor: True),
+        (21,),
+    ),
+    "an expired administrator grant still counts": (
+        an_administrator_whose_grant_expired,
+        (policy_changes, "is_administrator", _expiry_ignored),
         (21,),
     ),
     "reports for anyone": (
