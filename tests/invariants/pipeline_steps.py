@@ -36,7 +36,7 @@ from tests import factories
 from tests.approvals.pipelines import payloads
 from tests.invariants import fingerprint
 from tests.invariants.checks import require
-from tests.invariants.drawing import TRIGGERS, environments, services, tally
+from tests.invariants.drawing import TRIGGERS, services, tally
 from tests.invariants.organisation import BOT
 from tests.invariants.pipeline_checks import HOOKS, PipelineRecord, Sent
 
@@ -120,7 +120,8 @@ class PipelineSteps:
     @rule(
         provider=st.sampled_from(HOOKS),
         service=services,
-        environment=environments,
+        # Dev first: its releases need nobody, so their jobs are answered at once.
+        environment=st.sampled_from(("dev", "staging", "production")),
         again=st.one_of(st.none(), st.integers(0, 3)),
         then_waits=st.sampled_from((True, False)),  # mostly, as a deploy job follows
     )
@@ -359,7 +360,7 @@ class PipelineSteps:
         )
 
     @precondition(lambda self: self.ci_deliveries)
-    @rule(pick=st.integers(0, 5), verdict=st.sampled_from(("approve", "approve", "reject")))
+    @rule(pick=st.integers(0, 5), verdict=st.sampled_from(("approve", "reject")))
     def pipeline_release_decided(self, pick: int, verdict: str) -> None:
         """Someone the release page lists for the open stage of a release a job waits on
         decides it through the API (what the waiting job waits for)."""
