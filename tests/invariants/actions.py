@@ -96,4 +96,7 @@ class Actions:
             browser = Client()
             browser.force_login(user)
             self.browsers[user.pk] = browser
+        elif "_auth_user_id" not in self.browsers[user.pk].session:
+            # The model's time outlived the session (two weeks): sign in again.
+            self.browsers[user.pk].force_login(user)
         return self.browsers[user.pk]

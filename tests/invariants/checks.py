@@ -96,6 +96,9 @@ class Record:
     seen_outcomes: set[int] = field(default_factory=set)  # quarterly review items
     seen_ratings: set[tuple] = field(default_factory=set)  # (feedback, updated_at)
     rating_changes: dict[int, int] = field(default_factory=dict)  # release → ratings given
+    admission: object = None  # cluster_checks.Reviews, set by ClusterSteps.setup_cluster
+    cab: object = None  # cab_checks.CabSeen: what invariant 20 has judged
+    pipelines: object = None  # pipeline_checks.PipelineRecord, set by PipelineSteps
 
 
 @dataclass

@@ -86,6 +86,9 @@ LINKS = (
     Team.members.through,
     IdentityGroup.members.through,
     User.user_permissions.through,
+    CabMeeting.members.through,
+    CabMeeting.attendees.through,
+    CabMeeting.services.through,
 )
 
 
