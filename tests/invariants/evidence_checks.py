@@ -92,8 +92,11 @@ class EvidenceRecord:
 
 
 def evidence_of(record: Record) -> EvidenceRecord:
-    """The evidence steps' part of the model's record (one per example)."""
-    return record.__dict__.setdefault("evidence", EvidenceRecord())
+    """The evidence steps' part of the model's record (one per example), made by the first
+    call (`EvidenceSteps.setup_evidence`)."""
+    if getattr(record, "evidence", None) is None:
+        record.evidence = EvidenceRecord()
+    return record.evidence
 
 
 def check_evidence(
