@@ -23,6 +23,7 @@ from changes.cab.services import add_agenda_item, next_meeting
 from changes.incidents.models import Incident
 from changes.records.models import ChangeRecord
 from changes.records.services import ChangeInput, open_change, set_change_state
+from changes.reviews.models import Review as ChangeReview
 from governance.authority.selectors import (
     eligible_approvers,
     has_stage_authority,
@@ -115,6 +116,11 @@ def _declare(
         # The change fixes the incident: its page and the incident's show the link.
         ChangeRecord.objects.filter(pk=emergency_change.pk).update(incident=incident)
         emergency_change.incident = incident
+    # A review already open on the change (its post-mortem, when its release was deployed as an
+    # emergency before anyone declared one) is never completed by the declarer either.
+    ChangeReview.objects.filter(change=emergency_change, completed_at__isnull=True).update(
+        declared_by=actor
+    )
     emergency = EmergencyException.objects.create(
         change=emergency_change,
         service=service,

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.announcements import announce
+from approvals.emergencies.models import EmergencyException
 from approvals.emergencies.monitoring import announce_enhanced_monitoring
 from approvals.gate import evaluate_gate
 from approvals.models import Deployment, Release
@@ -151,7 +152,15 @@ def _post_mortem(release: Release, deployment: Deployment, what: str) -> reviews
         "must say whether the emergency was justified.",
         release_id=release.pk,
         due_at=deployment.created_at + timedelta(hours=hours),
+        declared_by=_declarer(release.change),
     )
+
+
+def _declarer(change: ChangeRecord) -> User | None:
+    """Who declared the emergency `change` holds, if one was declared on it."""
+    emergency = EmergencyException.objects.filter(change=change).select_related("declared_by")
+    found = emergency.first()
+    return found.declared_by if found else None
 
 
 def _window_payload(deployment: Deployment) -> dict:

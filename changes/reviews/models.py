@@ -60,6 +60,14 @@ class Review(models.Model):
     justification_valid = models.BooleanField(
         null=True, blank=True, help_text="Post-mortems: whether the emergency was justified."
     )
+    declared_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who declared the emergency the review is about: they never complete it.",
+    )
     completed_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

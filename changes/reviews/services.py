@@ -53,6 +53,7 @@ class ReviewOpening:
     summary: str
     release_id: int | None = None
     due_at: datetime | None = None  # None: a post-implementation review's default
+    declared_by: User | None = None  # who declared the emergency the change holds
 
 
 def open_review(
@@ -80,6 +81,7 @@ def open_review(
                 service=opening.service,
                 release_id=opening.release_id,
                 summary=opening.summary,
+                declared_by=opening.declared_by,
                 opened_at=now,
                 due_at=opening.due_at or pir_due_at(now),
             )
@@ -111,11 +113,12 @@ def _same_review(opening: ReviewOpening) -> Review | None:
 
 def may_complete(user: User, review: Review) -> bool:
     """Whether `user` may complete `review`: an active owner of its service who did not write
-    (or declare) the change it is about."""
+    the change it is about nor declare its emergency."""
     return (
         user.is_authenticated
         and user.is_active
         and user.pk != review.change.author_id
+        and user.pk != review.declared_by_id
         and review.service.owners.filter(pk=user.pk).exists()
     )
 
@@ -186,6 +189,11 @@ def _forbidden_message(actor: User, review: Review) -> str:
     if actor.pk == review.change.author_id:
         return (
             f"You wrote {review.change.ref}; another owner of {review.service.name} must review it."
+        )
+    if actor.pk == review.declared_by_id:
+        return (
+            f"You declared the emergency of {review.change.ref}; another owner of "
+            f"{review.service.name} must review it."
         )
     return f"Only an owner of {review.service.name} may complete this review."
 

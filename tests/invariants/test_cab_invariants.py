@@ -170,12 +170,6 @@ def test_the_same_story_keeps_every_invariant(broken):
     play(story)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvariantBroken,
-    reason="Product bug: changes.reviews.services.may_complete refuses the change's author but "
-    "not the emergency's declarer, who differs when an existing change is declared an emergency",
-)
 def test_the_declarer_of_an_existing_change_never_completes_its_post_mortem():
     """adam declares bob's change an emergency and is then made an owner of web: he must not
     complete the post-mortem of his own emergency (README, "Post-implementation reviews")."""

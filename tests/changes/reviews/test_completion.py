@@ -8,10 +8,12 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
+from approvals.emergencies.models import EmergencyException
+from approvals.emergencies.services import declare_emergency
 from changes.reviews import services as reviews
 from changes.reviews.exceptions import InvalidReview, ReviewConflict, ReviewForbidden
 from changes.reviews.models import Review, ReviewAction
-from governance.models import LedgerEntry, User
+from governance.models import LedgerEntry, Role, User
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +97,50 @@ def test_the_declarer_cannot_validate_their_own_emergency(post_mortem, low_tier_
         complete(post_mortem, declarer, justification_valid=True)
 
     assert snapshot(post_mortem) == before
+
+
+def test_the_declarer_of_someone_elses_change_cannot_complete_its_post_mortem(
+    emergency_release, declared, deploy, web_owner, low_tier_service
+):
+    """wanda, an owner, declared the emergency on dave's change: the post-mortem is not hers."""
+    EmergencyException.objects.filter(pk=declared.pk).update(declared_by=web_owner)
+    deploy(emergency_release, "succeeded")
+    review = Review.objects.get(kind="post_mortem")
+    assert review.declared_by == web_owner
+    before = snapshot(review)
+
+    with pytest.raises(ReviewForbidden, match="You declared the emergency"):
+        complete(review, web_owner, justification_valid=True)
+
+    assert snapshot(review) == before
+    other = factories.UserFactory(username="otto")
+    low_tier_service.owners.add(other)
+    assert complete(review, other, justification_valid=True).completed_by == other
+
+
+def test_an_emergency_declared_after_the_post_mortem_opened_binds_it_too(
+    emergency_release, deploy, web_owner, low_tier_service
+):
+    """The change was deployed as an emergency before anyone declared one; wanda declares it
+    then, and may no longer complete the post-mortem already open."""
+    deploy(emergency_release, "succeeded")
+    review = Review.objects.get(kind="post_mortem")
+    assert review.declared_by is None
+    factories.grant(web_owner, Role.RELEASE_MANAGER, low_tier_service)
+    declare_emergency(
+        actor=web_owner,
+        service=low_tier_service,
+        change=emergency_release.change,
+        title="Checkout down",
+        justification="Checkout is down for every customer.",
+        outage="Checkout returns 500s.",
+        controls=["extra_monitoring"],
+        hours=4,
+    )
+    review.refresh_from_db()
+    assert review.declared_by == web_owner
+    with pytest.raises(ReviewForbidden):
+        complete(review, web_owner, justification_valid=True)
 
 
 def test_a_post_mortem_must_say_whether_the_emergency_was_justified(post_mortem, web_owner):
