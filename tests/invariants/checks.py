@@ -99,6 +99,7 @@ class Record:
     admission: object = None  # cluster_checks.Reviews, set by ClusterSteps.setup_cluster
     cab: object = None  # cab_checks.CabSeen: what invariant 20 has judged
     pipelines: object = None  # pipeline_checks.PipelineRecord, set by PipelineSteps
+    evidence: object = None  # evidence_checks.EvidenceRecord, set by EvidenceSteps
 
 
 @dataclass
