@@ -360,13 +360,18 @@ def precondition_failures(plan: dict, change: ChangeRecord, evidence: list[Evide
         if item is None or item.status != requirement["status"]:
             failures += 1
             continue
-        limit = requirement.get("max_failed")
-        if limit is None:
-            continue
-        failed = item.summary.get("failed") if isinstance(item.summary, dict) else None
-        usable = isinstance(failed, int) and not isinstance(failed, bool) and failed >= 0
-        if not usable or failed > limit:
-            failures += 1
+        summary = item.summary if isinstance(item.summary, dict) else {}
+        for name, limit, floor in (
+            ("failed", requirement.get("max_failed"), False),
+            ("skipped", requirement.get("max_skipped"), False),
+            ("passed", requirement.get("min_passed"), True),
+        ):
+            if limit is None:
+                continue
+            value = summary.get(name)
+            usable = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if not usable or (value < limit if floor else value > limit):
+                failures += 1
     return failures
 
 

@@ -65,8 +65,9 @@ def test_a_second_delegation_of_the_same_service_in_the_window_is_refused(
     org, approver, service, frank, grace
 ):
     lend(approver, frank, service)
-    with pytest.raises(InvalidDelegation, match="overlaps your delegation to frank"):
+    with pytest.raises(InvalidDelegation, match="overlaps your delegation to frank") as refused:
         lend(approver, grace, service, hours=(2, 30))
+    assert refused.value.fields == {"starts_at": ["Overlaps another delegation."]}
     assert Delegation.objects.filter(delegator=approver).count() == 1
 
 
@@ -108,8 +109,11 @@ def test_only_the_delegator_or_an_administrator_ends_a_delegation(
 ):
     delegation = lend(approver, frank)
     for someone in (frank, second_approver):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(PermissionDenied) as refused:
             revoke_delegation(delegation=delegation, actor=someone)
+        assert refused.value.message == (
+            "Only the delegator or an administrator ends a delegation."
+        )
     delegation.refresh_from_db()
     assert delegation.revoked_at is None
     assert not LedgerEntry.objects.filter(kind="delegation.revoked").exists()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from approvals.pipelines.answers import answer_waiting
 from approvals.services import (
     escalate_overdue_stages,
     expire_requests,
@@ -29,10 +30,12 @@ class TimeSteps:
     def periodic_tasks(self) -> None:
         """Celery beat runs: undecided requests and stale approvals expire, grants past their
         expiry are revoked, open stages' approvers are re-resolved, undecided approvers are
-        reminded and overdue stages escalated to the CAB."""
+        reminded and overdue stages escalated to the CAB, and jobs waiting on the gate
+        answered."""
         self.step("periodic_tasks")
         expire_requests()
         expire_grants()
         reresolve_open_stages()
         remind_due_stages()
         escalate_overdue_stages()
+        answer_waiting()

@@ -1,0 +1,112 @@
+"""Example tests of the grant rules (governance/authority/services.py) that mutation testing
+showed no other test pinned down; each names the rule it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.authority.services import grant_role
+from governance.exceptions import PermissionDenied
+from governance.identity import services as identity
+from governance.models import IdentityGroup, LedgerEntry, Role, RoleAssignment
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def erin(db):
+    """An auditor of everything, granted by an administrator."""
+    return factories.UserFactory(username="erin", first_name="Erin")
+
+
+def test_an_auditor_is_refused_a_deciding_role_with_the_reason_on_the_field(
+    org, administrator, erin, service
+):
+    grant_role(user=erin, role=Role.AUDITOR, service=None, reason="SOX", actor=administrator)
+    for role in (Role.APPROVER, Role.CAB_MEMBER):
+        with pytest.raises(PermissionDenied) as refused:
+            grant_role(user=erin, role=role, service=service, reason="x", actor=administrator)
+        assert refused.value.message == (
+            "erin holds the auditor role; auditors are independent and decide nothing. "
+            "Revoke the auditor role first."
+        )
+        assert refused.value.fields == {"role": ["Conflicts with the auditor role."]}
+    assert list(RoleAssignment.objects.filter(user=erin).values_list("role", flat=True)) == [
+        Role.AUDITOR
+    ]
+
+
+def test_an_approver_is_refused_the_auditor_role_naming_the_roles_to_revoke_first(
+    org, administrator, approver, cab_member
+):
+    factories.grant(approver, Role.CAB_MEMBER)
+    before = RoleAssignment.objects.filter(user=approver).count()
+    with pytest.raises(PermissionDenied) as refused:
+        grant_role(user=approver, role=Role.AUDITOR, service=None, reason="x", actor=administrator)
+    assert refused.value.message == (
+        "alice holds Approver, CAB member; an auditor decides nothing, so revoke those "
+        "roles before granting the auditor role."
+    )
+    assert refused.value.fields == {"role": ["Conflicts with the person's approval roles."]}
+    assert RoleAssignment.objects.filter(user=approver).count() == before
+
+
+def test_other_peoples_approval_roles_do_not_stop_someone_becoming_an_auditor(
+    org, administrator, approver, erin
+):
+    """Only the person's own roles conflict: approvers elsewhere in the organisation do not."""
+    assert RoleAssignment.objects.filter(role=Role.APPROVER).exists()
+    grant = grant_role(
+        user=erin, role=Role.AUDITOR, service=None, reason="SOX", actor=administrator
+    )
+    assert grant.role == Role.AUDITOR
+
+
+def test_a_release_manager_may_become_an_auditor(org, administrator, erin, service):
+    """Only deciding roles conflict with auditing; a release manager approves nothing."""
+    grant_role(
+        user=erin, role=Role.RELEASE_MANAGER, service=service, reason="x", actor=administrator
+    )
+    grant = grant_role(
+        user=erin, role=Role.AUDITOR, service=None, reason="SOX", actor=administrator
+    )
+    assert grant.role == Role.AUDITOR
+
+
+def test_a_role_held_through_a_group_and_then_granted_by_hand_is_held_by_hand(
+    org, administrator, service
+):
+    """An administrator grants what an identity group granted: the grant is theirs from then
+    on, with their reason, and leaving the group no longer takes it away."""
+    member = factories.UserFactory(username="gus")
+    group = IdentityGroup.objects.create(name="payments-approvers", scim_external_id="g1")
+    identity.add_role_mapping(
+        group=group, role=Role.APPROVER, service=service, reason="Okta group", actor=None
+    )
+    identity.apply_group_membership(group=group, add=[member], remove=[], source="scim")
+    held = RoleAssignment.objects.get(user=member, role=Role.APPROVER)
+    assert held.mapped_grants.exists()
+
+    again = grant_role(
+        user=member, role=Role.APPROVER, service=service, reason="On call", actor=administrator
+    )
+
+    assert again.pk == held.pk
+    held.refresh_from_db()
+    assert (held.reason, held.granted_by, held.mapped_grants.exists()) == (
+        "On call",
+        administrator,
+        False,
+    )
+    entry = LedgerEntry.objects.filter(kind="role.granted", actor="ada").latest("seq")
+    assert entry.subject == f"user:{member.pk}"
+    assert entry.payload == {
+        "user": "gus",
+        "role": Role.APPROVER,
+        "scope": held.scope_label,
+        "reason": "On call",
+        "note": "was held through an identity group; now granted directly",
+    }
+    identity.apply_group_membership(group=group, add=[], remove=[member], source="scim")
+    assert RoleAssignment.objects.filter(pk=held.pk).exists()
