@@ -48,12 +48,24 @@ def grants_for(action: str, service: Service, environment: Environment | None) -
     return grants
 
 
+def administrator_grants() -> QuerySet[RoleAssignment]:
+    """Administrator grants on everything, in force: a grant scoped to a service or a team
+    administers nothing, and one past its expiry stops counting before beat revokes it."""
+    return RoleAssignment.objects.filter(
+        role=Role.ADMINISTRATOR, service__isnull=True, team__isnull=True
+    ).exclude(expires_at__lte=timezone.now())
+
+
 def administrators() -> QuerySet[User]:
     """Active people holding the administrator role on everything."""
-    grants = RoleAssignment.objects.filter(
-        role=Role.ADMINISTRATOR, service__isnull=True, team__isnull=True
+    return User.objects.filter(is_active=True, pk__in=administrator_grants().values("user_id"))
+
+
+def is_administrator(user: User) -> bool:
+    """Holds the administrator role on everything (or is a Django superuser), and is active."""
+    return user.is_active and (
+        user.is_superuser or administrator_grants().filter(user=user).exists()
     )
-    return User.objects.filter(is_active=True, pk__in=grants.values("user_id"))
 
 
 def auditor_grants() -> QuerySet[RoleAssignment]:

@@ -25,6 +25,7 @@ from governance.authority.selectors import (
     STAGE_SOURCES,
     has_stage_authority,
     holds_any_authority,
+    is_administrator,
     is_auditor,
 )
 from governance.exceptions import (
@@ -146,17 +147,6 @@ def _take_over_mapped_grant(assignment: RoleAssignment, actor: User, reason: str
             "reason": reason,
             "note": "was held through an identity group; now granted directly",
         },
-    )
-
-
-def is_administrator(user: User) -> bool:
-    """Holds the administrator role everywhere (or is a Django superuser). A grant past its
-    expiry no longer counts, even before beat's sweep revokes it."""
-    return user.is_active and (
-        user.is_superuser
-        or RoleAssignment.objects.filter(user=user, role=Role.ADMINISTRATOR, service__isnull=True)
-        .exclude(expires_at__lte=timezone.now())
-        .exists()
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance.authority.services import grant_role
+from governance.authority.selectors import administrators
+from governance.authority.services import grant_role, is_administrator, revoke_role
 from governance.exceptions import PermissionDenied
 from governance.identity import services as identity
 from governance.models import IdentityGroup, LedgerEntry, Role, RoleAssignment
@@ -110,3 +111,60 @@ def test_a_role_held_through_a_group_and_then_granted_by_hand_is_held_by_hand(
     }
     identity.apply_group_membership(group=group, add=[], remove=[member], source="scim")
     assert RoleAssignment.objects.filter(pk=held.pk).exists()
+
+
+@pytest.mark.parametrize("scope", ["service", "team"])
+def test_an_administrator_grant_on_a_service_or_a_team_administers_nothing(
+    org, administrator, outsider, service, team, scope
+):
+    """Administration spans every service: a scoped administrator grant gives no power to grant
+    roles (before, a team-scoped one did, as a full administrator)."""
+    where = {"service": service} if scope == "service" else {"team": team, "service": None}
+    grant_role(
+        user=outsider, role=Role.ADMINISTRATOR, reason="scoped", actor=administrator, **where
+    )
+    assert not is_administrator(outsider)
+    assert outsider not in administrators()
+    before = RoleAssignment.objects.count()
+    with pytest.raises(PermissionDenied, match="Only administrators can grant roles"):
+        grant_role(
+            user=administrator, role=Role.APPROVER, service=service, reason="x", actor=outsider
+        )
+    assert RoleAssignment.objects.count() == before
+
+
+def test_nobody_grants_themselves_a_role(org, administrator, service):
+    with pytest.raises(PermissionDenied) as refused:
+        grant_role(
+            user=administrator, role=Role.APPROVER, service=service, reason="x", actor=administrator
+        )
+    assert refused.value.message == "Nobody can grant a role to themselves."
+
+
+def test_revoking_says_who_may_and_needs_a_reason(org, administrator, approver, second_approver):
+    grant = RoleAssignment.objects.filter(user=approver).first()
+    with pytest.raises(PermissionDenied) as refused:
+        revoke_role(assignment=grant, reason="x", actor=second_approver)
+    assert refused.value.message == "Only administrators can revoke roles."
+    with pytest.raises(PermissionDenied) as refused:
+        revoke_role(assignment=grant, reason="  ", actor=administrator)
+    assert refused.value.message == "A reason is required for every revocation."
+    assert refused.value.fields == {"reason": ["Required."]}
+    own = RoleAssignment.objects.get(user=administrator, role=Role.ADMINISTRATOR)
+    with pytest.raises(PermissionDenied) as refused:
+        revoke_role(assignment=own, reason="leaving", actor=administrator)
+    assert refused.value.message == "Administrators cannot revoke their own administrator role."
+    assert RoleAssignment.objects.filter(pk__in=(grant.pk, own.pk)).count() == 2
+
+
+def test_a_revocation_is_ledgered_with_who_what_and_why(org, administrator, approver, service):
+    grant = RoleAssignment.objects.get(user=approver, service=service)
+    revoke_role(assignment=grant, reason="Moved team", actor=administrator)
+    entry = LedgerEntry.objects.get(kind="role.revoked")
+    assert (entry.subject, entry.actor) == (f"user:{approver.pk}", "ada")
+    assert entry.payload == {
+        "user": "alice",
+        "role": Role.APPROVER,
+        "scope": grant.scope_label,
+        "reason": "Moved team",
+    }
