@@ -20,7 +20,7 @@ from changes.reviews.models import Review
 from tests.invariants.cab_steps import MEMBER, MINUTES
 from tests.invariants.checks import InvariantBroken
 from tests.invariants.organisation import BOT
-from tests.invariants.test_hold_invariants import gate_says, play, then
+from tests.invariants.stories import gate_says, play, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

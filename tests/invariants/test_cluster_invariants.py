@@ -23,7 +23,7 @@ from governance.models import Environment
 from tests.invariants.checks import InvariantBroken
 from tests.invariants.cluster_checks import Sent
 from tests.invariants.organisation import BOT
-from tests.invariants.test_hold_invariants import gate_says, play, request, then
+from tests.invariants.stories import gate_says, play, request, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -5,8 +5,6 @@ report it; unbroken, the same story keeps every invariant (pattern of test_hold_
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from approvals.models import Release
@@ -15,28 +13,12 @@ from governance.models import Policy, PolicyProposal, Role, RoleAssignment
 from governance.policy import services as policy_changes
 from reporting import access
 from reporting.compliance import report
-from tests.invariants import model
 from tests.invariants.checks import InvariantBroken
 from tests.invariants.evidence_checks import evidence_of
-from tests.invariants.organisation import BOT, build_organisation
+from tests.invariants.organisation import BOT
+from tests.invariants.stories import play, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
-
-
-def play(story: Callable[[model.Organisation], None]) -> None:
-    """Run `story` on a fresh model, judging every invariant after each of its steps."""
-    build_organisation()
-    machine = model.organisation()
-    try:
-        machine.every_invariant_holds()
-        story(machine)
-    finally:
-        machine.teardown()
-
-
-def then(machine: model.Organisation, step: str, *args) -> None:
-    getattr(machine, step)(*args)
-    machine.every_invariant_holds()
 
 
 def version() -> int:

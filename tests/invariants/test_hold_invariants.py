@@ -9,8 +9,6 @@ shown to bite, on every run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from approvals import authority, gate
@@ -19,39 +17,11 @@ from approvals.services import requests as request_services
 from approvals.services import transitions
 from changes.freezes.services import freeze_blockers
 from changes.models import FreezeOverride
-from tests.invariants import model
 from tests.invariants.checks import InvariantBroken
-from tests.invariants.organisation import BOT, build_organisation
+from tests.invariants.organisation import BOT
+from tests.invariants.stories import gate_says, play, request, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
-
-
-def play(story: Callable[[model.Organisation], None]) -> None:
-    """Run `story` on a fresh model, judging every invariant after each of its steps."""
-    build_organisation()
-    machine = model.organisation()
-    try:
-        machine.every_invariant_holds()
-        story(machine)
-    finally:
-        machine.teardown()
-
-
-def then(machine: model.Organisation, step: str, *args) -> None:
-    getattr(machine, step)(*args)
-    machine.every_invariant_holds()
-
-
-def request(machine, service: str, environment: str) -> int:
-    """The pipeline asks for a normal release with passing tests; its index in the model."""
-    args = (BOT, service, environment, "", None, "normal", "passed", False, None)
-    then(machine, "request_release", *args)
-    return len(machine.releases) - 1
-
-
-def gate_says(machine, index: int) -> str:
-    release = Release.objects.for_gate().get(pk=machine.releases[index])
-    return gate.evaluate_gate(release, now=machine.clock.now()).status
 
 
 # --- The stories -----------------------------------------------------------------------------

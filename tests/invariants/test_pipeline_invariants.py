@@ -9,35 +9,17 @@ these stories make sure each part of invariant 22 is judged, and shown to bite, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from approvals.models import Release
 from approvals.pipelines import answers, services, webhooks
 from approvals.pipelines.models import PipelineWait
 from approvals.services import transitions
-from tests.invariants import model
 from tests.invariants.checks import InvariantBroken
-from tests.invariants.organisation import BOT, build_organisation
+from tests.invariants.organisation import BOT
+from tests.invariants.stories import play, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
-
-
-def play(story: Callable[[model.Organisation], None]) -> None:
-    """Run `story` on a fresh model, judging every invariant after each of its steps."""
-    build_organisation()
-    machine = model.organisation()
-    try:
-        machine.every_invariant_holds()
-        story(machine)
-    finally:
-        machine.teardown()
-
-
-def then(machine: model.Organisation, step: str, *args) -> None:
-    getattr(machine, step)(*args)
-    machine.every_invariant_holds()
 
 
 def build(machine, provider: str, service: str, environment: str, waits: bool = True) -> int:
