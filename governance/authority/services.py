@@ -195,6 +195,7 @@ def sync_permissions(user: User) -> None:
     checked against each release (governance.authority.selectors.grants_for).
     """
     grants = list(RoleAssignment.objects.filter(user=user))
+    # Equivalent mutant (make mutate): values_list(flat=True) without "pk" also yields the pk.
     team_services = {
         team_id: list(Service.objects.filter(team_id=team_id).values_list("pk", flat=True))
         for team_id in {g.team_id for g in grants if g.team_id}

@@ -168,3 +168,28 @@ def test_a_revocation_is_ledgered_with_who_what_and_why(org, administrator, appr
         "scope": grant.scope_label,
         "reason": "Moved team",
     }
+
+
+def test_a_service_account_holds_the_release_manager_role_only(
+    org, administrator, pipeline_bot, service
+):
+    before = RoleAssignment.objects.filter(user=pipeline_bot).count()
+    with pytest.raises(PermissionDenied) as refused:
+        grant_role(
+            user=pipeline_bot, role=Role.APPROVER, service=service, reason="x", actor=administrator
+        )
+    assert refused.value.message == (
+        "Service accounts only request releases: they can hold the release manager role only."
+    )
+    assert refused.value.fields == {"role": ["Not for a service account."]}
+    assert RoleAssignment.objects.filter(user=pipeline_bot).count() == before
+
+
+def test_every_grant_needs_a_reason(org, administrator, outsider, service):
+    with pytest.raises(PermissionDenied) as refused:
+        grant_role(
+            user=outsider, role=Role.APPROVER, service=service, reason=" ", actor=administrator
+        )
+    assert refused.value.message == "A reason is required for every grant."
+    assert refused.value.fields == {"reason": ["Required."]}
+    assert not RoleAssignment.objects.filter(user=outsider).exists()
