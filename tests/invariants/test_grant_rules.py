@@ -193,3 +193,27 @@ def test_every_grant_needs_a_reason(org, administrator, outsider, service):
     assert refused.value.message == "A reason is required for every grant."
     assert refused.value.fields == {"reason": ["Required."]}
     assert not RoleAssignment.objects.filter(user=outsider).exists()
+
+
+def test_permissions_are_the_union_of_every_grant(org, administrator, outsider, team, service):
+    """Two roles on everything, and one role on two teams' services: each grant adds its
+    permissions, none replaces another's."""
+    other_team = factories.TeamFactory(slug="growth", name="Growth")
+    other_service = factories.ServiceFactory(slug="growth-api", team=other_team)
+    for role in (Role.RELEASE_MANAGER, Role.CAB_MEMBER):
+        grant_role(user=outsider, role=role, service=None, reason="x", actor=administrator)
+    for where in (team, other_team):
+        grant_role(
+            user=outsider,
+            role=Role.APPROVER,
+            service=None,
+            team=where,
+            reason="x",
+            actor=administrator,
+        )
+    outsider = type(outsider).objects.get(pk=outsider.pk)  # no cached permissions
+
+    wanted = {"governance.request_release", "governance.cab_approve"}
+    assert wanted <= outsider.get_all_permissions()
+    for owned in (service, other_service):
+        assert outsider.has_perm("governance.approve_release", owned)
