@@ -138,6 +138,7 @@ def _render_detail(
     context = {
         "review": review,
         "is_author": request.user.pk == review.change.author_id,
+        "is_declarer": request.user.pk == review.declared_by_id,
         # A refused form is shown with its error, whoever sent it; a fresh one only to those
         # who may use it.
         "complete_form": complete_form

@@ -190,6 +190,20 @@ def test_the_author_is_told_another_owner_reviews(client, failed_review, request
     )
 
 
+def test_the_declarer_is_told_another_owner_reviews_their_emergency(client, post_mortem, web_owner):
+    Review.objects.filter(pk=post_mortem.pk).update(declared_by=web_owner)
+    client.force_login(web_owner)
+
+    response = client.get(reverse("changes:review_detail", args=[post_mortem.pk]))
+
+    page = response.content.decode()
+    assert response.context["complete_form"] is None
+    assert "You declared this emergency: another owner of web-frontend completes its review." in (
+        page
+    )
+    assert "Emergency declared by</dt>" in page and "(never reviews their own emergency)" in page
+
+
 def test_completing_anonymously_redirects_and_writes_nothing(client, failed_review):
     before = state(failed_review)
 
