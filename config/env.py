@@ -71,10 +71,16 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 SECRET_GENERATOR = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
 SECRET_MIN_LENGTH = 50
+# Said when production settings find no key and no development .env: a fresh clone's first
+# manage.py command, run before `make run`.
+DEVELOPMENT_ENV_HINT = (
+    ". For development, `make run` (or `.venv/bin/python bin/dev-env`) first writes a"
+    " git-ignored .env that turns DEBUG on"
+)
 SECRET_MIN_DISTINCT = 5
 
 
-def require_strong_secret(name: str, value: str | None) -> str:
+def require_strong_secret(name: str, value: str | None, *, hint: str = "") -> str:
     """Return `value` if it is fit to sign sessions in production; raise with the fix otherwise.
 
     The bar is Django's own deploy check (security.W009), turned into a refusal to start: at
@@ -91,4 +97,4 @@ def require_strong_secret(name: str, value: str | None) -> str:
         problem = f"has only {len(set(value))} distinct characters; it needs at least 5"
     else:
         return value
-    raise ImproperlyConfigured(f"{name} {problem}. Generate one with: {SECRET_GENERATOR}")
+    raise ImproperlyConfigured(f"{name} {problem}. Generate one with: {SECRET_GENERATOR}{hint}")

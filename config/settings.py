@@ -20,17 +20,26 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from config import logs, queues
-from config.env import env_bool, env_int, env_list, env_secret, env_str, require_strong_secret
+from config.env import (
+    DEVELOPMENT_ENV_HINT,
+    env_bool,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    require_strong_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # pytest-xdist's workers run as `python -c`: they are known by the variable xdist sets.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"] or bool(XDIST_WORKER)
+_env_file = Path(os.environ.get("SIGNOFF_ENV_FILE", BASE_DIR / ".env"))
 if not TESTING:
     # Development: `make run` writes a git-ignored .env (bin/dev-env) so that every manage.py
     # command works in any terminal. Real environment variables win; production has no .env;
     # the test suite never reads it, so it runs the same on every machine.
-    load_dotenv(os.environ.get("SIGNOFF_ENV_FILE", BASE_DIR / ".env"), override=False)
+    load_dotenv(_env_file, override=False)
 VAR_DIR = Path(env_str("SIGNOFF_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
@@ -40,7 +49,12 @@ if DEBUG or TESTING:
     SECRET_KEY = SECRET_KEY or "insecure-development-key-do-not-use-in-production"
 else:
     # A placeholder or short key lets anyone forge sessions and password-reset links: refuse it.
-    SECRET_KEY = require_strong_secret("SECRET_KEY", SECRET_KEY)
+    # A fresh clone's first manage.py command (before `make run` wrote .env) lands here too.
+    SECRET_KEY = require_strong_secret(
+        "SECRET_KEY",
+        SECRET_KEY,
+        hint="" if SECRET_KEY or _env_file.exists() else DEVELOPMENT_ENV_HINT,
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG or TESTING else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

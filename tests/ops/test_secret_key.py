@@ -79,3 +79,26 @@ def test_development_still_starts_without_a_secret_key(production_env):
     del env["SECRET_KEY"]
     result = manage_check(env)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_fresh_clone_without_a_development_env_file_is_told_how_to_start(
+    production_env, tmp_path
+):
+    env = {**production_env, "SIGNOFF_ENV_FILE": str(tmp_path / "missing.env")}
+    del env["SECRET_KEY"], env["DEBUG"]
+    result = manage_check(env)
+    assert result.returncode != 0
+    assert "SECRET_KEY (or SECRET_KEY_FILE, a file holding it) must be set" in result.stderr
+    assert "`make run` (or `.venv/bin/python bin/dev-env`) first writes" in result.stderr
+
+
+def test_production_without_a_secret_key_is_not_sent_to_the_development_env_file(
+    production_env, tmp_path
+):
+    env_file = tmp_path / "production.env"
+    env_file.write_text("ALLOWED_HOSTS=127.0.0.1\n")
+    env = {**production_env, "SIGNOFF_ENV_FILE": str(env_file)}
+    del env["SECRET_KEY"]
+    result = manage_check(env)
+    assert "must be set when DEBUG is off" in result.stderr
+    assert "make run" not in result.stderr
