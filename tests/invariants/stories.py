@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+import pytest
 
 from approvals import gate
 from approvals.models import Release
 from tests.invariants import model
+from tests.invariants.checks import InvariantBroken
 from tests.invariants.organisation import BOT, build_organisation
 
 
@@ -20,6 +23,21 @@ def play(story: Callable[[model.Organisation], None]) -> None:
         story(machine)
     finally:
         machine.teardown()
+
+
+def play_broken(
+    story: Callable[[model.Organisation], None],
+    broken: tuple[object, str, object],
+    numbers: Iterable[int],
+) -> None:
+    """Play `story` with one product rule replaced: `broken` is (module or class, name,
+    replacement). The model must stop the story, naming one of the invariants `numbers`."""
+    where, name, replacement = broken
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(where, name, replacement)
+        with pytest.raises(InvariantBroken) as caught:
+            play(story)
+    assert any(str(caught.value).startswith(f"Invariant {n} ") for n in numbers), caught.value
 
 
 def then(machine: model.Organisation, step: str, *args) -> None:

@@ -17,9 +17,8 @@ from approvals.services import requests as request_services
 from approvals.services import transitions
 from changes.freezes.services import freeze_blockers
 from changes.models import FreezeOverride
-from tests.invariants.checks import InvariantBroken
 from tests.invariants.organisation import BOT
-from tests.invariants.stories import gate_says, play, request, then
+from tests.invariants.stories import gate_says, play, play_broken, request, then
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -160,12 +159,8 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("broken", BROKEN)
-def test_the_model_catches_a_broken_rule(broken, monkeypatch):
-    story, (where, name, replacement), numbers = BROKEN[broken]
-    monkeypatch.setattr(where, name, replacement)
-    with pytest.raises(InvariantBroken) as caught:
-        play(story)
-    assert any(str(caught.value).startswith(f"Invariant {n} ") for n in numbers), caught.value
+def test_the_model_catches_a_broken_rule(broken):
+    play_broken(*BROKEN[broken])
 
 
 @pytest.mark.parametrize("broken", BROKEN)
