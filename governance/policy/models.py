@@ -80,9 +80,20 @@ class PolicyProposal(models.Model):
         "the second administrator must confirm it explicitly.",
     )
     loosening_confirmed = models.BooleanField(default=False)
+    base_version = models.PositiveIntegerField(
+        default=0,
+        help_text="The policy's version this change was proposed against. Once another version "
+        "is published, the proposal is stale: its diff and loosening were judged against "
+        "rules no longer in force, so it can only be rejected and proposed again.",
+    )
 
     class Meta:
         ordering = ["-proposed_at"]
 
     def __str__(self) -> str:
         return f"{self.policy.name} change by {self.proposed_by} ({self.outcome})"
+
+    @property
+    def is_stale(self) -> bool:
+        """Whether another version of the policy was published since this was proposed."""
+        return self.policy.version != self.base_version

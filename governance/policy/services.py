@@ -45,12 +45,15 @@ def change_policy(
     if not four_eyes:
         return publish_policy(policy_obj=policy_obj, source=source, actor=actor, comment=comment)
     with transaction.atomic():
+        # Locked so that no version is published between reading it and proposing against it.
+        base = Policy.objects.select_for_update().get(pk=policy_obj.pk)
         proposal = PolicyProposal.objects.create(
-            policy=policy_obj,
+            policy=base,
             source=source,
             comment=comment,
             proposed_by=actor,
             loosening=loosening,
+            base_version=base.version,
         )
         ledger.append(
             kind="policy.proposed",
@@ -62,6 +65,7 @@ def change_policy(
                 "checksum": policy.checksum(source),
                 "comment": comment,
                 "loosening": loosening,
+                "base_version": base.version,
             },
         )
     return proposal
@@ -109,10 +113,13 @@ def approve_proposal(
     confirm_loosening: bool = False,
 ) -> PolicyVersion:
     """A second administrator publishes the proposed change; one that loosens requirements on
-    regulated environments needs their explicit `confirm_loosening`."""
+    regulated environments needs their explicit `confirm_loosening`. A stale proposal (another
+    version published since) is refused: what it loosens was judged against other rules, and
+    publishing it would silently undo the versions in between."""
     _check_decider(proposal, actor)
     with transaction.atomic():
         locked = _lock_pending(proposal)
+        _check_current(locked)
         if locked.loosening and not confirm_loosening:
             raise PermissionDenied(
                 "This change loosens requirements on regulated environments; confirm the "
@@ -164,6 +171,18 @@ def _check_decider(proposal: PolicyProposal, actor: User) -> None:
         raise PermissionDenied("Only administrators decide policy changes.")
     if actor.pk == proposal.proposed_by_id:
         raise PermissionDenied("A second administrator must decide; not the one who proposed it.")
+
+
+def _check_current(proposal: PolicyProposal) -> None:
+    """Refuse a proposal made against an older version of its policy (locked: no version is
+    published while this one is decided)."""
+    current = Policy.objects.select_for_update().get(pk=proposal.policy_id).version
+    if current != proposal.base_version:
+        raise PermissionDenied(
+            f"{proposal.policy.name} has changed since this was proposed (v{proposal.base_version}"
+            f" then, v{current} now), so its diff and what it loosens no longer hold. Reject it;"
+            " its author proposes the change again against the current version."
+        )
 
 
 def _lock_pending(proposal: PolicyProposal) -> PolicyProposal:

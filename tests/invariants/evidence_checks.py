@@ -4,7 +4,8 @@ auditors take away.
 21. A policy version that came from an import (`manage.py policy_import`) was published either at
     once by an administrator who approves nothing, the change loosening nothing on a regulated
     environment, or through a proposal that another administrator approved (and, when it
-    loosens, confirmed as loosening); an import that loosens is always a proposal, whoever
+    loosens, confirmed as loosening) while the version it was proposed against was still the
+    one in force; an import that loosens is always a proposal, whoever
     makes it, and lists what it loosens; a non-loosening import by an administrator who
     approves nothing is published at once (README, "Keeping policies in git"). Every
     publication and proposal is in the ledger; a refused import changes nothing (judged by the
@@ -54,6 +55,7 @@ class Import:
     needs_second: bool  # the importer approves releases (the oracle's reading, before the step)
     versions: list[int]  # published at once by the import
     proposals: list[int]  # proposed by the import
+    based_on: int = 0  # the policy's version in force when it was imported
     loose: bool = False  # means exactly the loosened policy (`loose_sources`)
     decider: int | None = None  # who approved the proposal, when someone did
     approved_version: int | None = None
@@ -222,6 +224,13 @@ def check_approved(world: World, imported: Import, proposal: PolicyProposal, wha
         "who is no administrator",
     )
     version = PolicyVersion.objects.select_related("policy").get(pk=imported.approved_version)
+    require(
+        version.number == imported.based_on + 1,
+        21,
+        f"{what}: proposal #{proposal.pk}, made against v{imported.based_on}, was published as "
+        f"v{version.number}: approved after the policy changed, it undid the versions between "
+        "and its loosening was judged against rules no longer in force",
+    )
     require(
         version.created_by_id == decider and version.source == proposal.source,
         21,

@@ -197,6 +197,7 @@ class EvidenceSteps:
             needs_second,
             versions=list(_after(PolicyVersion, last_version)),
             proposals=list(_after(PolicyProposal, last_proposal)),
+            based_on=policy.version,
         )
         seen.imports.append(imported)
         if imported.versions and loose:
@@ -245,6 +246,8 @@ class EvidenceSteps:
             changed = fingerprint.changed(before)
             require(not changed, 21, f"refused approval of a policy import changed {changed}")
             by = "the importer" if decider.pk == imported.importer else "another"
+            if Policy.objects.get(slug="default").version != imported.based_on:
+                by += ", stale"
             tally[f"import approval refused: {by}, confirm={confirm}"] += 1
             return
         imported.decider = decider.pk

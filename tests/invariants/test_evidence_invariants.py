@@ -73,6 +73,22 @@ def an_administrator_whose_grant_expired(machine) -> None:
     assert version() == published
 
 
+def a_proposal_overtaken_by_a_tightening(machine) -> None:
+    """adam makes ada an approver; her loosening waits for a second administrator; meanwhile
+    adam tightens the policy himself. Approving her proposal now would undo his tightening and
+    publish a loosening judged against the old rules: refused; her split of the new policy,
+    proposed after it, adam may approve."""
+    then(machine, "roles", "adam", False, "ada", Role.APPROVER, "everything", None, None)
+    then(machine, "import_policy", "ada", "loosen", None, True)
+    then(machine, "import_policy", "adam", "tighten", None, True)
+    published = version()
+    then(machine, "decide_import", "adam", 0, True)
+    assert version() == published
+    assert PolicyProposal.objects.get(proposed_by__username="ada").outcome == "pending"
+    then(machine, "import_policy", "ada", "split", "other", True)
+    assert version() == published + 1
+
+
 def _expiry_ignored(user) -> bool:
     """The administrator check before it looked at the grant's expiry."""
     return user.is_active and (
@@ -116,6 +132,11 @@ BROKEN = {
     "the importer approves their own proposal": (
         a_loosening_import,
         (policy_changes, "_check_decider", lambda proposal, actor: None),
+        (21,),
+    ),
+    "a stale proposal published": (
+        a_proposal_overtaken_by_a_tightening,
+        (policy_changes, "_check_current", lambda proposal: None),
         (21,),
     ),
     "four eyes skipped": (
