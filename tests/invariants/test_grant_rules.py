@@ -3,7 +3,11 @@ showed no other test pinned down; each names the rule it holds."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from unittest import mock
+
 import pytest
+from django.utils import timezone
 
 from governance.authority.selectors import administrators
 from governance.authority.services import grant_role, is_administrator, revoke_role
@@ -217,3 +221,117 @@ def test_permissions_are_the_union_of_every_grant(org, administrator, outsider, 
     assert wanted <= outsider.get_all_permissions()
     for owned in (service, other_service):
         assert outsider.has_perm("governance.approve_release", owned)
+
+
+def test_a_grant_on_both_a_service_and_a_team_is_refused(
+    org, administrator, outsider, service, team
+):
+    entries = LedgerEntry.objects.count()
+    with pytest.raises(PermissionDenied) as refused:
+        grant_role(
+            user=outsider,
+            role=Role.APPROVER,
+            service=service,
+            team=team,
+            reason="x",
+            actor=administrator,
+        )
+    assert refused.value.message == (
+        "Grant a role on one service or on a team's services, not both."
+    )
+    assert refused.value.fields == {"team": ["Choose a service or a team."]}
+    assert not RoleAssignment.objects.filter(user=outsider).exists()
+    assert LedgerEntry.objects.count() == entries
+
+
+@pytest.mark.parametrize("ago", [timedelta(0), timedelta(seconds=1)])
+def test_a_grant_expiring_now_or_earlier_is_refused(org, administrator, outsider, service, ago):
+    now = timezone.now()
+    with (
+        mock.patch("governance.authority.services.timezone.now", return_value=now),
+        pytest.raises(PermissionDenied) as refused,
+    ):
+        grant_role(
+            user=outsider,
+            role=Role.APPROVER,
+            service=service,
+            reason="x",
+            actor=administrator,
+            expires_at=now - ago,
+        )
+    assert refused.value.message == "The expiry must be in the future."
+    assert refused.value.fields == {"expires_at": ["Must be in the future."]}
+    assert not RoleAssignment.objects.filter(user=outsider).exists()
+
+
+def test_a_grant_records_who_granted_it_why_and_until_when(
+    org, administrator, outsider, service, production
+):
+    until = timezone.now() + timedelta(days=7)
+    grant = grant_role(
+        user=outsider,
+        role=Role.APPROVER,
+        service=service,
+        environment=production,
+        reason="Covering the release train",
+        actor=administrator,
+        expires_at=until,
+    )
+    stored = RoleAssignment.objects.get(user=outsider)
+    assert stored.pk == grant.pk
+    assert (stored.role, stored.service, stored.team, stored.environment) == (
+        Role.APPROVER,
+        service,
+        None,
+        production,
+    )
+    assert (stored.reason, stored.granted_by, stored.expires_at) == (
+        "Covering the release train",
+        administrator,
+        until,
+    )
+    entry = LedgerEntry.objects.get(kind="role.granted", subject=f"user:{outsider.pk}")
+    assert entry.actor == "ada"
+    assert entry.payload == {
+        "user": outsider.username,
+        "role": Role.APPROVER,
+        "scope": stored.scope_label,
+        "reason": "Covering the release train",
+        "expires_at": until.isoformat(),
+    }
+    assert outsider.has_perm("governance.approve_release", service)
+
+
+def test_a_grant_by_the_system_is_ledgered_as_the_system_and_without_expiry(org, outsider):
+    grant_role(user=outsider, role=Role.RELEASE_MANAGER, service=None, reason="seed", actor=None)
+    entry = LedgerEntry.objects.get(kind="role.granted", subject=f"user:{outsider.pk}")
+    assert entry.actor == "system"
+    assert entry.payload["expires_at"] is None
+    assert RoleAssignment.objects.get(user=outsider).granted_by is None
+
+
+def test_granting_a_role_already_held_changes_nothing(org, administrator, outsider, service):
+    first = grant_role(
+        user=outsider, role=Role.APPROVER, service=service, reason="first", actor=administrator
+    )
+    entries = LedgerEntry.objects.count()
+    again = grant_role(
+        user=outsider, role=Role.APPROVER, service=service, reason="again", actor=administrator
+    )
+    assert again.pk == first.pk
+    assert RoleAssignment.objects.get(user=outsider).reason == "first"
+    assert LedgerEntry.objects.count() == entries
+
+
+def test_an_administrator_grant_lets_the_person_into_the_admin_and_no_other_grant_does(
+    org, administrator, outsider, second_approver
+):
+    assert not outsider.is_staff and not second_approver.is_staff
+    grant_role(
+        user=outsider, role=Role.ADMINISTRATOR, service=None, reason="x", actor=administrator
+    )
+    for role in (Role.CAB_MEMBER, Role.RELEASE_MANAGER):
+        grant_role(user=second_approver, role=role, service=None, reason="x", actor=administrator)
+    outsider.refresh_from_db()
+    second_approver.refresh_from_db()
+    assert outsider.is_staff and not second_approver.is_staff
