@@ -157,8 +157,10 @@ def require_administrator(actor: User | None, what: str) -> None:
         raise PermissionDenied(f"Only administrators can {what}.")
 
 
-def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) -> None:
-    """Remove a role grant and the guardian permissions that only it provided."""
+def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) -> bool:
+    """Remove a role grant and the guardian permissions that only it provided. Returns False,
+    writing nothing, when the grant was already gone (revoked meanwhile by someone else, or by
+    beat's expiry sweep)."""
     require_administrator(actor, "revoke roles")
     if (
         actor is not None
@@ -172,7 +174,11 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
         )
     user, scope = assignment.user, assignment.scope_label
     with transaction.atomic():
-        assignment.delete()
+        # A conditional delete: of two revocations at once (a person and the expiry sweep, say)
+        # the second waits on the row, deletes nothing, and so ledgers nothing.
+        _, deleted = RoleAssignment.objects.filter(pk=assignment.pk).delete()
+        if not deleted.get(RoleAssignment._meta.label):
+            return False
         sync_permissions(user)
         ledger.append(
             kind="role.revoked",
@@ -185,6 +191,7 @@ def revoke_role(*, assignment: RoleAssignment, reason: str, actor: User | None) 
                 "reason": reason,
             },
         )
+    return True
 
 
 def sync_permissions(user: User) -> None:
@@ -431,8 +438,7 @@ def expire_role_grants(*, now: datetime | None = None) -> int:
     # Equivalent mutants (make mutate): dropping either select_related argument only costs a
     # query per grant; revoke_role reads the same rows either way.
     expired = RoleAssignment.objects.filter(expires_at__lte=now).select_related("user", "service")
-    count = 0
-    for assignment in expired:
+    return sum(
         revoke_role(assignment=assignment, reason="Grant expired", actor=None)
-        count += 1
-    return count
+        for assignment in expired
+    )
