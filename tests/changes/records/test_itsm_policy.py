@@ -110,3 +110,25 @@ def test_where_no_rule_asks_for_it_any_change_ref_opens_a_local_record(
 def test_itsm_change_must_be_a_boolean():
     with pytest.raises(PolicyError, match="itsm_change must be true or false"):
         parse(POLICY.replace("itsm_change: true", 'itsm_change: "yes"'))
+
+
+def test_a_checklist_requiring_itsm_authorisation_names_itself_in_the_gate_reason(
+    api, org, pipeline_bot, approver
+):
+    """With `checkpoint: SOX` on the rule, an unauthorised change is a SOX item: the reason says so
+    (as every checklist item's does), so the auditor's checklist and the gate agree."""
+    source = POLICY.replace(
+        "  - id: itsm-authorised\n", "  - id: itsm-authorised\n    checkpoint: SOX\n"
+    )
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), actor=None, source=source)
+    change = mirrored("CHG0040004", "scheduled")
+    release = Release.objects.get(pk=request(api, pipeline_bot, "CHG0040004").json()["id"])
+    factories.decide(release, approver)
+
+    set_change_state(change=change, state="assess", actor="servicenow", reason="Sent back.")
+
+    gate = evaluate_gate(Release.objects.for_gate().get(pk=release.pk))
+    assert gate.reasons == [
+        "SOX: Change record CHG0040004 is assess in the ITSM tool; the policy requires it to be "
+        "authorised there."
+    ]
