@@ -119,7 +119,6 @@ def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> l
     on_lists = checkpoints.labels(plan)
     failures = [*plan.errors, *plan.blocks]
     # Every release needs a live change record; a checklist that names it labels the reason.
-    # (Equivalent mutants, make mutate: a default of None instead of [] labels nothing either.)
     if not change.is_approvable:
         failures.append(
             checkpoints.labelled(
@@ -137,6 +136,8 @@ def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> l
             )
         )
     conflicted = set(snapshot.get("conflicted", []))
+    # (Equivalent mutants, make mutate: a label list defaulting to None here and for
+    # itsm_change above labels nothing either, as checkpoints.labelled reads it.)
     for requirement in plan.evidence:
         problem = evidence_problem(
             requirement, evidence.get(requirement.kind), conflicted=conflicted

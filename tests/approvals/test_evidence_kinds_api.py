@@ -356,3 +356,27 @@ def test_a_review_by_the_changes_author_passes_intake_but_the_gate_refuses_it(
         ],
     )
     assert by_other.json()["status"] == "approved"
+
+
+def test_evidence_on_a_checklist_is_named_with_its_checkpoint_in_the_gate_reason(
+    org, pipeline, approver
+):
+    """`checkpoint: PCI` on the coverage rule makes coverage a PCI item: the gate's reason names
+    the checklist, as the release page's PCI checklist does."""
+    source = COVERAGE_POLICY.replace(
+        "  - id: production-coverage\n", "  - id: production-coverage\n    checkpoint: PCI\n"
+    )
+    publish_policy(policy_obj=Policy.objects.get(slug="default"), source=source, actor=None)
+    created = pipeline.post(RELEASES, factories.release_body(evidence=[green_tests()]))
+    release = Release.objects.get(pk=created.json()["id"])
+    factories.decide(release, approver)
+
+    low = pipeline.post(
+        evidence_url(release),
+        {"kind": "coverage", "status": "passed", "summary": {"percent": 72.5}},
+    ).json()
+
+    assert (low["status"], low["reasons"]) == (
+        "blocked",
+        ["PCI: Evidence 'coverage' reports 72.5% coverage; at least 80% required."],
+    )
