@@ -221,6 +221,8 @@ def sync_permissions(user: User) -> None:
 
 
 def _sync_global(user: User, wanted: set[str]) -> None:
+    # Only the roles' own permissions (those are named in governance alone: dropping the app
+    # label is an equivalent mutant); a permission given by hand in the admin stays.
     current = set(
         user.user_permissions.filter(
             content_type__app_label="governance", codename__in=SERVICE_ACTIONS.values()
@@ -237,6 +239,7 @@ def _sync_objects(user: User, wanted: set[tuple[int, str]]) -> None:
         user=user, content_type=ContentType.objects.get_for_model(Service)
     )
     current = {(int(pk), c) for pk, c in held.values_list("object_pk", "permission__codename")}
+    # Equivalent mutant (make mutate): in_bulk(None) reads every service, the same ones found.
     services = Service.objects.in_bulk({pk for pk, _ in wanted - current})
     for pk, codename in wanted - current:
         assign_perm(f"governance.{codename}", user, services[pk])

@@ -7,7 +7,9 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from governance.authority.selectors import administrators
 from governance.authority.services import grant_role, is_administrator, revoke_role
@@ -335,3 +337,37 @@ def test_an_administrator_grant_lets_the_person_into_the_admin_and_no_other_gran
     outsider.refresh_from_db()
     second_approver.refresh_from_db()
     assert outsider.is_staff and not second_approver.is_staff
+
+
+def test_grants_leave_permissions_given_by_hand_in_the_admin_alone(
+    org, administrator, outsider, service, team
+):
+    """A role's permissions are kept in line with the grants; a Django permission an
+    administrator gave by hand (to read services in the admin, say) is not the grants' to take."""
+    by_hand = Permission.objects.get(content_type__app_label="governance", codename="view_service")
+    outsider.user_permissions.add(by_hand)
+    assign_perm("governance.view_team", outsider, team)
+    grant = grant_role(
+        user=outsider, role=Role.APPROVER, service=None, reason="x", actor=administrator
+    )
+    revoke_role(assignment=grant, reason="x", actor=administrator)
+    outsider = type(outsider).objects.get(pk=outsider.pk)  # no cached permissions
+    assert outsider.has_perm("governance.view_service")
+    assert outsider.has_perm("governance.view_team", team)
+    assert not outsider.has_perm("governance.approve_release")
+
+
+def test_revoking_one_services_grant_keeps_the_permission_on_another(
+    org, administrator, outsider, service
+):
+    other = factories.ServiceFactory(slug="ledger-api", team=service.team)
+    grants = [
+        grant_role(
+            user=outsider, role=Role.APPROVER, service=where, reason="x", actor=administrator
+        )
+        for where in (service, other)
+    ]
+    revoke_role(assignment=grants[0], reason="Moved on", actor=administrator)
+    outsider = type(outsider).objects.get(pk=outsider.pk)
+    assert not outsider.has_perm("governance.approve_release", service)
+    assert outsider.has_perm("governance.approve_release", other)

@@ -161,8 +161,10 @@ def test_an_emergency_change_never_declared_is_held_by_every_incident(
     answer = gate(linked)
 
     assert answer["status"] == "blocked"
-    assert answer["reasons"][0].startswith(
-        f"Change {linked.change.ref} is an emergency change without a declared emergency"
+    assert answer["reasons"][0] == (
+        f"Change {linked.change.ref} is an emergency change without a declared emergency; "
+        "declare the emergency (it grants a time-bound exception) or request under a normal "
+        "change."
     )
     assert [incident.external_id in r for r in answer["reasons"]] == [False, True]
 
