@@ -128,3 +128,20 @@ def test_a_stage_waiting_for_a_team_keeps_its_due_time(production_release):
         "Waiting for Service approval: 0 of 2 approvals (eligible: alice, bob, due "
         f"{stage.due_at:%Y-%m-%d %H:%M} UTC; still needs an approval from team(s): payments)."
     )
+
+
+def test_a_snapshot_written_before_stages_had_keys_answers_in_stage_order(production_release):
+    """Older snapshots' stages carry neither key nor order: they ran one after another, so the
+    gate numbers them from 1 and leaves the key empty."""
+    approval = ApprovalRequest.objects.get(release=production_release)
+    snapshot = approval.gate_snapshot
+    for stage in snapshot["stages"]:
+        del stage["key"], stage["order"]
+    ApprovalRequest.objects.filter(pk=approval.pk).update(gate_snapshot=snapshot)
+
+    result = evaluate_gate(Release.objects.for_gate().get(pk=production_release.pk))
+
+    assert len(result.stages) >= 2
+    assert [(s["key"], s["order"]) for s in result.stages] == [
+        ("", position) for position in range(1, len(result.stages) + 1)
+    ]
