@@ -371,3 +371,17 @@ def test_revoking_one_services_grant_keeps_the_permission_on_another(
     outsider = type(outsider).objects.get(pk=outsider.pk)
     assert not outsider.has_perm("governance.approve_release", service)
     assert outsider.has_perm("governance.approve_release", other)
+
+
+def test_revoking_one_role_on_a_service_keeps_another_roles_permissions_there(
+    org, administrator, outsider, service
+):
+    approving, requesting = (
+        grant_role(user=outsider, role=role, service=service, reason="x", actor=administrator)
+        for role in (Role.APPROVER, Role.RELEASE_MANAGER)
+    )
+    revoke_role(assignment=approving, reason="Moved on", actor=administrator)
+    outsider = type(outsider).objects.get(pk=outsider.pk)
+    assert not outsider.has_perm("governance.approve_release", service)
+    assert outsider.has_perm("governance.request_release", service)
+    assert RoleAssignment.objects.filter(user=outsider).get() == requesting
