@@ -239,6 +239,7 @@ def refresh_stage_snapshots(stage_ids: list[int]) -> None:
     (a sweep changed only who may decide them). Entries are found by stage key; a snapshot
     without the stage's entry (or one written before entries had keys) is rebuilt whole."""
     stages = list(_stages_with_snapshot_data().filter(pk__in=stage_ids))
+    # (Equivalent mutant, make mutate: only() without "pk" still reads the pk.)
     approvals = {
         a.pk: a
         for a in ApprovalRequest.objects.filter(pk__in={s.request_id for s in stages}).only(

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from approvals import services
-from approvals.gate import build_snapshot, evaluate_gate, rebuild_snapshots, refresh_snapshot
+from approvals.gate import (
+    build_snapshot,
+    evaluate_gate,
+    rebuild_snapshots,
+    refresh_snapshot,
+    refresh_stage_snapshots,
+)
 from approvals.models import ApprovalRequest, ApprovalStage, Release
 from tests import factories
 
@@ -145,3 +151,54 @@ def test_a_snapshot_written_before_stages_had_keys_answers_in_stage_order(produc
     assert [(s["key"], s["order"]) for s in result.stages] == [
         ("", position) for position in range(1, len(result.stages) + 1)
     ]
+
+
+def stale_snapshot(release: Release) -> tuple[ApprovalRequest, ApprovalStage]:
+    """The request's snapshot with its first stage's entry out of date (a sweep changed who may
+    decide it) and a mark elsewhere that only a whole rebuild would wipe."""
+    approval = ApprovalRequest.objects.get(release=release)
+    snapshot = approval.gate_snapshot
+    snapshot["stages"][0]["waiting"] = "out of date"
+    snapshot["stages"][1]["waiting"] = "left as it was"
+    ApprovalRequest.objects.filter(pk=approval.pk).update(gate_snapshot=snapshot)
+    stage = ApprovalStage.objects.get(request=approval, key=snapshot["stages"][0]["key"])
+    return approval, stage
+
+
+def test_refreshing_a_stage_rewrites_that_stages_entry_and_leaves_the_rest(
+    production_release, django_assert_num_queries
+):
+    """The escalation sweep refreshes thousands of stages: each is rewritten in place, in a
+    fixed number of queries, never by rebuilding whole snapshots."""
+    approval, stage = stale_snapshot(production_release)
+
+    # The stages, their decisions, their eligible people, the requests, one UPDATE batch.
+    with django_assert_num_queries(5):
+        refresh_stage_snapshots([stage.pk])
+
+    after = ApprovalRequest.objects.get(pk=approval.pk).gate_snapshot
+    assert after["stages"][1]["waiting"] == "left as it was"
+    refresh_snapshot(approval)
+    rebuilt = ApprovalRequest.objects.get(pk=approval.pk).gate_snapshot
+    assert after["stages"][0] == rebuilt["stages"][0]
+    assert after["stages"][0]["waiting"].startswith(f"Waiting for {stage.name}: 0 of ")
+
+
+@pytest.mark.parametrize("legacy", ["no key", "renamed"])
+def test_a_stage_entry_not_found_by_key_and_name_rebuilds_the_whole_snapshot(
+    production_release, legacy
+):
+    approval, stage = stale_snapshot(production_release)
+    snapshot = ApprovalRequest.objects.get(pk=approval.pk).gate_snapshot
+    if legacy == "no key":
+        del snapshot["stages"][0]["key"]
+    else:
+        snapshot["stages"][0]["name"] = "An older name"
+    ApprovalRequest.objects.filter(pk=approval.pk).update(gate_snapshot=snapshot)
+
+    refresh_stage_snapshots([stage.pk])
+
+    after = ApprovalRequest.objects.get(pk=approval.pk).gate_snapshot
+    refresh_snapshot(approval)
+    assert after == ApprovalRequest.objects.get(pk=approval.pk).gate_snapshot
+    assert after["stages"][1]["waiting"] != "left as it was"
