@@ -4,6 +4,9 @@ testing showed no test pinned down; each test names the rule it holds."""
 from __future__ import annotations
 
 import json
+import threading
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -11,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from governance.ledger import format as ledger_format
 from governance.ledger import services as ledger
 from governance.ledger.format import Checkpoint
+from governance.models import LedgerEntry
 
 HASH = "ab" * 32
 
@@ -125,3 +129,37 @@ def test_without_retired_keys_configured_only_the_current_key_verifies(settings)
     keys = ledger.public_keys()
 
     assert list(keys) == [ledger_format.key_id(ledger.signing_key().public_key())]
+
+
+@pytest.mark.django_db
+def test_an_entry_outside_a_transaction_is_refused_with_the_reason():
+    """The transactional test in tests/governance/ledger shows it on a real connection; this
+    one says the same words inside the test's own transaction, so mutation runs (which leave
+    transactional tests out) see it too."""
+    outside = SimpleNamespace(in_atomic_block=False)
+    with (
+        mock.patch.object(ledger.transaction, "get_connection", return_value=outside),
+        pytest.raises(RuntimeError) as refused,
+    ):
+        ledger.append(kind="test.event", subject="test:1", actor="system", payload={})
+    assert str(refused.value) == (
+        "ledger entries must be appended inside the recording transaction"
+    )
+    assert not LedgerEntry.objects.filter(kind="test.event").exists()
+
+
+@pytest.mark.django_db
+def test_a_thread_that_never_deferred_entries_appends_directly():
+    """Celery's and gunicorn's threads start without the deferred-entries mark of `deferred()`."""
+    fresh: dict[str, bool] = {}
+    thread = threading.Thread(
+        target=lambda: fresh.update(marked=hasattr(ledger._deferred, "entries"))
+    )
+    thread.start()
+    thread.join()
+    assert fresh == {"marked": False}
+    ledger._deferred.__dict__.pop("entries", None)  # this thread, as new as that one
+
+    entry = ledger.append(kind="test.event", subject="test:1", actor="system", payload={})
+
+    assert LedgerEntry.objects.get(kind="test.event") == entry
