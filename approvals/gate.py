@@ -137,7 +137,8 @@ def precondition_failures(change: ChangeRecord, plan: Plan, snapshot: dict) -> l
         )
     conflicted = set(snapshot.get("conflicted", []))
     # (Equivalent mutants, make mutate: a label list defaulting to None, here, for the checks
-    # below and for itsm_change above, labels nothing either, as checkpoints.labelled reads it.)
+    # below and for the change record and itsm_change above, labels nothing either, as
+    # checkpoints.labelled reads it.)
     for requirement in plan.evidence:
         problem = evidence_problem(
             requirement, evidence.get(requirement.kind), conflicted=conflicted

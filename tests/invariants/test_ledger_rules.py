@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import asdict
 from types import SimpleNamespace
 from unittest import mock
 
@@ -163,3 +164,50 @@ def test_a_thread_that_never_deferred_entries_appends_directly():
     entry = ledger.append(kind="test.event", subject="test:1", actor="system", payload={})
 
     assert LedgerEntry.objects.get(kind="test.event") == entry
+
+
+# --- The byte format the offline verifier recomputes -------------------------------------------
+
+
+def test_canonical_bytes_keep_text_as_utf8_not_escapes():
+    """The offline verifier and any other implementation hash the same bytes: names such as
+    "Zoë" stay UTF-8, as the format says, never JSON's \\u escapes."""
+    body = ledger_format.canonical_bytes(
+        seq=1,
+        recorded_at="2026-12-06T10:00:00.000000+00:00",
+        kind="decision.recorded",
+        subject="release:1",
+        actor="zoë",
+        payload={"rationale": "Geprüft"},
+        prev_hash=HASH,
+    )
+    assert "zoë".encode() in body and "Geprüft".encode() in body
+    assert b"\\u00" not in body
+
+
+def test_a_broken_link_is_named_for_what_it_is():
+    key = Ed25519PrivateKey.generate()
+    keys = {ledger_format.key_id(key.public_key()): key.public_key()}
+    entry = {"seq": 1, "prev_hash": "ab" * 32}
+
+    (problem,) = ledger_format.verify_entries([entry], keys)
+
+    assert str(problem) == "entry #1: previous-hash link does not match the preceding entry"
+
+
+def test_a_checkpoint_file_is_named_in_utc_and_written_indented():
+    checkpoint = Checkpoint(7, HASH, "2026-12-06T12:30:00.000001+02:00", "0123456789abcdef", "cd")
+
+    assert checkpoint.file_name() == "checkpoint-000000000007-20261206T103000000001Z.json"
+    assert checkpoint.to_json() == (
+        json.dumps({"format": ledger_format.CHECKPOINT_FORMAT, **asdict(checkpoint)}, indent=2)
+        + "\n"
+    )
+
+
+def test_a_checkpoint_signed_with_an_unknown_key_names_the_key():
+    checkpoint = Checkpoint(7, HASH, "2026-12-06T10:00:00.000000+00:00", "feedc0ffee123456", "cd")
+
+    assert ledger_format.checkpoint_signature_problem(checkpoint, {}) == (
+        "signed with unknown key feedc0ffee123456: add its public key to LEDGER_PUBLIC_KEYS"
+    )

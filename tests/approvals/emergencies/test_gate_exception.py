@@ -122,3 +122,18 @@ def test_the_exception_costs_one_query_and_only_for_emergency_changes(
     assert "emergencyexception" in inside.captured_queries[0]["sql"]
     # After: the exception, then the incident and freeze checks as for any release.
     assert len(after) == 3
+
+
+def test_an_emergency_release_before_its_exception_starts_is_held_saying_when_it_starts(
+    emergency_release,
+):
+    starts = timezone.now() + timedelta(hours=1)
+    emergency = declare_for(emergency_release, hours=2, now=starts)
+
+    answer = gate(emergency_release, now=starts - timedelta(minutes=1))
+
+    assert answer.status == "blocked"
+    assert answer.reasons[0] == (
+        f"The emergency exception for {emergency_release.change.ref} starts at "
+        f"{emergency.starts_at:%Y-%m-%d %H:%M} UTC; releases before it are held."
+    )
