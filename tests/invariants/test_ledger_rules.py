@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import asdict
 from types import SimpleNamespace
 from unittest import mock
@@ -195,7 +196,18 @@ def test_a_broken_link_is_named_for_what_it_is():
     assert str(problem) == "entry #1: previous-hash link does not match the preceding entry"
 
 
-def test_a_checkpoint_file_is_named_in_utc_and_written_indented():
+@pytest.fixture
+def clock_in_new_york(monkeypatch):
+    """The process's own time zone set elsewhere than UTC for the test, then restored."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_checkpoint_file_is_named_in_utc_and_written_indented(clock_in_new_york):
+    """In UTC whatever the machine's own time zone."""
     checkpoint = Checkpoint(7, HASH, "2026-12-06T12:30:00.000001+02:00", "0123456789abcdef", "cd")
 
     assert checkpoint.file_name() == "checkpoint-000000000007-20261206T103000000001Z.json"
