@@ -174,6 +174,8 @@ def emergency_standing(change: ChangeRecord, now: datetime) -> tuple[bool, list[
             "declare the emergency (it grants a time-bound exception) or request under a "
             "normal change."
         )
+    # (Equivalent mutant, make mutate: `>=`, since an exception in force at its start returned
+    # above; only one ending where it starts would tell.)
     elif exception.starts_at > now:
         reason = (
             f"The emergency exception for {change.ref} starts at "
