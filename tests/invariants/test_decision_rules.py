@@ -65,3 +65,16 @@ def test_the_ledger_records_for_whom_a_delegate_decided(
         "alice",
         "Covering for alice.",
     )
+
+
+def test_a_rejection_closes_the_stages_still_waiting_at_its_own_moment(
+    production_release, approver
+):
+    rejection = factories.decide(production_release, approver, "reject", "Not this one.")
+
+    first, *waiting = ApprovalRequest.objects.get(release=production_release).stages.order_by(
+        "order"
+    )
+    assert first.status == "rejected"
+    assert waiting and {stage.status for stage in waiting} == {"cancelled"}
+    assert {stage.completed_at for stage in [first, *waiting]} == {rejection.created_at}

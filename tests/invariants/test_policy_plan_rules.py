@@ -1,0 +1,187 @@
+"""The policy engine's newer requirements (`governance/policy/engine.py`): service levels, blocks
+that quote the release, post-deploy verification, parallel stages and where a stage's approvers
+come from. Each test pins an edge that mutation testing showed no test held. Pure functions: no
+database."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.policy import engine
+from governance.policy.engine import PolicyError
+from tests.governance.policy.test_policy import context, rules
+
+
+def with_sla(sla: str, *stages: str) -> str:
+    """A document with one service level, `sla`, and one always-matching rule asking for it and
+    for the stages written as flow maps."""
+    listed = "".join(f"        - {body}\n" for body in stages)
+    return f"slas:\n  - {sla}\n" + rules(
+        f"  - id: r\n    require:\n      sla: gold\n      stages:\n{listed}"
+    )
+
+
+def by_key(plan: engine.Plan) -> dict[str, engine.StageRequirement]:
+    return {stage.key: stage for stage in plan.stages}
+
+
+# --- Service levels: an SLA only ever tightens ----------------------------------------------------
+
+
+def test_an_sla_s_approver_count_applies_to_the_service_s_own_stages_only():
+    source = with_sla(
+        "{id: gold, min_approvers: 3}",
+        "{key: owners, approvers: service_owners}",
+        "{key: approvers, approvers: service_approvers, order: 20}",
+        "{key: cab, approvers: cab, order: 30}",
+    )
+
+    stages = by_key(engine.evaluate(source, context()))
+
+    assert (stages["owners"].count, stages["approvers"].count, stages["cab"].count) == (3, 3, 1)
+
+
+def test_an_sla_without_an_approver_count_leaves_every_count_alone():
+    source = with_sla(
+        "{id: gold, due_hours: 4}",
+        "{key: owners, approvers: service_owners, count: 2}",
+    )
+
+    owners = engine.evaluate(source, context()).stages[0]
+
+    assert (owners.count, owners.sla_hours) == (2, 4)
+    assert owners.rules == ["r", "r (SLA gold)"]
+
+
+def test_a_reminder_no_earlier_than_the_sla_s_escalation_falls_back_to_halfway():
+    source = with_sla(
+        "{id: gold, escalate_hours: 4}",
+        "{key: at, approvers: cab, remind_hours: 4, escalate_hours: 8}",
+        "{key: before, approvers: cab, remind_hours: 3, escalate_hours: 8, order: 20}",
+    )
+
+    stages = by_key(engine.evaluate(source, context()))
+
+    assert (stages["at"].remind_hours, stages["at"].escalate_hours) == (None, 4)
+    assert (stages["before"].remind_hours, stages["before"].escalate_hours) == (3, 4)
+
+
+def test_an_sla_s_escalation_target_fills_in_but_never_replaces_a_stage_s_own():
+    source = with_sla(
+        "{id: gold, escalate_to: platform}",
+        "{key: own, approvers: cab, escalate_to: security}",
+        "{key: none, approvers: service_owners, order: 20}",
+    )
+
+    stages = by_key(engine.evaluate(source, context()))
+
+    assert (stages["own"].escalate_to, stages["none"].escalate_to) == ("security", "platform")
+
+
+def test_an_sla_without_an_escalation_target_leaves_the_stage_without_one():
+    source = with_sla("{id: gold, due_hours: 4}", "{key: cab, approvers: cab}")
+
+    assert engine.evaluate(source, context()).stages[0].escalate_to == ""
+
+
+# --- Blocks quote the release's values ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "plan_values", "shown"),
+    [
+        ("{plan.world_open}", {"world_open": []}, "none"),
+        ("{plan.world_open}", {"world_open": ["sg.web", "sg.ssh"]}, "sg.web, sg.ssh"),
+        ("{plan.deletes}", {"deletes": 3}, "3"),
+        ("{plan.deletes}", {"deletes": 0}, "0"),
+        ("{plan.missing}", {}, "?"),
+    ],
+    ids=["empty-list", "list", "number", "zero", "absent"],
+)
+def test_a_block_shows_each_placeholder_as_the_release_s_value(placeholder, plan_values, shown):
+    source = rules(f"  - id: r\n    require:\n      block: 'Seen: {placeholder}'\n")
+    release = context()
+    release["plan"].update(plan_values)
+
+    plan = engine.evaluate(source, release)
+
+    assert plan.blocks == [f"Seen: {shown} (policy rule r)"]
+
+
+# --- Post-deploy verification: a window of at most a day, polled inside it ------------------------
+
+
+def verification(value: str) -> str:
+    return rules(f"  - id: r\n    require:\n      verification: {value}\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("5", " must be a mapping such as {minutes: 30, interval_seconds: 60}."),
+        ("{minutes: 30, every: 5}", ": unknown key(s) every."),
+        ("{interval_seconds: 60}", " needs 'minutes': how long after a deployment to watch it."),
+        ("{minutes: 0}", ", minutes must be a positive whole number, got 0."),
+        ("{minutes: true}", ", minutes must be a positive whole number, got True."),
+        ("{minutes: 1441}", ", minutes must be at most 1440 (a day), got 1441."),
+        (
+            "{minutes: 1, interval_seconds: 9}",
+            ", interval_seconds must be a whole number of at least 10, got 9.",
+        ),
+        (
+            "{minutes: 1, interval_seconds: 61}",
+            ", interval_seconds (61) is longer than the window (1 minutes): the health would "
+            "never be checked.",
+        ),
+    ],
+    ids=[
+        "not-a-mapping",
+        "unknown",
+        "no-minutes",
+        "zero",
+        "boolean",
+        "over-a-day",
+        "too-often",
+        "outside-the-window",
+    ],
+)
+def test_a_bad_verification_window_is_refused_saying_what_is_wrong(value, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(verification(value))
+
+    assert str(excinfo.value) == "Rule 'r' (line 2), verification" + message
+
+
+@pytest.mark.parametrize(
+    ("value", "window"),
+    [
+        ("{minutes: 1440}", (1440, 60)),
+        ("{minutes: 1, interval_seconds: 60}", (1, 60)),
+        ("{minutes: 1, interval_seconds: 10}", (1, 10)),
+    ],
+    ids=["a-whole-day", "once-in-the-window", "most-often"],
+)
+def test_a_verification_window_at_its_limits_is_accepted(value, window):
+    plan = engine.evaluate(verification(value), context())
+
+    assert plan.verification == {
+        "minutes": window[0],
+        "interval_seconds": window[1],
+        "rules": ["r"],
+    }
+
+
+def test_verification_windows_combine_to_the_longest_window_polled_most_often():
+    source = rules(
+        "  - id: long\n    require:\n      verification: {minutes: 60, interval_seconds: 120}\n",
+        "  - id: often\n    require:\n      verification: {minutes: 15, interval_seconds: 30}\n",
+        "  - id: plain\n    require:\n      verification: {minutes: 30}\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert plan.verification == {
+        "minutes": 60,
+        "interval_seconds": 30,
+        "rules": ["long", "often", "plain"],
+    }
