@@ -185,3 +185,54 @@ def test_verification_windows_combine_to_the_longest_window_polled_most_often():
         "interval_seconds": 30,
         "rules": ["long", "often", "plain"],
     }
+
+
+# --- Frozen plans: every field reads back as it was written ---------------------------------------
+
+
+def test_a_frozen_plan_with_every_field_set_reads_back_exactly():
+    plan = engine.Plan(
+        stages=[
+            engine.StageRequirement(
+                key="cab",
+                name="CAB",
+                approvers="cab",
+                count=2,
+                order=20,
+                step_up=True,
+                sla_hours=8,
+                rules=["r"],
+                teams="each",
+                remind_hours=2,
+                escalate_hours=6,
+                escalate_to="platform",
+            )
+        ],
+        evidence=[engine.EvidenceRequirement("tests", "passed", 0, ["r"], min_passed=10)],
+        approval_valid_hours=6,
+        dual_control=True,
+        retro_review=True,
+        itsm_change=True,
+        matched_rules=[{"id": "r", "description": "", "when": "true", "values": {}}],
+        errors=["broken"],
+        blocks=["Opens ingress to the world (policy rule r)"],
+        checks={"itsm_authorised": ["r"]},
+        checkpoints={"SOX": [{"kind": "stage", "key": "cab"}]},
+        slas=[{"id": "gold", "rule": "r"}],
+        standard_change={"template": "db-patch", "name": "Database patch"},
+        notes=["A standard change template did not apply."],
+        verification={"minutes": 15, "interval_seconds": 60, "rules": ["r"]},
+    )
+
+    assert engine.Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_stages_sharing_an_order_open_together_in_order_of_their_order():
+    def at(key: str, order: int) -> engine.StageRequirement:
+        return engine.StageRequirement(key, key, "cab", 1, order, False, None)
+
+    plan = engine.Plan(stages=[at("cab", 30), at("owners", 10), at("security", 10), at("sre", 20)])
+
+    groups = [[stage.key for stage in group] for group in plan.stage_groups()]
+
+    assert groups == [["owners", "security"], ["sre"], ["cab"]]
