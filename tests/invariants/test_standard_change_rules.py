@@ -65,6 +65,82 @@ def test_a_repeated_catalogue_key_is_read_as_yaml_reads_it_and_refused_without_a
     assert (str(excinfo.value), excinfo.value.line) == ("Standard change 1 needs an 'id'.", None)
 
 
+HEAD = "rules:\n  - id: r\nstandard_changes:\n  - id: t\n    name: Patch\n    owner: grace\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (TEMPLATE[len(HEAD) :] + "    colour: red\n", "unknown key(s) colour."),
+        (
+            "    services: svc\n    environments: [production]\n    review_by: 2026-12-08\n",
+            "'services' must be a non-empty list of slugs.",
+        ),
+        (
+            "    services: [svc]\n    environments: []\n    review_by: 2026-12-08\n",
+            "'environments' must be a non-empty list of slugs.",
+        ),
+        (TEMPLATE[len(HEAD) :] + "    evidence: {kind: tests}\n", "'evidence' must be a list."),
+        (
+            TEMPLATE[len(HEAD) :] + "    evidence:\n      - {status: passed}\n",
+            "each evidence requirement needs a 'kind'.",
+        ),
+        (
+            "    services: [svc]\n    environments: [production]\n    review_by: soon\n",
+            "'review_by' must be a date (YYYY-MM-DD): templates are reviewed, and stop applying "
+            "after that date until they are.",
+        ),
+    ],
+    ids=["unknown-key", "services", "environments", "evidence", "requirement", "review-by"],
+)
+def test_a_bad_template_is_refused_naming_it_and_what_is_wrong(body, message):
+    with pytest.raises(PolicyError) as excinfo:
+        standard.standard_templates(HEAD + body)
+
+    assert str(excinfo.value) == "Standard change 't': " + message
+    assert (excinfo.value.line, excinfo.value.column) == (4, 5)
+
+
+def test_a_template_s_condition_error_points_inside_the_condition():
+    source = TEMPLATE + '    when: >-\n      service.tier ==\n        "x" && nope\n'
+
+    with pytest.raises(PolicyError) as excinfo:
+        standard.standard_templates(source)
+
+    assert str(excinfo.value) == (
+        "Standard change 't': 'when' uses unknown variable(s) nope; available: release, "
+        "service, environment, change, evidence, incidents, plan."
+    )
+    assert (excinfo.value.line, excinfo.value.column) == (10, 11)
+
+
+def test_a_template_s_syntax_error_points_at_its_line_and_column_in_the_file():
+    source = TEMPLATE + "    when: >-\n      service.tier == 1 &&\n        service.slug ==\n"
+
+    with pytest.raises(PolicyError) as excinfo:
+        standard.standard_templates(source)
+
+    assert str(excinfo.value).startswith(
+        "Standard change 't': CEL syntax error in 'when' at line 12, column 24: Syntax error: "
+    )
+    assert (excinfo.value.line, excinfo.value.column) == (12, 24)
+
+
+def test_a_template_reads_back_its_names_and_a_yaml_true_condition():
+    template = standard.standard_templates(
+        TEMPLATE + "    description: Small fixes\n    when: true\n"
+    )["t"]
+
+    assert (template.name, template.description, template.when) == ("Patch", "Small fixes", "true")
+    assert template.as_dict() == {
+        "id": "t",
+        "name": "Patch",
+        "owner": "grace",
+        "review_by": "2026-12-08",
+    }
+    assert assess(TEMPLATE + "    when: true\n", NINE_IN_NEW_YORK).applies
+
+
 # --- A template's window ------------------------------------------------------------------------
 
 
