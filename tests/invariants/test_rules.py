@@ -15,7 +15,7 @@ from approvals import services
 from approvals.authority import decision_capacity
 from approvals.exceptions import InvalidRequest, InvalidTransition, NotEligible, StepUpRequired
 from approvals.models import Decision, Release
-from governance.authority.services import create_delegation, revoke_role
+from governance.authority.services import create_delegation, grant_role, revoke_role
 from governance.models import LedgerEntry, Policy, Role, RoleAssignment
 from governance.policy.services import publish_policy
 from tests import factories
@@ -338,3 +338,55 @@ def test_a_step_up_stage_says_how_to_get_a_code(org, staging, service, approver,
         "Service approval requires a fresh one-time code from your authenticator app. "
         "Enrol one on your profile page if you have none."
     )
+
+
+# --- An escalated stage: the CAB's authority, as it stands now ----------------------------------
+
+
+def escalate(release: Release) -> None:
+    stage = release.approval.stages.get(status="active")
+    services.escalate_overdue_stages(now=stage.escalate_at + timedelta(minutes=1))
+
+
+def test_once_escalated_a_listed_approver_who_lost_the_role_still_may_not_decide(
+    org, service, staging, approver, pipeline_bot
+):
+    """Escalation lets the CAB decide too; it gives nothing to a listed approver whose own
+    authority is gone and who holds no CAB role."""
+    release = request(service, staging, pipeline_bot)
+    escalate(release)
+    revoke_role(
+        assignment=RoleAssignment.objects.get(user=approver, service=service),
+        reason="moved team",
+        actor=None,
+    )
+    assert release.approval.stages.get(status="active").eligible_approvers.filter(pk=approver.pk)
+
+    with factories.nothing_changes(release), pytest.raises(NotEligible):
+        factories.decide(release, approver)
+
+
+def test_a_cab_member_whose_role_now_covers_other_environments_only_may_not_decide(
+    org, service, staging, production, cab_member, pipeline_bot
+):
+    """Listed on the escalated stage, carol's CAB role is then limited to production: the
+    staging release's stage is no longer hers to decide."""
+    release = request(service, staging, pipeline_bot)
+    escalate(release)
+    revoke_role(
+        assignment=RoleAssignment.objects.get(user=cab_member, role=Role.CAB_MEMBER),
+        reason="production only",
+        actor=None,
+    )
+    grant_role(
+        user=cab_member,
+        role=Role.CAB_MEMBER,
+        service=None,
+        environment=production,
+        reason="production only",
+        actor=None,
+    )
+    assert release.approval.stages.get(status="active").eligible_approvers.filter(pk=cab_member.pk)
+
+    with factories.nothing_changes(release), pytest.raises(NotEligible):
+        factories.decide(release, cab_member)
