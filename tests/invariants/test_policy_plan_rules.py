@@ -236,3 +236,179 @@ def test_stages_sharing_an_order_open_together_in_order_of_their_order():
     groups = [[stage.key for stage in group] for group in plan.stage_groups()]
 
     assert groups == [["owners", "security"], ["sre"], ["cab"]]
+
+
+# --- Reading a rule's requirements: every refusal in its words, at the rule's place -------------
+
+
+def require(body: str) -> str:
+    return rules("  - id: r\n    require:\n" + body)
+
+
+def stage_with(values: str) -> str:
+    return require(f"      stages:\n        - {{key: s, approvers: cab, {values}}}\n")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            require("      stages:\n        - {key: s, approvers: bosses}\n"),
+            ": stage approvers must be one of service_approvers, service_owners, cab, "
+            "release_managers, security_approvers.",
+        ),
+        (
+            require("      stages:\n        - {approvers: cab}\n"),
+            ": each stage needs a 'key' (a name).",
+        ),
+        (
+            require("      stages:\n        - {key: '', approvers: cab}\n"),
+            ": each stage needs a 'key' (a name).",
+        ),
+        (stage_with("colour: red"), ", stage: unknown key(s) colour."),
+        (stage_with("count: 0"), ", stage 's' count must be a positive whole number, got 0."),
+        (
+            stage_with("order: -1"),
+            ", stage 's' order must be a whole number of at least 0, got -1.",
+        ),
+        (
+            stage_with("sla_hours: 0"),
+            ", stage 's' sla_hours must be a positive whole number, got 0.",
+        ),
+        (
+            stage_with("remind_hours: 0"),
+            ", stage 's' remind_hours must be a positive whole number, got 0.",
+        ),
+        (
+            stage_with("escalate_hours: 0"),
+            ", stage 's' escalate_hours must be a positive whole number, got 0.",
+        ),
+        (stage_with("step_up: 'yes'"), ", stage 's' step_up must be true or false, got 'yes'."),
+        (stage_with("teams: most"), ": stage 's' teams must be one of any, primary, each."),
+        (
+            require("      approval_valid_hours: 0\n"),
+            ", approval_valid_hours must be a positive whole number, got 0.",
+        ),
+        (
+            require("      dual_control: 'yes'\n"),
+            ", dual_control must be true or false, got 'yes'.",
+        ),
+        (require("      retro_review: 1\n"), ", retro_review must be true or false, got 1."),
+        (require("      itsm_change: 'no'\n"), ", itsm_change must be true or false, got 'no'."),
+        (
+            require("      checks: distinct_people\n"),
+            ": checks must be a list of distinct_people, change_record, evidence_retained.",
+        ),
+        (
+            require("      checks: [nope]\n"),
+            ": checks must be a list of distinct_people, change_record, evidence_retained.",
+        ),
+        (require("      block: '  '\n"), ": 'block' must be the reason, in words."),
+        (require("      block: 5\n"), ": 'block' must be the reason, in words."),
+        (require("      block: 'x {nope.y}'\n"), ": 'block' names unknown variable {nope.y}."),
+        (
+            require("      evidence:\n        - {kind: tests, max_failed: -1}\n"),
+            ", evidence 'tests' max_failed must be a whole number of at least 0, got -1.",
+        ),
+        (
+            rules("  - id: r\n    checkpoint: [SOX]\n"),
+            ": 'checkpoint' must be a name such as SOX, HIPAA or PCI.",
+        ),
+        (rules("  - id: r\n    require: [a]\n"), ": 'require' must be a mapping."),
+        (rules("  - id: r\n    require: {colour: red}\n"), ", require: unknown key(s) colour."),
+        (
+            rules("  - id: r\n    require: {sla: gold}\n"),
+            ": SLA 'gold' is not defined under 'slas' (none are).",
+        ),
+    ],
+    ids=[
+        "approvers",
+        "no-key",
+        "empty-key",
+        "stage-key",
+        "count",
+        "order",
+        "sla-hours",
+        "remind-hours",
+        "escalate-hours",
+        "step-up",
+        "teams",
+        "valid-hours",
+        "dual-control",
+        "retro-review",
+        "itsm-change",
+        "checks-not-a-list",
+        "unknown-check",
+        "blank-block",
+        "numeric-block",
+        "block-variable",
+        "evidence",
+        "checkpoint",
+        "require-list",
+        "require-key",
+        "undefined-sla",
+    ],
+)
+def test_a_bad_requirement_is_refused_naming_the_rule_and_what_is_wrong(source, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value) == "Rule 'r' (line 2)" + message
+    assert (excinfo.value.line, excinfo.value.column) == (2, 5)
+
+
+def test_a_stage_may_open_first_at_order_zero():
+    assert engine.evaluate(stage_with("order: 0"), context()).stages[0].order == 0
+
+
+def test_an_undefined_sla_is_refused_naming_the_slas_there_are():
+    source = "slas:\n  - {id: silver}\n  - {id: bronze}\n" + rules(
+        "  - id: r\n    require: {sla: gold}\n"
+    )
+
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value) == (
+        "Rule 'r' (line 5): SLA 'gold' is not defined under 'slas' (silver, bronze)."
+    )
+    assert (excinfo.value.line, excinfo.value.column) == (5, 5)
+
+
+def test_a_repeated_rule_id_is_refused_at_the_second_rule():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n", "  - id: r\n"))
+
+    assert (str(excinfo.value), excinfo.value.line) == (
+        "Rule 'r' (line 3): the id is used twice.",
+        3,
+    )
+
+
+def test_a_stage_s_approver_source_conflict_names_the_first_rule_that_drew_it():
+    """Rules a and b agree on the source; c disagrees, and is told about a."""
+    source = rules(
+        "  - id: a\n    require:\n      stages: [{key: s, approvers: cab}]\n",
+        "  - id: b\n    require:\n      stages: [{key: s, approvers: cab}]\n",
+        "  - id: c\n    require:\n      stages: [{key: s, approvers: service_owners}]\n",
+    )
+
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value) == (
+        "Rule 'c' (line 8): stage 's' is drawn from service_owners, but rule 'a' draws it from "
+        "cab; one stage has one approver source (use another stage key for the other approvers)."
+    )
+    assert (excinfo.value.line, excinfo.value.column) == (8, 5)
+
+
+def test_rules_agreeing_on_a_stage_s_source_share_the_stage():
+    source = rules(
+        "  - id: a\n    require:\n      stages: [{key: s, approvers: cab}]\n",
+        "  - id: b\n    require:\n      stages: [{key: s, approvers: cab, count: 2}]\n",
+    )
+
+    (stage,) = engine.evaluate(source, context()).stages
+
+    assert (stage.count, stage.rules) == (2, ["a", "b"])
