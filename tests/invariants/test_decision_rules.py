@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from approvals import services
 from approvals.exceptions import InvalidRequest
 from approvals.models import ApprovalRequest, Decision
 from governance.models import LedgerEntry
@@ -78,3 +79,13 @@ def test_a_rejection_closes_the_stages_still_waiting_at_its_own_moment(
     assert first.status == "rejected"
     assert waiting and {stage.status for stage in waiting} == {"cancelled"}
     assert {stage.completed_at for stage in [first, *waiting]} == {rejection.created_at}
+
+
+def test_a_decision_with_no_client_details_records_no_place_and_no_device(
+    production_release, approver
+):
+    decision = services.record_decision(
+        release=production_release, actor=approver, verdict="approve", rationale="Fine."
+    )
+
+    assert (decision.channel, decision.client_address, decision.client_device) == ("ui", None, "")
