@@ -138,7 +138,7 @@ def validate_item(kind: str, status: str, summary: Any) -> dict[str, list[str]]:
         if problem:
             problems.append(problem)
     if not problems and kind == "tests":
-        problems += _totals_problem(summary)
+        problems = _totals_problem(summary)
     return {"summary": problems} if problems else {}
 
 

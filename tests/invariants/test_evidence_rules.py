@@ -31,6 +31,44 @@ def test_a_review_link_may_be_as_long_as_the_limit_and_no_longer(length, problem
     )
 
 
+@pytest.mark.parametrize(
+    ("summary", "problems"),
+    [
+        ({"passed": evidence.MAX_COUNT}, {}),
+        (
+            {"passed": evidence.MAX_COUNT + 1},
+            {"summary": [f"'passed' must be at most {evidence.MAX_COUNT}."]},
+        ),
+        ({"tool": "t" * evidence.MAX_TOOL_LENGTH}, {}),
+        (
+            {"tool": "t" * (evidence.MAX_TOOL_LENGTH + 1)},
+            {"summary": ["'tool' is longer than 100 characters."]},
+        ),
+    ],
+    ids=["largest-count", "count-too-large", "longest-tool", "tool-too-long"],
+)
+def test_counts_and_tool_names_may_reach_their_limits_and_no_further(summary, problems):
+    kind = "tests" if "passed" in summary else "security_scan"
+
+    assert evidence.validate_item(kind, "passed", summary) == problems
+
+
+@pytest.mark.parametrize(
+    ("summary", "count"),
+    [
+        ({"failed": 3}, 3),
+        ({"failed": 0}, 0),
+        ({"failed": -1}, None),
+        ({"failed": True}, None),
+        ({}, None),
+        ("3 failed", None),
+    ],
+    ids=["three", "none-failed", "negative", "boolean", "absent", "not-a-mapping"],
+)
+def test_the_failure_count_shown_is_a_usable_count_or_nothing(summary, count):
+    assert evidence.failed_count(summary) == count
+
+
 def test_a_total_is_checked_against_the_counts_reported_only():
     """Counts left out are not counted: 5 passed of a total of 5 is consistent."""
     assert evidence.validate_item("tests", "passed", {"passed": 5, "total": 5}) == {}
