@@ -3,6 +3,7 @@ mutation testing showed no test pinned down; each test names the rule it holds."
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -89,3 +90,24 @@ def test_a_decision_with_no_client_details_records_no_place_and_no_device(
     )
 
     assert (decision.channel, decision.client_address, decision.client_device) == ("ui", None, "")
+
+
+def test_a_decision_records_the_address_and_a_fingerprint_of_the_device_it_came_from(
+    production_release, approver
+):
+    decision = services.record_decision(
+        release=production_release,
+        actor=approver,
+        verdict="approve",
+        rationale="Fine.",
+        channel="api",
+        client_address="203.0.113.5",
+        user_agent="curl/8.5.0",
+    )
+
+    decision.refresh_from_db()
+    assert (decision.channel, decision.client_address, decision.client_device) == (
+        "api",
+        "203.0.113.5",
+        hashlib.sha256(b"curl/8.5.0").hexdigest()[:16],
+    )
