@@ -363,6 +363,7 @@ def merge_requirement(evidence: dict[str, EvidenceRequirement], raw: dict, rule_
         max_skipped=raw.get("max_skipped"),
         min_coverage=raw.get("min_coverage"),
         max_findings=dict(raw["max_findings"]) if raw.get("max_findings") else None,
+        # bool() of a None default is False too: a mutant dropping the default is equivalent.
         distinct_reviewer=bool(raw.get("distinct_reviewer", False)),
     )
     current = evidence.get(kind)

@@ -97,3 +97,31 @@ def test_a_policy_error_keeps_its_message_and_place_for_the_editor():
         5,
     )
     assert str(error) == error.message
+
+
+def merged(*requirements: dict) -> evidence.EvidenceRequirement:
+    combined: dict[str, evidence.EvidenceRequirement] = {}
+    for index, raw in enumerate(requirements):
+        evidence.merge_requirement(combined, raw, f"rule-{index + 1}")
+    return combined[requirements[0]["kind"]]
+
+
+@pytest.mark.parametrize(
+    ("limit", "loose", "strict"),
+    [("max_skipped", 5, 2), ("max_failed", 3, 0), ("min_passed", 10, 50), ("min_coverage", 70, 85)],
+)
+def test_two_rules_limits_combine_to_the_stricter_whichever_comes_first(limit, loose, strict):
+    for first, second in ((loose, strict), (strict, loose)):
+        requirement = merged({"kind": "tests", limit: first}, {"kind": "tests", limit: second})
+
+        assert getattr(requirement, limit) == strict
+        assert requirement.rules == ["rule-1", "rule-2"]
+
+
+def test_finding_limits_combine_per_severity_to_the_lower():
+    requirement = merged(
+        {"kind": "security_scan", "max_findings": {"high": 2, "critical": 0}},
+        {"kind": "security_scan", "max_findings": {"high": 5, "medium": 10}},
+    )
+
+    assert requirement.max_findings == {"high": 2, "critical": 0, "medium": 10}

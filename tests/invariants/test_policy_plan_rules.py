@@ -412,3 +412,33 @@ def test_rules_agreeing_on_a_stage_s_source_share_the_stage():
     (stage,) = engine.evaluate(source, context()).stages
 
     assert (stage.count, stage.rules) == (2, ["a", "b"])
+
+
+# --- Combining rules: the strictest wins, nothing is listed twice --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "target"),
+    [(", escalate_to: security", "", "security"), ("", ", escalate_to: platform", "platform")],
+    ids=["first-rule-s", "second-rule-s"],
+)
+def test_a_shared_stage_keeps_the_escalation_target_one_rule_names(first, second, target):
+    source = rules(
+        f"  - id: a\n    require:\n      stages: [{{key: s, approvers: cab{first}}}]\n",
+        f"  - id: b\n    require:\n      stages: [{{key: s, approvers: cab{second}}}]\n",
+    )
+
+    assert engine.evaluate(source, context()).stages[0].escalate_to == target
+
+
+def test_a_checklist_lists_a_requirement_two_of_its_rules_ask_for_once():
+    source = rules(
+        "  - id: a\n    checkpoint: SOX\n    require:\n      stages: [{key: s, approvers: cab}]\n"
+        "      evidence: [{kind: tests}]\n",
+        "  - id: b\n    checkpoint: SOX\n    require:\n      stages: [{key: s, approvers: cab}]\n"
+        "      evidence: [{kind: tests}]\n",
+    )
+
+    assert engine.evaluate(source, context()).checkpoints == {
+        "SOX": [{"kind": "stage", "key": "s"}, {"kind": "evidence", "key": "tests"}]
+    }
