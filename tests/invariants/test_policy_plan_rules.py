@@ -442,3 +442,22 @@ def test_a_checklist_lists_a_requirement_two_of_its_rules_ask_for_once():
     assert engine.evaluate(source, context()).checkpoints == {
         "SOX": [{"kind": "stage", "key": "s"}, {"kind": "evidence", "key": "tests"}]
     }
+
+
+def test_built_in_checks_name_every_rule_that_asked_and_itsm_joins_the_checklist():
+    source = rules(
+        "  - id: a\n    checkpoint: SOX\n    require:\n      checks: [distinct_people]\n"
+        "      itsm_change: true\n",
+        "  - id: b\n    require:\n      checks: [distinct_people, change_record]\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert plan.checks == {"distinct_people": ["a", "b"], "change_record": ["b"]}
+    assert plan.checkpoints == {
+        "SOX": [
+            {"kind": "check", "key": "distinct_people"},
+            {"kind": "check", "key": "itsm_change"},
+        ]
+    }
+    assert plan.itsm_change is True
