@@ -261,3 +261,7 @@ def test_an_unknown_template_approves_nothing_and_asks_for_nothing():
     outcome = standard.assess(TEMPLATE, "nope", standard_release(), {}, NINE_IN_NEW_YORK)
 
     assert (outcome.template, outcome.evidence, outcome.applies) == (None, [], False)
+
+
+def test_a_template_without_a_description_has_an_empty_one():
+    assert standard.standard_templates(TEMPLATE)["t"].description == ""
