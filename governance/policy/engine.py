@@ -595,6 +595,7 @@ def _apply_sla(stages, sla: Sla, rule_id: str) -> None:
 def referenced_values(when: str, context: dict[str, Any]) -> dict[str, Any]:
     """The context values a condition reads, by dotted path (`plan.deletes`: 1), for people to
     see why it held. Paths inside string literals are not read; absent ones are left out."""
+    # Any replacement naming no context variable would do (a mutant's 'XX""XX' is equivalent).
     code = _STRING_LITERAL.sub('""', when)
     values: dict[str, Any] = {}
     for match in _PATH.finditer(code):

@@ -461,3 +461,53 @@ def test_built_in_checks_name_every_rule_that_asked_and_itsm_joins_the_checklist
         ]
     }
     assert plan.itsm_change is True
+
+
+def test_a_source_conflict_the_yaml_cannot_place_is_refused_without_a_place():
+    """A repeated `rules:` key: YAML keeps the last list, whose third rule the first list (the
+    one positions are read from, two rules long) does not reach."""
+    source = (
+        "rules:\n  - id: x\n  - id: y\nrules:\n"
+        "  - id: a\n    require:\n      stages: [{key: s, approvers: cab}]\n"
+        "  - id: b\n"
+        "  - id: c\n    require:\n      stages: [{key: s, approvers: service_owners}]\n"
+    )
+
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert "stage 's' is drawn from service_owners, but rule 'a' draws it from cab" in str(
+        excinfo.value
+    )
+    assert (excinfo.value.line, excinfo.value.column) == (None, None)
+
+
+def test_a_rule_that_cannot_be_evaluated_blocks_without_hiding_the_rules_after_it():
+    source = rules(
+        "  - id: broken\n    when: evidence.scan.status == 'clean'\n",
+        "  - id: cab\n    require:\n      stages: [{key: cab, approvers: cab}]\n",
+    )
+
+    plan = engine.evaluate(source, context())
+
+    assert plan.errors == ["Policy rule 'broken' could not be evaluated: KeyError('scan')"]
+    assert [rule["id"] for rule in plan.matched_rules] == ["cab"]
+    assert [stage.key for stage in plan.stages] == ["cab"]
+
+
+def test_a_rule_giving_something_but_true_or_false_blocks_without_hiding_the_rules_after_it():
+    """Publishing tries each condition on a typical release; one that fails there (a key the
+    typical release lacks) may still give a number for a real one."""
+    source = rules(
+        "  - id: odd\n    when: evidence.custom.count\n",
+        "  - id: cab\n    require:\n      stages: [{key: cab, approvers: cab}]\n",
+    )
+    release = context()
+    release["evidence"]["custom"] = {"status": "passed", "count": 2}
+
+    plan = engine.evaluate(source, release)
+
+    assert plan.errors == [
+        "Policy rule 'odd' gave 2, not true or false; an administrator must fix its condition."
+    ]
+    assert [rule["id"] for rule in plan.matched_rules] == ["cab"]
