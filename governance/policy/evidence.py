@@ -295,7 +295,9 @@ def _number(value: float) -> str:
 
 def validate_requirement(raw: Any, where: str) -> None:
     """Refuse a malformed `evidence:` item of a rule; `where` names the rule for the message."""
-    if not isinstance(raw, dict) or not raw.get("kind"):
+    # A kind is a name: a list there (`kind: [tests]`) would pass for one here and fail every
+    # evaluation of the policy later.
+    if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str) or not raw["kind"]:
         raise EvidenceError(f"{where}: each evidence requirement needs a 'kind'.")
     unknown = sorted(set(raw) - EVIDENCE_KEYS, key=str)
     if unknown:
@@ -318,10 +320,10 @@ def validate_requirement(raw: Any, where: str) -> None:
         )
 
 
-def _check_fits_kind(raw: dict, kind: Any, where: str) -> None:
+def _check_fits_kind(raw: dict, kind: str, where: str) -> None:
     """A documented kind never reports what a foreign threshold reads: such a rule would block
     every release for ever, so it is refused when the policy is saved."""
-    definition = KINDS.get(kind) if isinstance(kind, str) else None
+    definition = KINDS.get(kind)
     if definition is None:
         return
     foreign = [name for name in THRESHOLDS if name in raw and name not in definition.thresholds]
@@ -342,7 +344,7 @@ def _check_findings(value: Any, where: str) -> None:
         raise EvidenceError(
             f"{where} must map severities to the most findings allowed, e.g. {{critical: 0}}."
         )
-    unknown = sorted((str(s) for s in value if s not in SEVERITIES), key=str)
+    unknown = sorted(str(s) for s in value if s not in SEVERITIES)
     if unknown:
         raise EvidenceError(
             f"{where}: unknown severity {', '.join(unknown)}; use {', '.join(SEVERITIES)}."

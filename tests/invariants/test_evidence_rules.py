@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from governance.policy import evidence
+from governance.policy import engine, evidence
 from governance.policy.conditions import PolicyError
+from tests.governance.policy.test_policy import rules
 
 REVIEW = "https://review.example.com/"
 
@@ -125,3 +126,28 @@ def test_finding_limits_combine_per_severity_to_the_lower():
     )
 
     assert requirement.max_findings == {"high": 2, "critical": 0, "medium": 10}
+
+
+@pytest.mark.parametrize(
+    ("requirement", "message"),
+    [
+        ("{kind: [tests]}", ": each evidence requirement needs a 'kind'."),
+        ("{kind: 5}", ": each evidence requirement needs a 'kind'."),
+        ("{kind: tests, 1: x, zz: y}", ", evidence: unknown key(s) 1, zz."),
+        (
+            "{kind: security_scan, max_findings: {huge: 1, 2: 1}}",
+            ", evidence 'security_scan' max_findings: unknown severity 2, huge; use critical, "
+            "high, medium, low, note.",
+        ),
+    ],
+    ids=["kind-a-list", "kind-a-number", "unknown-keys", "unknown-severities"],
+)
+def test_a_requirement_is_refused_when_the_policy_is_read_not_when_it_is_evaluated(
+    requirement, message
+):
+    """A list where the kind's name belongs had passed, and then failed every evaluation of
+    the policy (an unhashable kind): every release it applied to could not be planned."""
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules(f"  - id: r\n    require:\n      evidence: [{requirement}]\n"))
+
+    assert str(excinfo.value) == "Rule 'r' (line 2)" + message
