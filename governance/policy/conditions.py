@@ -134,9 +134,13 @@ def boolean(value: Any, where: str) -> None:
         raise PolicyError(f"{where} must be true or false, got {value!r}.")
 
 
-def whole_number(value: Any, where: str, *, minimum: int = 1) -> None:
+def whole_number(value: Any, where: str, *, minimum: int = 1, maximum: int | None = None) -> None:
+    """`maximum` keeps a published policy within what the plan can store and compute: a count
+    or a time past it would pass here and then fail every release the rule applies to."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         kind = f"a whole number of at least {minimum}"
         if minimum == 1:
             kind = "a positive whole number"
         raise PolicyError(f"{where} must be {kind}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise PolicyError(f"{where} must be at most {maximum}, got {value!r}.")

@@ -80,6 +80,13 @@ _VERIFICATION_KEYS = {"minutes", "interval_seconds"}
 VERIFICATION_MAX_MINUTES = 24 * 60
 VERIFICATION_MIN_INTERVAL = 10
 VERIFICATION_DEFAULT_INTERVAL = 60
+# What a stage can hold: its key and name as stored on the request, a count and an order the
+# database keeps as small integers, and times (hours) no longer than a year.
+STAGE_KEY_LENGTH = 50
+STAGE_NAME_LENGTH = 100
+MAX_APPROVALS = 1000
+MAX_ORDER = 10000
+MAX_HOURS = 24 * 365
 # Boolean requirements: any matching rule that sets one turns it on (strictest wins).
 _FLAGS = ("dual_control", "retro_review", "itsm_change")
 _STAGE_KEYS = {
@@ -248,7 +255,7 @@ def _emergency_settings(source: str) -> EmergencySettings:
     reject_unknown(raw, _EMERGENCY_KEYS, "emergency")
     for name in ("exception_hours", "post_mortem_hours"):
         if name in raw:
-            whole_number(raw[name], f"emergency, {name}")
+            whole_number(raw[name], f"emergency, {name}", maximum=MAX_HOURS)
     controls = DEFAULT_CONTROLS
     if "controls" in raw:
         controls = tuple(_control(item) for item in listed(raw["controls"], "emergency, controls"))
@@ -410,12 +417,14 @@ def _validate_require(require: dict, where: str) -> None:
             )
         if not isinstance(stage.get("key"), str) or not stage["key"]:
             raise PolicyError(f"{where}: each stage needs a 'key' (a name).")
+        named = f"{where}, stage '{stage['key']}'"
+        _check_stage_names(stage, named)
         # The defaults here are only validated, never used: any valid default is equivalent.
-        whole_number(stage.get("count", 1), f"{where}, stage '{stage['key']}' count")
-        whole_number(stage.get("order", 100), f"{where}, stage '{stage['key']}' order", minimum=0)
+        whole_number(stage.get("count", 1), f"{named} count", maximum=MAX_APPROVALS)
+        whole_number(stage.get("order", 100), f"{named} order", minimum=0, maximum=MAX_ORDER)
         for hours in ("sla_hours", "remind_hours", "escalate_hours"):
             if stage.get(hours) is not None:
-                whole_number(stage[hours], f"{where}, stage '{stage['key']}' {hours}")
+                whole_number(stage[hours], f"{named} {hours}", maximum=MAX_HOURS)
         remind, escalate = stage.get("remind_hours"), stage.get("escalate_hours")
         if remind is not None and escalate is not None and remind >= escalate:
             raise PolicyError(
@@ -433,7 +442,9 @@ def _validate_require(require: dict, where: str) -> None:
         except EvidenceError as exc:
             raise PolicyError(str(exc)) from None
     if require.get("approval_valid_hours") is not None:
-        whole_number(require["approval_valid_hours"], f"{where}, approval_valid_hours")
+        whole_number(
+            require["approval_valid_hours"], f"{where}, approval_valid_hours", maximum=MAX_HOURS
+        )
     for flag in _FLAGS:
         boolean(require.get(flag, False), f"{where}, {flag}")  # default only validated
     checks = require.get("checks") or []
@@ -448,6 +459,19 @@ def _validate_require(require: dict, where: str) -> None:
         for path in _PLACEHOLDER.findall(block):
             if path.split(".")[0] not in CONTEXT_VARIABLES:
                 raise PolicyError(f"{where}: 'block' names unknown variable {{{path}}}.")
+
+
+def _check_stage_names(stage: dict, where: str) -> None:
+    """The key, name and escalation team are text that fits where the request keeps them."""
+    if len(stage["key"]) > STAGE_KEY_LENGTH:
+        raise PolicyError(f"{where}: the key is longer than {STAGE_KEY_LENGTH} characters.")
+    name = stage.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > STAGE_NAME_LENGTH):
+        raise PolicyError(
+            f"{where}: 'name' must be text of at most {STAGE_NAME_LENGTH} characters."
+        )
+    if not isinstance(stage.get("escalate_to", ""), str):
+        raise PolicyError(f"{where}: 'escalate_to' must be a team's slug.")
 
 
 def _validate_verification(raw: Any, where: str) -> None:
@@ -511,7 +535,8 @@ def _sla_definitions(source: str) -> dict[str, Sla]:
         reject_unknown(item, _SLA_KEYS, where)
         for name in ("min_approvers", "due_hours", "escalate_hours"):
             if item.get(name) is not None:
-                whole_number(item[name], f"{where}, {name}")
+                limit = MAX_APPROVALS if name == "min_approvers" else MAX_HOURS
+                whole_number(item[name], f"{where}, {name}", maximum=limit)
         escalate_to = item.get("escalate_to", "")
         if not isinstance(escalate_to, str):
             raise PolicyError(f"{where}: 'escalate_to' must be a team's slug.")

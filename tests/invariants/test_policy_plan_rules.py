@@ -284,10 +284,32 @@ def stage_with(values: str) -> str:
             ", stage 's' escalate_hours must be a positive whole number, got 0.",
         ),
         (stage_with("step_up: 'yes'"), ", stage 's' step_up must be true or false, got 'yes'."),
+        (stage_with("count: 1001"), ", stage 's' count must be at most 1000, got 1001."),
+        (stage_with("order: 10001"), ", stage 's' order must be at most 10000, got 10001."),
+        (
+            stage_with("remind_hours: 8761"),
+            ", stage 's' remind_hours must be at most 8760, got 8761.",
+        ),
+        (
+            stage_with("name: [Security]"),
+            ", stage 's': 'name' must be text of at most 100 characters.",
+        ),
+        (
+            stage_with("name: " + "n" * 101),
+            ", stage 's': 'name' must be text of at most 100 characters.",
+        ),
+        (
+            stage_with("escalate_to: [platform]"),
+            ", stage 's': 'escalate_to' must be a team's slug.",
+        ),
         (stage_with("teams: most"), ": stage 's' teams must be one of any, primary, each."),
         (
             require("      approval_valid_hours: 0\n"),
             ", approval_valid_hours must be a positive whole number, got 0.",
+        ),
+        (
+            require("      approval_valid_hours: 8761\n"),
+            ", approval_valid_hours must be at most 8760, got 8761.",
         ),
         (
             require("      dual_control: 'yes'\n"),
@@ -332,8 +354,15 @@ def stage_with(values: str) -> str:
         "remind-hours",
         "escalate-hours",
         "step-up",
+        "count-too-large",
+        "order-too-large",
+        "hours-too-long",
+        "name-not-text",
+        "name-too-long",
+        "escalate-to-not-text",
         "teams",
         "valid-hours",
+        "valid-hours-too-long",
         "dual-control",
         "retro-review",
         "itsm-change",
@@ -511,3 +540,45 @@ def test_a_rule_giving_something_but_true_or_false_blocks_without_hiding_the_rul
         "Policy rule 'odd' gave 2, not true or false; an administrator must fix its condition."
     ]
     assert [rule["id"] for rule in plan.matched_rules] == ["cab"]
+
+
+def test_a_stage_at_every_limit_is_accepted():
+    source = stage_with(
+        "count: 1000, order: 10000, sla_hours: 8760, remind_hours: 8759, escalate_hours: 8760, "
+        f"name: {'n' * 100}, escalate_to: platform"
+    ).replace("key: s", "key: " + "k" * 50)
+
+    (stage,) = engine.evaluate(source, context()).stages
+
+    assert (stage.count, stage.order, stage.sla_hours, len(stage.name), len(stage.key)) == (
+        1000,
+        10000,
+        8760,
+        100,
+        50,
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            "slas:\n  - {id: gold, min_approvers: 1001}\n",
+            "SLA 'gold', min_approvers must be at most 1000, got 1001.",
+        ),
+        (
+            "slas:\n  - {id: gold, due_hours: 8761}\n",
+            "SLA 'gold', due_hours must be at most 8760, got 8761.",
+        ),
+        (
+            "emergency:\n  exception_hours: 8761\n",
+            "emergency, exception_hours must be at most 8760, got 8761.",
+        ),
+    ],
+    ids=["sla-approvers", "sla-hours", "emergency-hours"],
+)
+def test_service_levels_and_the_emergency_path_keep_to_the_same_limits(section, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n") + section)
+
+    assert str(excinfo.value) == message

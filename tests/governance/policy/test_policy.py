@@ -447,6 +447,46 @@ def test_publishing_a_broken_policy_changes_nothing(policy, approver):
     assert active_policy_version().number == 1
 
 
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        (
+            "{key: s, approvers: cab, count: 40000}",
+            "Rule 'x' (line 2), stage 's' count must be at most 1000, got 40000.",
+        ),
+        (
+            "{key: " + "k" * 51 + ", approvers: cab}",
+            f"Rule 'x' (line 2), stage '{'k' * 51}': the key is longer than 50 characters.",
+        ),
+        (
+            "{key: s, approvers: cab, sla_hours: 100000000000}",
+            "Rule 'x' (line 2), stage 's' sla_hours must be at most 8760, got 100000000000.",
+        ),
+    ],
+    ids=["count", "key", "hours"],
+)
+def test_publishing_refuses_a_stage_that_no_release_could_be_planned_with(
+    policy, approver, org, service, staging, pipeline_bot, stage, message
+):
+    """These had published, and then every release the rule applied to failed to be planned:
+    a count and a key too large for the request's stage, a due time past any date."""
+    before = factories.state_counts()
+
+    with pytest.raises(InvalidPolicy) as excinfo:
+        publish_policy(
+            policy_obj=Policy.objects.get(slug="default"),
+            source=rules(f"  - id: x\n    require:\n      stages: [{stage}]\n"),
+            actor=approver,
+        )
+
+    assert excinfo.value.message == message
+    assert factories.state_counts() == before
+    release, _ = services.request_approval(
+        data=factories.release_input(service, staging), actor=pipeline_bot
+    )
+    assert release.approval.status == ApprovalRequest.Status.PENDING
+
+
 def test_publishing_a_valid_policy_bumps_the_version_and_writes_the_ledger(policy, approver):
     default = Policy.objects.get(slug="default")
     source = DEFAULT + "\n# reviewed\n"
