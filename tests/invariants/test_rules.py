@@ -390,3 +390,57 @@ def test_a_cab_member_whose_role_now_covers_other_environments_only_may_not_deci
 
     with factories.nothing_changes(release), pytest.raises(NotEligible):
         factories.decide(release, cab_member)
+
+
+# --- Parallel stages: a person's next decision goes to the next open stage they may decide -----
+
+TWO_OPEN_STAGES = """
+rules:
+  - id: parallel
+    when: environment.risk == "medium"
+    require:
+      stages:
+        - {key: first, name: First review, approvers: service_approvers, count: 2, order: 10}
+        - {key: second, name: Second review, approvers: service_approvers, count: 1, order: 10}
+"""
+
+
+@pytest.fixture
+def two_open_stages(org, service, staging, pipeline_bot) -> Release:
+    publish_policy(
+        policy_obj=Policy.objects.get(slug="default"), actor=None, source=TWO_OPEN_STAGES
+    )
+    return request(service, staging, pipeline_bot)
+
+
+def test_having_decided_one_open_stage_a_person_decides_the_other(two_open_stages, approver):
+    first = factories.decide(two_open_stages, approver)
+    second = factories.decide(two_open_stages, approver)
+
+    assert (first.stage.key, second.stage.key) == ("first", "second")
+
+
+def test_a_delegate_s_next_decision_for_the_same_person_goes_to_the_other_open_stage(
+    two_open_stages, approver, service
+):
+    frank = factories.UserFactory(username="frank")
+    lend(approver, frank, service=service)
+
+    first = factories.decide(two_open_stages, frank)
+    second = factories.decide(two_open_stages, frank)
+
+    assert [(d.stage.key, d.on_behalf_of) for d in (first, second)] == [
+        ("first", approver),
+        ("second", approver),
+    ]
+
+
+def test_someone_eligible_for_no_open_stage_is_told_every_stage_open(two_open_stages):
+    outsider = factories.UserFactory(username="olga")
+
+    with factories.nothing_changes(two_open_stages), pytest.raises(NotEligible) as refused:
+        factories.decide(two_open_stages, outsider)
+
+    assert (
+        str(refused.value) == "You are not an eligible approver for First review or Second review."
+    )
