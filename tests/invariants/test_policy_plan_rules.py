@@ -265,6 +265,7 @@ def stage_with(values: str) -> str:
             require("      stages:\n        - {key: '', approvers: cab}\n"),
             ": each stage needs a 'key' (a name).",
         ),
+        (require("      stages: 5\n"), ": 'stages' must be a list, got 5."),
         (stage_with("colour: red"), ", stage: unknown key(s) colour."),
         (stage_with("count: 0"), ", stage 's' count must be a positive whole number, got 0."),
         (
@@ -347,6 +348,7 @@ def stage_with(values: str) -> str:
         "approvers",
         "no-key",
         "empty-key",
+        "stages-not-a-list",
         "stage-key",
         "count",
         "order",
