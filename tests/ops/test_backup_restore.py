@@ -86,7 +86,9 @@ def restored_database():
         subprocess.run(
             ["dropdb", "--if-exists", f"--maintenance-db={server_url()}/postgres", name],
             check=True,
-            timeout=30,
+            # DROP DATABASE waits for a checkpoint, which took over 30 s while other test runs
+            # wrote to the same server.
+            timeout=180,
         )
 
     drop()
