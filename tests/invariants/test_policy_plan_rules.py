@@ -584,3 +584,59 @@ def test_service_levels_and_the_emergency_path_keep_to_the_same_limits(section, 
         engine.parse(rules("  - id: r\n") + section)
 
     assert str(excinfo.value) == message
+
+
+# --- The `slas:` section ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("slas: {id: gold}\n", "The policy's 'slas' must be a list."),
+        ("slas:\n  - just-text\n", "slas: each SLA needs an 'id'."),
+        ("slas:\n  - {description: x}\n", "slas: each SLA needs an 'id'."),
+        ("slas:\n  - {id: '  '}\n", "slas: each SLA needs an 'id'."),
+        ("slas:\n  - {id: gold, colour: red}\n", "SLA 'gold': unknown key(s) colour."),
+        (
+            "slas:\n  - {id: gold, due_hours: 0}\n",
+            "SLA 'gold', due_hours must be a positive whole number, got 0.",
+        ),
+        (
+            "slas:\n  - {id: gold, min_approvers: 0}\n",
+            "SLA 'gold', min_approvers must be a positive whole number, got 0.",
+        ),
+        (
+            "slas:\n  - {id: gold, escalate_hours: x}\n",
+            "SLA 'gold', escalate_hours must be a positive whole number, got 'x'.",
+        ),
+        (
+            "slas:\n  - {id: gold, escalate_to: [a]}\n",
+            "SLA 'gold': 'escalate_to' must be a team's slug.",
+        ),
+    ],
+    ids=[
+        "not-a-list",
+        "not-a-mapping",
+        "no-id",
+        "blank-id",
+        "unknown-key",
+        "due-hours",
+        "min-approvers",
+        "escalate-hours",
+        "escalate-to",
+    ],
+)
+def test_a_bad_service_level_is_refused_saying_what_is_wrong(section, message):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n") + section)
+
+    assert str(excinfo.value) == message
+
+
+def test_a_service_level_reads_back_with_its_defaults():
+    source = rules("  - id: r\n") + "slas:\n  - {id: gold}\n  - {id: 7, description: Seven}\n"
+
+    assert engine.sla_definitions(source) == {
+        "gold": engine.Sla("gold", "", None, None, None, ""),
+        "7": engine.Sla("7", "Seven", None, None, None, ""),
+    }
