@@ -266,6 +266,7 @@ def stage_with(values: str) -> str:
             ": each stage needs a 'key' (a name).",
         ),
         (require("      stages: 5\n"), ": 'stages' must be a list, got 5."),
+        (require("      evidence: 5\n"), ": 'evidence' must be a list, got 5."),
         (stage_with("colour: red"), ", stage: unknown key(s) colour."),
         (stage_with("count: 0"), ", stage 's' count must be a positive whole number, got 0."),
         (
@@ -349,6 +350,7 @@ def stage_with(values: str) -> str:
         "no-key",
         "empty-key",
         "stages-not-a-list",
+        "evidence-not-a-list",
         "stage-key",
         "count",
         "order",
