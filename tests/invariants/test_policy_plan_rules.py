@@ -642,3 +642,7 @@ def test_a_service_level_reads_back_with_its_defaults():
         "gold": engine.Sla("gold", "", None, None, None, ""),
         "7": engine.Sla("7", "Seven", None, None, None, ""),
     }
+
+
+def test_a_document_that_is_not_a_mapping_defines_no_service_level():
+    assert engine.sla_definitions("- just\n- a list\n") == {}
