@@ -79,6 +79,30 @@ DEVELOPMENT_ENV_HINT = (
 )
 SECRET_MIN_DISTINCT = 5
 
+# What an operator sets to configure Signoff. With none of them and no development .env, a
+# manage.py command is a fresh clone's first step rather than production (see manage.py).
+CONFIGURING_VARIABLES = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "LEDGER_SIGNING_KEY",
+    "LEDGER_SIGNING_KEY_FILE",
+)
+FRESH_CLONE_NOTICE = (
+    "Development mode for this command (DEBUG on, SQLite and the broker under var/): there is no"
+    " .env and none of SECRET_KEY, DATABASE_URL, DEBUG... is set. `make run` writes a .env;"
+    " production sets its variables (.env.example), and the web server never starts without them."
+)
+
+
+def is_unconfigured(env_file: Path) -> bool:
+    """True where nothing is configured: no development .env, none of the variables production
+    sets. Only manage.py acts on it; the web server and Celery refuse to start instead."""
+    return not env_file.exists() and not any(name in os.environ for name in CONFIGURING_VARIABLES)
+
 
 def require_strong_secret(name: str, value: str | None, *, hint: str = "") -> str:
     """Return `value` if it is fit to sign sessions in production; raise with the fix otherwise.

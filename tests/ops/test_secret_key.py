@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import require_strong_secret
-from tests.ops.conftest import PYTHON, ROOT
+from config.env import CONFIGURING_VARIABLES, require_strong_secret
+from tests.ops.conftest import PYTHON, ROOT, base_environment
 
 GENERATOR_HINT = "secrets.token_urlsafe(50)"
 
@@ -81,7 +81,49 @@ def test_development_still_starts_without_a_secret_key(production_env):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_fresh_clone_without_a_development_env_file_is_told_how_to_start(
+def test_a_fresh_clones_first_command_runs_in_development_mode_and_says_so(tmp_path):
+    """Before `make run` wrote .env, with nothing configured: `manage.py check` works."""
+    env = {**base_environment(tmp_path), "SIGNOFF_ENV_FILE": str(tmp_path / "missing.env")}
+    result = manage_check(env)
+    assert result.returncode == 0, result.stderr
+    assert "Development mode for this command (DEBUG on" in result.stderr
+    assert "`make run` writes a .env" in result.stderr
+    assert not (tmp_path / "missing.env").exists()  # nothing the web server would read later
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    [
+        pytest.param(["-c", "import config.wsgi"], id="gunicorn"),
+        pytest.param(["-m", "celery", "-A", "config", "report"], id="celery"),
+    ],
+)
+def test_the_web_server_and_celery_never_start_unconfigured(tmp_path, entry_point):
+    env = {**base_environment(tmp_path), "SIGNOFF_ENV_FILE": str(tmp_path / "missing.env")}
+    result = subprocess.run(
+        [PYTHON, *entry_point], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY (or SECRET_KEY_FILE, a file holding it) must be set" in result.stderr
+    assert "Development mode" not in result.stderr
+
+
+@pytest.mark.parametrize("variable", [name for name in CONFIGURING_VARIABLES if name != "DEBUG"])
+def test_a_command_where_anything_is_configured_keeps_production_mode(tmp_path, variable):
+    """One production variable set (say DATABASE_URL, SECRET_KEY forgotten): no development."""
+    value = "/nonexistent" if variable.endswith("_FILE") else "x"
+    env = {
+        **base_environment(tmp_path),
+        "SIGNOFF_ENV_FILE": str(tmp_path / "missing.env"),
+        variable: value,
+    }
+    result = manage_check(env)
+    assert result.returncode != 0
+    assert "Development mode" not in result.stderr
+    assert "ImproperlyConfigured" in result.stderr or "FileNotFoundError" in result.stderr
+
+
+def test_a_missing_secret_key_beside_other_settings_is_refused_with_how_to_start(
     production_env, tmp_path
 ):
     env = {**production_env, "SIGNOFF_ENV_FILE": str(tmp_path / "missing.env")}
@@ -90,6 +132,7 @@ def test_a_fresh_clone_without_a_development_env_file_is_told_how_to_start(
     assert result.returncode != 0
     assert "SECRET_KEY (or SECRET_KEY_FILE, a file holding it) must be set" in result.stderr
     assert "`make run` (or `.venv/bin/python bin/dev-env`) first writes" in result.stderr
+    assert "Development mode" not in result.stderr
 
 
 def test_production_without_a_secret_key_is_not_sent_to_the_development_env_file(
