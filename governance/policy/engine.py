@@ -35,6 +35,7 @@ from governance.policy.evidence import (
     merge_requirement,
     validate_requirement,
 )
+from governance.policy.positions import first_repeated_key
 from governance.policy.standard import standard_templates
 
 __all__ = ["CONTEXT_VARIABLES", "EvidenceRequirement", "PolicyError"]
@@ -316,6 +317,7 @@ def _parse(source: str) -> tuple[Rule, ...]:
     except RecursionError:
         # PyYAML composes nested collections recursively: a few thousand `[` exhaust the stack.
         raise PolicyError("The policy nests lists or mappings too deeply.", line=1) from None
+    _refuse_repeated_keys(root)
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         raise PolicyError("The policy must be a mapping with a list under 'rules'.", line=1)
     reject_unknown(document, _DOCUMENT_KEYS, "The policy")
@@ -328,12 +330,13 @@ def _parse(source: str) -> tuple[Rule, ...]:
         node = rule_nodes[index] if index < len(rule_nodes) else None
         try:
             rule = _parse_rule(raw, index, node, source)
+            where = _rule_place(f"Rule '{rule.id}'", node)
             if rule.id in seen:
-                raise PolicyError(f"Rule '{rule.id}' (line {_line(node)}): the id is used twice.")
+                raise PolicyError(f"{where}: the id is used twice.")
             sla = rule.require.get("sla")
             if sla is not None and not one_of(sla, slas):
                 raise PolicyError(
-                    f"Rule '{rule.id}' (line {_line(node)}): SLA '{sla}' is not defined under "
+                    f"{where}: SLA '{sla}' is not defined under "
                     f"'slas' ({', '.join(slas) or 'none are'})."
                 )
         except PolicyError as exc:
@@ -346,8 +349,29 @@ def _parse(source: str) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _line(node: yaml.Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None else 0
+def _refuse_repeated_keys(root: yaml.Node | None) -> None:
+    repeat = first_repeated_key(root)
+    if repeat is None:
+        return
+    first, second = repeat
+    raise PolicyError(
+        f"'{second.value}' is given twice in one mapping (line {first.start_mark.line + 1}, then "
+        f"line {second.start_mark.line + 1}): YAML would keep only the second and silently drop "
+        "the first. Give it once.",
+        line=second.start_mark.line + 1,
+        column=second.start_mark.column + 1,
+    )
+
+
+def _line(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _rule_place(rule: str, node: yaml.Node | None) -> str:
+    """How a refusal names a rule: with its line where the YAML places it (a rule brought in by
+    a merge key `<<` has no node of its own)."""
+    line = _line(node)
+    return f"{rule} (line {line})" if line is not None else rule
 
 
 def _section_items(root: yaml.Node | None, section: str) -> list[yaml.Node]:
@@ -370,24 +394,24 @@ def _check_stage_sources(rules: list[Rule], nodes: list[yaml.Node]) -> None:
             if key in first and first[key][1] != source:
                 other, other_source = first[key]
                 node = nodes[index] if index < len(nodes) else None
+                where = _rule_place(f"Rule '{rule.id}'", node)
                 raise PolicyError(
-                    f"Rule '{rule.id}' (line {_line(node)}): stage '{key}' is drawn from "
+                    f"{where}: stage '{key}' is drawn from "
                     f"{source}, but rule '{other}' draws it from {other_source}; one stage has "
                     "one approver source (use another stage key for the other approvers).",
-                    line=_line(node) or None,
+                    line=_line(node),
                     column=node.start_mark.column + 1 if node is not None else None,
                 )
             first.setdefault(key, (rule.id, source))
 
 
 def _parse_rule(raw: Any, index: int, node: yaml.Node | None, source: str) -> Rule:
-    line = _line(node)
     if not isinstance(raw, dict):
-        raise PolicyError(f"Rule {index + 1} (line {line}) must be a mapping.")
+        raise PolicyError(f"{_rule_place(f'Rule {index + 1}', node)} must be a mapping.")
     rule_id = str(raw.get("id") or "").strip()
     if not rule_id:
-        raise PolicyError(f"Rule {index + 1} (line {line}) needs an 'id'.")
-    where = f"Rule '{rule_id}' (line {line})"
+        raise PolicyError(f"{_rule_place(f'Rule {index + 1}', node)} needs an 'id'.")
+    where = _rule_place(f"Rule '{rule_id}'", node)
     reject_unknown(raw, _RULE_KEYS, where)
     when = raw.get("when", "true")
     # YAML reads a bare `when: true` as a boolean; CEL spells it in lower case.

@@ -69,3 +69,30 @@ def _flow_places(source: str, node: yaml.ScalarNode) -> list[tuple[int, int]]:
     if not quoted:
         places.append((line, column))  # the end, where an unfinished condition is reported
     return places
+
+
+def first_repeated_key(root: yaml.Node | None) -> tuple[yaml.Node, yaml.Node] | None:
+    """The first key given twice in one mapping, as (first, second) key nodes; None if none.
+
+    YAML keeps a repeated key's last value and silently drops the earlier one: a second
+    `rules:` would erase every rule above it, a second `stages:` a stage a reviewer can read.
+    """
+    repeats, seen_nodes, pending = [], set(), [root]
+    while pending:
+        node = pending.pop()
+        # An alias is the node it names: walk each node once (a YAML bomb stays cheap).
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[str, yaml.Node] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value in keys:
+                    repeats.append((keys[key.value], key))
+                elif isinstance(key, yaml.ScalarNode):
+                    keys[key.value] = key
+                pending.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
+    # The walk's order is not the document's: report the repeat a reader meets first.
+    return min(repeats, key=lambda pair: pair[1].start_mark.index, default=None)

@@ -497,20 +497,19 @@ def test_built_in_checks_name_every_rule_that_asked_and_itsm_joins_the_checklist
 
 
 def test_a_source_conflict_the_yaml_cannot_place_is_refused_without_a_place():
-    """A repeated `rules:` key: YAML keeps the last list, whose third rule the first list (the
-    one positions are read from, two rules long) does not reach."""
+    """Rules brought in by a merge key (`<<`) have no place of their own in the document."""
     source = (
-        "rules:\n  - id: x\n  - id: y\nrules:\n"
-        "  - id: a\n    require:\n      stages: [{key: s, approvers: cab}]\n"
-        "  - id: b\n"
-        "  - id: c\n    require:\n      stages: [{key: s, approvers: service_owners}]\n"
+        "<<:\n  rules:\n"
+        "    - id: a\n      require:\n        stages: [{key: s, approvers: cab}]\n"
+        "    - id: b\n"
+        "    - id: c\n      require:\n        stages: [{key: s, approvers: service_owners}]\n"
     )
 
     with pytest.raises(PolicyError) as excinfo:
         engine.parse(source)
 
-    assert "stage 's' is drawn from service_owners, but rule 'a' draws it from cab" in str(
-        excinfo.value
+    assert str(excinfo.value).startswith(
+        "Rule 'c': stage 's' is drawn from service_owners, but rule 'a' draws it from cab"
     )
     assert (excinfo.value.line, excinfo.value.column) == (None, None)
 

@@ -74,26 +74,26 @@ def test_a_cel_error_in_a_folded_condition_names_the_yaml_line():
         engine.parse(source)
 
 
-REPEATED_RULES_KEY = """rules:
-  - id: a
-rules:
-  - id: b
-  - id: c
-    when: service.tier ==
+# A merge key (`<<`) brings the rules in: YAML gives them no place of their own in the document.
+MERGED_RULES = """<<:
+  rules:
+    - id: b
+    - id: c
+      when: service.tier ==
 """
 
 
-def test_a_repeated_rules_key_keeps_the_last_list_as_yaml_does():
-    source = REPEATED_RULES_KEY.replace("    when: service.tier ==\n", "")
+def test_rules_brought_in_by_a_merge_key_apply():
+    source = MERGED_RULES.replace("      when: service.tier ==\n", "")
 
     assert [rule.id for rule in engine.parse(source)] == ["b", "c"]
 
 
 def test_a_cel_error_the_yaml_cannot_place_counts_lines_from_the_condition():
-    """With a repeated `rules:` key, YAML's node positions describe another list: the message
-    still names the rule, and the line within the condition."""
-    with pytest.raises(PolicyError, match=r"^Rule 'c' .*: CEL syntax error in 'when' at line 1, "):
-        engine.parse(REPEATED_RULES_KEY)
+    """The message still names the rule, and the line within the condition, but no line of the
+    document it cannot know."""
+    with pytest.raises(PolicyError, match=r"^Rule 'c': CEL syntax error in 'when' at line 1, "):
+        engine.parse(MERGED_RULES)
 
 
 def test_every_unknown_key_of_a_rule_is_named():

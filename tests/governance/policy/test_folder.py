@@ -179,6 +179,22 @@ def test_invalid_yaml_is_reported_against_its_file(policy_dir):
     assert err.startswith(f"{policy_dir}/90-emergency.yaml:3:1: not valid YAML")
 
 
+def test_a_key_given_twice_is_reported_against_its_file_and_lines(policy_dir):
+    write(
+        policy_dir,
+        {"20-production.yaml": PRODUCTION.replace("count: 2\n", "count: 2\n        count: 1\n")},
+    )
+
+    status, _, err = check(policy_dir)
+
+    assert status == 1
+    assert err == (
+        f"{policy_dir}/20-production.yaml:12:9: 'count' is given twice in one mapping "
+        "(20-production.yaml line 11, then 20-production.yaml line 12): YAML would keep only the "
+        "second and silently drop the first. Give it once.\n"
+    )
+
+
 def test_a_valid_folder_checks_ok_without_a_database(policy_dir):
     # No django_db mark: pytest-django fails any query, so this proves CI needs no database.
     assert check(policy_dir) == (0, "OK: 3 rules in 3 files\n", "")

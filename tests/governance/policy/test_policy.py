@@ -379,6 +379,87 @@ def test_duplicate_rule_ids_are_refused():
     assert str(excinfo.value) == "Rule 'r' (line 3): the id is used twice."
 
 
+STAGE = "{key: s, name: S, approvers: service_owners, count: 2}"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param(
+            rules("  - id: a\n") + rules("  - id: b\n"),
+            "'rules' is given twice in one mapping (line 1, then line 3)",
+            id="a second rules section",
+        ),
+        pytest.param(
+            rules(f"  - id: a\n    require:\n      stages: [{STAGE}]\n      stages: []\n"),
+            "'stages' is given twice in one mapping (line 4, then line 5)",
+            id="a second stages list",
+        ),
+        pytest.param(
+            rules(
+                "  - id: a\n    require:\n      stages:\n        - key: s\n          name: S\n"
+                "          approvers: service_owners\n          count: 2\n          count: 1\n"
+            ),
+            "'count' is given twice in one mapping (line 8, then line 9)",
+            id="a stage's count",
+        ),
+        pytest.param(
+            rules("  - id: a\n    when: environment.risk == 'high'\n    when: 'false'\n"),
+            "'when' is given twice in one mapping (line 3, then line 4)",
+            id="a rule's condition",
+        ),
+        pytest.param(
+            "slas:\n  - {id: fast, due_hours: 4, due_hours: 400}\n" + rules("  - id: a\n"),
+            "'due_hours' is given twice in one mapping (line 2, then line 2)",
+            id="an SLA",
+        ),
+        pytest.param(
+            "base: &b {count: 2, count: 1}\n" + rules("  - id: a\n"),
+            "'count' is given twice in one mapping (line 1, then line 1)",
+            id="behind an anchor",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_rather_than_silently_dropped(source, message):
+    """YAML keeps a repeated key's last value: what a reviewer reads would not be what applies."""
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value) == (
+        f"{message}: YAML would keep only the second and silently drop the first. Give it once."
+    )
+    assert excinfo.value.line == int(message.split("then line ")[1].rstrip(")"))
+
+
+def test_the_first_repeated_key_in_the_document_is_the_one_named():
+    source = rules(
+        "  - id: a\n    when: 'true'\n    when: 'true'\n",
+        "  - id: b\n    description: x\n    description: y\n",
+    )
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert (excinfo.value.line, excinfo.value.column) == (4, 5)
+
+
+def test_aliases_repeated_many_times_are_checked_quickly():
+    """Each node is walked once, however many aliases name it (a 'billion laughs' document)."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse("\n".join(lines) + "\n" + rules("  - id: a\n"))
+
+    assert "unknown key" in str(excinfo.value)  # the walk finished; a0... are not policy keys
+
+
+def test_a_rule_the_yaml_cannot_place_is_named_without_a_line():
+    """Rules brought in by a merge key (`<<`) have no place of their own in the document."""
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse("<<: {rules: [{description: no id}]}\n")
+
+    assert str(excinfo.value) == "Rule 1 needs an 'id'."
+
+
 def test_a_bare_yaml_boolean_condition_means_what_it_says():
     source = rules("  - id: always\n    when: true\n", "  - id: never\n    when: false\n")
 
