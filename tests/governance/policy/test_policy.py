@@ -442,6 +442,21 @@ def test_the_first_repeated_key_in_the_document_is_the_one_named():
     assert (excinfo.value.line, excinfo.value.column) == (4, 5)
 
 
+def test_a_repeated_key_is_found_beside_a_stage_shared_through_an_anchor():
+    """A node met again through its alias is skipped, and the walk goes on to the rest."""
+    source = rules(
+        "  - id: a\n    when: 'true'\n    when: 'false'\n",
+        f"  - id: b\n    require:\n      stages: [&owners {STAGE}]\n",
+        "  - id: c\n    require:\n      stages: [*owners]\n",
+    )
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value).startswith(
+        "'when' is given twice in one mapping (line 3, then line 4)"
+    )
+
+
 def test_aliases_repeated_many_times_are_checked_quickly():
     """Each node is walked once, however many aliases name it (a 'billion laughs' document)."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
