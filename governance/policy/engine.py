@@ -393,6 +393,8 @@ def _check_stage_sources(rules: list[Rule], nodes: list[yaml.Node]) -> None:
             key, source = stage["key"], stage["approvers"]
             if key in first and first[key][1] != source:
                 other, other_source = first[key]
+                # `nodes` has one node per rule, or none (rules brought in by a merge key), and
+                # a conflict needs an earlier rule: `<=` would read the same (equivalent mutant).
                 node = nodes[index] if index < len(nodes) else None
                 where = _rule_place(f"Rule '{rule.id}'", node)
                 raise PolicyError(
