@@ -378,6 +378,27 @@ def test_a_policy_with_an_unknown_top_level_section_is_refused():
     assert str(excinfo.value) == "The policy: unknown key(s) emergencies."
 
 
+def test_a_document_that_is_not_a_mapping_has_the_default_emergency_settings():
+    assert engine.emergency_settings("- just\n- a list\n") == EmergencySettings()
+
+
+def test_emergency_controls_that_are_not_a_list_are_refused_in_those_words():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n") + "emergency:\n  controls: four eyes\n")
+
+    assert str(excinfo.value) == "emergency, controls must be a list, got 'four eyes'."
+
+
+def test_invalid_yaml_is_refused_with_its_place():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(rules("  - id: r\n    when: [environment\n"))
+
+    message = str(excinfo.value)
+    assert message.startswith("The policy is not valid YAML: while parsing a flow sequence")
+    assert "line 3, column 11" in message  # YAML's own words, with the place of the `[`
+    assert (excinfo.value.line, excinfo.value.column) == (4, 1)
+
+
 def test_emergency_settings_of_invalid_yaml_say_so():
     with pytest.raises(PolicyError) as excinfo:
         engine.emergency_settings("rules: [\n")
