@@ -399,6 +399,36 @@ def test_invalid_yaml_is_refused_with_its_place():
     assert (excinfo.value.line, excinfo.value.column) == (4, 1)
 
 
+def test_characters_yaml_cannot_read_are_refused_in_its_words():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse("rules: []\x07\n")
+
+    assert str(excinfo.value).startswith(
+        "The policy is not valid YAML: unacceptable character #x0007"
+    )
+
+
+def test_lists_nested_too_deeply_for_the_parser_are_refused_at_line_1():
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse("rules: " + "[" * 5000)
+
+    assert str(excinfo.value) == "The policy nests lists or mappings too deeply."
+    assert excinfo.value.line == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["- id: r\n", "slas: []\n", "rules: {id: r}\n", "rules: r\n", "42\n"],
+    ids=["a list", "no rules", "rules a mapping", "rules a word", "a number"],
+)
+def test_a_document_without_a_list_of_rules_is_refused_at_line_1(source):
+    with pytest.raises(PolicyError) as excinfo:
+        engine.parse(source)
+
+    assert str(excinfo.value) == "The policy must be a mapping with a list under 'rules'."
+    assert excinfo.value.line == 1
+
+
 def test_emergency_settings_of_invalid_yaml_say_so():
     with pytest.raises(PolicyError) as excinfo:
         engine.emergency_settings("rules: [\n")
