@@ -306,6 +306,8 @@ def _parse(source: str) -> tuple[Rule, ...]:
         root = yaml.compose(source)
         document = yaml.safe_load(source)
     except yaml.MarkedYAMLError as exc:
+        # Every error PyYAML's scanner, parser, composer and safe constructor raise carries a
+        # problem mark; `if mark` only guards (`or True` there is an equivalent mutant).
         mark = exc.problem_mark
         raise PolicyError(
             f"The policy is not valid YAML: {exc}",
