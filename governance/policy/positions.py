@@ -1,9 +1,10 @@
-"""Where in a policy's YAML a character of a scalar value came from.
+"""Where in a policy's YAML things are: a character of a scalar value, a key given twice.
 
 A CEL syntax error names a line and column of the condition as the engine compiled it: after
 YAML folded a `>` block into one line, or read a `|` block, a quoted string or a plain scalar.
 People fix the file, so messages must name the file's own line and column. `source_position`
 maps an offset in the (stripped) value back to the line and column of the document, 1-based.
+`first_repeated_key` finds a key whose earlier value YAML would silently drop.
 """
 
 from __future__ import annotations
