@@ -17,7 +17,11 @@ from tests.reporting.compliance.seed import day, request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
-SIXTY_DAYS = {"framework": "sox", "from": day(-59).isoformat(), "to": day(0).isoformat()}
+
+def sixty_days() -> dict[str, str]:
+    """The last sixty days, as of when the test runs (not when the file was collected: a run
+    that passes midnight would otherwise ask for yesterday and find nothing)."""
+    return {"framework": "sox", "from": day(-59).isoformat(), "to": day(0).isoformat()}
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +40,7 @@ def test_a_60_day_period_is_queued_and_the_browser_follows_its_progress(
     client.force_login(auditor)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.get(reverse("reporting:compliance_csv"), SIXTY_DAYS)
+        response = client.get(reverse("reporting:compliance_csv"), sixty_days())
 
     export = ReportExport.objects.get()
     assert response.status_code == 302
@@ -50,8 +54,8 @@ def test_a_60_day_period_is_queued_and_the_browser_follows_its_progress(
     )
     assert export.parameters == {
         "framework": "SOX",
-        "from": SIXTY_DAYS["from"],
-        "to": SIXTY_DAYS["to"],
+        "from": sixty_days()["from"],
+        "to": sixty_days()["to"],
     }
     page = client.get(response["Location"]).content.decode()
     assert 'hx-trigger="every 2s"' in page
@@ -64,7 +68,7 @@ def test_the_task_writes_the_file_with_its_progress_and_the_requester_downloads_
 ):
     client.force_login(auditor)
     with django_capture_on_commit_callbacks(execute=False):
-        client.get(reverse("reporting:compliance_csv"), SIXTY_DAYS)
+        client.get(reverse("reporting:compliance_csv"), sixty_days())
     export = ReportExport.objects.get()
 
     assert compliance_export_task(export.pk) == "done"
@@ -89,7 +93,7 @@ def test_a_task_delivered_twice_writes_the_file_once(
 ):
     client.force_login(auditor)
     with django_capture_on_commit_callbacks(execute=False):
-        client.get(reverse("reporting:compliance_pdf"), SIXTY_DAYS)
+        client.get(reverse("reporting:compliance_pdf"), sixty_days())
     export = ReportExport.objects.get()
     assert run_compliance_export(export.pk) == "done"
     written = ReportExport.objects.get().file.name
@@ -106,7 +110,7 @@ def test_with_a_token_the_answer_is_202_and_the_eager_task_has_written_the_pdf(
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.get(reverse("reporting:compliance_pdf"), SIXTY_DAYS, **bearer)
+        response = client.get(reverse("reporting:compliance_pdf"), sixty_days(), **bearer)
 
     export = ReportExport.objects.get()
     body = json.loads(response.content)
@@ -127,7 +131,7 @@ def test_an_export_still_running_has_no_file_to_download(
 ):
     client.force_login(auditor)
     with django_capture_on_commit_callbacks(execute=False):
-        client.get(reverse("reporting:compliance_csv"), SIXTY_DAYS)
+        client.get(reverse("reporting:compliance_csv"), sixty_days())
     export = ReportExport.objects.get()
 
     response = client.get(reverse("reporting:export_download", args=[export.pk]))
