@@ -1,16 +1,13 @@
 #!/usr/bin/env python
 import os
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from config.env import FRESH_CLONE_NOTICE, is_unconfigured
 
-    if is_unconfigured(Path(os.environ.get("SIGNOFF_ENV_FILE", ROOT / ".env"))):
+    if is_unconfigured():
         # A fresh clone's commands (`manage.py check` before `make run` wrote .env) run as
         # development, in this process and its children only. No file is written: gunicorn and
         # Celery never start through manage.py, so they still refuse to run unconfigured.

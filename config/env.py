@@ -98,10 +98,16 @@ FRESH_CLONE_NOTICE = (
 )
 
 
-def is_unconfigured(env_file: Path) -> bool:
+def development_env_file() -> Path:
+    """The git-ignored development .env that `make run` writes (SIGNOFF_ENV_FILE names another)."""
+    return Path(os.environ.get("SIGNOFF_ENV_FILE", Path(__file__).resolve().parent.parent / ".env"))
+
+
+def is_unconfigured() -> bool:
     """True where nothing is configured: no development .env, none of the variables production
     sets. Only manage.py acts on it; the web server and Celery refuse to start instead."""
-    return not env_file.exists() and not any(name in os.environ for name in CONFIGURING_VARIABLES)
+    configured = any(name in os.environ for name in CONFIGURING_VARIABLES)
+    return not configured and not development_env_file().exists()
 
 
 def require_strong_secret(name: str, value: str | None, *, hint: str = "") -> str:

@@ -22,6 +22,7 @@ from dotenv import load_dotenv
 from config import logs, queues
 from config.env import (
     DEVELOPMENT_ENV_HINT,
+    development_env_file,
     env_bool,
     env_int,
     env_list,
@@ -34,7 +35,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # pytest-xdist's workers run as `python -c`: they are known by the variable xdist sets.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 TESTING = "pytest" in Path(sys.argv[0]).name or sys.argv[1:2] == ["test"] or bool(XDIST_WORKER)
-_env_file = Path(os.environ.get("SIGNOFF_ENV_FILE", BASE_DIR / ".env"))
+_env_file = development_env_file()
 if not TESTING:
     # Development: `make run` writes a git-ignored .env (bin/dev-env) so that every manage.py
     # command works in any terminal. Real environment variables win; production has no .env;
